@@ -1,0 +1,263 @@
+//! The case record and its vocabulary, independent of protobuf and of storage.
+//!
+//! Everything here is plain data with serde derives so the storage layer can persist it; the
+//! rules that change it live in [`super::machine`]. Enum discriminants are stable and are used
+//! as index keys by storage: never renumber them, only append.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+    /// `self + d`, saturating.
+    pub fn plus(self, d: std::time::Duration) -> Timestamp {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(ms))
+    }
+}
+
+macro_rules! stable_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $n:literal => $zh:literal, $en:literal;)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vm])* $v = $n,)+ }
+
+        impl $name {
+            /// Every value, in discriminant order.
+            pub const ALL: &'static [$name] = &[$($name::$v,)+];
+            /// Stable one-byte code (used in index keys).
+            pub const fn code(self) -> u8 { self as u8 }
+            pub fn from_code(c: u8) -> Option<Self> {
+                match c { $($n => Some($name::$v),)+ _ => None }
+            }
+            /// Label shown to staff at a center.
+            pub const fn label_zh(self) -> &'static str { match self { $($name::$v => $zh,)+ } }
+            /// English label (`--lang en`).
+            pub const fn label_en(self) -> &'static str { match self { $($name::$v => $en,)+ } }
+        }
+    };
+}
+
+stable_enum!(
+    /// 案件状态.
+    CaseStatus {
+        Registered = 1 => "未审核", "registered";
+        Accepted = 2 => "待办理", "accepted";
+        InMediation = 3 => "调解中", "in mediation";
+        Resolved = 4 => "已化解", "resolved";
+        Unresolved = 5 => "调解不成", "unresolved";
+        Rejected = 6 => "已拒绝", "rejected";
+        Closed = 7 => "已办结", "closed";
+        Transferred = 8 => "已移交", "transferred";
+    }
+);
+
+impl CaseStatus {
+    /// Still needs work at this node (counts as "open").
+    pub const fn is_open(self) -> bool {
+        matches!(self, CaseStatus::Registered | CaseStatus::Accepted | CaseStatus::InMediation)
+    }
+}
+
+stable_enum!(
+    /// 纠纷类别.
+    Category {
+        Labor = 1 => "劳动争议", "labor";
+        PropertyManagement = 2 => "物业纠纷", "property management";
+        LandContract = 3 => "土地承包", "land contract";
+        MarriageFamily = 4 => "婚姻家庭", "marriage & family";
+        Neighbor = 5 => "邻里纠纷", "neighbor";
+        Medical = 6 => "医疗纠纷", "medical";
+        Traffic = 7 => "交通事故", "traffic";
+        Finance = 8 => "金融借贷", "finance";
+        ConstructionDemolition = 9 => "征地拆迁", "construction & demolition";
+        Lease = 10 => "租赁纠纷", "lease";
+        Consumer = 11 => "消费纠纷", "consumer";
+        Other = 12 => "其他", "other";
+    }
+);
+
+stable_enum!(
+    /// 受理渠道.
+    Channel {
+        WalkIn = 1 => "窗口来访", "walk-in";
+        Hotline12348 = 2 => "12348热线", "12348 hotline";
+        Online = 3 => "网上申请", "online";
+        GridReport = 4 => "网格上报", "grid report";
+        CourtReferral = 5 => "法院委派", "court referral";
+        Petition = 6 => "信访转办", "petition";
+        DepartmentTransfer = 7 => "部门移交", "department transfer";
+    }
+);
+
+stable_enum!(
+    /// 四色风险: red is followed by the county, orange by the township, yellow by the center
+    /// director, blue by the mediator.
+    RiskLevel {
+        Blue = 1 => "蓝", "blue";
+        Yellow = 2 => "黄", "yellow";
+        Orange = 3 => "橙", "orange";
+        Red = 4 => "红", "red";
+    }
+);
+
+stable_enum!(
+    PartyRole {
+        Applicant = 1 => "申请人", "applicant";
+        Respondent = 2 => "被申请人", "respondent";
+        Other = 3 => "其他", "other";
+    }
+);
+
+stable_enum!(
+    MediationMethod {
+        Phone = 1 => "电话", "phone";
+        FaceToFace = 2 => "面对面", "face to face";
+        Video = 3 => "远程视频", "video";
+    }
+);
+
+stable_enum!(
+    MediationType {
+        Peoples = 1 => "人民调解", "people's";
+        Administrative = 2 => "行政调解", "administrative";
+        Judicial = 3 => "司法调解", "judicial";
+        Industry = 4 => "行业性专业性调解", "industry";
+    }
+);
+
+stable_enum!(
+    MediationResult {
+        Agreed = 1 => "达成协议", "agreed";
+        NotAgreed = 2 => "未达成", "not agreed";
+        Continuing = 3 => "继续调解", "continuing";
+    }
+);
+
+stable_enum!(
+    Confirmation {
+        None = 1 => "无", "none";
+        Judicial = 2 => "司法确认", "judicial confirmation";
+        Notarized = 3 => "赋强公证", "notarized";
+    }
+);
+
+/// A party to the dispute. Holds personal data: never log it unmasked (see [`super::mask`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub role: PartyRole,
+    pub name: String,
+    pub phone: String,
+    pub id_number: String,
+}
+
+/// A dispute case as owned (or, when `status == Transferred`, remembered) by one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    /// `CODE-YYYYMMDD-NNNNNN`.
+    pub id: String,
+    pub lookup_code: String,
+    pub status: CaseStatus,
+    pub owner_node: String,
+    pub origin_node: String,
+    /// Ownership epoch (fencing token); starts at 1 and increases on every move.
+    pub epoch: u64,
+    pub moved_to: Option<String>,
+    pub category: Category,
+    pub channel: Channel,
+    pub risk: RiskLevel,
+    pub summary: String,
+    pub description: String,
+    pub parties: Vec<Party>,
+    pub amount_fen: i64,
+    pub grid_id: String,
+    pub handler: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub review_due_at: Timestamp,
+    pub resolve_due_at: Option<Timestamp>,
+    pub settled_amount_fen: i64,
+    pub reopen_count: u32,
+    pub reason: String,
+    pub guidance: String,
+    pub agreement: String,
+    pub confirmation: Option<Confirmation>,
+    pub satisfaction: Option<u8>,
+    pub mediation_type: Option<MediationType>,
+    pub mediation_sessions: u32,
+    pub resolved_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    /// Number of events in the history; the next event gets `history_len + 1`.
+    pub history_len: u64,
+}
+
+impl Case {
+    /// The deadline currently running, if any: review while unreviewed, resolution while
+    /// accepted or in mediation. Storage indexes cases by it for overdue listings.
+    pub fn open_deadline(&self) -> Option<Timestamp> {
+        match self.status {
+            CaseStatus::Registered => Some(self.review_due_at),
+            CaseStatus::Accepted | CaseStatus::InMediation => self.resolve_due_at,
+            _ => None,
+        }
+    }
+
+    pub fn is_overdue(&self, now: Timestamp) -> bool {
+        self.open_deadline().is_some_and(|d| d < now)
+    }
+}
+
+stable_enum!(
+    /// What an event in a case's history records.
+    EventKind {
+        Registered = 1 => "登记受理", "registered";
+        Accepted = 2 => "审核通过", "accepted";
+        Rejected = 3 => "不予受理", "rejected";
+        Assigned = 4 => "派单", "assigned";
+        Mediation = 5 => "调解记录", "mediation";
+        Resolved = 6 => "化解成功", "resolved";
+        Unresolved = 7 => "调解不成", "unresolved";
+        FollowUpClosed = 8 => "回访办结", "follow-up closed";
+        Reopened = 9 => "回访不满意重新办理", "reopened";
+    }
+);
+
+impl EventKind {
+    /// Machine name used on the wire (`CaseEvent.kind`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Registered => "registered",
+            EventKind::Accepted => "accepted",
+            EventKind::Rejected => "rejected",
+            EventKind::Assigned => "assigned",
+            EventKind::Mediation => "mediation",
+            EventKind::Resolved => "resolved",
+            EventKind::Unresolved => "unresolved",
+            EventKind::FollowUpClosed => "follow_up_closed",
+            EventKind::Reopened => "reopened",
+        }
+    }
+}
+
+/// One entry of a case's append-only history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1-based position in the history.
+    pub seq: u64,
+    pub at: Timestamp,
+    /// Node where it happened.
+    pub node: String,
+    /// Caller identity URI.
+    pub actor: String,
+    pub kind: EventKind,
+    pub from_status: Option<CaseStatus>,
+    pub to_status: CaseStatus,
+    /// Readable detail; personal data masked.
+    pub detail: String,
+}
