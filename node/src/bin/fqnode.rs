@@ -1,1 +1,113 @@
-fn main(){}
+//! `fqnode`: one fengqiao node (`fqnode --config FILE`), or a local dev federation
+//! (`fqnode dev`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use fengqiao_node::clock::SystemClock;
+use fengqiao_node::{config, dev, server, telemetry, tls};
+
+#[derive(Parser)]
+#[command(name = "fqnode", version, about = "枫桥 fengqiao: a 综治中心 node server")]
+struct Cli {
+    /// The node's TOML configuration (see tier-configs/ and the README).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run city 6101, county 610116, township 610116001 and villages 610116001001/002 on
+    /// loopback, generating a dev PKI if missing.
+    Dev {
+        /// Folder for dev certificates, configs, data and fqctl profiles.
+        #[arg(long, default_value = ".fengqiao-dev")]
+        dir: PathBuf,
+        /// First port (node i uses base+2i and base+2i+1); 0 picks free ports.
+        #[arg(long, default_value_t = 7400)]
+        base_port: u16,
+    },
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Exactly one rustls provider, chosen before anything can pick one implicitly.
+    tls::install_crypto_provider();
+    let cli = Cli::parse();
+    match (cli.command, cli.config) {
+        (Some(Command::Dev { dir, base_port }), _) => {
+            telemetry::init(false, "info");
+            let fed = match dev::start(&dev::DevOptions { dir, base_port }).await {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("fqnode dev: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            print!("{}", fed.describe());
+            for (n, _) in &fed.nodes {
+                println!("{}", n.ready_line());
+            }
+            wait_for_signal().await;
+            if let Err(e) = fed.shutdown().await {
+                eprintln!("fqnode dev: shutdown: {e}");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        (None, Some(path)) => {
+            let cfg = match config::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("fqnode: {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init(cfg.log_json, &cfg.log_level);
+            let node = match server::start(cfg, Arc::new(SystemClock::default())).await {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("fqnode: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            println!("{}", node.ready_line());
+            wait_for_signal().await;
+            if let Err(e) = node.shutdown().await {
+                eprintln!("fqnode: shutdown: {e}");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        (None, None) => {
+            eprintln!("fqnode: give --config FILE to run a node, or `fqnode dev` for a local federation");
+            ExitCode::from(2)
+        }
+    }
+}

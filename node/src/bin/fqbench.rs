@@ -1,0 +1,234 @@
+//! `fqbench`: load generator for BENCHMARKS.md.
+//!
+//! Starts a real `fqnode` (the sibling binary of this one, so `cargo build --release` then
+//! `target/release/fqbench` measures a release node) on loopback with a fresh PKI and data
+//! folder, then drives it over mutual TLS with `--concurrency` requests in flight:
+//!
+//! 1. baseline: `grpc.health.v1.Health/Check`, a no-op RPC through the same TLS, HTTP/2 and
+//!    tonic stack;
+//! 2. `CaseService/RegisterCase`, each a durable (group-committed, fsynced) write.
+//!
+//! It prints requests/s and p50/p99/max latency for both, and their ratio: the machine is
+//! shared and noisy, so the ratio to a baseline measured in the same run is the figure to
+//! compare across runs.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use fengqiao_node::code::NodeCode;
+use fengqiao_node::identity::Role;
+use fengqiao_node::{pki, tls};
+use fengqiao_proto::v1 as pb;
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(name = "fqbench", about = "Load generator: RegisterCase over mutual TLS against a real fqnode")]
+struct Args {
+    /// Requests in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections the requests are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Measured time per phase.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up per phase.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// The fqnode binary (default: next to this one).
+    #[arg(long)]
+    fqnode: Option<PathBuf>,
+    /// Division code of the node under test.
+    #[arg(long, default_value = "610116001")]
+    code: String,
+}
+
+struct Stats {
+    ops: usize,
+    errors: usize,
+    elapsed: Duration,
+    lat_us: Vec<u32>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.lat_us[i.min(self.lat_us.len() - 1)]) / 1000.0
+    }
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<14} {:>10.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   ({} ok, {} errors)",
+            self.rate(),
+            self.pct(0.50),
+            self.pct(0.99),
+            self.pct(1.0),
+            self.ops,
+            self.errors
+        )
+    }
+}
+
+/// Runs `op` from `concurrency` tasks: `warmup` unmeasured, then `duration` measured.
+async fn drive<F, Fut>(concurrency: usize, warmup: Duration, duration: Duration, op: F) -> Stats
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut err, mut lat) = (0usize, 0usize, Vec::with_capacity(64 * 1024));
+            let mut seq = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                seq += 1;
+                let good = op(worker, seq).await;
+                if t0 >= measure_from {
+                    if good {
+                        ok += 1;
+                        lat.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    } else {
+                        err += 1;
+                    }
+                }
+            }
+            (ok, err, lat)
+        }));
+    }
+    let mut stats = Stats { ops: 0, errors: 0, elapsed: duration, lat_us: Vec::new() };
+    for t in tasks {
+        if let Ok((ok, err, lat)) = t.await {
+            stats.ops += ok;
+            stats.errors += err;
+            stats.lat_us.extend(lat);
+        }
+    }
+    stats.lat_us.sort_unstable();
+    stats
+}
+
+fn request(worker: usize, seq: u64) -> pb::RegisterCaseRequest {
+    pb::RegisterCaseRequest {
+        idempotency_key: format!("bench-{worker}-{seq}"),
+        category: pb::Category::Labor as i32,
+        channel: pb::Channel::WalkIn as i32,
+        summary: "讨薪：拖欠工资三个月".into(),
+        description: "申请人在建筑工地务工，被拖欠工资 4400 元，多次讨要未果。".into(),
+        parties: vec![
+            pb::Party {
+                role: pb::PartyRole::Applicant as i32,
+                name: "张三".into(),
+                phone: "13812345678".into(),
+                id_number: "610102199001011234".into(),
+            },
+            pb::Party {
+                role: pb::PartyRole::Respondent as i32,
+                name: "某建筑公司".into(),
+                phone: "02988886666".into(),
+                id_number: String::new(),
+            },
+        ],
+        amount_fen: 440_000,
+        risk: pb::RiskLevel::Blue as i32,
+        grid_id: "g-01".into(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tls::install_crypto_provider();
+    let args = Args::parse();
+    let fqnode = match args.fqnode {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("fqnode"),
+    };
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let code = NodeCode::parse(&args.code)?;
+    pki::init_ca(dir)?;
+    let node_cert = pki::issue_node(dir, &code, &[])?;
+    let op = pki::issue_operator(dir, &code, Role::Intake, "bench")?;
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:0\"\n\
+             data_dir = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n[log]\nlevel = \"warn\"\n",
+            dir.join("data").display(),
+            dir.join("ca.pem").display(),
+            node_cert.cert.display(),
+            node_cert.key.display()
+        ),
+    )?;
+    let mut child = Command::new(&fqnode)
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", fqnode.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("fengqiao-ready") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "fqnode did not start within 60 s")?;
+    let listen = ready
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("listen="))
+        .ok_or("no listen address in ready line")?
+        .to_string();
+    let files = tls::TlsFiles { ca: dir.join("ca.pem"), cert: op.cert.clone(), key: op.key.clone() };
+    let mut channels: Vec<Channel> = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(tls::connect(&format!("https://{listen}"), &files).await?);
+    }
+    let channels = Arc::new(channels);
+
+    println!(
+        "fqbench: {} in flight over {} connections, {:?} per phase after {:?} warm-up, node {}",
+        args.concurrency, args.connections, args.duration, args.warmup, fqnode.display()
+    );
+    let chs = channels.clone();
+    let health = drive(args.concurrency, args.warmup, args.duration, move |w, _| {
+        let mut c = tonic_health::pb::health_client::HealthClient::new(chs[w % chs.len()].clone());
+        async move { c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() }
+    })
+    .await;
+    println!("{}", health.line("health (no-op)"));
+    let chs = channels.clone();
+    let register = drive(args.concurrency, args.warmup, args.duration, move |w, seq| {
+        let mut c = pb::case_service_client::CaseServiceClient::new(chs[w % chs.len()].clone());
+        async move { c.register_case(request(w, seq)).await.is_ok() }
+    })
+    .await;
+    println!("{}", register.line("RegisterCase"));
+    println!("ratio RegisterCase / no-op: {:.2}", register.rate() / health.rate().max(1.0));
+
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `fqctl pki`: writes a dev CA and node/operator certificates (see certs/README.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::EXIT_USAGE;
+use crate::code::NodeCode;
+use crate::identity::Role;
+use crate::pki;
+
+#[derive(Subcommand)]
+pub enum PkiCommand {
+    /// Create a dev CA: DIR/ca.pem and DIR/ca.key (kept if both exist).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue DIR/node-CODE.pem/.key, valid for localhost, 127.0.0.1 and each --host.
+    Node {
+        /// Division code of the node (2/4/6/9/12 digits).
+        code: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Extra DNS name or IP address the node is reached at (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// Issue DIR/op-CODE-ROLE-USER.pem/.key for a person at node CODE.
+    Operator {
+        code: String,
+        /// intake | mediator | director | auditor | admin
+        role: String,
+        /// Login name: letters, digits, '.', '_' or '-' (1–64).
+        user: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("fqctl pki: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+pub fn run(cmd: PkiCommand) -> ExitCode {
+    match cmd {
+        PkiCommand::Init { dir } => match pki::init_ca(&dir) {
+            Ok(p) => {
+                println!("{}", p.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        PkiCommand::Node { code, dir, hosts } => {
+            let code = match NodeCode::parse(&code) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match pki::issue_node(&dir, &code, &hosts) {
+                Ok(p) => {
+                    println!("{}\n{}", p.cert.display(), p.key.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        PkiCommand::Operator { code, role, user, dir } => {
+            let code = match NodeCode::parse(&code) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let role: Role = match role.parse() {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            match pki::issue_operator(&dir, &code, role, &user) {
+                Ok(p) => {
+                    println!("{}\n{}", p.cert.display(), p.key.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Node configuration, layered with the `config` crate:
+//!
+//! 1. built-in defaults ([`DEFAULTS`]),
+//! 2. the tier config chosen by the length of `code` (`tier-configs/<tier>.toml`, compiled in;
+//!    `tier_config = "PATH"` in the node file uses an edited copy instead),
+//! 3. the node's own TOML file (`fqnode --config FILE`),
+//! 4. the environment: every key can be set as `FENGQIAO__KEY`, sections with `__`
+//!    (`FENGQIAO__TLS__CERT`, `FENGQIAO__DEADLINES__REVIEW=90s`).
+//!
+//! Unknown keys are errors (a typo must not be silently ignored) and every invalid value stops
+//! the start with a message naming the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::code::{NodeCode, Tier};
+use crate::domain::Deadlines;
+use crate::tls::TlsFiles;
+
+/// Built-in defaults, the lowest layer.
+pub const DEFAULTS: &str = r#"
+parent = ""
+name = ""
+tier_config = ""
+
+[storage]
+cache_capacity_mb = 16
+
+[deadlines]
+review = "3d"
+resolve = "30d"
+follow_up = "7d"
+
+[limits]
+max_message_bytes = 1048576
+max_concurrent_streams = 256
+request_timeout = "30s"
+
+[log]
+format = "text"
+level = "info"
+"#;
+
+/// The compiled-in tier config for a tier.
+pub fn builtin_tier_config(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Province | Tier::City => include_str!("../../tier-configs/city.toml"),
+        Tier::County => include_str!("../../tier-configs/county.toml"),
+        Tier::Township => include_str!("../../tier-configs/township.toml"),
+        Tier::Village => include_str!("../../tier-configs/village.toml"),
+    }
+}
+
+/// The file format as written by people, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    code: String,
+    name: String,
+    listen: String,
+    federation_listen: String,
+    parent: String,
+    data_dir: PathBuf,
+    tier_config: String,
+    tls: RawTls,
+    storage: RawStorage,
+    deadlines: RawDeadlines,
+    limits: RawLimits,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    cache_capacity_mb: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadlines {
+    review: String,
+    resolve: String,
+    follow_up: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_message_bytes: usize,
+    max_concurrent_streams: u32,
+    request_timeout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: String,
+    level: String,
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `code`: the administrative division code of this node (2/4/6/9/12 digits); its length
+    /// gives the tier, its prefix the parent.
+    pub code: NodeCode,
+    /// `name`: display name of the center, e.g. "长安区综治中心" (optional).
+    pub name: String,
+    /// `listen`: address of the operator API (CaseService, health, reflection).
+    pub listen: SocketAddr,
+    /// `federation_listen`: address of the node-to-node API.
+    pub federation_listen: SocketAddr,
+    /// `parent`: the parent's federation URL (`https://host:port`); absent or empty at the top.
+    pub parent: Option<String>,
+    /// `data_dir`: where this node's sled database lives.
+    pub data_dir: PathBuf,
+    /// `[tls]` `ca`, `cert`, `key`: PEM files of the federation CA and this node's certificate.
+    pub tls: TlsFiles,
+    /// `[storage]` `cache_capacity_mb`: sled page-cache size in MiB (1–4096).
+    pub cache_capacity_bytes: u64,
+    /// `[deadlines]` `review`, `resolve`, `follow_up`: durations like "3d", "12h", "90s".
+    pub deadlines: Deadlines,
+    /// `[limits]` `max_message_bytes`: largest request accepted (4 KiB–64 MiB).
+    pub max_message_bytes: usize,
+    /// `[limits]` `max_concurrent_streams`: HTTP/2 streams per connection (1–10000).
+    pub max_concurrent_streams: u32,
+    /// `[limits]` `request_timeout`: longest time one RPC may take.
+    pub request_timeout: Duration,
+    /// `[log]` `format`: "text" or "json".
+    pub log_json: bool,
+    /// `[log]` `level`: a tracing filter such as "info" or "fengqiao_node=debug,info";
+    /// `RUST_LOG` overrides it.
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration field `{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+fn invalid(field: &'static str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { field, message: message.to_string() }
+}
+
+fn env_source() -> Environment {
+    Environment::with_prefix("FENGQIAO").prefix_separator("__").separator("__").try_parsing(true)
+}
+
+/// Loads the layered configuration of a node from `file` (plus the environment).
+pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
+    let node_file = || File::from(file).format(FileFormat::Toml).required(true);
+    // First pass: just enough to learn the code (and so the tier) and an optional tier file.
+    let pre = Config::builder().add_source(node_file()).add_source(env_source()).build()?;
+    let code_str: String = pre
+        .get_string("code")
+        .map_err(|_| invalid("code", "missing: set the node's division code"))?;
+    let code = NodeCode::parse(&code_str).map_err(|e| invalid("code", e))?;
+    let tier_override = pre.get_string("tier_config").unwrap_or_default();
+    let tier_toml = if tier_override.is_empty() {
+        builtin_tier_config(code.tier()).to_string()
+    } else {
+        std::fs::read_to_string(&tier_override)
+            .map_err(|e| invalid("tier_config", format!("cannot read {tier_override}: {e}")))?
+    };
+    let raw: RawConfig = Config::builder()
+        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+        .add_source(File::from_str(&tier_toml, FileFormat::Toml))
+        .add_source(node_file())
+        .add_source(env_source())
+        .build()?
+        .try_deserialize()?;
+    validate(raw)
+}
+
+fn parse_duration(field: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| invalid(field, format!("{s:?} is not a duration like \"3d\", \"12h\" or \"90s\": {e}")))?;
+    if d.is_zero() {
+        return Err(invalid(field, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn parse_addr(field: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|e| invalid(field, format!("{s:?} is not an address like 127.0.0.1:7400: {e}")))
+}
+
+fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
+    let RawConfig {
+        code,
+        name,
+        listen,
+        federation_listen,
+        parent,
+        data_dir,
+        tier_config: _,
+        tls,
+        storage,
+        deadlines,
+        limits,
+        log,
+    } = raw;
+    let code = NodeCode::parse(&code).map_err(|e| invalid("code", e))?;
+    let listen = parse_addr("listen", &listen)?;
+    let federation_listen = parse_addr("federation_listen", &federation_listen)?;
+    if listen == federation_listen && listen.port() != 0 {
+        return Err(invalid("federation_listen", "must differ from `listen`"));
+    }
+    let parent = match parent.trim() {
+        "" => None,
+        url if url.starts_with("https://") => Some(url.to_string()),
+        url => return Err(invalid("parent", format!("{url:?} must be an https:// URL (links are always mutual TLS)"))),
+    };
+    if data_dir.as_os_str().is_empty() {
+        return Err(invalid("data_dir", "must be set"));
+    }
+    for (field, p) in [("tls.ca", &tls.ca), ("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+        if p.as_os_str().is_empty() {
+            return Err(invalid(field, "must be set"));
+        }
+    }
+    if !(1..=4096).contains(&storage.cache_capacity_mb) {
+        return Err(invalid("storage.cache_capacity_mb", "must be 1–4096"));
+    }
+    let deadlines = Deadlines {
+        review: parse_duration("deadlines.review", &deadlines.review)?,
+        resolve: parse_duration("deadlines.resolve", &deadlines.resolve)?,
+        follow_up: parse_duration("deadlines.follow_up", &deadlines.follow_up)?,
+    };
+    if !(4096..=64 << 20).contains(&limits.max_message_bytes) {
+        return Err(invalid("limits.max_message_bytes", "must be 4096–67108864"));
+    }
+    if !(1..=10_000).contains(&limits.max_concurrent_streams) {
+        return Err(invalid("limits.max_concurrent_streams", "must be 1–10000"));
+    }
+    let request_timeout = parse_duration("limits.request_timeout", &limits.request_timeout)?;
+    let log_json = match log.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => return Err(invalid("log.format", format!("{other:?}: use \"text\" or \"json\""))),
+    };
+    Ok(NodeConfig {
+        code,
+        name,
+        listen,
+        federation_listen,
+        parent,
+        data_dir,
+        tls: TlsFiles { ca: tls.ca, cert: tls.cert, key: tls.key },
+        cache_capacity_bytes: storage.cache_capacity_mb << 20,
+        deadlines,
+        max_message_bytes: limits.max_message_bytes,
+        max_concurrent_streams: limits.max_concurrent_streams,
+        request_timeout,
+        log_json,
+        log_level: log.level,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("node.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    const BASE: &str = r#"
+code = "610116"
+listen = "127.0.0.1:7400"
+federation_listen = "127.0.0.1:7401"
+data_dir = "data"
+[tls]
+ca = "ca.pem"
+cert = "node.pem"
+key = "node.key"
+"#;
+
+    // Environment variables are process-wide, so every env-dependent assertion lives in this
+    // one test to keep parallel tests independent.
+    #[test]
+    fn layers_apply_in_order_and_env_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), &format!("{BASE}\n[deadlines]\nresolve = \"20d\"\n"));
+        let c = load(&p).unwrap();
+        assert_eq!(c.code.as_str(), "610116");
+        assert_eq!(c.cache_capacity_bytes, 64 << 20, "county tier default");
+        assert_eq!(c.deadlines.resolve, Duration::from_secs(20 * 86_400), "node file beats tier");
+        assert_eq!(c.deadlines.review, Duration::from_secs(3 * 86_400));
+        assert!(c.parent.is_none());
+
+        // SAFETY: no other test in this binary reads or writes FENGQIAO__ variables.
+        unsafe { std::env::set_var("FENGQIAO__DEADLINES__REVIEW", "90s") };
+        unsafe { std::env::set_var("FENGQIAO__TLS__CERT", "other.pem") };
+        let c = load(&p);
+        unsafe { std::env::remove_var("FENGQIAO__DEADLINES__REVIEW") };
+        unsafe { std::env::remove_var("FENGQIAO__TLS__CERT") };
+        let c = c.unwrap();
+        assert_eq!(c.deadlines.review, Duration::from_secs(90));
+        assert_eq!(c.tls.cert, PathBuf::from("other.pem"));
+    }
+
+    #[test]
+    fn tier_follows_code_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = BASE.replace("610116", "610116001001");
+        let c = load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(c.cache_capacity_bytes, 16 << 20, "village tier default");
+    }
+
+    fn err_of(body: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        load(&write(dir.path(), body)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn invalid_values_name_their_field() {
+        assert!(err_of(&BASE.replace("610116", "61011")).contains("code"));
+        assert!(err_of(&BASE.replace("127.0.0.1:7400", "nowhere")).contains("listen"));
+        assert!(err_of(&format!("{BASE}\n[deadlines]\nreview = \"soon\"\n")).contains("deadlines.review"));
+        assert!(err_of(&format!("parent = \"http://x:1\"\n{BASE}")).contains("parent"));
+        assert!(err_of(&format!("{BASE}\n[storage]\ncache_capacity_mb = 0\n")).contains("cache_capacity_mb"));
+        assert!(err_of(&format!("{BASE}\n[log]\nformat = \"xml\"\n")).contains("log.format"));
+        assert!(err_of(&BASE.replace("data_dir = \"data\"", "")).contains("data_dir"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = err_of(&format!("colour = \"red\"\n{BASE}"));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn builtin_tier_configs_parse() {
+        for t in [Tier::Province, Tier::City, Tier::County, Tier::Township, Tier::Village] {
+            let toml = builtin_tier_config(t);
+            Config::builder().add_source(File::from_str(toml, FileFormat::Toml)).build().unwrap();
+        }
+    }
+}

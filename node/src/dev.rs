@@ -1,0 +1,148 @@
+//! `fqnode dev`: a whole local federation in one process, for a newcomer's first run and for
+//! demonstrations: city 6101, county 610116 (Chang'an district), township 610116001 and villages
+//! 610116001001 and 610116001002, each a real node (own sled database, own certificate, mutual
+//! TLS on loopback).
+//!
+//! Everything lives under one folder (default `.fengqiao-dev/`): `pki/` (a dev CA, node
+//! certificates, one director certificate per node), `nodes/CODE.toml` (each node's config, the
+//! same format `fqnode --config` reads), `data/CODE/` (storage) and `profiles/CODE.toml` (the
+//! fqctl profile of that node's director). Files that exist are reused, so data survives
+//! restarts; delete the folder to start afresh.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use crate::cli::profile::Profile;
+use crate::clock::{SharedClock, SystemClock};
+use crate::code::NodeCode;
+use crate::config::{self, NodeConfig};
+use crate::identity::Role;
+use crate::pki;
+use crate::server::{self, RunningNode};
+
+/// The dev federation, parents before children.
+pub const DEV_NODES: [&str; 5] = ["6101", "610116", "610116001", "610116001001", "610116001002"];
+
+/// Operator user name of the dev certificates.
+pub const DEV_USER: &str = "dev";
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Folder for PKI, configs, data and profiles.
+    pub dir: PathBuf,
+    /// First port; node i listens on base+2i (operator) and base+2i+1 (federation).
+    /// 0 lets the system pick free ports.
+    pub base_port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("dev PKI: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Server(#[from] server::ServerError),
+    #[error("{0}")]
+    Profile(#[from] crate::cli::profile::ProfileError),
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: String, source: std::io::Error },
+    #[error("{0}")]
+    Code(#[from] crate::code::CodeError),
+}
+
+/// A running dev federation.
+pub struct DevFederation {
+    pub nodes: Vec<(RunningNode, PathBuf)>,
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevError + '_ {
+    move |source| DevError::Io { what, path: path.display().to_string(), source }
+}
+
+fn port(base: u16, offset: u16) -> u16 {
+    if base == 0 { 0 } else { base.saturating_add(offset) }
+}
+
+/// Prepares the folder and starts the five nodes.
+pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
+    let dir = std::path::absolute(&opts.dir).map_err(io_err("cannot resolve", &opts.dir))?;
+    let pki_dir = dir.join("pki");
+    std::fs::create_dir_all(&pki_dir).map_err(io_err("cannot create", &pki_dir))?;
+    pki::init_ca(&pki_dir)?;
+    let clock: SharedClock = std::sync::Arc::new(SystemClock::default());
+    let mut nodes: Vec<(RunningNode, PathBuf)> = Vec::new();
+    for (i, code_str) in DEV_NODES.iter().enumerate() {
+        let code = NodeCode::parse(code_str)?;
+        let node_cert = pki_dir.join(format!("node-{code}.pem"));
+        if !node_cert.exists() {
+            pki::issue_node(&pki_dir, &code, &[])?;
+        }
+        let op_cert = pki_dir.join(format!("op-{code}-director-{DEV_USER}.pem"));
+        if !op_cert.exists() {
+            pki::issue_operator(&pki_dir, &code, Role::Director, DEV_USER)?;
+        }
+        let parent_url = code.parent().and_then(|p| {
+            nodes
+                .iter()
+                .find(|(n, _)| n.state.code == p)
+                .map(|(n, _)| format!("https://{}", n.addrs.federation_listen))
+        });
+        let offset = u16::try_from(i * 2).unwrap_or(0);
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, offset)));
+        let federation = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, offset + 1)));
+        let node_file = dir.join("nodes").join(format!("{code}.toml"));
+        let body = format!(
+            "# Written by `fqnode dev`; run this node alone with `fqnode --config {file}`.\n\
+             code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\n\
+             parent = \"{parent}\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            file = node_file.display(),
+            parent = parent_url.unwrap_or_default(),
+            data = dir.join("data").join(code.as_str()).display(),
+            ca = pki_dir.join("ca.pem").display(),
+            cert = node_cert.display(),
+            key = pki_dir.join(format!("node-{code}.key")).display(),
+        );
+        std::fs::create_dir_all(dir.join("nodes")).map_err(io_err("cannot create", &dir))?;
+        std::fs::write(&node_file, body).map_err(io_err("cannot write", &node_file))?;
+        let cfg: NodeConfig = config::load(&node_file)?;
+        let running = server::start(cfg, clock.clone()).await?;
+        let profile_path = dir.join("profiles").join(format!("{code}.toml"));
+        Profile {
+            endpoint: format!("https://{}", running.addrs.listen),
+            ca: pki_dir.join("ca.pem"),
+            cert: op_cert.clone(),
+            key: op_cert.with_extension("key"),
+            lang: None,
+        }
+        .save(&profile_path)?;
+        nodes.push((running, profile_path));
+    }
+    Ok(DevFederation { nodes })
+}
+
+impl DevFederation {
+    /// The table printed on start: one line per node, in Chinese with English beside it.
+    pub fn describe(&self) -> String {
+        let mut s = String::from("枫桥 fengqiao — 本地联调 (dev federation), Ctrl-C 停止 (to stop)\n");
+        for (n, profile) in &self.nodes {
+            let code = &n.state.code;
+            s.push_str(&format!(
+                "  {tier:<4} {code:<13} 业务接口 operator https://{l:<21} 联邦接口 federation https://{f:<21} fqctl --profile {p}\n",
+                tier = code.tier().label_zh(),
+                l = n.addrs.listen,
+                f = n.addrs.federation_listen,
+                p = profile.display(),
+            ));
+        }
+        s
+    }
+
+    pub async fn shutdown(self) -> Result<(), DevError> {
+        // Children first, so no node outlives the parent it links to.
+        for (n, _) in self.nodes.into_iter().rev() {
+            n.shutdown().await?;
+        }
+        Ok(())
+    }
+}

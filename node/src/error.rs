@@ -1,0 +1,65 @@
+//! The node's error type for the API layer and its one exhaustive mapping to `tonic::Status`.
+
+use tonic::{Code, Status};
+
+use crate::domain::DomainError;
+use crate::storage::{StorageError, WriteError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("case {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NotFound(id) => Error::NotFound(id),
+            WriteError::Domain(d) => Error::Domain(d),
+            WriteError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        let code = match &e {
+            Error::Domain(DomainError::InvalidArgument { .. }) => Code::InvalidArgument,
+            Error::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
+            Error::NotFound(_) => Code::NotFound,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Storage(StorageError::BadPageToken(_)) => Code::InvalidArgument,
+            Error::Storage(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            // Details of storage failures stay in the node's log, not in the caller's hands.
+            tracing::error!(error = %e, "storage failure");
+            return Status::new(code, "internal storage error; see the node's log");
+        }
+        Status::new(code, e.to_string())
+    }
+}
+
+impl From<DomainError> for Status {
+    fn from(e: DomainError) -> Status {
+        Error::from(e).into()
+    }
+}
+
+impl From<WriteError> for Status {
+    fn from(e: WriteError) -> Status {
+        Error::from(e).into()
+    }
+}
+
+impl From<StorageError> for Status {
+    fn from(e: StorageError) -> Status {
+        Error::from(e).into()
+    }
+}

@@ -1,0 +1,156 @@
+//! Wiring of one node: opens storage, binds the operator and federation listeners with mutual
+//! TLS, serves until told to stop, then drains and syncs storage.
+//!
+//! [`start`] is the testable entry point (mini-redis style): it binds first, so callers that
+//! asked for port 0 learn the real addresses from [`RunningNode::addrs`], and it returns a
+//! handle whose [`RunningNode::shutdown`] stops the node gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fengqiao_proto::v1::case_service_server::CaseServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::clock::SharedClock;
+use crate::config::NodeConfig;
+use crate::service::NodeState;
+use crate::service::case::CaseApi;
+use crate::storage::{Store, StoreOptions};
+use crate::tls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open storage in {dir}: {source}")]
+    Storage { dir: String, source: crate::storage::StorageError },
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The addresses a node actually listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addrs {
+    pub listen: SocketAddr,
+    pub federation_listen: SocketAddr,
+}
+
+/// A started node.
+pub struct RunningNode {
+    pub addrs: Addrs,
+    pub state: Arc<NodeState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl RunningNode {
+    /// The machine-readable line `fqnode` prints once it serves; tests wait for it.
+    pub fn ready_line(&self) -> String {
+        format!(
+            "fengqiao-ready code={} listen={} federation_listen={}",
+            self.state.code, self.addrs.listen, self.addrs.federation_listen
+        )
+    }
+
+    /// Stops accepting, lets in-flight RPCs finish, then drains and syncs storage.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.shutdown.send(true);
+        let mut first_err = None;
+        for t in self.tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => first_err = first_err.or(Some(ServerError::Transport(e))),
+                Err(e) => first_err = first_err.or(Some(ServerError::Join(e))),
+            }
+        }
+        self.state.store.shutdown().await;
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
+}
+
+fn shutdown_signal(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> {
+    async move {
+        while !*rx.borrow() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Opens storage, binds both listeners and starts serving.
+pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
+    tls::install_crypto_provider();
+    let server_tls = tls::server_tls_config(&cfg.tls)?;
+    let store = Store::open(&cfg.data_dir, &StoreOptions { cache_capacity_bytes: cfg.cache_capacity_bytes })
+        .map_err(|source| ServerError::Storage { dir: cfg.data_dir.display().to_string(), source })?;
+    let state = Arc::new(NodeState { code: cfg.code.clone(), store, clock, deadlines: cfg.deadlines.clone() });
+
+    let api_listener = bind("listen", cfg.listen).await?;
+    let fed_listener = bind("federation_listen", cfg.federation_listen).await?;
+    let addrs = Addrs {
+        listen: api_listener.local_addr().map_err(|source| ServerError::Bind { what: "listen", addr: cfg.listen, source })?,
+        federation_listen: fed_listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { what: "federation_listen", addr: cfg.federation_listen, source })?,
+    };
+
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<CaseServiceServer<CaseApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(fengqiao_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(fengqiao_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let case_svc = CaseServiceServer::new(CaseApi::new(state.clone()))
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let api = Server::builder()
+        .tls_config(server_tls.clone())?
+        .max_concurrent_streams(Some(cfg.max_concurrent_streams))
+        .timeout(cfg.request_timeout)
+        .add_service(health_svc.clone())
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(case_svc)
+        .serve_with_incoming_shutdown(incoming(api_listener), shutdown_signal(shutdown_rx.clone()));
+    // The node-to-node API. Until the federation service lands it answers health checks only,
+    // over the same mutual TLS, so a parent can already be probed.
+    let federation = Server::builder()
+        .tls_config(server_tls)?
+        .max_concurrent_streams(Some(cfg.max_concurrent_streams))
+        .timeout(cfg.request_timeout)
+        .add_service(health_svc)
+        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx));
+    let tasks = vec![tokio::spawn(api), tokio::spawn(federation)];
+    tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
+    Ok(RunningNode { addrs, state, shutdown: shutdown_tx, tasks })
+}

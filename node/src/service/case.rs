@@ -1,0 +1,215 @@
+//! `fengqiao.v1.CaseService`: the operator API of a node.
+//!
+//! Only operator identities of this node reach the domain: [`CaseApi::caller`] refuses node
+//! certificates and operators of other nodes (PERMISSION_DENIED) before anything is decoded.
+
+use fengqiao_proto::v1 as pb;
+use rand::Rng;
+use tonic::{Request, Response, Status};
+use tracing::Span;
+
+use super::SharedState;
+use crate::convert;
+use crate::domain::{Command, Ctx, Deadlines, NewCase, machine, validate};
+use crate::identity::{self, Action, Identity};
+use crate::storage::CaseQuery;
+use crate::tls::peer_identity;
+
+/// Default and largest page sizes of ListCases.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// Alphabet of citizen lookup codes: no 0/O, 1/I/L, so they survive being read over the phone.
+const LOOKUP_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// 12 symbols of 31: about 59 bits, unguessable.
+const LOOKUP_LEN: usize = 12;
+
+fn new_lookup_code() -> String {
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(LOOKUP_LEN + 2);
+    for i in 0..LOOKUP_LEN {
+        if i > 0 && i % 4 == 0 {
+            s.push('-');
+        }
+        let idx = rng.random_range(0..LOOKUP_ALPHABET.len());
+        s.push(char::from(LOOKUP_ALPHABET[idx]));
+    }
+    s
+}
+
+pub struct CaseApi {
+    state: SharedState,
+}
+
+impl CaseApi {
+    pub fn new(state: SharedState) -> Self {
+        CaseApi { state }
+    }
+
+    /// The caller's identity, if it may perform `action` on this node.
+    fn caller<T>(&self, req: &Request<T>, action: Action) -> Result<Identity, Status> {
+        let id = peer_identity(req)?;
+        Span::current().record("caller", id.uri().as_str());
+        identity::authorize(&id, &self.state.code, action).map_err(|e| {
+            tracing::warn!(caller = %id.uri(), ?action, "permission denied: {e}");
+            Status::permission_denied(e.to_string())
+        })?;
+        Ok(id)
+    }
+
+    fn reveals_personal(id: &Identity) -> bool {
+        match id {
+            Identity::Operator { role, .. } => identity::allowed(*role, Action::ReadPersonalData),
+            Identity::Node { .. } => false,
+        }
+    }
+
+    /// Applies `cmd` to `case_id` durably and answers with the new case.
+    async fn change(&self, caller: &Identity, case_id: String, cmd: Command) -> Result<pb::Case, Status> {
+        Span::current().record("case_id", case_id.as_str());
+        let node = self.state.code.as_str().to_string();
+        let actor = caller.uri();
+        let deadlines: Deadlines = self.state.deadlines.clone();
+        let now = self.state.clock.now();
+        let case = self
+            .state
+            .store
+            .update(case_id, move |case| {
+                let ctx = Ctx { now, node: &node, actor: &actor, deadlines: &deadlines };
+                machine::apply(case, &ctx, &cmd)
+            })
+            .await?;
+        Ok(convert::case_to_proto(&case, Self::reveals_personal(caller)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::case_service_server::CaseService for CaseApi {
+    #[tracing::instrument(name = "RegisterCase", skip_all, fields(case_id, caller))]
+    async fn register_case(&self, req: Request<pb::RegisterCaseRequest>) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::RegisterCase)?;
+        let new: NewCase = convert::new_case_from_proto(req.into_inner())?;
+        validate::validate_new_case(&new)?;
+        let now = self.state.clock.now();
+        let day = machine::china_day(now);
+        let node = self.state.code.as_str().to_string();
+        let actor = caller.uri();
+        let deadlines = self.state.deadlines.clone();
+        let lookup_code = new_lookup_code();
+        let key = new.idempotency_key.clone();
+        let build_day = day.clone();
+        let reg = self
+            .state
+            .store
+            .register(key, day, move |seq| {
+                let ctx = Ctx { now, node: &node, actor: &actor, deadlines: &deadlines };
+                let id = machine::case_id(&node, &build_day, seq);
+                machine::register(&ctx, &new, id, lookup_code.clone())
+            })
+            .await?;
+        Span::current().record("case_id", reg.case.id.as_str());
+        if reg.created {
+            tracing::info!(status = ?reg.case.status, risk = ?reg.case.risk, "case registered");
+        } else {
+            tracing::info!("repeated registration: original case returned");
+        }
+        Ok(Response::new(convert::case_to_proto(&reg.case, Self::reveals_personal(&caller))))
+    }
+
+    #[tracing::instrument(name = "GetCase", skip_all, fields(case_id, caller))]
+    async fn get_case(&self, req: Request<pb::GetCaseRequest>) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::ReadCase)?;
+        let id = req.into_inner().case_id;
+        Span::current().record("case_id", id.as_str());
+        let case = self.state.store.get_case(&id)?.ok_or_else(|| Status::not_found(format!("case {id} not found")))?;
+        Ok(Response::new(convert::case_to_proto(&case, Self::reveals_personal(&caller))))
+    }
+
+    #[tracing::instrument(name = "ListCases", skip_all, fields(caller))]
+    async fn list_cases(&self, req: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
+        self.caller(&req, Action::ReadCase)?;
+        let pb::ListCasesRequest { status, risk, category, overdue_only, page_size, page_token } = req.into_inner();
+        let page_size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n as usize > MAX_PAGE_SIZE => {
+                return Err(Status::invalid_argument(format!("invalid page_size: at most {MAX_PAGE_SIZE}, got {n}")));
+            }
+            n => n as usize,
+        };
+        let query = CaseQuery {
+            status: convert::optional::<pb::CaseStatus, _>("status", status)?,
+            risk: convert::optional::<pb::RiskLevel, _>("risk", risk)?,
+            category: convert::optional::<pb::Category, _>("category", category)?,
+            overdue_at: overdue_only.then(|| self.state.clock.now()),
+            page_size,
+            page_token: (!page_token.is_empty()).then_some(page_token),
+        };
+        let page = self.state.store.list_cases(&query)?;
+        Ok(Response::new(pb::ListCasesResponse {
+            cases: page.cases.iter().map(|c| convert::case_to_proto(c, false)).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(name = "ReviewCase", skip_all, fields(case_id, caller))]
+    async fn review_case(&self, req: Request<pb::ReviewCaseRequest>) -> Result<Response<pb::Case>, Status> {
+        let action = if req.get_ref().accept { Action::AcceptCase } else { Action::RejectCase };
+        let caller = self.caller(&req, action)?;
+        let (id, cmd) = convert::review_from_proto(req.into_inner());
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
+    }
+
+    #[tracing::instrument(name = "AssignCase", skip_all, fields(case_id, caller))]
+    async fn assign_case(&self, req: Request<pb::AssignCaseRequest>) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::AssignCase)?;
+        let (id, cmd) = convert::assign_from_proto(req.into_inner())?;
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
+    }
+
+    #[tracing::instrument(name = "RecordMediation", skip_all, fields(case_id, caller))]
+    async fn record_mediation(&self, req: Request<pb::RecordMediationRequest>) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::RecordMediation)?;
+        let (id, cmd) = convert::mediation_from_proto(req.into_inner())?;
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
+    }
+
+    #[tracing::instrument(name = "ResolveCase", skip_all, fields(case_id, caller))]
+    async fn resolve_case(&self, req: Request<pb::ResolveCaseRequest>) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::ResolveCase)?;
+        let (id, cmd) = convert::resolve_from_proto(req.into_inner())?;
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
+    }
+
+    #[tracing::instrument(name = "RecordFollowUp", skip_all, fields(case_id, caller))]
+    async fn record_follow_up(&self, req: Request<pb::RecordFollowUpRequest>) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::RecordFollowUp)?;
+        let (id, cmd) = convert::follow_up_from_proto(req.into_inner())?;
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
+    }
+
+    #[tracing::instrument(name = "GetCaseHistory", skip_all, fields(case_id, caller))]
+    async fn get_case_history(&self, req: Request<pb::GetCaseRequest>) -> Result<Response<pb::CaseHistory>, Status> {
+        self.caller(&req, Action::ReadCase)?;
+        let id = req.into_inner().case_id;
+        Span::current().record("case_id", id.as_str());
+        if self.state.store.get_case(&id)?.is_none() {
+            return Err(Status::not_found(format!("case {id} not found")));
+        }
+        let events = self.state.store.history(&id)?;
+        Ok(Response::new(pb::CaseHistory { case_id: id, events: events.iter().map(convert::event_to_proto).collect() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_codes_use_the_readable_alphabet() {
+        let a = new_lookup_code();
+        let b = new_lookup_code();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), LOOKUP_LEN + 2);
+        assert!(a.chars().all(|c| c == '-' || LOOKUP_ALPHABET.contains(&(c as u8))), "{a}");
+    }
+}

@@ -1,0 +1,14 @@
+//! Logging setup: tracing to stderr, text or JSON, filtered by `RUST_LOG` or the config's
+//! `log.level`. Handlers never log personal data in clear: case listings and events carry only
+//! masked values (see `domain::mask`).
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber; a second call is a no-op.
+pub fn init(json: bool, level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,267 @@
+//! Shared harness of the end-to-end tests: real `fqnode` processes on free loopback ports,
+//! certificates made by the real `fqctl pki`, gRPC clients over mutual TLS.
+//!
+//! Every wait is bounded; every child process is killed when its handle drops.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fengqiao_proto::v1 as pb;
+use pb::case_service_client::CaseServiceClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+pub const FQNODE: &str = env!("CARGO_BIN_EXE_fqnode");
+pub const FQCTL: &str = env!("CARGO_BIN_EXE_fqctl");
+
+/// How long a node may take to start (a debug build on a busy 2-core machine).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn init() {
+    fengqiao_node::tls::install_crypto_provider();
+}
+
+/// Runs `fqctl` and returns (exit code, stdout, stderr).
+pub fn fqctl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(FQCTL).args(args).output().expect("run fqctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn fqctl_ok(args: &[&str]) {
+    let (code, out, err) = fqctl(args);
+    assert_eq!(code, 0, "fqctl {args:?} failed: {out}{err}");
+}
+
+/// A PKI folder made with `fqctl pki`.
+pub struct Pki {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pki");
+        fqctl_ok(&["pki", "init", "--dir", dir.to_str().unwrap()]);
+        Pki { _tmp: tmp, dir }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    pub fn node(&self, code: &str) -> (PathBuf, PathBuf) {
+        let cert = self.dir.join(format!("node-{code}.pem"));
+        if !cert.exists() {
+            fqctl_ok(&["pki", "node", code, "--dir", self.dir.to_str().unwrap()]);
+        }
+        (cert, self.dir.join(format!("node-{code}.key")))
+    }
+
+    pub fn operator(&self, code: &str, role: &str, user: &str) -> (PathBuf, PathBuf) {
+        let stem = format!("op-{code}-{role}-{user}");
+        let cert = self.dir.join(format!("{stem}.pem"));
+        if !cert.exists() {
+            fqctl_ok(&["pki", "operator", code, role, user, "--dir", self.dir.to_str().unwrap()]);
+        }
+        (cert, self.dir.join(format!("{stem}.key")))
+    }
+}
+
+/// A running `fqnode` child process.
+pub struct NodeProc {
+    pub code: String,
+    pub config: PathBuf,
+    pub listen: SocketAddr,
+    pub federation_listen: SocketAddr,
+    child: Option<Child>,
+    pub stderr_log: PathBuf,
+}
+
+impl NodeProc {
+    /// Writes a config for `code` under `root` (data in `root/data-CODE`) and starts the node.
+    pub fn start(pki: &Pki, root: &Path, code: &str) -> NodeProc {
+        let (cert, key) = pki.node(code);
+        let config = root.join(format!("{code}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:0\"\n\
+                 data_dir = \"{data}\"\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+                data = root.join(format!("data-{code}")).display(),
+                ca = pki.ca().display(),
+                cert = cert.display(),
+                key = key.display(),
+            ),
+        )
+        .expect("write config");
+        Self::start_with_config(code, &config, root)
+    }
+
+    pub fn start_with_config(code: &str, config: &Path, root: &Path) -> NodeProc {
+        let stderr_log = root.join(format!("{code}.stderr.log"));
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_log).expect("log file");
+        let mut child = Command::new(FQNODE)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn fqnode");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = wait_for_line(stdout, "fengqiao-ready", START_TIMEOUT);
+        let Some(line) = line else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+            panic!("fqnode {code} did not become ready within {START_TIMEOUT:?}; stderr:\n{log}");
+        };
+        let field = |name: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in ready line {line:?}"))
+        };
+        NodeProc {
+            code: code.to_string(),
+            config: config.to_path_buf(),
+            listen: field("listen"),
+            federation_listen: field("federation_listen"),
+            child: Some(child),
+            stderr_log,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.listen)
+    }
+
+    /// SIGKILL: no chance to flush or sync anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match c.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Restarts the node from the same config (same data); addresses may change.
+    pub fn restart(&mut self, root: &Path) {
+        self.kill9();
+        let fresh = NodeProc::start_with_config(&self.code, &self.config, root);
+        self.listen = fresh.listen;
+        self.federation_listen = fresh.federation_listen;
+        let mut fresh = fresh;
+        self.child = fresh.child.take();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Reads lines from `r` on a thread until one contains `needle`, for at most `timeout`.
+pub fn wait_for_line(r: impl std::io::Read + Send + 'static, needle: &str, timeout: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    let needle = needle.to_string();
+    std::thread::spawn(move || {
+        let mut found = false;
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if !found && line.contains(&needle) {
+                found = true;
+                let _ = tx.send(line);
+            }
+            // Keep draining so the child never blocks on a full pipe.
+        }
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
+fn tls_config(pki_ca: &Path, identity: Option<(&Path, &Path)>) -> ClientTlsConfig {
+    let ca = std::fs::read(pki_ca).expect("read ca");
+    let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        let cert = std::fs::read(cert).expect("read cert");
+        let key = std::fs::read(key).expect("read key");
+        cfg = cfg.identity(Identity::from_pem(cert, key));
+    }
+    cfg
+}
+
+/// A channel to `addr` over mutual TLS with the given client certificate (or none).
+pub async fn channel(addr: SocketAddr, server_ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls_config(server_ca, identity))?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+}
+
+/// A CaseService client for operator `role`/`user` of node `code`.
+pub async fn operator_client(pki: &Pki, node: &NodeProc, code: &str, role: &str, user: &str) -> CaseServiceClient<Channel> {
+    let (cert, key) = pki.operator(code, role, user);
+    let ch = channel(node.listen, &pki.ca(), Some((&cert, &key))).await.expect("connect");
+    CaseServiceClient::new(ch)
+}
+
+/// A complete, valid registration request.
+pub fn register_request(key: &str) -> pb::RegisterCaseRequest {
+    pb::RegisterCaseRequest {
+        idempotency_key: key.to_string(),
+        category: pb::Category::Labor as i32,
+        channel: pb::Channel::WalkIn as i32,
+        summary: "农民工讨薪：工程款拖欠三个月".to_string(),
+        description: "申请人在某建筑工地务工，被拖欠工资 4400 元。".to_string(),
+        parties: vec![
+            pb::Party {
+                role: pb::PartyRole::Applicant as i32,
+                name: "张三".to_string(),
+                phone: "13812345678".to_string(),
+                id_number: "610102199001011234".to_string(),
+            },
+            pb::Party {
+                role: pb::PartyRole::Respondent as i32,
+                name: "某建筑公司".to_string(),
+                phone: "02988886666".to_string(),
+                id_number: String::new(),
+            },
+        ],
+        amount_fen: 440_000,
+        risk: pb::RiskLevel::Yellow as i32,
+        grid_id: "610116001001-03".to_string(),
+    }
+}
