@@ -1,15 +1,25 @@
 //! `fqctl`, the operator CLI: PKI commands and one subcommand per RPC.
 //!
-//! Exit codes scripts can rely on: 0 success; 1 the server refused the request or failed (the
-//! gRPC code is printed); 2 bad usage or local input (flags, profile, files); 3 cannot reach
-//! the node (connect or TLS failure).
+//! Connection settings come from a profile file ([`profile`]) so they need not be repeated:
+//! `--profile FILE`, else `$FQCTL_PROFILE`; `--endpoint`, `--ca`, `--cert` and `--key` override
+//! single fields. Output is a readable table with Chinese labels by default, English with
+//! `--lang en`, and JSON with `--json` (proto enum names, stable for scripts).
+//!
+//! Exit codes scripts can rely on: 0 success; 1 the server refused the request (the gRPC code
+//! is printed, e.g. `INVALID_ARGUMENT`, `PERMISSION_DENIED`, `FAILED_PRECONDITION`); 2 bad usage
+//! or local input (flags, profile, files); 3 the node could not be reached (connect, TLS,
+//! UNAVAILABLE).
 
+pub mod case_cmd;
+pub mod connect;
 pub mod pki_cmd;
 pub mod profile;
+pub mod render;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit code: the request was refused or failed on the server.
 pub const EXIT_REFUSED: u8 = 1;
@@ -18,9 +28,47 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the node could not be reached.
 pub const EXIT_UNREACHABLE: u8 = 3;
 
+/// Language of human output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// Picks the label of this language.
+    pub fn t<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "fqctl", version, about = "枫桥 fengqiao 运维命令行 (operator CLI)")]
 pub struct Cli {
+    /// Profile file with endpoint and certificates (or set FQCTL_PROFILE).
+    #[arg(long, global = true, env = "FQCTL_PROFILE", value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Operator API URL, https:// only (overrides the profile).
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// CA certificate PEM (overrides the profile).
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// Operator certificate PEM (overrides the profile).
+    #[arg(long, global = true)]
+    pub cert: Option<PathBuf>,
+    /// Operator key PEM (overrides the profile).
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
+    /// Language of labels: zh (default) or en.
+    #[arg(long, global = true, value_enum)]
+    pub lang: Option<Lang>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,13 +78,53 @@ pub enum Command {
     /// 证书 (certificates): a dev CA, node and operator certificates.
     #[command(subcommand)]
     Pki(pki_cmd::PkiCommand),
+    /// 案件 (cases): register, review, assign, mediate, resolve, follow up, list, history.
+    #[command(subcommand)]
+    Case(case_cmd::CaseCommand),
+    /// 健康检查: ask the node whether it serves.
+    Health,
+}
+
+/// A failure of one fqctl invocation, with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(m: impl std::fmt::Display) -> Failure {
+        Failure { code: EXIT_USAGE, message: m.to_string() }
+    }
+    pub fn unreachable(m: impl std::fmt::Display) -> Failure {
+        Failure { code: EXIT_UNREACHABLE, message: m.to_string() }
+    }
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(s: tonic::Status) -> Failure {
+        let code = if s.code() == tonic::Code::Unavailable { EXIT_UNREACHABLE } else { EXIT_REFUSED };
+        Failure { code, message: format!("{}: {}", render::code_name(s.code()), s.message()) }
+    }
 }
 
 /// Runs fqctl with the process arguments.
 pub async fn run() -> ExitCode {
     crate::tls::install_crypto_provider();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Pki(cmd) => pki_cmd::run(cmd),
+    let result = match &cli.command {
+        Command::Pki(cmd) => return pki_cmd::run(cmd),
+        Command::Case(cmd) => case_cmd::run(&cli, cmd).await,
+        Command::Health => case_cmd::health(&cli).await,
+    };
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("fqctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
     }
 }

@@ -44,9 +44,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-pub fn run(cmd: PkiCommand) -> ExitCode {
+pub fn run(cmd: &PkiCommand) -> ExitCode {
     match cmd {
-        PkiCommand::Init { dir } => match pki::init_ca(&dir) {
+        PkiCommand::Init { dir } => match pki::init_ca(dir) {
             Ok(p) => {
                 println!("{}", p.display());
                 ExitCode::SUCCESS
@@ -54,11 +54,11 @@ pub fn run(cmd: PkiCommand) -> ExitCode {
             Err(e) => fail(e),
         },
         PkiCommand::Node { code, dir, hosts } => {
-            let code = match NodeCode::parse(&code) {
+            let code = match NodeCode::parse(code) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            match pki::issue_node(&dir, &code, &hosts) {
+            match pki::issue_node(dir, &code, hosts) {
                 Ok(p) => {
                     println!("{}\n{}", p.cert.display(), p.key.display());
                     ExitCode::SUCCESS
@@ -67,7 +67,7 @@ pub fn run(cmd: PkiCommand) -> ExitCode {
             }
         }
         PkiCommand::Operator { code, role, user, dir } => {
-            let code = match NodeCode::parse(&code) {
+            let code = match NodeCode::parse(code) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -75,7 +75,7 @@ pub fn run(cmd: PkiCommand) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
-            match pki::issue_operator(&dir, &code, role, &user) {
+            match pki::issue_operator(dir, &code, role, user) {
                 Ok(p) => {
                     println!("{}\n{}", p.cert.display(), p.key.display());
                     ExitCode::SUCCESS

@@ -1,0 +1,358 @@
+//! `fqctl case ...`: one subcommand per CaseService RPC.
+
+use clap::{Args, Subcommand};
+use fengqiao_proto::v1 as pb;
+use pb::case_service_client::CaseServiceClient;
+
+use super::render::{self, parse_enum};
+use super::{Cli, Failure, connect};
+use crate::clock::{Clock, SystemClock};
+use crate::convert;
+
+#[derive(Subcommand)]
+pub enum CaseCommand {
+    /// 登记: register a dispute.
+    Register(RegisterArgs),
+    /// 查看: one case (personal data in full only for roles allowed to see it).
+    Get { case_id: String },
+    /// 列表: cases, newest filters first; personal data masked.
+    List(ListArgs),
+    /// 审核: accept (→ 待办理) or reject (→ 已拒绝, with reason and guidance).
+    Review(ReviewArgs),
+    /// 派单: dispatch to a department or mediator, optionally with a deadline.
+    Assign {
+        case_id: String,
+        /// Department or mediator, e.g. "人社所".
+        #[arg(long)]
+        handler: String,
+        /// Deadline: a duration from now ("7d", "36h") or a date/time in China time
+        /// ("2026-12-01" or "2026-12-01 17:00").
+        #[arg(long)]
+        due: Option<String>,
+    },
+    /// 调解: record one mediation session.
+    Mediate {
+        case_id: String,
+        /// phone | face-to-face | video
+        #[arg(long)]
+        method: String,
+        /// peoples | administrative | judicial | industry
+        #[arg(long = "type")]
+        mediation_type: String,
+        #[arg(long)]
+        mediator: String,
+        /// agreed | not-agreed | continuing
+        #[arg(long)]
+        result: String,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// 化解: resolved with an agreement, or unresolved with guidance.
+    Resolve(ResolveArgs),
+    /// 回访: satisfaction 1–5; 3 or more closes, 1–2 reopens.
+    FollowUp {
+        case_id: String,
+        #[arg(long)]
+        satisfaction: u32,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// 流转记录: the case's history.
+    History { case_id: String },
+}
+
+#[derive(Args)]
+pub struct RegisterArgs {
+    /// labor | property-management | land-contract | marriage-family | neighbor | medical |
+    /// traffic | finance | construction-demolition | lease | consumer | other
+    #[arg(long)]
+    pub category: String,
+    /// walk-in | hotline-12348 | online | grid-report | court-referral | petition |
+    /// department-transfer
+    #[arg(long)]
+    pub channel: String,
+    /// blue | yellow | orange | red
+    #[arg(long, default_value = "blue")]
+    pub risk: String,
+    #[arg(long)]
+    pub summary: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// A party as "role,name,phone,id_number" (role: applicant | respondent | other); repeatable.
+    #[arg(long = "party")]
+    pub parties: Vec<String>,
+    /// Amount involved in yuan (two decimals at most).
+    #[arg(long, conflicts_with = "amount_fen")]
+    pub amount_yuan: Option<String>,
+    /// Amount involved in fen.
+    #[arg(long)]
+    pub amount_fen: Option<i64>,
+    #[arg(long, default_value = "")]
+    pub grid: String,
+    /// Idempotency key; a retry with the same key returns the original case. Default: random.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// registered | accepted | in-mediation | resolved | unresolved | rejected | closed | transferred
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub risk: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only cases past their review or resolution deadline.
+    #[arg(long)]
+    pub overdue: bool,
+    #[arg(long, default_value_t = 50)]
+    pub page_size: u32,
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+    /// Follow page tokens to the end.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args)]
+pub struct ReviewArgs {
+    pub case_id: String,
+    #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
+    pub accept: bool,
+    #[arg(long)]
+    pub reject: bool,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Where the citizen should go instead (required with --reject).
+    #[arg(long, default_value = "")]
+    pub guidance: String,
+}
+
+#[derive(Args)]
+pub struct ResolveArgs {
+    pub case_id: String,
+    /// 调解不成: close the mediation without agreement (give --guidance).
+    #[arg(long)]
+    pub unresolved: bool,
+    /// The agreement (调解协议) when resolved.
+    #[arg(long, default_value = "")]
+    pub agreement: String,
+    /// Guidance toward litigation or arbitration when unresolved.
+    #[arg(long, default_value = "")]
+    pub guidance: String,
+    /// Settled amount in yuan.
+    #[arg(long)]
+    pub settled_yuan: Option<String>,
+    /// none | judicial | notarized
+    #[arg(long, default_value = "none")]
+    pub confirmation: String,
+}
+
+/// Parses "4400", "4400.5", "4400.50" yuan into fen, exactly (no floats).
+pub fn yuan_to_fen(s: &str) -> Result<i64, Failure> {
+    let bad = || Failure::usage(format!("amount {s:?}: give yuan like 4400 or 4400.50"));
+    let s = s.trim().replace([',', '，'], "");
+    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let yuan: i64 = int.parse().map_err(|_| bad())?;
+    let fen: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
+    yuan.checked_mul(100).and_then(|v| v.checked_add(fen)).ok_or_else(bad)
+}
+
+fn parse_party(s: &str) -> Result<pb::Party, Failure> {
+    let parts: Vec<&str> = s.splitn(4, ',').map(str::trim).collect();
+    let [role, name, rest @ ..] = parts.as_slice() else {
+        return Err(Failure::usage(format!("--party {s:?}: give \"role,name,phone,id_number\"")));
+    };
+    Ok(pb::Party {
+        role: parse_enum::<pb::PartyRole>("PARTY_ROLE", role, "party role")? as i32,
+        name: (*name).to_string(),
+        phone: rest.first().copied().unwrap_or("").to_string(),
+        id_number: rest.get(1).copied().unwrap_or("").to_string(),
+    })
+}
+
+/// Parses a deadline: a duration from now, or a China-time date / date-time.
+fn parse_due(s: &str) -> Result<prost_types::Timestamp, Failure> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(convert::ts_to_proto(SystemClock::default().now().plus(d)));
+    }
+    let fmt_dt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    let fmt_d = time::macros::format_description!("[year]-[month]-[day]");
+    let local = time::PrimitiveDateTime::parse(s, fmt_dt)
+        .or_else(|_| time::Date::parse(s, fmt_d).map(|d| d.with_hms(23, 59, 59).unwrap_or(d.midnight())))
+        .map_err(|_| Failure::usage(format!("--due {s:?}: give \"7d\", \"2026-12-01\" or \"2026-12-01 17:00\"")))?;
+    let t = local.assume_offset(time::macros::offset!(+8));
+    Ok(prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: 0 })
+}
+
+fn random_key() -> String {
+    use rand::Rng;
+    let n: u128 = rand::rng().random();
+    format!("fqctl-{n:032x}")
+}
+
+pub async fn health(cli: &Cli) -> Result<String, Failure> {
+    let target = connect::resolve(cli)?;
+    let ch = connect::channel(&target).await?;
+    let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
+    let r = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?.into_inner();
+    let serving = r.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    if cli.json {
+        return Ok(format!("{}\n", serde_json::json!({ "endpoint": target.endpoint, "serving": serving })));
+    }
+    Ok(format!("{} {}\n", target.endpoint, if serving { target.lang.t("正常服务", "serving") } else { target.lang.t("未就绪", "not serving") }))
+}
+
+pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
+    let target = connect::resolve(cli)?;
+    let lang = target.lang;
+    // Decode everything local before touching the network: bad input never costs a round trip.
+    let ch = connect::channel(&target).await?;
+    let mut c = CaseServiceClient::new(ch);
+    let case_out = |case: pb::Case| -> String {
+        if cli.json { format!("{}\n", render::case_json(&case)) } else { render::case_detail(&case, lang) }
+    };
+    match cmd {
+        CaseCommand::Register(a) => {
+            let amount_fen = match (&a.amount_yuan, a.amount_fen) {
+                (Some(y), _) => yuan_to_fen(y)?,
+                (None, Some(f)) => f,
+                (None, None) => 0,
+            };
+            let req = pb::RegisterCaseRequest {
+                idempotency_key: a.key.clone().unwrap_or_else(random_key),
+                category: parse_enum::<pb::Category>("CATEGORY", &a.category, "category")? as i32,
+                channel: parse_enum::<pb::Channel>("CHANNEL", &a.channel, "channel")? as i32,
+                summary: a.summary.clone(),
+                description: a.description.clone(),
+                parties: a.parties.iter().map(|p| parse_party(p)).collect::<Result<_, _>>()?,
+                amount_fen,
+                risk: parse_enum::<pb::RiskLevel>("RISK_LEVEL", &a.risk, "risk")? as i32,
+                grid_id: a.grid.clone(),
+            };
+            Ok(case_out(c.register_case(req).await?.into_inner()))
+        }
+        CaseCommand::Get { case_id } => Ok(case_out(c.get_case(pb::GetCaseRequest { case_id: case_id.clone() }).await?.into_inner())),
+        CaseCommand::List(a) => {
+            let mut req = pb::ListCasesRequest {
+                status: opt_enum::<pb::CaseStatus>("CASE_STATUS", &a.status, "status")?,
+                risk: opt_enum::<pb::RiskLevel>("RISK_LEVEL", &a.risk, "risk")?,
+                category: opt_enum::<pb::Category>("CATEGORY", &a.category, "category")?,
+                overdue_only: a.overdue,
+                page_size: a.page_size,
+                page_token: a.page_token.clone(),
+            };
+            let mut cases = Vec::new();
+            let next = loop {
+                let page = c.list_cases(req.clone()).await?.into_inner();
+                cases.extend(page.cases);
+                if !a.all || page.next_page_token.is_empty() {
+                    break page.next_page_token;
+                }
+                req.page_token = page.next_page_token;
+            };
+            if cli.json {
+                let v = serde_json::json!({
+                    "cases": cases.iter().map(render::case_json).collect::<Vec<_>>(),
+                    "next_page_token": next,
+                });
+                return Ok(format!("{v}\n"));
+            }
+            Ok(render::case_table(&cases, &next, lang))
+        }
+        CaseCommand::Review(a) => {
+            let req = pb::ReviewCaseRequest {
+                case_id: a.case_id.clone(),
+                accept: a.accept,
+                reason: a.reason.clone(),
+                guidance: a.guidance.clone(),
+            };
+            Ok(case_out(c.review_case(req).await?.into_inner()))
+        }
+        CaseCommand::Assign { case_id, handler, due } => {
+            let due_at = due.as_deref().map(parse_due).transpose()?;
+            let req = pb::AssignCaseRequest { case_id: case_id.clone(), handler: handler.clone(), due_at };
+            Ok(case_out(c.assign_case(req).await?.into_inner()))
+        }
+        CaseCommand::Mediate { case_id, method, mediation_type, mediator, result, notes } => {
+            let req = pb::RecordMediationRequest {
+                case_id: case_id.clone(),
+                method: parse_enum::<pb::MediationMethod>("MEDIATION_METHOD", method, "method")? as i32,
+                mediation_type: parse_enum::<pb::MediationType>("MEDIATION_TYPE", mediation_type, "type")? as i32,
+                mediator: mediator.clone(),
+                notes: notes.clone(),
+                result: parse_enum::<pb::MediationResult>("MEDIATION_RESULT", result, "result")? as i32,
+            };
+            Ok(case_out(c.record_mediation(req).await?.into_inner()))
+        }
+        CaseCommand::Resolve(a) => {
+            let settled_amount_fen = a.settled_yuan.as_deref().map(yuan_to_fen).transpose()?.unwrap_or(0);
+            let req = pb::ResolveCaseRequest {
+                case_id: a.case_id.clone(),
+                resolved: !a.unresolved,
+                agreement: if a.unresolved { a.guidance.clone() } else { a.agreement.clone() },
+                settled_amount_fen,
+                confirmation: parse_enum::<pb::Confirmation>("CONFIRMATION", &a.confirmation, "confirmation")? as i32,
+            };
+            Ok(case_out(c.resolve_case(req).await?.into_inner()))
+        }
+        CaseCommand::FollowUp { case_id, satisfaction, notes } => {
+            let req = pb::RecordFollowUpRequest { case_id: case_id.clone(), satisfaction: *satisfaction, notes: notes.clone() };
+            Ok(case_out(c.record_follow_up(req).await?.into_inner()))
+        }
+        CaseCommand::History { case_id } => {
+            let h = c.get_case_history(pb::GetCaseRequest { case_id: case_id.clone() }).await?.into_inner();
+            if cli.json {
+                return Ok(format!("{}\n", render::history_json(&h)));
+            }
+            Ok(render::history_table(&h, lang))
+        }
+    }
+}
+
+fn opt_enum<E: render::ProtoEnum>(prefix: &str, v: &Option<String>, what: &str) -> Result<i32, Failure> {
+    match v {
+        None => Ok(0),
+        Some(s) => Ok(parse_enum::<E>(prefix, s, what)?.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_parses_exactly_into_fen() {
+        assert_eq!(yuan_to_fen("4400").unwrap(), 440_000);
+        assert_eq!(yuan_to_fen("4400.5").unwrap(), 440_050);
+        assert_eq!(yuan_to_fen("0.07").unwrap(), 7);
+        assert_eq!(yuan_to_fen("150,000").unwrap(), 15_000_000);
+        for bad in ["", "-1", "1.234", "abc", "1e3", ".5"] {
+            assert!(yuan_to_fen(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parties_parse_from_comma_lists() {
+        let p = parse_party("applicant,张三,13812345678,610102199001011234").unwrap();
+        assert_eq!(p.role, pb::PartyRole::Applicant as i32);
+        assert_eq!(p.name, "张三");
+        assert_eq!(p.id_number, "610102199001011234");
+        let p = parse_party("respondent,某公司").unwrap();
+        assert_eq!(p.phone, "");
+        assert!(parse_party("boss,x").is_err());
+        assert!(parse_party("applicant").is_err());
+    }
+
+    #[test]
+    fn due_dates_are_china_time() {
+        let t = parse_due("2026-12-01 08:00").unwrap();
+        assert_eq!(t.seconds, 1_764_547_200); // 2026-12-01T00:00:00Z
+        assert!(parse_due("someday").is_err());
+        assert!(parse_due("7d").is_ok());
+    }
+}
