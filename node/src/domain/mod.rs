@@ -7,6 +7,7 @@
 //!   Persistence and the network sit around it, never inside: the storage layer may call these
 //!   functions more than once for one request (a sled transaction can re-run its closure), so
 //!   they must stay deterministic and side-effect free.
+//! * [`calendar`] — days and times in China Standard Time (UTC+8) for ids and texts.
 //! * [`validate`] — input limits, checked before anything is written.
 //! * [`mask`] — masking of personal data for listings and logs.
 //!
@@ -14,6 +15,7 @@
 //! `Case::history_len` equals the last seq); amounts are integer fen and never negative;
 //! timestamps are UTC milliseconds, and "the day" of a case id is the day in China (UTC+8).
 
+pub mod calendar;
 pub mod machine;
 pub mod mask;
 pub mod model;

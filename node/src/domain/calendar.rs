@@ -1,0 +1,121 @@
+//! Calendar arithmetic in China Standard Time (UTC+8, no daylight saving since 1991).
+//!
+//! Timestamps are stored in UTC; people at a center think in local days. A case registered at
+//! 01:30 in Xi'an on 2 May is a case of 2 May even though it is still 1 May in UTC, so its id
+//! carries `20240502`. Plain integer arithmetic (the proleptic Gregorian calendar) keeps these
+//! functions total: any `i64` timestamp gives an answer, without panics or errors.
+
+use super::Timestamp;
+
+const MS_PER_MINUTE: i64 = 60_000;
+const MS_PER_DAY: i64 = 86_400_000;
+/// China Standard Time is UTC+8.
+const CST_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// `"YYYYMMDD"` of `ts` in China Standard Time: the day in a case id.
+///
+/// Years outside 0..=9999 (never met by a real clock) come out wider, e.g. `"-00010101"`.
+pub fn china_day(ts: Timestamp) -> String {
+    let (y, m, d, _) = china_parts(ts);
+    format!("{y:04}{m:02}{d:02}")
+}
+
+/// `"YYYY-MM-DD HH:MM"` of `ts` in China Standard Time, for text shown to people (deadlines in
+/// history details).
+pub fn china_datetime(ts: Timestamp) -> String {
+    let (y, m, d, minute_of_day) = china_parts(ts);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
+/// (year, month, day, minute of the day) of `ts` in China Standard Time.
+fn china_parts(ts: Timestamp) -> (i64, u32, u32, i64) {
+    let local = ts.millis().saturating_add(CST_OFFSET_MS);
+    let (y, m, d) = civil_from_days(local.div_euclid(MS_PER_DAY));
+    (y, m, d, local.rem_euclid(MS_PER_DAY) / MS_PER_MINUTE)
+}
+
+/// Days since 1970-01-01 → (year, month 1..=12, day 1..=31); Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, 0..=146_096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365, from 1 March
+    let mp = (5 * doy + 2) / 153; // 0..=11, March-based month
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // Both are small and positive by construction.
+    (y, m as u32, d as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::{OffsetDateTime, UtcOffset};
+
+    const H: i64 = 3_600_000;
+
+    /// 2024-05-01 00:00:00 UTC.
+    const MAY_1_UTC: i64 = 1_714_521_600_000;
+
+    #[test]
+    fn utc_afternoon_is_the_next_day_in_china() {
+        assert_eq!(china_day(Timestamp(MAY_1_UTC)), "20240501"); // 08:00 CST
+        assert_eq!(china_day(Timestamp(MAY_1_UTC + 16 * H - 1)), "20240501"); // 23:59:59.999 CST
+        assert_eq!(china_day(Timestamp(MAY_1_UTC + 16 * H)), "20240502"); // 16:00 UTC = 00:00 CST
+        assert_eq!(china_day(Timestamp(MAY_1_UTC - 8 * H)), "20240501"); // 16:00 UTC on 30 April
+        assert_eq!(china_day(Timestamp(MAY_1_UTC - 8 * H - 1)), "20240430");
+    }
+
+    #[test]
+    fn year_and_leap_day_boundaries() {
+        // 2023-12-31 16:00 UTC is New Year's Day in China.
+        assert_eq!(china_day(Timestamp(1_704_038_400_000)), "20240101");
+        assert_eq!(china_day(Timestamp(1_704_038_400_000 - 1)), "20231231");
+        // 2024-02-28 16:00 UTC: the leap day begins in China.
+        assert_eq!(china_day(Timestamp(1_709_136_000_000)), "20240229");
+        assert_eq!(china_day(Timestamp(0)), "19700101");
+        assert_eq!(china_day(Timestamp(-8 * H - 1)), "19691231");
+    }
+
+    #[test]
+    fn datetime_is_local_minutes() {
+        assert_eq!(china_datetime(Timestamp(MAY_1_UTC)), "2024-05-01 08:00");
+        assert_eq!(
+            china_datetime(Timestamp(MAY_1_UTC + 16 * H - 1)),
+            "2024-05-01 23:59"
+        );
+        assert_eq!(
+            china_datetime(Timestamp(MAY_1_UTC + 16 * H + 90_000)),
+            "2024-05-02 00:01"
+        );
+    }
+
+    #[test]
+    fn agrees_with_the_time_crate() {
+        let cst = UtcOffset::from_hms(8, 0, 0).unwrap();
+        // Every 7 hours and 13 minutes from 1950 to 2100: crosses every hour of the day.
+        let mut ms = -631_152_000_000_i64;
+        while ms < 4_102_444_800_000 {
+            let t = OffsetDateTime::from_unix_timestamp(ms / 1000)
+                .unwrap()
+                .to_offset(cst);
+            let want = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
+            assert_eq!(china_day(Timestamp(ms)), want, "at {ms}");
+            ms += 7 * H + 13 * MS_PER_MINUTE;
+        }
+    }
+
+    #[test]
+    fn total_on_extreme_timestamps() {
+        // No panic, no overflow: the answer is merely far away.
+        assert!(!china_day(Timestamp(i64::MAX)).is_empty());
+        assert!(!china_day(Timestamp(i64::MIN)).is_empty());
+        assert!(!china_datetime(Timestamp(i64::MIN)).is_empty());
+    }
+}
