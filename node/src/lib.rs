@@ -9,4 +9,5 @@
 //! * `config` — layered configuration (defaults → tier config → file → environment).
 //! * `cli` — the `fqctl` operator CLI.
 
+pub mod code;
 pub mod domain;
