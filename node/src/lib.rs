@@ -11,3 +11,4 @@
 
 pub mod code;
 pub mod domain;
+pub mod identity;
