@@ -12,3 +12,4 @@
 pub mod code;
 pub mod domain;
 pub mod identity;
+pub mod pki;
