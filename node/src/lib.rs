@@ -13,3 +13,4 @@ pub mod code;
 pub mod domain;
 pub mod identity;
 pub mod pki;
+pub mod tls;
