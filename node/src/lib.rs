@@ -13,11 +13,16 @@
 
 pub mod cli;
 pub mod clock;
+pub mod code;
 pub mod config;
 pub mod convert;
 pub mod dev;
 pub mod domain;
 pub mod error;
+pub mod identity;
+pub mod pki;
 pub mod server;
 pub mod service;
+pub mod storage;
 pub mod telemetry;
+pub mod tls;
