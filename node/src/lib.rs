@@ -10,3 +10,4 @@
 //! * `cli` — the `fqctl` operator CLI.
 
 pub mod domain;
+pub mod storage;
