@@ -104,6 +104,9 @@ pub(crate) struct Writer {
     /// Closed by the thread once it has stopped and released the database.
     stopped: watch::Receiver<()>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Makes the next sync fail (tests of the failure path).
+    #[cfg(test)]
+    pub(crate) fail_next_sync: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Writer {
@@ -115,6 +118,8 @@ impl Writer {
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
         let failed = Arc::new(OnceLock::new());
         let (stopping, stopped) = watch::channel(());
+        #[cfg(test)]
+        let fail_next_sync = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = WriterThread {
             rx,
             db,
@@ -122,6 +127,8 @@ impl Writer {
             syncer,
             failed: failed.clone(),
             stopping,
+            #[cfg(test)]
+            fail_next_sync: fail_next_sync.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
@@ -136,6 +143,8 @@ impl Writer {
             failed,
             stopped,
             thread: Mutex::new(Some(handle)),
+            #[cfg(test)]
+            fail_next_sync,
         })
     }
 
@@ -188,6 +197,8 @@ struct WriterThread {
     syncer: Syncer,
     failed: Arc<OnceLock<String>>,
     stopping: watch::Sender<()>,
+    #[cfg(test)]
+    fail_next_sync: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WriterThread {
@@ -200,6 +211,7 @@ impl WriterThread {
             syncer,
             failed,
             stopping,
+            ..
         } = self;
         // Release the database before signalling, so the directory can be reopened.
         drop((rx, db, trees, syncer, failed));
@@ -255,6 +267,18 @@ impl WriterThread {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
+        #[cfg(test)]
+        if self
+            .fail_next_sync
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let source = std::io::Error::other("injected failure");
+            return Err(StorageError::Io {
+                op: "syncing",
+                path: PathBuf::from("db"),
+                source,
+            });
+        }
         self.syncer.sync(&self.db)
     }
 }

@@ -56,6 +56,8 @@ mod codec;
 mod commit;
 mod keys;
 mod query;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -297,6 +299,12 @@ impl Store {
 
     fn read_case(&self, key: &[u8]) -> Result<Option<Case>, StorageError> {
         read_case(&self.inner.trees, key)
+    }
+
+    /// Writes raw bytes under a key, bypassing every check (to simulate damage in tests).
+    #[cfg(test)]
+    fn raw_insert(&self, tree: TreeId, key: &[u8], value: &[u8]) {
+        self.tree(tree).insert(key, value).expect("raw insert");
     }
 }
 
