@@ -12,8 +12,8 @@
 //! * the status, risk and category indexes are `code (1 byte) ‖ case id`, with the stable
 //!   `code()` of the domain enums;
 //! * the deadline index is `deadline ‖ case id`, the deadline being the i64 milliseconds with
-//!   the sign bit flipped, big-endian (for every real date that is just the u64 millis), so byte
-//!   order is time order and "overdue at `now`" is the key range below `deadline(now)`.
+//!   the sign bit flipped, big-endian (order-preserving for every i64, negatives included), so
+//!   byte order is time order and "overdue at `now`" is the key range below `deadline(now)`.
 //!
 //! Index trees store empty values: the key is the whole entry.
 
