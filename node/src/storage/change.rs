@@ -1,0 +1,267 @@
+//! The bodies of the write transactions: registration, update, and the [`Change`] they share.
+//!
+//! Everything here runs on the writer thread inside one sled transaction spanning every tree
+//! (see [`Trees::transaction`]), so it may run more than once and must not have side effects
+//! outside the transaction. A [`Change`] is the complete description of what one case write
+//! does to the store; data derived from a case change that must commit with it (indexes today;
+//! a federation outbox entry or an aggregate contribution later) is written by
+//! [`Change::apply`], so a new kind of derived data is one field and a few lines there.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::IVec;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
+
+use super::codec::{self, ValueKind};
+use super::keys::{self, TreeId, Trees};
+use super::{Registered, StorageError, WriteError};
+use crate::domain::{Case, DomainError, Event};
+
+type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
+
+fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<WriteError> {
+    ConflictableTransactionError::Abort(e.into())
+}
+
+/// A transaction over every tree of the store.
+pub(crate) struct Tx<'a> {
+    views: &'a [TransactionalTree],
+}
+
+impl Tx<'_> {
+    fn tree(&self, id: TreeId) -> &TransactionalTree {
+        keys::view(self.views, id)
+    }
+
+    fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(self.tree(tree).get(key)?)
+    }
+
+    fn get_decoded<T: DeserializeOwned>(
+        &self,
+        tree: TreeId,
+        kind: ValueKind,
+        key: &[u8],
+    ) -> TxResult<Option<T>> {
+        match self.get(tree, key)? {
+            Some(bytes) => codec::decode(kind, tree, key, &bytes)
+                .map(Some)
+                .map_err(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn insert(&self, tree: TreeId, key: &[u8], value: Vec<u8>) -> TxResult<()> {
+        self.tree(tree).insert(key, value)?;
+        Ok(())
+    }
+
+    fn insert_encoded<T: Serialize + ?Sized>(
+        &self,
+        tree: TreeId,
+        kind: ValueKind,
+        key: &[u8],
+        value: &T,
+    ) -> TxResult<()> {
+        self.insert(tree, key, codec::encode(kind, value).map_err(abort)?)
+    }
+
+    fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<()> {
+        self.tree(tree).remove(key)?;
+        Ok(())
+    }
+}
+
+impl Trees {
+    /// Runs `body` as one transaction over every tree.
+    pub(crate) fn transaction<A>(
+        &self,
+        body: impl Fn(&Tx<'_>) -> TxResult<A>,
+    ) -> Result<A, WriteError> {
+        let trees: Vec<&sled::Tree> = self.all().iter().collect();
+        trees[..]
+            .transaction(|views| body(&Tx { views }))
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => WriteError::Storage(e.into()),
+            })
+    }
+}
+
+/// One case write: the stored case (if any), its next version and the events appended.
+pub(crate) struct Change<'a> {
+    pub before: Option<&'a Case>,
+    pub after: &'a Case,
+    pub events: &'a [Event],
+}
+
+impl Change<'_> {
+    /// Storage invariants the new version must keep (see the module doc of `storage`).
+    fn check(&self) -> Result<(), StorageError> {
+        let invalid = StorageError::InvalidRecord;
+        keys::check_case_id(&self.after.id).map_err(invalid)?;
+        if let Some(before) = self.before.filter(|b| b.id != self.after.id) {
+            return Err(invalid(format!(
+                "update of {} returned case {}",
+                before.id, self.after.id
+            )));
+        }
+        let first = self.before.map_or(0, |b| b.history_len) + 1;
+        for (event, seq) in self.events.iter().zip(first..) {
+            if event.seq != seq {
+                return Err(invalid(format!(
+                    "case {}: event seq {} where {seq} was due",
+                    self.after.id, event.seq
+                )));
+            }
+        }
+        let last = first - 1 + self.events.len() as u64;
+        if self.after.history_len != last {
+            return Err(invalid(format!(
+                "case {}: history_len {} but the last event is {last}",
+                self.after.id, self.after.history_len
+            )));
+        }
+        Ok(())
+    }
+
+    fn apply(&self, tx: &Tx<'_>) -> TxResult<()> {
+        let case = self.after;
+        let id = case.id.as_bytes();
+        if self.before.is_none() && tx.get(TreeId::Cases, id)?.is_some() {
+            return Err(abort(StorageError::InvalidRecord(format!(
+                "case id {} already exists",
+                case.id
+            ))));
+        }
+        tx.insert_encoded(TreeId::Cases, ValueKind::Case, id, case)?;
+
+        for event in self.events {
+            let key = keys::event(&case.id, event.seq);
+            if tx.get(TreeId::Events, &key)?.is_some() {
+                return Err(abort(StorageError::Corrupt {
+                    tree: TreeId::Events.name(),
+                    key: keys::display(&key),
+                    reason: format!("event exists beyond history_len of case {}", case.id),
+                }));
+            }
+            tx.insert_encoded(TreeId::Events, ValueKind::Event, &key, event)?;
+        }
+
+        let old_code = self.before.map(|b| b.lookup_code.as_str());
+        if old_code != Some(case.lookup_code.as_str()) {
+            if let Some(old) = old_code.filter(|c| !c.is_empty()) {
+                tx.remove(TreeId::LookupCodes, old.as_bytes())?;
+            }
+            if !case.lookup_code.is_empty() {
+                let code = case.lookup_code.as_bytes();
+                let holder: Option<String> =
+                    tx.get_decoded(TreeId::LookupCodes, ValueKind::CaseId, code)?;
+                if let Some(holder) = holder.filter(|h| *h != case.id) {
+                    let reason = format!(
+                        "lookup code {} is already used by case {holder}",
+                        case.lookup_code
+                    );
+                    return Err(abort(StorageError::InvalidRecord(reason)));
+                }
+                tx.insert_encoded(TreeId::LookupCodes, ValueKind::CaseId, code, &case.id)?;
+            }
+        }
+
+        let old = self.before.map(keys::index_entries).unwrap_or_default();
+        let new = keys::index_entries(case);
+        for entry in old.iter().filter(|e| !new.contains(e)) {
+            tx.remove(entry.0, &entry.1)?;
+        }
+        for entry in new.iter().filter(|e| !old.contains(e)) {
+            tx.insert(entry.0, &entry.1, Vec::new())?;
+        }
+        Ok(())
+    }
+}
+
+/// The transaction of [`super::Store::register`].
+pub(crate) fn register<F>(
+    trees: &Trees,
+    idempotency_key: &str,
+    day: &str,
+    build: &F,
+) -> Result<Registered, WriteError>
+where
+    F: Fn(u32) -> Result<(Case, Event), DomainError>,
+{
+    if idempotency_key.is_empty() {
+        return Err(DomainError::invalid("idempotency_key", "must not be empty").into());
+    }
+    let seq_key = keys::day_seq(day).map_err(StorageError::InvalidRecord)?;
+    let idem_key = idempotency_key.as_bytes();
+    trees.transaction(|tx| {
+        if let Some(id) =
+            tx.get_decoded::<String>(TreeId::Idempotency, ValueKind::CaseId, idem_key)?
+        {
+            let Some(case) =
+                tx.get_decoded::<Case>(TreeId::Cases, ValueKind::Case, id.as_bytes())?
+            else {
+                return Err(abort(StorageError::Corrupt {
+                    tree: TreeId::Idempotency.name(),
+                    key: keys::display(idem_key),
+                    reason: format!("points to missing case {id}"),
+                }));
+            };
+            return Ok(Registered {
+                case,
+                created: false,
+            });
+        }
+
+        let last: u32 = tx
+            .get_decoded(TreeId::Meta, ValueKind::Counter, &seq_key)?
+            .unwrap_or(0);
+        let Some(seq) = last.checked_add(1) else {
+            return Err(abort(StorageError::InvalidRecord(format!(
+                "sequence numbers of day {day} are exhausted"
+            ))));
+        };
+        let (case, event) = build(seq).map_err(abort)?;
+        let events = [event];
+        let change = Change {
+            before: None,
+            after: &case,
+            events: &events,
+        };
+        change.check().map_err(abort)?;
+
+        tx.insert_encoded(TreeId::Meta, ValueKind::Counter, &seq_key, &seq)?;
+        tx.insert_encoded(TreeId::Idempotency, ValueKind::CaseId, idem_key, &case.id)?;
+        change.apply(tx)?;
+        Ok(Registered {
+            case,
+            created: true,
+        })
+    })
+}
+
+/// The transaction of [`super::Store::update`].
+pub(crate) fn update<F>(trees: &Trees, case_id: &str, f: &F) -> Result<Case, WriteError>
+where
+    F: Fn(&Case) -> Result<(Case, Vec<Event>), DomainError>,
+{
+    trees.transaction(|tx| {
+        let Some(before) =
+            tx.get_decoded::<Case>(TreeId::Cases, ValueKind::Case, case_id.as_bytes())?
+        else {
+            return Err(abort(WriteError::NotFound(case_id.to_owned())));
+        };
+        let (after, events) = f(&before).map_err(abort)?;
+        let change = Change {
+            before: Some(&before),
+            after: &after,
+            events: &events,
+        };
+        change.check().map_err(abort)?;
+        change.apply(tx)?;
+        Ok(after)
+    })
+}

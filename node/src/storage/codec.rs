@@ -1,0 +1,175 @@
+//! The envelope around every stored value (index trees store empty values and no envelope).
+//!
+//! ```text
+//! offset 0  2 bytes  magic "FQ"
+//!        2  1 byte   value kind (what the payload is: case, event, case id, ...)
+//!        3  1 byte   format version of that kind
+//!        4  4 bytes  CRC32 (IEEE) of the payload, big-endian
+//!        8  ...      payload: postcard encoding of the serde struct
+//! ```
+//!
+//! Decoding checks all four header fields and that postcard consumed the whole payload; any
+//! mismatch is [`StorageError::Corrupt`] naming the tree and key, never a panic. postcard is
+//! not self-describing, so a struct change must bump the kind's version; old versions are then
+//! decoded with a frozen copy of the old struct and converted (none exist yet).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StorageError;
+use super::keys::{self, TreeId};
+
+const MAGIC: [u8; 2] = *b"FQ";
+const HEADER_LEN: usize = 8;
+
+/// What an envelope holds. Discriminants are persistent: never renumber, only append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ValueKind {
+    Case = 1,
+    Event = 2,
+    /// A case id (values of the idempotency and lookup-code trees).
+    CaseId = 3,
+    /// A per-day sequence counter (u32).
+    Counter = 4,
+    /// The store format version (u32).
+    FormatVersion = 5,
+}
+
+impl ValueKind {
+    /// Current format version of this kind's payload.
+    const fn version(self) -> u8 {
+        match self {
+            ValueKind::Case
+            | ValueKind::Event
+            | ValueKind::CaseId
+            | ValueKind::Counter
+            | ValueKind::FormatVersion => 1,
+        }
+    }
+}
+
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    kind: ValueKind,
+    value: &T,
+) -> Result<Vec<u8>, StorageError> {
+    let mut out = vec![0; HEADER_LEN];
+    out = postcard::to_extend(value, out)
+        .map_err(|e| StorageError::InvalidRecord(format!("cannot encode {kind:?}: {e}")))?;
+    let crc = crc32fast::hash(&out[HEADER_LEN..]);
+    out[..2].copy_from_slice(&MAGIC);
+    out[2] = kind as u8;
+    out[3] = kind.version();
+    out[4..HEADER_LEN].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    kind: ValueKind,
+    tree: TreeId,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    let corrupt = |reason: String| StorageError::Corrupt {
+        tree: tree.name(),
+        key: keys::display(key),
+        reason,
+    };
+    let Some((header, payload)) = bytes.split_at_checked(HEADER_LEN) else {
+        return Err(corrupt(format!(
+            "value of {} bytes is shorter than the envelope",
+            bytes.len()
+        )));
+    };
+    if header[..2] != MAGIC {
+        return Err(corrupt(format!(
+            "bad magic {:?}",
+            header[..2].escape_ascii().to_string()
+        )));
+    }
+    if header[2] != kind as u8 {
+        return Err(corrupt(format!(
+            "value kind {} where {kind:?} ({}) was expected",
+            header[2], kind as u8
+        )));
+    }
+    if header[3] != kind.version() {
+        return Err(corrupt(format!(
+            "unsupported {kind:?} format version {}",
+            header[3]
+        )));
+    }
+    let stored_crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    let crc = crc32fast::hash(payload);
+    if stored_crc != crc {
+        return Err(corrupt(format!(
+            "checksum mismatch: stored {stored_crc:08x}, computed {crc:08x}"
+        )));
+    }
+    match postcard::take_from_bytes(payload) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(corrupt(format!(
+            "{} trailing bytes after the {kind:?} payload",
+            rest.len()
+        ))),
+        Err(e) => Err(corrupt(format!("undecodable {kind:?} payload: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_id(bytes: &[u8]) -> Result<String, StorageError> {
+        decode(ValueKind::CaseId, TreeId::LookupCodes, b"K1", bytes)
+    }
+
+    fn reason(err: StorageError) -> String {
+        match err {
+            StorageError::Corrupt { tree, key, reason } => {
+                assert_eq!((tree, key.as_str()), ("lookupcode_caseid", "K1"));
+                reason
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = encode(ValueKind::CaseId, "610116-20250131-000001").unwrap();
+        assert_eq!(&bytes[..4], &[b'F', b'Q', 3, 1]);
+        assert_eq!(decode_id(&bytes).unwrap(), "610116-20250131-000001");
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_corrupt() {
+        let good = encode(ValueKind::CaseId, "610116-20250131-000001").unwrap();
+        let damage = |i: usize| {
+            let mut b = good.clone();
+            b[i] ^= 0x20;
+            b
+        };
+        assert!(reason(decode_id(&damage(0)).unwrap_err()).contains("magic"));
+        assert!(reason(decode_id(&damage(2)).unwrap_err()).contains("kind"));
+        assert!(reason(decode_id(&damage(3)).unwrap_err()).contains("version"));
+        assert!(reason(decode_id(&damage(5)).unwrap_err()).contains("checksum"));
+        assert!(reason(decode_id(&damage(12)).unwrap_err()).contains("checksum"));
+        assert!(reason(decode_id(&good[..5]).unwrap_err()).contains("shorter"));
+        assert!(reason(decode_id(&[]).unwrap_err()).contains("shorter"));
+    }
+
+    #[test]
+    fn payload_errors_behind_a_valid_checksum_are_corrupt() {
+        // A counter where a case id is expected: right kind byte forged, payload undecodable.
+        let mut bytes = encode(ValueKind::Counter, &u32::MAX).unwrap();
+        bytes[2] = ValueKind::CaseId as u8;
+        assert!(reason(decode_id(&bytes).unwrap_err()).contains("undecodable"));
+
+        // Trailing bytes after a valid payload.
+        let mut bytes = encode(ValueKind::CaseId, "a").unwrap();
+        bytes.push(0);
+        let crc = crc32fast::hash(&bytes[HEADER_LEN..]);
+        bytes[4..8].copy_from_slice(&crc.to_be_bytes());
+        assert!(reason(decode_id(&bytes).unwrap_err()).contains("trailing"));
+    }
+}

@@ -1,0 +1,229 @@
+//! Every sled tree of the store, declared once, and the byte encoding of every key.
+//!
+//! Tree names follow the `<key>_<value>` convention so that a name says what a tree maps.
+//! Adding a tree is one line in the `trees!` invocation below: [`Trees::open`] opens every
+//! declared tree and every write transaction spans all of them, so a new tree can be written in
+//! the same transaction as a case change without touching the transaction plumbing.
+//!
+//! Key encodings are order-preserving where order matters:
+//! * case ids are stored as their UTF-8 bytes, so the cases tree iterates in id order;
+//! * event keys are `case id ‖ 0x00 ‖ seq (u64 BE)`: a case's history is one contiguous,
+//!   seq-ordered range. Case ids therefore must not contain NUL ([`check_case_id`]);
+//! * the status, risk and category indexes are `code (1 byte) ‖ case id`, with the stable
+//!   `code()` of the domain enums;
+//! * the deadline index is `deadline ‖ case id`, the deadline being the i64 milliseconds with
+//!   the sign bit flipped, big-endian (order-preserving for every i64, negatives included), so
+//!   byte order is time order and "overdue at `now`" is the key range below `deadline(now)`.
+//!
+//! Index trees store empty values: the key is the whole entry.
+
+use sled::transaction::TransactionalTree;
+
+use crate::domain::{Case, Timestamp};
+
+macro_rules! trees {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// One sled tree of the store.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum TreeId { $($(#[$doc])* $variant,)+ }
+
+        impl TreeId {
+            /// Every tree, in declaration order (which is also the order of [`Trees`]).
+            pub(crate) const ALL: &'static [TreeId] = &[$(TreeId::$variant,)+];
+
+            /// The sled tree name (persistent: never rename).
+            pub(crate) const fn name(self) -> &'static str {
+                match self { $(TreeId::$variant => $name,)+ }
+            }
+        }
+    };
+}
+
+trees! {
+    /// Store metadata: the store format version and the per-day registration counters.
+    Meta => "meta",
+    /// case id → [`Case`].
+    Cases => "caseid_case",
+    /// case id ‖ 0x00 ‖ seq (u64 BE) → [`crate::domain::Event`].
+    Events => "caseid_seq_event",
+    /// idempotency key of a registration → case id.
+    Idempotency => "idempotencykey_caseid",
+    /// lookup code given to the citizen → case id.
+    LookupCodes => "lookupcode_caseid",
+    /// status code ‖ case id → empty.
+    ByStatus => "status_caseid",
+    /// risk code ‖ case id → empty.
+    ByRisk => "risk_caseid",
+    /// category code ‖ case id → empty.
+    ByCategory => "category_caseid",
+    /// open deadline ‖ case id → empty (only cases with a running deadline).
+    ByDeadline => "deadline_caseid",
+}
+
+/// The opened trees, indexed by [`TreeId`]. Cheap to clone (sled trees are handles).
+#[derive(Clone)]
+pub(crate) struct Trees {
+    trees: Vec<sled::Tree>,
+}
+
+impl Trees {
+    pub(crate) fn open(db: &sled::Db) -> sled::Result<Trees> {
+        let trees = TreeId::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<sled::Result<_>>()?;
+        Ok(Trees { trees })
+    }
+
+    pub(crate) fn get(&self, id: TreeId) -> &sled::Tree {
+        &self.trees[id as usize]
+    }
+
+    pub(crate) fn all(&self) -> &[sled::Tree] {
+        &self.trees
+    }
+}
+
+/// Picks one tree out of a transaction view spanning all trees (see [`Trees::all`]).
+pub(crate) fn view(views: &[TransactionalTree], id: TreeId) -> &TransactionalTree {
+    &views[id as usize]
+}
+
+/// Meta key of the store format version.
+pub(crate) const META_FORMAT: &[u8] = b"format_version";
+
+/// Meta key of the last sequence number handed out on `day` ("YYYYMMDD").
+pub(crate) fn day_seq(day: &str) -> Result<Vec<u8>, String> {
+    if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("day must be YYYYMMDD, got {day:?}"));
+    }
+    Ok([b"seq/".as_slice(), day.as_bytes()].concat())
+}
+
+/// Case ids are keys and key prefixes: they must be non-empty and free of NUL.
+pub(crate) fn check_case_id(id: &str) -> Result<(), String> {
+    const MAX_LEN: usize = 128;
+    if id.is_empty() || id.len() > MAX_LEN || id.contains('\0') {
+        return Err(format!(
+            "case id {id:?} must be 1..={MAX_LEN} bytes without NUL"
+        ));
+    }
+    Ok(())
+}
+
+/// Prefix shared by every event of one case.
+pub(crate) fn events_prefix(case_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(case_id.len() + 9);
+    key.extend_from_slice(case_id.as_bytes());
+    key.push(0);
+    key
+}
+
+pub(crate) fn event(case_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = events_prefix(case_id);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The seq of an event key that starts with `prefix` (from [`events_prefix`]).
+pub(crate) fn event_seq(key: &[u8], prefix: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(prefix)?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// Key of a one-byte-code index (status, risk, category).
+pub(crate) fn code_index(code: u8, case_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + case_id.len());
+    key.push(code);
+    key.extend_from_slice(case_id.as_bytes());
+    key
+}
+
+/// Order-preserving encoding of a timestamp; also the exclusive upper bound of the deadline
+/// index range "deadline < at".
+pub(crate) fn deadline_bound(at: Timestamp) -> [u8; 8] {
+    ((at.millis() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub(crate) fn deadline(at: Timestamp, case_id: &str) -> Vec<u8> {
+    [deadline_bound(at).as_slice(), case_id.as_bytes()].concat()
+}
+
+/// Every index entry a case has: what [`super::change::Change`] keeps in sync.
+pub(crate) fn index_entries(case: &Case) -> Vec<(TreeId, Vec<u8>)> {
+    let mut entries = vec![
+        (TreeId::ByStatus, code_index(case.status.code(), &case.id)),
+        (TreeId::ByRisk, code_index(case.risk.code(), &case.id)),
+        (
+            TreeId::ByCategory,
+            code_index(case.category.code(), &case.id),
+        ),
+    ];
+    if let Some(at) = case.open_deadline() {
+        entries.push((TreeId::ByDeadline, deadline(at, &case.id)));
+    }
+    entries
+}
+
+/// Readable form of a key for error messages.
+pub(crate) fn display(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
+        _ => key.escape_ascii().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_names_are_unique() {
+        let mut names: Vec<_> = TreeId::ALL.iter().map(|t| t.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), TreeId::ALL.len());
+        for (i, t) in TreeId::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i);
+        }
+    }
+
+    #[test]
+    fn event_keys_sort_by_seq_within_a_case() {
+        let a = event("610116-20250101-000001", 2);
+        let b = event("610116-20250101-000001", 10);
+        let other = event("610116-20250101-0000010", 1);
+        assert!(a < b);
+        let prefix = events_prefix("610116-20250101-000001");
+        assert!(!other.starts_with(&prefix));
+        assert_eq!(event_seq(&b, &prefix), Some(10));
+        assert_eq!(event_seq(&other, &prefix), None);
+    }
+
+    #[test]
+    fn deadline_encoding_preserves_order() {
+        let times = [i64::MIN, -5, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+        for pair in times.windows(2) {
+            assert!(deadline_bound(Timestamp(pair[0])) < deadline_bound(Timestamp(pair[1])));
+        }
+        // An entry at `now` is not below the bound for `now`.
+        assert!(deadline(Timestamp(7), "x").as_slice() > deadline_bound(Timestamp(7)).as_slice());
+        assert!(deadline(Timestamp(6), "x").as_slice() < deadline_bound(Timestamp(7)).as_slice());
+    }
+
+    #[test]
+    fn day_and_id_checks() {
+        assert_eq!(day_seq("20250131").unwrap(), b"seq/20250131".to_vec());
+        assert!(day_seq("2025-01-3").is_err());
+        assert!(day_seq("2025013a").is_err());
+        assert!(check_case_id("610116-20250131-000001").is_ok());
+        assert!(check_case_id("").is_err());
+        assert!(check_case_id("a\0b").is_err());
+    }
+
+    #[test]
+    fn display_escapes_binary() {
+        assert_eq!(display(b"abc"), "abc");
+        assert_eq!(display(&[1, b'a', 0xff]), "\\x01a\\xff");
+    }
+}

@@ -1,0 +1,352 @@
+//! Durable storage of cases on sled: the only module that touches sled.
+//!
+//! # What it owns
+//!
+//! One sled database per node, holding the trees declared in `keys`: the cases, their
+//! append-only histories, the idempotency and lookup-code maps, the secondary indexes (status,
+//! risk, category, open deadline) and the store metadata (format version, per-day sequence
+//! counters). Every value is wrapped in the checksummed, versioned envelope of `codec`.
+//!
+//! # Invariants
+//!
+//! * Every write is one sled transaction spanning all trees (`change`): a case, its new
+//!   events, its index entries, its lookup code and (for a registration) its idempotency entry
+//!   and day counter change together or not at all. Indexes therefore always equal what a
+//!   recount over the cases tree would give.
+//! * History is append-only: a write must continue the stored history (`seq` = previous
+//!   `history_len` + 1, ...), must leave `Case::history_len` equal to the last seq, and never
+//!   overwrites an event; a case id is never reused and a lookup code maps to one case.
+//! * Writes are serialised on one writer thread (`commit`). The domain closures handed to
+//!   [`Store::register`] and [`Store::update`] run on that thread inside the transaction, may
+//!   run more than once, must be pure, and must not call back into the store.
+//! * A stored value that fails its magic, kind, version, checksum or decoding is reported as
+//!   [`StorageError::Corrupt`] naming tree and key; no data path panics.
+//!
+//! # Durability: what is and is not guaranteed
+//!
+//! sled 0.34's `flush()` writes its log with `sync_file_range`, which neither persists file
+//! metadata nor flushes the disk cache, and its background fsync runs only every
+//! `flush_every_ms`. So the writer thread group-commits: it takes every queued request (at
+//! most 256), runs each as its own transaction, then calls `flush()` and `fdatasync`s sled's
+//! files itself (the `db` log, new or grown files in `blobs/`, and the directories when their
+//! entries change; `conf` and the directories once at open), and only then answers the
+//! requests of the batch.
+//!
+//! * An acknowledged write (the async call returned `Ok`) survives `kill -9`, a crash of the
+//!   machine or a power loss, to the extent the disk honours fsync.
+//! * If the flush or a sync fails, every request of the batch fails and the store refuses all
+//!   further writes ([`StorageError::Failed`]) until it is reopened: after a failed fsync the
+//!   kernel may have dropped the dirty pages, so nothing written since can be trusted.
+//! * A write that returned an error wrote nothing, except when the error is `Failed` or
+//!   `Closed` mid-flight: then it may or may not survive a crash. A call whose future is
+//!   dropped after it was queued may still be committed.
+//! * Reads ([`Store::get_case`], [`Store::history`], [`Store::list_cases`], ...) go straight to
+//!   sled on the caller's thread (they are in-memory lookups in the common case, so they are
+//!   not moved off the async runtime). A read may observe a write a few milliseconds before
+//!   that write is durable, and so, after a crash, something that was read may be gone; it can
+//!   never observe half a transaction. A listing or a history is not a snapshot: it may
+//!   interleave with concurrent writes, but every case it returns is one committed version.
+//!
+//! sled itself keeps its periodic flusher (every [`FLUSH_EVERY_MS`]) because that thread also
+//! cleans log segments; durability does not depend on it. The directory stays locked by sled
+//! until [`Store::shutdown`] has returned and every clone of the [`Store`] is dropped.
+
+mod change;
+mod codec;
+mod commit;
+mod keys;
+mod query;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, Timestamp};
+
+use codec::ValueKind;
+use keys::{TreeId, Trees};
+
+/// Version of the layout of trees and keys; written at creation, checked on open.
+const STORE_FORMAT: u32 = 1;
+
+/// Period of sled's own background flush and segment cleaning, in milliseconds.
+pub const FLUSH_EVERY_MS: u64 = 1000;
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Size of sled's page cache in bytes. The default of 16 MiB suits a village PC; a county
+    /// node holding hundreds of thousands of cases may want 256 MiB or more.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_capacity_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The result of [`Store::register`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub case: Case,
+    /// False when the idempotency key had been seen: `case` is then the original case.
+    pub created: bool,
+}
+
+/// A listing request. Filters combine with AND; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseQuery {
+    pub status: Option<CaseStatus>,
+    pub risk: Option<RiskLevel>,
+    pub category: Option<Category>,
+    /// `Some(now)`: only cases whose [`Case::open_deadline`] is before `now`.
+    pub overdue_at: Option<Timestamp>,
+    /// Cases per page: 0 means 50, larger than 500 means 500.
+    pub page_size: usize,
+    /// `next_page_token` of the previous page, for the same filters.
+    pub page_token: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CasePage {
+    pub cases: Vec<Case>,
+    /// Present when more entries may follow (the next page can turn out empty).
+    pub next_page_token: Option<String>,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A stored value or index entry is damaged or inconsistent.
+    #[error("corrupt entry in tree {tree} at key {key}: {reason}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        reason: String,
+    },
+    /// The page token is malformed or belongs to another listing.
+    #[error("bad page token: {0}")]
+    BadPageToken(String),
+    /// The directory holds a store of another format version.
+    #[error("store format version {found} is not supported (this build reads version {supported})")]
+    UnsupportedFormat { found: u32, supported: u32 },
+    /// A record handed to storage breaks a storage invariant (a bug in the caller).
+    #[error("record rejected by storage: {0}")]
+    InvalidRecord(String),
+    /// A write closure panicked; the write was abandoned.
+    #[error("a write panicked and was abandoned")]
+    WritePanicked,
+    /// The store has been shut down.
+    #[error("the store is shut down")]
+    Closed,
+    /// An earlier flush or fsync failed; the store refuses writes until it is reopened.
+    #[error("the store has failed and refuses writes: {0}")]
+    Failed(String),
+}
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("case {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The node's case store. Cheap to clone; all clones share one database and writer thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    trees: Trees,
+    writer: commit::Writer,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`. Fails if another process holds it.
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StorageError> {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
+            op: "creating",
+            path: dir.to_owned(),
+            source,
+        })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_capacity_bytes)
+            .flush_every_ms(Some(FLUSH_EVERY_MS))
+            .open()?;
+        let trees = Trees::open(&db)?;
+        check_format(&trees)?;
+        let mut syncer = commit::Syncer::open(dir, created)?;
+        syncer.sync(&db)?;
+        let writer = commit::Writer::spawn(db, trees.clone(), syncer)?;
+        Ok(Store {
+            inner: Arc::new(Inner { trees, writer }),
+        })
+    }
+
+    /// The case with this id, if stored.
+    pub fn get_case(&self, id: &str) -> Result<Option<Case>, StorageError> {
+        self.read_case(id.as_bytes())
+    }
+
+    /// The case a citizen's lookup code (查询码) refers to.
+    pub fn case_by_lookup_code(&self, code: &str) -> Result<Option<Case>, StorageError> {
+        let Some(bytes) = self.tree(TreeId::LookupCodes).get(code)? else {
+            return Ok(None);
+        };
+        let id: String = codec::decode(
+            ValueKind::CaseId,
+            TreeId::LookupCodes,
+            code.as_bytes(),
+            &bytes,
+        )?;
+        match self.read_case(id.as_bytes())? {
+            Some(case) => Ok(Some(case)),
+            None => Err(StorageError::Corrupt {
+                tree: TreeId::LookupCodes.name(),
+                key: code.to_owned(),
+                reason: format!("points to missing case {id}"),
+            }),
+        }
+    }
+
+    /// The history of a case, ordered by seq; empty for an unknown case.
+    pub fn history(&self, id: &str) -> Result<Vec<Event>, StorageError> {
+        let prefix = keys::events_prefix(id);
+        let mut events = Vec::new();
+        for item in self.tree(TreeId::Events).scan_prefix(&prefix) {
+            let (key, bytes) = item?;
+            let event: Event = codec::decode(ValueKind::Event, TreeId::Events, &key, &bytes)?;
+            if keys::event_seq(&key, &prefix) != Some(event.seq) {
+                return Err(StorageError::Corrupt {
+                    tree: TreeId::Events.name(),
+                    key: keys::display(&key),
+                    reason: format!("key does not match event seq {}", event.seq),
+                });
+            }
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// One page of cases matching `q`; see the `query` module for how the index is chosen.
+    pub fn list_cases(&self, q: &CaseQuery) -> Result<CasePage, StorageError> {
+        query::list(&self.inner.trees, q)
+    }
+
+    /// Idempotent registration: if `idempotency_key` was seen, returns the original case with
+    /// `created == false` and writes nothing. Otherwise allocates the next per-node sequence
+    /// number for `day` ("YYYYMMDD", starting at 1), calls `build(seq)`, and writes the case,
+    /// its first event, the idempotency entry, the lookup-code entry and all indexes in one
+    /// transaction. `build` may be called more than once and must be pure.
+    pub async fn register<F>(
+        &self,
+        idempotency_key: String,
+        day: String,
+        build: F,
+    ) -> Result<Registered, WriteError>
+    where
+        F: Fn(u32) -> Result<(Case, Event), DomainError> + Send + 'static,
+    {
+        self.inner
+            .writer
+            .submit(move |trees| change::register(trees, &idempotency_key, &day, &build))
+            .await
+    }
+
+    /// Reads the case, calls `f`, and writes the new case, the appended events and the index
+    /// changes in one transaction. A missing case is [`WriteError::NotFound`]; an error from
+    /// `f` is [`WriteError::Domain`] and nothing is written. `f` may be called more than once
+    /// and must be pure.
+    pub async fn update<F>(&self, case_id: String, f: F) -> Result<Case, WriteError>
+    where
+        F: Fn(&Case) -> Result<(Case, Vec<Event>), DomainError> + Send + 'static,
+    {
+        self.inner
+            .writer
+            .submit(move |trees| change::update(trees, &case_id, &f))
+            .await
+    }
+
+    /// Stops the writer thread after draining the queued writes and syncing them. Later writes
+    /// fail with [`StorageError::Closed`]; reads keep working until the store is dropped.
+    pub async fn shutdown(&self) {
+        self.inner.writer.shutdown().await;
+    }
+
+    fn tree(&self, id: TreeId) -> &sled::Tree {
+        self.inner.trees.get(id)
+    }
+
+    fn read_case(&self, key: &[u8]) -> Result<Option<Case>, StorageError> {
+        read_case(&self.inner.trees, key)
+    }
+
+    /// Writes raw bytes under a key, bypassing every check (to simulate damage in tests).
+    #[cfg(test)]
+    fn raw_insert(&self, tree: TreeId, key: &[u8], value: &[u8]) {
+        self.tree(tree).insert(key, value).expect("raw insert");
+    }
+}
+
+fn read_case(trees: &Trees, key: &[u8]) -> Result<Option<Case>, StorageError> {
+    trees
+        .get(TreeId::Cases)
+        .get(key)?
+        .map(|bytes| codec::decode(ValueKind::Case, TreeId::Cases, key, &bytes))
+        .transpose()
+}
+
+/// Writes the format version into a new store, or checks the one found.
+fn check_format(trees: &Trees) -> Result<(), StorageError> {
+    let meta = trees.get(TreeId::Meta);
+    match meta.get(keys::META_FORMAT)? {
+        Some(bytes) => {
+            let found: u32 = codec::decode(
+                ValueKind::FormatVersion,
+                TreeId::Meta,
+                keys::META_FORMAT,
+                &bytes,
+            )?;
+            if found != STORE_FORMAT {
+                return Err(StorageError::UnsupportedFormat {
+                    found,
+                    supported: STORE_FORMAT,
+                });
+            }
+        }
+        None if trees.all().iter().all(sled::Tree::is_empty) => {
+            meta.insert(
+                keys::META_FORMAT,
+                codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
+            )?;
+        }
+        None => {
+            return Err(StorageError::Corrupt {
+                tree: TreeId::Meta.name(),
+                key: keys::display(keys::META_FORMAT),
+                reason: "missing in a store that holds data".into(),
+            });
+        }
+    }
+    Ok(())
+}

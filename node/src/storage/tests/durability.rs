@@ -1,0 +1,235 @@
+//! Restart, shutdown, failed syncs, damaged values and the store format check.
+
+use super::*;
+
+#[tokio::test]
+async fn data_survives_shutdown_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut ids = Vec::new();
+    for key in ["a", "b", "c"] {
+        ids.push(register(&store, key).await.case.id);
+    }
+    let updated = store
+        .update(ids[1].clone(), |c| {
+            Ok(step(c, 1, |n| n.status = CaseStatus::Rejected))
+        })
+        .await
+        .unwrap();
+    store.shutdown().await;
+    let closed = store
+        .register("d".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+        .await;
+    assert!(matches!(
+        closed,
+        Err(WriteError::Storage(StorageError::Closed))
+    ));
+    store.shutdown().await; // a second shutdown returns at once
+    assert_eq!(
+        store.get_case(&ids[1]).unwrap(),
+        Some(updated.clone()),
+        "reads work until dropped"
+    );
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(store.get_case(&ids[1]).unwrap(), Some(updated.clone()));
+    assert_eq!(store.history(&ids[1]).unwrap().len(), 2);
+    assert_eq!(
+        store.case_by_lookup_code(&updated.lookup_code).unwrap(),
+        Some(updated)
+    );
+    let all = store.list_cases(&CaseQuery::default()).unwrap();
+    assert_eq!(
+        all.cases.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        ids
+    );
+    assert!(!register(&store, "a").await.created, "idempotency survives");
+    assert_eq!(
+        seq_of(&register(&store, "d").await.case),
+        4,
+        "the day counter survives"
+    );
+    assert_index_consistency(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_queued_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .register(format!("k{i}"), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+                    .await
+            })
+        })
+        .collect();
+    store.shutdown().await;
+    let mut acked = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(reg) => acked.push(reg.case),
+            Err(WriteError::Storage(StorageError::Closed)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    drop(store);
+    let store = open(dir.path());
+    for case in &acked {
+        assert_eq!(store.get_case(&case.id).unwrap().as_ref(), Some(case));
+    }
+    assert_eq!(
+        store
+            .list_cases(&CaseQuery {
+                page_size: 500,
+                ..Default::default()
+            })
+            .unwrap()
+            .cases
+            .len(),
+        acked.len()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_sync_fails_the_batch_and_every_later_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = register(&store, "k1").await.case.id;
+    store
+        .inner
+        .writer
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = store
+        .register("k2".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+        .await;
+    assert!(
+        matches!(r, Err(WriteError::Storage(StorageError::Failed(_)))),
+        "{r:?}"
+    );
+    let r = store.update(id.clone(), |c| Ok(step(c, 1, |_| {}))).await;
+    assert!(
+        matches!(r, Err(WriteError::Storage(StorageError::Failed(_)))),
+        "{r:?}"
+    );
+    assert_eq!(
+        store.history(&id).unwrap().len(),
+        1,
+        "the refused update did not run"
+    );
+    assert!(store.get_case(&id).unwrap().is_some(), "reads keep working");
+}
+
+#[tokio::test]
+async fn damaged_values_are_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register(&store, "k1").await.case;
+    let other = register(&store, "k2").await.case;
+    fn expect_corrupt<T: std::fmt::Debug>(r: Result<T, StorageError>, tree: TreeId, key: &str) {
+        match r {
+            Err(StorageError::Corrupt {
+                tree: t, key: k, ..
+            }) => assert_eq!((t, k.as_str()), (tree.name(), key)),
+            other => panic!("expected Corrupt in {}, got {other:?}", tree.name()),
+        }
+    }
+
+    let mut bytes = store
+        .inner
+        .trees
+        .get(TreeId::Cases)
+        .get(&case.id)
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    store.raw_insert(TreeId::Cases, case.id.as_bytes(), &bytes);
+    expect_corrupt(store.get_case(&case.id), TreeId::Cases, &case.id);
+    expect_corrupt(
+        store.case_by_lookup_code(&case.lookup_code),
+        TreeId::Cases,
+        &case.id,
+    );
+    expect_corrupt(
+        store.list_cases(&CaseQuery::default()),
+        TreeId::Cases,
+        &case.id,
+    );
+    let by_status = CaseQuery {
+        status: Some(CaseStatus::Registered),
+        ..Default::default()
+    };
+    expect_corrupt(store.list_cases(&by_status), TreeId::Cases, &case.id);
+    let r = store
+        .update(case.id.clone(), |c| Ok(step(c, 1, |_| {})))
+        .await;
+    assert!(
+        matches!(r, Err(WriteError::Storage(StorageError::Corrupt { .. }))),
+        "{r:?}"
+    );
+
+    let event_key = keys::event(&other.id, 1);
+    store.raw_insert(TreeId::Events, &event_key, b"FQ\x02\x01garbage");
+    expect_corrupt(
+        store.history(&other.id),
+        TreeId::Events,
+        &keys::display(&event_key),
+    );
+    store.raw_insert(TreeId::LookupCodes, other.lookup_code.as_bytes(), b"");
+    expect_corrupt(
+        store.case_by_lookup_code(&other.lookup_code),
+        TreeId::LookupCodes,
+        &other.lookup_code,
+    );
+
+    // A corrupt value fails the request that met it, not the store.
+    let r = store
+        .update(other.id.clone(), |c| Ok(step(c, 1, |_| {})))
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
+#[tokio::test]
+async fn open_checks_the_store_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.raw_insert(
+        TreeId::Meta,
+        keys::META_FORMAT,
+        &codec::encode(ValueKind::FormatVersion, &2u32).unwrap(),
+    );
+    store.shutdown().await;
+    drop(store);
+    let r = Store::open(dir.path(), &StoreOptions::default()).map(|_| ());
+    assert!(
+        matches!(
+            r,
+            Err(StorageError::UnsupportedFormat {
+                found: 2,
+                supported: 1
+            })
+        ),
+        "{r:?}"
+    );
+
+    let store = {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(TreeId::Meta.name())
+            .unwrap()
+            .insert(keys::META_FORMAT, b"FQ\x05\x01\0\0\0\0\x01".as_slice())
+            .unwrap();
+        db.flush().unwrap();
+        drop(db);
+        Store::open(dir.path(), &StoreOptions::default()).map(|_| ())
+    };
+    assert!(
+        matches!(store, Err(StorageError::Corrupt { tree: "meta", .. })),
+        "{store:?}"
+    );
+}
