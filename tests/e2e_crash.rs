@@ -20,30 +20,56 @@ async fn acknowledged_registrations_survive_kill_9() {
     for i in 0..40 {
         let mut c = intake.clone();
         tasks.push(tokio::spawn(async move {
-            c.register_case(register_request(&format!("burst-{i}"))).await.map(|r| r.into_inner().id)
+            c.register_case(register_request(&format!("burst-{i}")))
+                .await
+                .map(|r| r.into_inner().id)
         }));
     }
     let mut acked = Vec::new();
     for t in tasks {
         acked.push(t.await.unwrap().expect("registered"));
     }
-    let last = intake.register_case(register_request("the-last-one")).await.unwrap().into_inner();
+    let last = intake
+        .register_case(register_request("the-last-one"))
+        .await
+        .unwrap()
+        .into_inner();
     node.kill9();
     acked.push(last.id.clone());
 
     node.restart(root.path());
     let mut intake = operator_client(&pki, &node, NODE, "intake", "li").await;
     for id in &acked {
-        let c = intake.get_case(pb::GetCaseRequest { case_id: id.clone() }).await.unwrap().into_inner();
+        let c = intake
+            .get_case(pb::GetCaseRequest {
+                case_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(&c.id, id);
-        let h = intake.get_case_history(pb::GetCaseRequest { case_id: id.clone() }).await.unwrap().into_inner();
+        let h = intake
+            .get_case_history(pb::GetCaseRequest {
+                case_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(h.events.len(), 1);
     }
     // Idempotency also survived: retrying after the crash returns the same case.
-    let again = intake.register_case(register_request("the-last-one")).await.unwrap().into_inner();
+    let again = intake
+        .register_case(register_request("the-last-one"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(again.id, last.id);
     // Case ids stay unique across the restart.
-    let fresh = intake.register_case(register_request("after-restart")).await.unwrap().into_inner();
+    let fresh = intake
+        .register_case(register_request("after-restart"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!acked.contains(&fresh.id));
 }
 
@@ -54,19 +80,36 @@ async fn a_clean_stop_and_restart_keeps_everything() {
     let root = tempfile::tempdir().unwrap();
     let mut node = NodeProc::start(&pki, root.path(), NODE);
     let mut intake = operator_client(&pki, &node, NODE, "intake", "li").await;
-    let c = intake.register_case(register_request("one")).await.unwrap().into_inner();
     let c = intake
-        .review_case(pb::ReviewCaseRequest { case_id: c.id, accept: true, ..Default::default() })
+        .register_case(register_request("one"))
+        .await
+        .unwrap()
+        .into_inner();
+    let c = intake
+        .review_case(pb::ReviewCaseRequest {
+            case_id: c.id,
+            accept: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(node.terminate(), "SIGTERM should stop the node cleanly");
     let fresh = NodeProc::start_with_config(NODE, &node.config.clone(), root.path());
     let mut intake = operator_client(&pki, &fresh, NODE, "intake", "li").await;
-    let got = intake.get_case(pb::GetCaseRequest { case_id: c.id.clone() }).await.unwrap().into_inner();
+    let got = intake
+        .get_case(pb::GetCaseRequest {
+            case_id: c.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.status, pb::CaseStatus::Accepted as i32);
     let accepted = intake
-        .list_cases(pb::ListCasesRequest { status: pb::CaseStatus::Accepted as i32, ..Default::default() })
+        .list_cases(pb::ListCasesRequest {
+            status: pb::CaseStatus::Accepted as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

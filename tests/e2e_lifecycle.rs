@@ -20,7 +20,11 @@ async fn a_case_lives_from_registration_to_closure() {
     let mut director = operator_client(&pki, &node, NODE, "director", "zhao").await;
 
     // 登记受理
-    let c = intake.register_case(register_request("walk-in-0001")).await.unwrap().into_inner();
+    let c = intake
+        .register_case(register_request("walk-in-0001"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(c.id.starts_with(&format!("{NODE}-")), "{}", c.id);
     assert_eq!(c.id.len(), NODE.len() + 1 + 8 + 1 + 6, "{}", c.id);
     assert_eq!(c.status, pb::CaseStatus::Registered as i32);
@@ -34,9 +38,17 @@ async fn a_case_lives_from_registration_to_closure() {
     assert_eq!(c.parties[0].id_number, "610102199001011234");
 
     // Same idempotency key: the original case, nothing new.
-    let again = intake.register_case(register_request("walk-in-0001")).await.unwrap().into_inner();
+    let again = intake
+        .register_case(register_request("walk-in-0001"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(again.id, c.id);
-    let listed = intake.list_cases(pb::ListCasesRequest::default()).await.unwrap().into_inner();
+    let listed = intake
+        .list_cases(pb::ListCasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.cases.len(), 1);
     // Listings always mask personal data.
     assert_eq!(listed.cases[0].parties[0].id_number, "6101**********1234");
@@ -54,11 +66,19 @@ async fn a_case_lives_from_registration_to_closure() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("registered") || err.message().contains("未审核"), "{}", err.message());
+    assert!(
+        err.message().contains("registered") || err.message().contains("未审核"),
+        "{}",
+        err.message()
+    );
 
     // 审核通过 → 待办理
     let c = intake
-        .review_case(pb::ReviewCaseRequest { case_id: c.id.clone(), accept: true, ..Default::default() })
+        .review_case(pb::ReviewCaseRequest {
+            case_id: c.id.clone(),
+            accept: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -67,7 +87,11 @@ async fn a_case_lives_from_registration_to_closure() {
 
     // 派单
     let c = intake
-        .assign_case(pb::AssignCaseRequest { case_id: c.id.clone(), handler: "人社所 王调解员".into(), due_at: None })
+        .assign_case(pb::AssignCaseRequest {
+            case_id: c.id.clone(),
+            handler: "人社所 王调解员".into(),
+            due_at: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -107,7 +131,11 @@ async fn a_case_lives_from_registration_to_closure() {
 
     // 回访 dissatisfied: back to work, a reopen.
     let c = intake
-        .record_follow_up(pb::RecordFollowUpRequest { case_id: c.id.clone(), satisfaction: 2, notes: "款项未全部到账".into() })
+        .record_follow_up(pb::RecordFollowUpRequest {
+            case_id: c.id.clone(),
+            satisfaction: 2,
+            notes: "款项未全部到账".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -126,7 +154,11 @@ async fn a_case_lives_from_registration_to_closure() {
         .unwrap()
         .into_inner();
     let c = intake
-        .record_follow_up(pb::RecordFollowUpRequest { case_id: c.id.clone(), satisfaction: 5, notes: "满意".into() })
+        .record_follow_up(pb::RecordFollowUpRequest {
+            case_id: c.id.clone(),
+            satisfaction: 5,
+            notes: "满意".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -134,17 +166,37 @@ async fn a_case_lives_from_registration_to_closure() {
 
     // A closed case takes no more commands.
     let err = intake
-        .record_follow_up(pb::RecordFollowUpRequest { case_id: c.id.clone(), satisfaction: 5, notes: String::new() })
+        .record_follow_up(pb::RecordFollowUpRequest {
+            case_id: c.id.clone(),
+            satisfaction: 5,
+            notes: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
 
     // The history: every change, in order, never rewritten.
-    let h = intake.get_case_history(pb::GetCaseRequest { case_id: c.id.clone() }).await.unwrap().into_inner();
+    let h = intake
+        .get_case_history(pb::GetCaseRequest {
+            case_id: c.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let kinds: Vec<&str> = h.events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["registered", "accepted", "assigned", "mediation", "mediation", "resolved", "reopened", "resolved", "follow_up_closed"]
+        [
+            "registered",
+            "accepted",
+            "assigned",
+            "mediation",
+            "mediation",
+            "resolved",
+            "reopened",
+            "resolved",
+            "follow_up_closed"
+        ]
     );
     for (i, e) in h.events.iter().enumerate() {
         assert_eq!(e.seq, i as u64 + 1);
@@ -157,7 +209,13 @@ async fn a_case_lives_from_registration_to_closure() {
 
     // An auditor reads, but personal data stays masked even in GetCase.
     let mut auditor = operator_client(&pki, &node, NODE, "auditor", "sun").await;
-    let seen = auditor.get_case(pb::GetCaseRequest { case_id: c.id.clone() }).await.unwrap().into_inner();
+    let seen = auditor
+        .get_case(pb::GetCaseRequest {
+            case_id: c.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(seen.parties[0].id_number, "6101**********1234");
     assert_eq!(seen.status, pb::CaseStatus::Closed as i32);
 }
@@ -170,11 +228,20 @@ async fn a_rejected_case_carries_reason_and_guidance() {
     let node = NodeProc::start(&pki, root.path(), NODE);
     let mut intake = operator_client(&pki, &node, NODE, "intake", "li").await;
     let mut director = operator_client(&pki, &node, NODE, "director", "zhao").await;
-    let c = intake.register_case(register_request("online-7")).await.unwrap().into_inner();
+    let c = intake
+        .register_case(register_request("online-7"))
+        .await
+        .unwrap()
+        .into_inner();
 
     // Rejecting without guidance is refused and changes nothing.
     let err = director
-        .review_case(pb::ReviewCaseRequest { case_id: c.id.clone(), accept: false, reason: "不属本辖区".into(), guidance: String::new() })
+        .review_case(pb::ReviewCaseRequest {
+            case_id: c.id.clone(),
+            accept: false,
+            reason: "不属本辖区".into(),
+            guidance: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -195,10 +262,16 @@ async fn a_rejected_case_carries_reason_and_guidance() {
 
     // Filters and pages.
     for i in 0..7 {
-        intake.register_case(register_request(&format!("k{i}"))).await.unwrap();
+        intake
+            .register_case(register_request(&format!("k{i}")))
+            .await
+            .unwrap();
     }
     let rejected = intake
-        .list_cases(pb::ListCasesRequest { status: pb::CaseStatus::Rejected as i32, ..Default::default() })
+        .list_cases(pb::ListCasesRequest {
+            status: pb::CaseStatus::Rejected as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -235,28 +308,52 @@ async fn stock_grpc_tooling_works_health_and_reflection() {
     let root = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&pki, root.path(), NODE);
     let (cert, key) = pki.operator(NODE, "auditor", "sun");
-    let ch = channel(node.listen, &pki.ca(), Some((&cert, &key))).await.unwrap();
+    let ch = channel(node.listen, &pki.ca(), Some((&cert, &key)))
+        .await
+        .unwrap();
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     let resp = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "fengqiao.v1.CaseService".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "fengqiao.v1.CaseService".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(resp.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let mut refl = ServerReflectionClient::new(ch);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut stream = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
-    let msg = stream.message().await.unwrap().expect("a reflection answer");
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let msg = stream
+        .message()
+        .await
+        .unwrap()
+        .expect("a reflection answer");
     let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
         panic!("unexpected reflection answer: {msg:?}")
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.iter().any(|n| n == "fengqiao.v1.CaseService"), "{names:?}");
-    assert!(names.iter().any(|n| n == "grpc.health.v1.Health"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "fengqiao.v1.CaseService"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n == "grpc.health.v1.Health"),
+        "{names:?}"
+    );
 }

@@ -39,7 +39,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        ManualClock { now_ms: AtomicI64::new(start.0) }
+        ManualClock {
+            now_ms: AtomicI64::new(start.0),
+        }
     }
     pub fn set(&self, t: Timestamp) {
         self.now_ms.store(t.0, Ordering::SeqCst);
@@ -73,7 +75,10 @@ mod tests {
     #[test]
     fn system_clock_offset_shifts_now() {
         let base = SystemClock::default().now();
-        let shifted = SystemClock { offset_ms: 86_400_000 }.now();
+        let shifted = SystemClock {
+            offset_ms: 86_400_000,
+        }
+        .now();
         assert!(shifted.0 - base.0 >= 86_400_000);
     }
 }

@@ -65,6 +65,8 @@ struct RawConfig {
     federation_listen: String,
     parent: String,
     data_dir: PathBuf,
+    /// Read in the first pass of [`load`]; kept here so it is a known key.
+    #[allow(dead_code)]
     tier_config: String,
     tls: RawTls,
     storage: RawStorage,
@@ -150,22 +152,34 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
     #[error("configuration field `{field}`: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn invalid(field: &'static str, message: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid { field, message: message.to_string() }
+    ConfigError::Invalid {
+        field,
+        message: message.to_string(),
+    }
 }
 
 fn env_source() -> Environment {
-    Environment::with_prefix("FENGQIAO").prefix_separator("__").separator("__").try_parsing(true)
+    Environment::with_prefix("FENGQIAO")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
 }
 
 /// Loads the layered configuration of a node from `file` (plus the environment).
 pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
     let node_file = || File::from(file).format(FileFormat::Toml).required(true);
     // First pass: just enough to learn the code (and so the tier) and an optional tier file.
-    let pre = Config::builder().add_source(node_file()).add_source(env_source()).build()?;
+    let pre = Config::builder()
+        .add_source(node_file())
+        .add_source(env_source())
+        .build()?;
     let code_str: String = pre
         .get_string("code")
         .map_err(|_| invalid("code", "missing: set the node's division code"))?;
@@ -188,8 +202,12 @@ pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
 }
 
 fn parse_duration(field: &'static str, s: &str) -> Result<Duration, ConfigError> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| invalid(field, format!("{s:?} is not a duration like \"3d\", \"12h\" or \"90s\": {e}")))?;
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        invalid(
+            field,
+            format!("{s:?} is not a duration like \"3d\", \"12h\" or \"90s\": {e}"),
+        )
+    })?;
     if d.is_zero() {
         return Err(invalid(field, "must be longer than zero"));
     }
@@ -197,7 +215,12 @@ fn parse_duration(field: &'static str, s: &str) -> Result<Duration, ConfigError>
 }
 
 fn parse_addr(field: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
-    s.parse().map_err(|e| invalid(field, format!("{s:?} is not an address like 127.0.0.1:7400: {e}")))
+    s.parse().map_err(|e| {
+        invalid(
+            field,
+            format!("{s:?} is not an address like 127.0.0.1:7400: {e}"),
+        )
+    })
 }
 
 fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
@@ -224,12 +247,21 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
     let parent = match parent.trim() {
         "" => None,
         url if url.starts_with("https://") => Some(url.to_string()),
-        url => return Err(invalid("parent", format!("{url:?} must be an https:// URL (links are always mutual TLS)"))),
+        url => {
+            return Err(invalid(
+                "parent",
+                format!("{url:?} must be an https:// URL (links are always mutual TLS)"),
+            ));
+        }
     };
     if data_dir.as_os_str().is_empty() {
         return Err(invalid("data_dir", "must be set"));
     }
-    for (field, p) in [("tls.ca", &tls.ca), ("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+    for (field, p) in [
+        ("tls.ca", &tls.ca),
+        ("tls.cert", &tls.cert),
+        ("tls.key", &tls.key),
+    ] {
         if p.as_os_str().is_empty() {
             return Err(invalid(field, "must be set"));
         }
@@ -252,7 +284,12 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
     let log_json = match log.format.as_str() {
         "text" => false,
         "json" => true,
-        other => return Err(invalid("log.format", format!("{other:?}: use \"text\" or \"json\""))),
+        other => {
+            return Err(invalid(
+                "log.format",
+                format!("{other:?}: use \"text\" or \"json\""),
+            ));
+        }
     };
     Ok(NodeConfig {
         code,
@@ -261,7 +298,11 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         federation_listen,
         parent,
         data_dir,
-        tls: TlsFiles { ca: tls.ca, cert: tls.cert, key: tls.key },
+        tls: TlsFiles {
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+        },
         cache_capacity_bytes: storage.cache_capacity_mb << 20,
         deadlines,
         max_message_bytes: limits.max_message_bytes,
@@ -298,11 +339,18 @@ key = "node.key"
     #[test]
     fn layers_apply_in_order_and_env_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), &format!("{BASE}\n[deadlines]\nresolve = \"20d\"\n"));
+        let p = write(
+            dir.path(),
+            &format!("{BASE}\n[deadlines]\nresolve = \"20d\"\n"),
+        );
         let c = load(&p).unwrap();
         assert_eq!(c.code.as_str(), "610116");
         assert_eq!(c.cache_capacity_bytes, 64 << 20, "county tier default");
-        assert_eq!(c.deadlines.resolve, Duration::from_secs(20 * 86_400), "node file beats tier");
+        assert_eq!(
+            c.deadlines.resolve,
+            Duration::from_secs(20 * 86_400),
+            "node file beats tier"
+        );
         assert_eq!(c.deadlines.review, Duration::from_secs(3 * 86_400));
         assert!(c.parent.is_none());
 
@@ -334,9 +382,15 @@ key = "node.key"
     fn invalid_values_name_their_field() {
         assert!(err_of(&BASE.replace("610116", "61011")).contains("code"));
         assert!(err_of(&BASE.replace("127.0.0.1:7400", "nowhere")).contains("listen"));
-        assert!(err_of(&format!("{BASE}\n[deadlines]\nreview = \"soon\"\n")).contains("deadlines.review"));
+        assert!(
+            err_of(&format!("{BASE}\n[deadlines]\nreview = \"soon\"\n"))
+                .contains("deadlines.review")
+        );
         assert!(err_of(&format!("parent = \"http://x:1\"\n{BASE}")).contains("parent"));
-        assert!(err_of(&format!("{BASE}\n[storage]\ncache_capacity_mb = 0\n")).contains("cache_capacity_mb"));
+        assert!(
+            err_of(&format!("{BASE}\n[storage]\ncache_capacity_mb = 0\n"))
+                .contains("cache_capacity_mb")
+        );
         assert!(err_of(&format!("{BASE}\n[log]\nformat = \"xml\"\n")).contains("log.format"));
         assert!(err_of(&BASE.replace("data_dir = \"data\"", "")).contains("data_dir"));
     }
@@ -349,9 +403,18 @@ key = "node.key"
 
     #[test]
     fn builtin_tier_configs_parse() {
-        for t in [Tier::Province, Tier::City, Tier::County, Tier::Township, Tier::Village] {
+        for t in [
+            Tier::Province,
+            Tier::City,
+            Tier::County,
+            Tier::Township,
+            Tier::Village,
+        ] {
             let toml = builtin_tier_config(t);
-            Config::builder().add_source(File::from_str(toml, FileFormat::Toml)).build().unwrap();
+            Config::builder()
+                .add_source(File::from_str(toml, FileFormat::Toml))
+                .build()
+                .unwrap();
         }
     }
 }

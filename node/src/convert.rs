@@ -10,8 +10,9 @@ use fengqiao_proto::v1 as pb;
 
 use crate::domain::mask;
 use crate::domain::{
-    Case, CaseStatus, Category, Channel, Command, Confirmation, DomainError, Event, MediationMethod,
-    MediationResult, MediationType, NewCase, Party, PartyRole, RiskLevel, Timestamp,
+    Case, CaseStatus, Category, Channel, Command, Confirmation, DomainError, Event,
+    MediationMethod, MediationResult, MediationType, NewCase, Party, PartyRole, RiskLevel,
+    Timestamp,
 };
 
 macro_rules! enum_conv {
@@ -33,21 +34,64 @@ macro_rules! enum_conv {
     };
 }
 
-enum_conv!(CaseStatus, CaseStatus, [
-    Registered, Accepted, InMediation, Resolved, Unresolved, Rejected, Closed, Transferred
-]);
-enum_conv!(Category, Category, [
-    Labor, PropertyManagement, LandContract, MarriageFamily, Neighbor, Medical, Traffic, Finance,
-    ConstructionDemolition, Lease, Consumer, Other
-]);
-enum_conv!(Channel, Channel, [
-    WalkIn, Hotline12348, Online, GridReport, CourtReferral, Petition, DepartmentTransfer
-]);
+enum_conv!(
+    CaseStatus,
+    CaseStatus,
+    [
+        Registered,
+        Accepted,
+        InMediation,
+        Resolved,
+        Unresolved,
+        Rejected,
+        Closed,
+        Transferred
+    ]
+);
+enum_conv!(
+    Category,
+    Category,
+    [
+        Labor,
+        PropertyManagement,
+        LandContract,
+        MarriageFamily,
+        Neighbor,
+        Medical,
+        Traffic,
+        Finance,
+        ConstructionDemolition,
+        Lease,
+        Consumer,
+        Other
+    ]
+);
+enum_conv!(
+    Channel,
+    Channel,
+    [
+        WalkIn,
+        Hotline12348,
+        Online,
+        GridReport,
+        CourtReferral,
+        Petition,
+        DepartmentTransfer
+    ]
+);
 enum_conv!(RiskLevel, RiskLevel, [Blue, Yellow, Orange, Red]);
 enum_conv!(PartyRole, PartyRole, [Applicant, Respondent, Other]);
 enum_conv!(MediationMethod, MediationMethod, [Phone, FaceToFace, Video]);
-enum_conv!(MediationType, MediationType, [Peoples, Administrative, Judicial, Industry]);
-enum_conv!(MediationResult, MediationResult, [Agreed, NotAgreed, Continuing]);
+enum_conv!(
+    MediationType,
+    MediationType,
+    [Peoples, Administrative, Judicial, Industry]
+);
+enum_conv!(
+    MediationResult,
+    MediationResult,
+    [Agreed, NotAgreed, Continuing]
+);
 enum_conv!(Confirmation, Confirmation, [None, Judicial, Notarized]);
 
 /// Decodes a required enum field: unknown numbers and `*_UNSPECIFIED` are errors.
@@ -56,7 +100,8 @@ where
     P: TryFrom<i32>,
     D: TryFrom<P, Error = ()>,
 {
-    let p = P::try_from(v).map_err(|_| DomainError::invalid(field, format!("unknown value {v}")))?;
+    let p =
+        P::try_from(v).map_err(|_| DomainError::invalid(field, format!("unknown value {v}")))?;
     D::try_from(p).map_err(|()| DomainError::invalid(field, "is required (UNSPECIFIED given)"))
 }
 
@@ -81,7 +126,10 @@ pub fn ts_to_proto(t: Timestamp) -> prost_types::Timestamp {
     }
 }
 
-pub fn ts_from_proto(field: &'static str, t: &prost_types::Timestamp) -> Result<Timestamp, DomainError> {
+pub fn ts_from_proto(
+    field: &'static str,
+    t: &prost_types::Timestamp,
+) -> Result<Timestamp, DomainError> {
     if !(0..1_000_000_000).contains(&t.nanos) {
         return Err(DomainError::invalid(field, "nanos out of range"));
     }
@@ -93,8 +141,18 @@ pub fn ts_from_proto(field: &'static str, t: &prost_types::Timestamp) -> Result<
 }
 
 fn party_from_proto(p: pb::Party) -> Result<Party, DomainError> {
-    let pb::Party { role, name, phone, id_number } = p;
-    Ok(Party { role: required::<pb::PartyRole, _>("parties.role", role)?, name, phone, id_number })
+    let pb::Party {
+        role,
+        name,
+        phone,
+        id_number,
+    } = p;
+    Ok(Party {
+        role: required::<pb::PartyRole, _>("parties.role", role)?,
+        name,
+        phone,
+        id_number,
+    })
 }
 
 fn party_to_proto(p: &Party) -> pb::Party {
@@ -124,7 +182,10 @@ pub fn new_case_from_proto(r: pb::RegisterCaseRequest) -> Result<NewCase, Domain
         channel: required::<pb::Channel, _>("channel", channel)?,
         summary,
         description,
-        parties: parties.into_iter().map(party_from_proto).collect::<Result<_, _>>()?,
+        parties: parties
+            .into_iter()
+            .map(party_from_proto)
+            .collect::<Result<_, _>>()?,
         amount_fen,
         risk: required::<pb::RiskLevel, _>("risk", risk)?,
         grid_id,
@@ -132,18 +193,46 @@ pub fn new_case_from_proto(r: pb::RegisterCaseRequest) -> Result<NewCase, Domain
 }
 
 pub fn review_from_proto(r: pb::ReviewCaseRequest) -> (String, Command) {
-    let pb::ReviewCaseRequest { case_id, accept, reason, guidance } = r;
-    (case_id, Command::Review { accept, reason, guidance })
+    let pb::ReviewCaseRequest {
+        case_id,
+        accept,
+        reason,
+        guidance,
+    } = r;
+    (
+        case_id,
+        Command::Review {
+            accept,
+            reason,
+            guidance,
+        },
+    )
 }
 
 pub fn assign_from_proto(r: pb::AssignCaseRequest) -> Result<(String, Command), DomainError> {
-    let pb::AssignCaseRequest { case_id, handler, due_at } = r;
-    let due_at = due_at.as_ref().map(|t| ts_from_proto("due_at", t)).transpose()?;
+    let pb::AssignCaseRequest {
+        case_id,
+        handler,
+        due_at,
+    } = r;
+    let due_at = due_at
+        .as_ref()
+        .map(|t| ts_from_proto("due_at", t))
+        .transpose()?;
     Ok((case_id, Command::Assign { handler, due_at }))
 }
 
-pub fn mediation_from_proto(r: pb::RecordMediationRequest) -> Result<(String, Command), DomainError> {
-    let pb::RecordMediationRequest { case_id, method, mediation_type, mediator, notes, result } = r;
+pub fn mediation_from_proto(
+    r: pb::RecordMediationRequest,
+) -> Result<(String, Command), DomainError> {
+    let pb::RecordMediationRequest {
+        case_id,
+        method,
+        mediation_type,
+        mediator,
+        notes,
+        result,
+    } = r;
     Ok((
         case_id,
         Command::RecordMediation {
@@ -157,23 +246,51 @@ pub fn mediation_from_proto(r: pb::RecordMediationRequest) -> Result<(String, Co
 }
 
 pub fn resolve_from_proto(r: pb::ResolveCaseRequest) -> Result<(String, Command), DomainError> {
-    let pb::ResolveCaseRequest { case_id, resolved, agreement, settled_amount_fen, confirmation } = r;
+    let pb::ResolveCaseRequest {
+        case_id,
+        resolved,
+        agreement,
+        settled_amount_fen,
+        confirmation,
+    } = r;
     // The confirmation only means something for a settled case; unresolved may leave it unset.
     let confirmation = if resolved {
         required::<pb::Confirmation, _>("confirmation", confirmation)?
     } else {
         optional::<pb::Confirmation, _>("confirmation", confirmation)?.unwrap_or(Confirmation::None)
     };
-    Ok((case_id, Command::Resolve { resolved, agreement, settled_amount_fen, confirmation }))
+    Ok((
+        case_id,
+        Command::Resolve {
+            resolved,
+            agreement,
+            settled_amount_fen,
+            confirmation,
+        },
+    ))
 }
 
-pub fn follow_up_from_proto(r: pb::RecordFollowUpRequest) -> Result<(String, Command), DomainError> {
-    let pb::RecordFollowUpRequest { case_id, satisfaction, notes } = r;
+pub fn follow_up_from_proto(
+    r: pb::RecordFollowUpRequest,
+) -> Result<(String, Command), DomainError> {
+    let pb::RecordFollowUpRequest {
+        case_id,
+        satisfaction,
+        notes,
+    } = r;
     let satisfaction = u8::try_from(satisfaction)
         .ok()
         .filter(|s| (1..=5).contains(s))
-        .ok_or_else(|| DomainError::invalid("satisfaction", format!("must be 1–5, got {satisfaction}")))?;
-    Ok((case_id, Command::FollowUp { satisfaction, notes }))
+        .ok_or_else(|| {
+            DomainError::invalid("satisfaction", format!("must be 1–5, got {satisfaction}"))
+        })?;
+    Ok((
+        case_id,
+        Command::FollowUp {
+            satisfaction,
+            notes,
+        },
+    ))
 }
 
 /// A case for the wire. Personal data is masked unless `reveal_personal` (GetCase for a role
@@ -182,7 +299,10 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
     let parties = if reveal_personal {
         c.parties.iter().map(party_to_proto).collect()
     } else {
-        c.parties.iter().map(|p| party_to_proto(&mask::mask_party(p))).collect()
+        c.parties
+            .iter()
+            .map(|p| party_to_proto(&mask::mask_party(p)))
+            .collect()
     };
     let Case {
         id,
@@ -253,7 +373,16 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
 }
 
 pub fn event_to_proto(e: &Event) -> pb::CaseEvent {
-    let Event { seq, at, node, actor, kind, from_status, to_status, detail } = e;
+    let Event {
+        seq,
+        at,
+        node,
+        actor,
+        kind,
+        from_status,
+        to_status,
+        detail,
+    } = e;
     pb::CaseEvent {
         seq: *seq,
         at: Some(ts_to_proto(*at)),
@@ -277,13 +406,19 @@ mod tests {
         assert!(e.to_string().contains("99"), "{e}");
         let e = required::<pb::Category, Category>("category", 0).unwrap_err();
         assert!(e.to_string().contains("required"), "{e}");
-        assert_eq!(required::<pb::Category, Category>("category", 1), Ok(Category::Labor));
+        assert_eq!(
+            required::<pb::Category, Category>("category", 1),
+            Ok(Category::Labor)
+        );
     }
 
     #[test]
     fn filters_treat_unspecified_as_none() {
         assert_eq!(optional::<pb::RiskLevel, RiskLevel>("risk", 0), Ok(None));
-        assert_eq!(optional::<pb::RiskLevel, RiskLevel>("risk", 4), Ok(Some(RiskLevel::Red)));
+        assert_eq!(
+            optional::<pb::RiskLevel, RiskLevel>("risk", 4),
+            Ok(Some(RiskLevel::Red))
+        );
         assert!(optional::<pb::RiskLevel, RiskLevel>("risk", 5).is_err());
     }
 
@@ -309,14 +444,21 @@ mod tests {
             let t = Timestamp(ms);
             assert_eq!(ts_from_proto("t", &ts_to_proto(t)), Ok(t));
         }
-        let bad = prost_types::Timestamp { seconds: 0, nanos: -5 };
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -5,
+        };
         assert!(ts_from_proto("due_at", &bad).is_err());
     }
 
     #[test]
     fn satisfaction_out_of_range_is_rejected() {
         for s in [0, 6, 300] {
-            let r = pb::RecordFollowUpRequest { case_id: "x".into(), satisfaction: s, notes: String::new() };
+            let r = pb::RecordFollowUpRequest {
+                case_id: "x".into(),
+                satisfaction: s,
+                notes: String::new(),
+            };
             assert!(follow_up_from_proto(r).is_err());
         }
     }

@@ -21,7 +21,13 @@ use crate::pki;
 use crate::server::{self, RunningNode};
 
 /// The dev federation, parents before children.
-pub const DEV_NODES: [&str; 5] = ["6101", "610116", "610116001", "610116001001", "610116001002"];
+pub const DEV_NODES: [&str; 5] = [
+    "6101",
+    "610116",
+    "610116001",
+    "610116001001",
+    "610116001002",
+];
 
 /// Operator user name of the dev certificates.
 pub const DEV_USER: &str = "dev";
@@ -46,7 +52,11 @@ pub enum DevError {
     #[error("{0}")]
     Profile(#[from] crate::cli::profile::ProfileError),
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: String, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Code(#[from] crate::code::CodeError),
 }
@@ -56,12 +66,17 @@ pub struct DevFederation {
     pub nodes: Vec<(RunningNode, PathBuf)>,
 }
 
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevError + '_ {
-    move |source| DevError::Io { what, path: path.display().to_string(), source }
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevError {
+    let path = path.display().to_string();
+    move |source| DevError::Io { what, path, source }
 }
 
 fn port(base: u16, offset: u16) -> u16 {
-    if base == 0 { 0 } else { base.saturating_add(offset) }
+    if base == 0 {
+        0
+    } else {
+        base.saturating_add(offset)
+    }
 }
 
 /// Prepares the folder and starts the five nodes.
@@ -124,12 +139,13 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
 impl DevFederation {
     /// The table printed on start: one line per node, in Chinese with English beside it.
     pub fn describe(&self) -> String {
-        let mut s = String::from("枫桥 fengqiao — 本地联调 (dev federation), Ctrl-C 停止 (to stop)\n");
+        let mut s =
+            String::from("枫桥 fengqiao — 本地联调 (dev federation), Ctrl-C 停止 (to stop)\n");
         for (n, profile) in &self.nodes {
             let code = &n.state.code;
             s.push_str(&format!(
-                "  {tier:<4} {code:<13} 业务接口 operator https://{l:<21} 联邦接口 federation https://{f:<21} fqctl --profile {p}\n",
-                tier = code.tier().label_zh(),
+                "  {tier} {code:<13} 业务接口 operator https://{l:<21}  联邦接口 federation https://{f:<21}  fqctl --profile {p}\n",
+                tier = crate::cli::render::pad(code.tier().label_zh(), 4),
                 l = n.addrs.listen,
                 f = n.addrs.federation_listen,
                 p = profile.display(),

@@ -26,9 +26,16 @@ use crate::tls;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot bind {what} on {addr}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open storage in {dir}: {source}")]
-    Storage { dir: String, source: crate::storage::StorageError },
+    Storage {
+        dir: String,
+        source: crate::storage::StorageError,
+    },
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
     #[error("gRPC server: {0}")]
@@ -80,10 +87,14 @@ impl RunningNode {
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { what, addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { what, addr, source })
 }
 
-fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     TcpListenerStream::new(listener).map(|s| {
         let s = s?;
         s.set_nodelay(true)?;
@@ -91,12 +102,10 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
     })
 }
 
-fn shutdown_signal(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> {
-    async move {
-        while !*rx.borrow() {
-            if rx.changed().await.is_err() {
-                break;
-            }
+async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            break;
         }
     }
 }
@@ -105,17 +114,40 @@ fn shutdown_signal(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Ou
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
     let server_tls = tls::server_tls_config(&cfg.tls)?;
-    let store = Store::open(&cfg.data_dir, &StoreOptions { cache_capacity_bytes: cfg.cache_capacity_bytes })
-        .map_err(|source| ServerError::Storage { dir: cfg.data_dir.display().to_string(), source })?;
-    let state = Arc::new(NodeState { code: cfg.code.clone(), store, clock, deadlines: cfg.deadlines.clone() });
+    let store = Store::open(
+        &cfg.data_dir,
+        &StoreOptions {
+            cache_capacity_bytes: cfg.cache_capacity_bytes,
+        },
+    )
+    .map_err(|source| ServerError::Storage {
+        dir: cfg.data_dir.display().to_string(),
+        source,
+    })?;
+    let state = Arc::new(NodeState {
+        code: cfg.code.clone(),
+        store,
+        clock,
+        deadlines: cfg.deadlines.clone(),
+    });
 
     let api_listener = bind("listen", cfg.listen).await?;
     let fed_listener = bind("federation_listen", cfg.federation_listen).await?;
     let addrs = Addrs {
-        listen: api_listener.local_addr().map_err(|source| ServerError::Bind { what: "listen", addr: cfg.listen, source })?,
+        listen: api_listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                what: "listen",
+                addr: cfg.listen,
+                source,
+            })?,
         federation_listen: fed_listener
             .local_addr()
-            .map_err(|source| ServerError::Bind { what: "federation_listen", addr: cfg.federation_listen, source })?,
+            .map_err(|source| ServerError::Bind {
+                what: "federation_listen",
+                addr: cfg.federation_listen,
+                source,
+            })?,
     };
 
     let (health, health_svc) = tonic_health::server::health_reporter();
@@ -152,5 +184,10 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx));
     let tasks = vec![tokio::spawn(api), tokio::spawn(federation)];
     tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
-    Ok(RunningNode { addrs, state, shutdown: shutdown_tx, tasks })
+    Ok(RunningNode {
+        addrs,
+        state,
+        shutdown: shutdown_tx,
+        tasks,
+    })
 }

@@ -70,7 +70,15 @@ impl Pki {
         let stem = format!("op-{code}-{role}-{user}");
         let cert = self.dir.join(format!("{stem}.pem"));
         if !cert.exists() {
-            fqctl_ok(&["pki", "operator", code, role, user, "--dir", self.dir.to_str().unwrap()]);
+            fqctl_ok(&[
+                "pki",
+                "operator",
+                code,
+                role,
+                user,
+                "--dir",
+                self.dir.to_str().unwrap(),
+            ]);
         }
         (cert, self.dir.join(format!("{stem}.key")))
     }
@@ -108,7 +116,11 @@ impl NodeProc {
 
     pub fn start_with_config(code: &str, config: &Path, root: &Path) -> NodeProc {
         let stderr_log = root.join(format!("{code}.stderr.log"));
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_log).expect("log file");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_log)
+            .expect("log file");
         let mut child = Command::new(FQNODE)
             .arg("--config")
             .arg(config)
@@ -156,16 +168,23 @@ impl NodeProc {
 
     /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
         #[cfg(unix)]
         {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             match c.try_wait() {
                 Ok(Some(status)) => return status.success(),
-                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 _ => {
                     let _ = c.kill();
                     let _ = c.wait();
@@ -193,7 +212,11 @@ impl Drop for NodeProc {
 }
 
 /// Reads lines from `r` on a thread until one contains `needle`, for at most `timeout`.
-pub fn wait_for_line(r: impl std::io::Read + Send + 'static, needle: &str, timeout: Duration) -> Option<String> {
+pub fn wait_for_line(
+    r: impl std::io::Read + Send + 'static,
+    needle: &str,
+    timeout: Duration,
+) -> Option<String> {
     let (tx, rx) = mpsc::channel();
     let needle = needle.to_string();
     std::thread::spawn(move || {
@@ -212,7 +235,9 @@ pub fn wait_for_line(r: impl std::io::Read + Send + 'static, needle: &str, timeo
 
 fn tls_config(pki_ca: &Path, identity: Option<(&Path, &Path)>) -> ClientTlsConfig {
     let ca = std::fs::read(pki_ca).expect("read ca");
-    let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
+    let mut cfg = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
     if let Some((cert, key)) = identity {
         let cert = std::fs::read(cert).expect("read cert");
         let key = std::fs::read(key).expect("read key");
@@ -222,7 +247,11 @@ fn tls_config(pki_ca: &Path, identity: Option<(&Path, &Path)>) -> ClientTlsConfi
 }
 
 /// A channel to `addr` over mutual TLS with the given client certificate (or none).
-pub async fn channel(addr: SocketAddr, server_ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Channel, tonic::transport::Error> {
+pub async fn channel(
+    addr: SocketAddr,
+    server_ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Channel, tonic::transport::Error> {
     Endpoint::from_shared(format!("https://{addr}"))?
         .tls_config(tls_config(server_ca, identity))?
         .connect_timeout(Duration::from_secs(10))
@@ -232,9 +261,17 @@ pub async fn channel(addr: SocketAddr, server_ca: &Path, identity: Option<(&Path
 }
 
 /// A CaseService client for operator `role`/`user` of node `code`.
-pub async fn operator_client(pki: &Pki, node: &NodeProc, code: &str, role: &str, user: &str) -> CaseServiceClient<Channel> {
+pub async fn operator_client(
+    pki: &Pki,
+    node: &NodeProc,
+    code: &str,
+    role: &str,
+    user: &str,
+) -> CaseServiceClient<Channel> {
     let (cert, key) = pki.operator(code, role, user);
-    let ch = channel(node.listen, &pki.ca(), Some((&cert, &key))).await.expect("connect");
+    let ch = channel(node.listen, &pki.ca(), Some((&cert, &key)))
+        .await
+        .expect("connect");
     CaseServiceClient::new(ch)
 }
 

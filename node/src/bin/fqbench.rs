@@ -25,7 +25,10 @@ use fengqiao_proto::v1 as pb;
 use tonic::transport::Channel;
 
 #[derive(Parser)]
-#[command(name = "fqbench", about = "Load generator: RegisterCase over mutual TLS against a real fqnode")]
+#[command(
+    name = "fqbench",
+    about = "Load generator: RegisterCase over mutual TLS against a real fqnode"
+)]
 struct Args {
     /// Requests in flight.
     #[arg(long, default_value_t = 64)]
@@ -113,7 +116,12 @@ where
             (ok, err, lat)
         }));
     }
-    let mut stats = Stats { ops: 0, errors: 0, elapsed: duration, lat_us: Vec::new() };
+    let mut stats = Stats {
+        ops: 0,
+        errors: 0,
+        elapsed: duration,
+        lat_us: Vec::new(),
+    };
     for t in tasks {
         if let Ok((ok, err, lat)) = t.await {
             stats.ops += ok;
@@ -189,19 +197,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.starts_with("fengqiao-ready") {
                 let _ = tx.send(line);
             }
         }
     });
-    let ready = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "fqnode did not start within 60 s")?;
+    let ready = rx
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| "fqnode did not start within 60 s")?;
     let listen = ready
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix("listen="))
         .ok_or("no listen address in ready line")?
         .to_string();
-    let files = tls::TlsFiles { ca: dir.join("ca.pem"), cert: op.cert.clone(), key: op.key.clone() };
+    let files = tls::TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: op.cert.clone(),
+        key: op.key.clone(),
+    };
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(tls::connect(&format!("https://{listen}"), &files).await?);
@@ -210,23 +227,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!(
         "fqbench: {} in flight over {} connections, {:?} per phase after {:?} warm-up, node {}",
-        args.concurrency, args.connections, args.duration, args.warmup, fqnode.display()
+        args.concurrency,
+        args.connections,
+        args.duration,
+        args.warmup,
+        fqnode.display()
     );
     let chs = channels.clone();
     let health = drive(args.concurrency, args.warmup, args.duration, move |w, _| {
         let mut c = tonic_health::pb::health_client::HealthClient::new(chs[w % chs.len()].clone());
-        async move { c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() }
+        async move {
+            c.check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok()
+        }
     })
     .await;
     println!("{}", health.line("health (no-op)"));
     let chs = channels.clone();
-    let register = drive(args.concurrency, args.warmup, args.duration, move |w, seq| {
-        let mut c = pb::case_service_client::CaseServiceClient::new(chs[w % chs.len()].clone());
-        async move { c.register_case(request(w, seq)).await.is_ok() }
-    })
+    let register = drive(
+        args.concurrency,
+        args.warmup,
+        args.duration,
+        move |w, seq| {
+            let mut c = pb::case_service_client::CaseServiceClient::new(chs[w % chs.len()].clone());
+            async move { c.register_case(request(w, seq)).await.is_ok() }
+        },
+    )
     .await;
     println!("{}", register.line("RegisterCase"));
-    println!("ratio RegisterCase / no-op: {:.2}", register.rate() / health.rate().max(1.0));
+    println!(
+        "ratio RegisterCase / no-op: {:.2}",
+        register.rate() / health.rate().max(1.0)
+    );
 
     let _ = child.kill();
     let _ = child.wait();

@@ -10,7 +10,11 @@ use fengqiao_node::clock::SystemClock;
 use fengqiao_node::{config, dev, server, telemetry, tls};
 
 #[derive(Parser)]
-#[command(name = "fqnode", version, about = "枫桥 fengqiao: a 综治中心 node server")]
+#[command(
+    name = "fqnode",
+    version,
+    about = "枫桥 fengqiao: a 综治中心 node server"
+)]
 struct Cli {
     /// The node's TOML configuration (see tier-configs/ and the README).
     #[arg(long, value_name = "FILE")]
@@ -106,7 +110,9 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         (None, None) => {
-            eprintln!("fqnode: give --config FILE to run a node, or `fqnode dev` for a local federation");
+            eprintln!(
+                "fqnode: give --config FILE to run a node, or `fqnode dev` for a local federation"
+            );
             ExitCode::from(2)
         }
     }

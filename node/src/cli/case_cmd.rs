@@ -154,18 +154,30 @@ pub fn yuan_to_fen(s: &str) -> Result<i64, Failure> {
     let bad = || Failure::usage(format!("amount {s:?}: give yuan like 4400 or 4400.50"));
     let s = s.trim().replace([',', '，'], "");
     let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
     let yuan: i64 = int.parse().map_err(|_| bad())?;
-    let fen: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
-    yuan.checked_mul(100).and_then(|v| v.checked_add(fen)).ok_or_else(bad)
+    let fen: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().map_err(|_| bad())?
+    };
+    yuan.checked_mul(100)
+        .and_then(|v| v.checked_add(fen))
+        .ok_or_else(bad)
 }
 
 fn parse_party(s: &str) -> Result<pb::Party, Failure> {
     let parts: Vec<&str> = s.splitn(4, ',').map(str::trim).collect();
     let [role, name, rest @ ..] = parts.as_slice() else {
-        return Err(Failure::usage(format!("--party {s:?}: give \"role,name,phone,id_number\"")));
+        return Err(Failure::usage(format!(
+            "--party {s:?}: give \"role,name,phone,id_number\""
+        )));
     };
     Ok(pb::Party {
         role: parse_enum::<pb::PartyRole>("PARTY_ROLE", role, "party role")? as i32,
@@ -183,10 +195,19 @@ fn parse_due(s: &str) -> Result<prost_types::Timestamp, Failure> {
     let fmt_dt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     let fmt_d = time::macros::format_description!("[year]-[month]-[day]");
     let local = time::PrimitiveDateTime::parse(s, fmt_dt)
-        .or_else(|_| time::Date::parse(s, fmt_d).map(|d| d.with_hms(23, 59, 59).unwrap_or(d.midnight())))
-        .map_err(|_| Failure::usage(format!("--due {s:?}: give \"7d\", \"2026-12-01\" or \"2026-12-01 17:00\"")))?;
+        .or_else(|_| {
+            time::Date::parse(s, fmt_d).map(|d| d.with_hms(23, 59, 59).unwrap_or(d.midnight()))
+        })
+        .map_err(|_| {
+            Failure::usage(format!(
+                "--due {s:?}: give \"7d\", \"2026-12-01\" or \"2026-12-01 17:00\""
+            ))
+        })?;
     let t = local.assume_offset(time::macros::offset!(+8));
-    Ok(prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: 0 })
+    Ok(prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: 0,
+    })
 }
 
 fn random_key() -> String {
@@ -199,12 +220,29 @@ pub async fn health(cli: &Cli) -> Result<String, Failure> {
     let target = connect::resolve(cli)?;
     let ch = connect::channel(&target).await?;
     let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
-    let r = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?.into_inner();
-    let serving = r.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let r = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner();
+    let serving =
+        r.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
     if cli.json {
-        return Ok(format!("{}\n", serde_json::json!({ "endpoint": target.endpoint, "serving": serving })));
+        return Ok(format!(
+            "{}\n",
+            serde_json::json!({ "endpoint": target.endpoint, "serving": serving })
+        ));
     }
-    Ok(format!("{} {}\n", target.endpoint, if serving { target.lang.t("正常服务", "serving") } else { target.lang.t("未就绪", "not serving") }))
+    Ok(format!(
+        "{} {}\n",
+        target.endpoint,
+        if serving {
+            target.lang.t("正常服务", "serving")
+        } else {
+            target.lang.t("未就绪", "not serving")
+        }
+    ))
 }
 
 pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
@@ -214,7 +252,11 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
     let ch = connect::channel(&target).await?;
     let mut c = CaseServiceClient::new(ch);
     let case_out = |case: pb::Case| -> String {
-        if cli.json { format!("{}\n", render::case_json(&case)) } else { render::case_detail(&case, lang) }
+        if cli.json {
+            format!("{}\n", render::case_json(&case))
+        } else {
+            render::case_detail(&case, lang)
+        }
     };
     match cmd {
         CaseCommand::Register(a) => {
@@ -229,14 +271,24 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 channel: parse_enum::<pb::Channel>("CHANNEL", &a.channel, "channel")? as i32,
                 summary: a.summary.clone(),
                 description: a.description.clone(),
-                parties: a.parties.iter().map(|p| parse_party(p)).collect::<Result<_, _>>()?,
+                parties: a
+                    .parties
+                    .iter()
+                    .map(|p| parse_party(p))
+                    .collect::<Result<_, _>>()?,
                 amount_fen,
                 risk: parse_enum::<pb::RiskLevel>("RISK_LEVEL", &a.risk, "risk")? as i32,
                 grid_id: a.grid.clone(),
             };
             Ok(case_out(c.register_case(req).await?.into_inner()))
         }
-        CaseCommand::Get { case_id } => Ok(case_out(c.get_case(pb::GetCaseRequest { case_id: case_id.clone() }).await?.into_inner())),
+        CaseCommand::Get { case_id } => Ok(case_out(
+            c.get_case(pb::GetCaseRequest {
+                case_id: case_id.clone(),
+            })
+            .await?
+            .into_inner(),
+        )),
         CaseCommand::List(a) => {
             let mut req = pb::ListCasesRequest {
                 status: opt_enum::<pb::CaseStatus>("CASE_STATUS", &a.status, "status")?,
@@ -273,39 +325,86 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
             };
             Ok(case_out(c.review_case(req).await?.into_inner()))
         }
-        CaseCommand::Assign { case_id, handler, due } => {
+        CaseCommand::Assign {
+            case_id,
+            handler,
+            due,
+        } => {
             let due_at = due.as_deref().map(parse_due).transpose()?;
-            let req = pb::AssignCaseRequest { case_id: case_id.clone(), handler: handler.clone(), due_at };
+            let req = pb::AssignCaseRequest {
+                case_id: case_id.clone(),
+                handler: handler.clone(),
+                due_at,
+            };
             Ok(case_out(c.assign_case(req).await?.into_inner()))
         }
-        CaseCommand::Mediate { case_id, method, mediation_type, mediator, result, notes } => {
+        CaseCommand::Mediate {
+            case_id,
+            method,
+            mediation_type,
+            mediator,
+            result,
+            notes,
+        } => {
             let req = pb::RecordMediationRequest {
                 case_id: case_id.clone(),
-                method: parse_enum::<pb::MediationMethod>("MEDIATION_METHOD", method, "method")? as i32,
-                mediation_type: parse_enum::<pb::MediationType>("MEDIATION_TYPE", mediation_type, "type")? as i32,
+                method: parse_enum::<pb::MediationMethod>("MEDIATION_METHOD", method, "method")?
+                    as i32,
+                mediation_type: parse_enum::<pb::MediationType>(
+                    "MEDIATION_TYPE",
+                    mediation_type,
+                    "type",
+                )? as i32,
                 mediator: mediator.clone(),
                 notes: notes.clone(),
-                result: parse_enum::<pb::MediationResult>("MEDIATION_RESULT", result, "result")? as i32,
+                result: parse_enum::<pb::MediationResult>("MEDIATION_RESULT", result, "result")?
+                    as i32,
             };
             Ok(case_out(c.record_mediation(req).await?.into_inner()))
         }
         CaseCommand::Resolve(a) => {
-            let settled_amount_fen = a.settled_yuan.as_deref().map(yuan_to_fen).transpose()?.unwrap_or(0);
+            let settled_amount_fen = a
+                .settled_yuan
+                .as_deref()
+                .map(yuan_to_fen)
+                .transpose()?
+                .unwrap_or(0);
             let req = pb::ResolveCaseRequest {
                 case_id: a.case_id.clone(),
                 resolved: !a.unresolved,
-                agreement: if a.unresolved { a.guidance.clone() } else { a.agreement.clone() },
+                agreement: if a.unresolved {
+                    a.guidance.clone()
+                } else {
+                    a.agreement.clone()
+                },
                 settled_amount_fen,
-                confirmation: parse_enum::<pb::Confirmation>("CONFIRMATION", &a.confirmation, "confirmation")? as i32,
+                confirmation: parse_enum::<pb::Confirmation>(
+                    "CONFIRMATION",
+                    &a.confirmation,
+                    "confirmation",
+                )? as i32,
             };
             Ok(case_out(c.resolve_case(req).await?.into_inner()))
         }
-        CaseCommand::FollowUp { case_id, satisfaction, notes } => {
-            let req = pb::RecordFollowUpRequest { case_id: case_id.clone(), satisfaction: *satisfaction, notes: notes.clone() };
+        CaseCommand::FollowUp {
+            case_id,
+            satisfaction,
+            notes,
+        } => {
+            let req = pb::RecordFollowUpRequest {
+                case_id: case_id.clone(),
+                satisfaction: *satisfaction,
+                notes: notes.clone(),
+            };
             Ok(case_out(c.record_follow_up(req).await?.into_inner()))
         }
         CaseCommand::History { case_id } => {
-            let h = c.get_case_history(pb::GetCaseRequest { case_id: case_id.clone() }).await?.into_inner();
+            let h = c
+                .get_case_history(pb::GetCaseRequest {
+                    case_id: case_id.clone(),
+                })
+                .await?
+                .into_inner();
             if cli.json {
                 return Ok(format!("{}\n", render::history_json(&h)));
             }
@@ -314,7 +413,11 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
     }
 }
 
-fn opt_enum<E: render::ProtoEnum>(prefix: &str, v: &Option<String>, what: &str) -> Result<i32, Failure> {
+fn opt_enum<E: render::ProtoEnum>(
+    prefix: &str,
+    v: &Option<String>,
+    what: &str,
+) -> Result<i32, Failure> {
     match v {
         None => Ok(0),
         Some(s) => Ok(parse_enum::<E>(prefix, s, what)?.into()),
@@ -351,7 +454,7 @@ mod tests {
     #[test]
     fn due_dates_are_china_time() {
         let t = parse_due("2026-12-01 08:00").unwrap();
-        assert_eq!(t.seconds, 1_764_547_200); // 2026-12-01T00:00:00Z
+        assert_eq!(t.seconds, 1_796_083_200); // 2026-12-01T00:00:00Z
         assert!(parse_due("someday").is_err());
         assert!(parse_due("7d").is_ok());
     }

@@ -46,7 +46,11 @@ impl Lang {
 }
 
 #[derive(Parser)]
-#[command(name = "fqctl", version, about = "枫桥 fengqiao 运维命令行 (operator CLI)")]
+#[command(
+    name = "fqctl",
+    version,
+    about = "枫桥 fengqiao 运维命令行 (operator CLI)"
+)]
 pub struct Cli {
     /// Profile file with endpoint and certificates (or set FQCTL_PROFILE).
     #[arg(long, global = true, env = "FQCTL_PROFILE", value_name = "FILE")]
@@ -94,17 +98,30 @@ pub struct Failure {
 
 impl Failure {
     pub fn usage(m: impl std::fmt::Display) -> Failure {
-        Failure { code: EXIT_USAGE, message: m.to_string() }
+        Failure {
+            code: EXIT_USAGE,
+            message: m.to_string(),
+        }
     }
     pub fn unreachable(m: impl std::fmt::Display) -> Failure {
-        Failure { code: EXIT_UNREACHABLE, message: m.to_string() }
+        Failure {
+            code: EXIT_UNREACHABLE,
+            message: m.to_string(),
+        }
     }
 }
 
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Failure {
-        let code = if s.code() == tonic::Code::Unavailable { EXIT_UNREACHABLE } else { EXIT_REFUSED };
-        Failure { code, message: format!("{}: {}", render::code_name(s.code()), s.message()) }
+        let code = if s.code() == tonic::Code::Unavailable {
+            EXIT_UNREACHABLE
+        } else {
+            EXIT_REFUSED
+        };
+        Failure {
+            code,
+            message: format!("{}: {}", render::code_name(s.code()), s.message()),
+        }
     }
 }
 

@@ -66,7 +66,12 @@ pub fn run(cmd: &PkiCommand) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        PkiCommand::Operator { code, role, user, dir } => {
+        PkiCommand::Operator {
+            code,
+            role,
+            user,
+            dir,
+        } => {
             let code = match NodeCode::parse(code) {
                 Ok(c) => c,
                 Err(e) => return fail(e),

@@ -33,19 +33,32 @@ pub struct Profile {
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("cannot read profile {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("profile {path} is not valid: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("cannot write profile {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ProfileError::Read { path: path.display().to_string(), source })?;
-        let mut p: Profile =
-            toml::from_str(&text).map_err(|source| ProfileError::Parse { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut p: Profile = toml::from_str(&text).map_err(|source| ProfileError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for f in [&mut p.ca, &mut p.cert, &mut p.key] {
             if f.is_relative() {
@@ -56,7 +69,10 @@ impl Profile {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), ProfileError> {
-        let werr = |source| ProfileError::Write { path: path.display().to_string(), source };
+        let werr = |source| ProfileError::Write {
+            path: path.display().to_string(),
+            source,
+        };
         // Serializing this plain struct cannot fail.
         let text = toml::to_string_pretty(self).unwrap_or_default();
         if let Some(dir) = path.parent() {
@@ -92,8 +108,20 @@ mod tests {
     fn unknown_keys_and_missing_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
-        assert!(matches!(Profile::load(&path), Err(ProfileError::Read { .. })));
-        std::fs::write(&path, "endpoint = 'x'\nca='a'\ncert='b'\nkey='c'\ncolour='red'\n").unwrap();
-        assert!(Profile::load(&path).unwrap_err().to_string().contains("colour"));
+        assert!(matches!(
+            Profile::load(&path),
+            Err(ProfileError::Read { .. })
+        ));
+        std::fs::write(
+            &path,
+            "endpoint = 'x'\nca='a'\ncert='b'\nkey='c'\ncolour='red'\n",
+        )
+        .unwrap();
+        assert!(
+            Profile::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("colour")
+        );
     }
 }

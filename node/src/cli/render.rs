@@ -25,7 +25,17 @@ macro_rules! proto_enum {
         }
     )+};
 }
-proto_enum!(CaseStatus, Category, Channel, RiskLevel, PartyRole, MediationMethod, MediationType, MediationResult, Confirmation);
+proto_enum!(
+    CaseStatus,
+    Category,
+    Channel,
+    RiskLevel,
+    PartyRole,
+    MediationMethod,
+    MediationType,
+    MediationResult,
+    Confirmation
+);
 
 /// Parses a CLI value like `walk-in` into `CHANNEL_WALK_IN`; UNSPECIFIED is not a value.
 pub fn parse_enum<E: ProtoEnum>(prefix: &str, s: &str, what: &str) -> Result<E, Failure> {
@@ -35,9 +45,18 @@ pub fn parse_enum<E: ProtoEnum>(prefix: &str, s: &str, what: &str) -> Result<E, 
         _ => {
             let valid: Vec<String> = (1..64)
                 .filter_map(E::from_i32)
-                .map(|e| e.name().trim_start_matches(prefix).trim_start_matches('_').to_lowercase().replace('_', "-"))
+                .map(|e| {
+                    e.name()
+                        .trim_start_matches(prefix)
+                        .trim_start_matches('_')
+                        .to_lowercase()
+                        .replace('_', "-")
+                })
                 .collect();
-            Err(Failure::usage(format!("unknown {what} {s:?}; one of: {}", valid.join(", "))))
+            Err(Failure::usage(format!(
+                "unknown {what} {s:?}; one of: {}",
+                valid.join(", ")
+            )))
         }
     }
 }
@@ -51,13 +70,20 @@ fn enum_name<E: ProtoEnum>(v: i32) -> &'static str {
 }
 
 fn label(code: i32, f: impl Fn(u8) -> Option<(&'static str, &'static str)>, lang: Lang) -> String {
-    u8::try_from(code).ok().and_then(f).map_or_else(|| "-".to_string(), |(zh, en)| lang.t(zh, en).to_string())
+    u8::try_from(code)
+        .ok()
+        .and_then(f)
+        .map_or_else(|| "-".to_string(), |(zh, en)| lang.t(zh, en).to_string())
 }
 
 macro_rules! label_fn {
     ($name:ident, $t:ident) => {
         pub fn $name(v: i32, lang: Lang) -> String {
-            label(v, |c| domain::$t::from_code(c).map(|e| (e.label_zh(), e.label_en())), lang)
+            label(
+                v,
+                |c| domain::$t::from_code(c).map(|e| (e.label_zh(), e.label_en())),
+                lang,
+            )
         }
     };
 }
@@ -123,11 +149,15 @@ pub fn fmt_time(t: &Option<prost_types::Timestamp>) -> String {
 fn rfc3339(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .map_or(Value::Null, Value::String)
 }
 
-fn pad(s: &str, width: usize) -> String {
+/// `s` padded with spaces to `width` display columns (CJK characters count two).
+pub fn pad(s: &str, width: usize) -> String {
     let w = UnicodeWidthStr::width(s);
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }
@@ -138,7 +168,10 @@ fn truncate(s: &str, width: usize) -> String {
     }
     let mut out = String::new();
     for ch in s.chars() {
-        if UnicodeWidthStr::width(out.as_str()) + unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0) > width.saturating_sub(1) {
+        if UnicodeWidthStr::width(out.as_str())
+            + unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0)
+            > width.saturating_sub(1)
+        {
             break;
         }
         out.push(ch);
@@ -158,7 +191,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<String>| -> String {
-        let mut s = cells.iter().enumerate().map(|(i, c)| pad(c, widths[i])).collect::<Vec<_>>().join("  ");
+        let mut s = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| pad(c, widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ");
         s.truncate(s.trim_end().len());
         s.push('\n');
         s
@@ -184,7 +222,11 @@ pub fn case_table(cases: &[pb::Case], next_token: &str, lang: Lang) -> String {
     let rows: Vec<Vec<String>> = cases
         .iter()
         .map(|c| {
-            let due = if c.status == pb::CaseStatus::Registered as i32 { &c.review_due_at } else { &c.resolve_due_at };
+            let due = if c.status == pb::CaseStatus::Registered as i32 {
+                &c.review_due_at
+            } else {
+                &c.resolve_due_at
+            };
             vec![
                 c.id.clone(),
                 status_label(c.status, lang),
@@ -202,7 +244,10 @@ pub fn case_table(cases: &[pb::Case], next_token: &str, lang: Lang) -> String {
         Lang::En => format!("{} case(s)", cases.len()),
     });
     if !next_token.is_empty() {
-        out.push_str(&format!("  {} --page-token {next_token}", lang.t("下一页:", "next page:")));
+        out.push_str(&format!(
+            "  {} --page-token {next_token}",
+            lang.t("下一页:", "next page:")
+        ));
     }
     out.push('\n');
     out
@@ -214,7 +259,10 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
         (lang.t("查询码", "lookup code"), c.lookup_code.clone()),
         (lang.t("状态", "status"), status_label(c.status, lang)),
         (lang.t("类别", "category"), category_label(c.category, lang)),
-        (lang.t("受理渠道", "channel"), channel_label(c.channel, lang)),
+        (
+            lang.t("受理渠道", "channel"),
+            channel_label(c.channel, lang),
+        ),
         (lang.t("风险等级", "risk"), risk_label(c.risk, lang)),
         (lang.t("摘要", "summary"), c.summary.clone()),
     ];
@@ -234,7 +282,14 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
     if !c.grid_id.is_empty() {
         rows.push((lang.t("网格", "grid"), c.grid_id.clone()));
     }
-    rows.push((lang.t("承办", "handler"), if c.handler.is_empty() { "-".into() } else { c.handler.clone() }));
+    rows.push((
+        lang.t("承办", "handler"),
+        if c.handler.is_empty() {
+            "-".into()
+        } else {
+            c.handler.clone()
+        },
+    ));
     rows.push((lang.t("所属中心", "owner node"), c.owner_node.clone()));
     if c.origin_node != c.owner_node {
         rows.push((lang.t("登记中心", "origin node"), c.origin_node.clone()));
@@ -244,14 +299,26 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
     }
     rows.push((lang.t("登记时间", "registered"), fmt_time(&c.created_at)));
     rows.push((lang.t("审核期限", "review due"), fmt_time(&c.review_due_at)));
-    rows.push((lang.t("办理期限", "resolve due"), fmt_time(&c.resolve_due_at)));
+    rows.push((
+        lang.t("办理期限", "resolve due"),
+        fmt_time(&c.resolve_due_at),
+    ));
     if c.mediation_type != 0 {
-        rows.push((lang.t("调解类型", "mediation type"), mediation_type_label(c.mediation_type, lang)));
+        rows.push((
+            lang.t("调解类型", "mediation type"),
+            mediation_type_label(c.mediation_type, lang),
+        ));
     }
     if !c.agreement.is_empty() {
         rows.push((lang.t("调解协议", "agreement"), c.agreement.clone()));
-        rows.push((lang.t("履行金额(元)", "settled (yuan)"), fmt_fen(c.settled_amount_fen)));
-        rows.push((lang.t("确认方式", "confirmation"), confirmation_label(c.confirmation, lang)));
+        rows.push((
+            lang.t("履行金额(元)", "settled (yuan)"),
+            fmt_fen(c.settled_amount_fen),
+        ));
+        rows.push((
+            lang.t("确认方式", "confirmation"),
+            confirmation_label(c.confirmation, lang),
+        ));
     }
     if !c.reason.is_empty() {
         rows.push((lang.t("理由", "reason"), c.reason.clone()));
@@ -260,13 +327,25 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
         rows.push((lang.t("告知去向", "guidance"), c.guidance.clone()));
     }
     if c.satisfaction != 0 {
-        rows.push((lang.t("回访满意度", "satisfaction"), format!("{}/5", c.satisfaction)));
+        rows.push((
+            lang.t("回访满意度", "satisfaction"),
+            format!("{}/5", c.satisfaction),
+        ));
     }
     if c.reopen_count != 0 {
-        rows.push((lang.t("重新办理次数", "reopened"), c.reopen_count.to_string()));
+        rows.push((
+            lang.t("重新办理次数", "reopened"),
+            c.reopen_count.to_string(),
+        ));
     }
-    let width = rows.iter().map(|(k, _)| UnicodeWidthStr::width(*k)).max().unwrap_or(0);
-    rows.iter().map(|(k, v)| format!("{}  {v}\n", pad(k, width))).collect()
+    let width = rows
+        .iter()
+        .map(|(k, _)| UnicodeWidthStr::width(*k))
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{}  {v}\n", pad(k, width)))
+        .collect()
 }
 
 pub fn history_table(h: &pb::CaseHistory, lang: Lang) -> String {
@@ -283,7 +362,11 @@ pub fn history_table(h: &pb::CaseHistory, lang: Lang) -> String {
         .events
         .iter()
         .map(|e| {
-            let from = if e.from_status == 0 { String::new() } else { format!("{} → ", status_label(e.from_status, lang)) };
+            let from = if e.from_status == 0 {
+                String::new()
+            } else {
+                format!("{} → ", status_label(e.from_status, lang))
+            };
             vec![
                 e.seq.to_string(),
                 fmt_time(&e.at),
@@ -295,7 +378,12 @@ pub fn history_table(h: &pb::CaseHistory, lang: Lang) -> String {
             ]
         })
         .collect();
-    format!("{}: {}\n{}", lang.t("案件", "case"), h.case_id, table(&header, &rows))
+    format!(
+        "{}: {}\n{}",
+        lang.t("案件", "case"),
+        h.case_id,
+        table(&header, &rows)
+    )
 }
 
 pub fn case_json(c: &pb::Case) -> Value {
@@ -354,7 +442,6 @@ pub fn history_json(h: &pb::CaseHistory) -> Value {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,15 +449,21 @@ mod tests {
     #[test]
     fn fen_is_grouped_yuan() {
         assert_eq!(fmt_fen(440_000), "4,400.00");
-        assert_eq!(fmt_fen(15_000_000_00), "15,000,000.00");
+        assert_eq!(fmt_fen(1_500_000_000), "15,000,000.00");
         assert_eq!(fmt_fen(7), "0.07");
         assert_eq!(fmt_fen(-150), "-1.50");
     }
 
     #[test]
     fn cli_enum_names_map_to_proto() {
-        assert_eq!(parse_enum::<pb::Channel>("CHANNEL", "walk-in", "channel").unwrap(), pb::Channel::WalkIn);
-        assert_eq!(parse_enum::<pb::Channel>("CHANNEL", "hotline-12348", "channel").unwrap(), pb::Channel::Hotline12348);
+        assert_eq!(
+            parse_enum::<pb::Channel>("CHANNEL", "walk-in", "channel").unwrap(),
+            pb::Channel::WalkIn
+        );
+        assert_eq!(
+            parse_enum::<pb::Channel>("CHANNEL", "hotline-12348", "channel").unwrap(),
+            pb::Channel::Hotline12348
+        );
         let e = parse_enum::<pb::Channel>("CHANNEL", "pigeon", "channel").unwrap_err();
         assert!(e.message.contains("walk-in"), "{}", e.message);
         assert!(parse_enum::<pb::Channel>("CHANNEL", "unspecified", "channel").is_err());
@@ -378,11 +471,19 @@ mod tests {
 
     #[test]
     fn tables_align_chinese_text() {
-        let t = table(&["编号", "状态"], &[vec!["a".into(), "未审核".into()], vec!["长编号xx".into(), "x".into()]]);
+        let t = table(
+            &["编号", "状态"],
+            &[
+                vec!["a".into(), "未审核".into()],
+                vec!["长编号xx".into(), "已办结".into()],
+            ],
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4);
-        let col = |l: &str| UnicodeWidthStr::width(l.split("  ").next().unwrap_or(""));
-        assert_eq!(col(lines[0]), col(lines[2]));
+        // The second column starts at the same display column on every row.
+        let start = |l: &str, v: &str| UnicodeWidthStr::width(&l[..l.find(v).unwrap()]);
+        assert_eq!(start(lines[0], "状态"), start(lines[2], "未审核"));
+        assert_eq!(start(lines[0], "状态"), start(lines[3], "已办结"));
     }
 
     #[test]

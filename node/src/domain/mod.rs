@@ -30,15 +30,24 @@ use std::time::Duration;
 pub enum DomainError {
     /// A field of the request is malformed or out of its documented bounds.
     #[error("invalid {field}: {message}")]
-    InvalidArgument { field: &'static str, message: String },
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
     /// The action is not allowed in the case's current status.
     #[error("cannot {action} a case whose status is {} ({})", status.label_en(), status.label_zh())]
-    IllegalTransition { action: &'static str, status: CaseStatus },
+    IllegalTransition {
+        action: &'static str,
+        status: CaseStatus,
+    },
 }
 
 impl DomainError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        DomainError::InvalidArgument { field, message: message.into() }
+        DomainError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -93,9 +102,16 @@ pub struct NewCase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// 审核: accept → Accepted; reject → Rejected (reason and guidance required).
-    Review { accept: bool, reason: String, guidance: String },
+    Review {
+        accept: bool,
+        reason: String,
+        guidance: String,
+    },
     /// 派单: dispatch to a department or mediator, optionally with a deadline (限期办理).
-    Assign { handler: String, due_at: Option<Timestamp> },
+    Assign {
+        handler: String,
+        due_at: Option<Timestamp>,
+    },
     RecordMediation {
         method: MediationMethod,
         mediation_type: MediationType,
@@ -104,7 +120,12 @@ pub enum Command {
         result: MediationResult,
     },
     /// resolved → Resolved (agreement + confirmation required); else Unresolved with guidance.
-    Resolve { resolved: bool, agreement: String, settled_amount_fen: i64, confirmation: Confirmation },
+    Resolve {
+        resolved: bool,
+        agreement: String,
+        settled_amount_fen: i64,
+        confirmation: Confirmation,
+    },
     /// 回访: 3–5 closes, 1–2 reopens (back to InMediation).
     FollowUp { satisfaction: u8, notes: String },
 }

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -61,7 +63,10 @@ stable_enum!(
 impl CaseStatus {
     /// Still needs work at this node (counts as "open").
     pub const fn is_open(self) -> bool {
-        matches!(self, CaseStatus::Registered | CaseStatus::Accepted | CaseStatus::InMediation)
+        matches!(
+            self,
+            CaseStatus::Registered | CaseStatus::Accepted | CaseStatus::InMediation
+        )
     }
 }
 

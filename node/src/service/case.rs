@@ -65,7 +65,12 @@ impl CaseApi {
     }
 
     /// Applies `cmd` to `case_id` durably and answers with the new case.
-    async fn change(&self, caller: &Identity, case_id: String, cmd: Command) -> Result<pb::Case, Status> {
+    async fn change(
+        &self,
+        caller: &Identity,
+        case_id: String,
+        cmd: Command,
+    ) -> Result<pb::Case, Status> {
         Span::current().record("case_id", case_id.as_str());
         let node = self.state.code.as_str().to_string();
         let actor = caller.uri();
@@ -75,18 +80,29 @@ impl CaseApi {
             .state
             .store
             .update(case_id, move |case| {
-                let ctx = Ctx { now, node: &node, actor: &actor, deadlines: &deadlines };
+                let ctx = Ctx {
+                    now,
+                    node: &node,
+                    actor: &actor,
+                    deadlines: &deadlines,
+                };
                 machine::apply(case, &ctx, &cmd)
             })
             .await?;
-        Ok(convert::case_to_proto(&case, Self::reveals_personal(caller)))
+        Ok(convert::case_to_proto(
+            &case,
+            Self::reveals_personal(caller),
+        ))
     }
 }
 
 #[tonic::async_trait]
 impl pb::case_service_server::CaseService for CaseApi {
     #[tracing::instrument(name = "RegisterCase", skip_all, fields(case_id, caller))]
-    async fn register_case(&self, req: Request<pb::RegisterCaseRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn register_case(
+        &self,
+        req: Request<pb::RegisterCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         let caller = self.caller(&req, Action::RegisterCase)?;
         let new: NewCase = convert::new_case_from_proto(req.into_inner())?;
         validate::validate_new_case(&new)?;
@@ -102,7 +118,12 @@ impl pb::case_service_server::CaseService for CaseApi {
             .state
             .store
             .register(key, day, move |seq| {
-                let ctx = Ctx { now, node: &node, actor: &actor, deadlines: &deadlines };
+                let ctx = Ctx {
+                    now,
+                    node: &node,
+                    actor: &actor,
+                    deadlines: &deadlines,
+                };
                 let id = machine::case_id(&node, &build_day, seq);
                 machine::register(&ctx, &new, id, lookup_code.clone())
             })
@@ -113,26 +134,51 @@ impl pb::case_service_server::CaseService for CaseApi {
         } else {
             tracing::info!("repeated registration: original case returned");
         }
-        Ok(Response::new(convert::case_to_proto(&reg.case, Self::reveals_personal(&caller))))
+        Ok(Response::new(convert::case_to_proto(
+            &reg.case,
+            Self::reveals_personal(&caller),
+        )))
     }
 
     #[tracing::instrument(name = "GetCase", skip_all, fields(case_id, caller))]
-    async fn get_case(&self, req: Request<pb::GetCaseRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn get_case(
+        &self,
+        req: Request<pb::GetCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         let caller = self.caller(&req, Action::ReadCase)?;
         let id = req.into_inner().case_id;
         Span::current().record("case_id", id.as_str());
-        let case = self.state.store.get_case(&id)?.ok_or_else(|| Status::not_found(format!("case {id} not found")))?;
-        Ok(Response::new(convert::case_to_proto(&case, Self::reveals_personal(&caller))))
+        let case = self
+            .state
+            .store
+            .get_case(&id)?
+            .ok_or_else(|| Status::not_found(format!("case {id} not found")))?;
+        Ok(Response::new(convert::case_to_proto(
+            &case,
+            Self::reveals_personal(&caller),
+        )))
     }
 
     #[tracing::instrument(name = "ListCases", skip_all, fields(caller))]
-    async fn list_cases(&self, req: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
+    async fn list_cases(
+        &self,
+        req: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
         self.caller(&req, Action::ReadCase)?;
-        let pb::ListCasesRequest { status, risk, category, overdue_only, page_size, page_token } = req.into_inner();
+        let pb::ListCasesRequest {
+            status,
+            risk,
+            category,
+            overdue_only,
+            page_size,
+            page_token,
+        } = req.into_inner();
         let page_size = match page_size {
             0 => DEFAULT_PAGE_SIZE,
             n if n as usize > MAX_PAGE_SIZE => {
-                return Err(Status::invalid_argument(format!("invalid page_size: at most {MAX_PAGE_SIZE}, got {n}")));
+                return Err(Status::invalid_argument(format!(
+                    "invalid page_size: at most {MAX_PAGE_SIZE}, got {n}"
+                )));
             }
             n => n as usize,
         };
@@ -146,49 +192,75 @@ impl pb::case_service_server::CaseService for CaseApi {
         };
         let page = self.state.store.list_cases(&query)?;
         Ok(Response::new(pb::ListCasesResponse {
-            cases: page.cases.iter().map(|c| convert::case_to_proto(c, false)).collect(),
+            cases: page
+                .cases
+                .iter()
+                .map(|c| convert::case_to_proto(c, false))
+                .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
 
     #[tracing::instrument(name = "ReviewCase", skip_all, fields(case_id, caller))]
-    async fn review_case(&self, req: Request<pb::ReviewCaseRequest>) -> Result<Response<pb::Case>, Status> {
-        let action = if req.get_ref().accept { Action::AcceptCase } else { Action::RejectCase };
+    async fn review_case(
+        &self,
+        req: Request<pb::ReviewCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let action = if req.get_ref().accept {
+            Action::AcceptCase
+        } else {
+            Action::RejectCase
+        };
         let caller = self.caller(&req, action)?;
         let (id, cmd) = convert::review_from_proto(req.into_inner());
         Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 
     #[tracing::instrument(name = "AssignCase", skip_all, fields(case_id, caller))]
-    async fn assign_case(&self, req: Request<pb::AssignCaseRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn assign_case(
+        &self,
+        req: Request<pb::AssignCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         let caller = self.caller(&req, Action::AssignCase)?;
         let (id, cmd) = convert::assign_from_proto(req.into_inner())?;
         Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 
     #[tracing::instrument(name = "RecordMediation", skip_all, fields(case_id, caller))]
-    async fn record_mediation(&self, req: Request<pb::RecordMediationRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn record_mediation(
+        &self,
+        req: Request<pb::RecordMediationRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         let caller = self.caller(&req, Action::RecordMediation)?;
         let (id, cmd) = convert::mediation_from_proto(req.into_inner())?;
         Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 
     #[tracing::instrument(name = "ResolveCase", skip_all, fields(case_id, caller))]
-    async fn resolve_case(&self, req: Request<pb::ResolveCaseRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn resolve_case(
+        &self,
+        req: Request<pb::ResolveCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         let caller = self.caller(&req, Action::ResolveCase)?;
         let (id, cmd) = convert::resolve_from_proto(req.into_inner())?;
         Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 
     #[tracing::instrument(name = "RecordFollowUp", skip_all, fields(case_id, caller))]
-    async fn record_follow_up(&self, req: Request<pb::RecordFollowUpRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn record_follow_up(
+        &self,
+        req: Request<pb::RecordFollowUpRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         let caller = self.caller(&req, Action::RecordFollowUp)?;
         let (id, cmd) = convert::follow_up_from_proto(req.into_inner())?;
         Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 
     #[tracing::instrument(name = "GetCaseHistory", skip_all, fields(case_id, caller))]
-    async fn get_case_history(&self, req: Request<pb::GetCaseRequest>) -> Result<Response<pb::CaseHistory>, Status> {
+    async fn get_case_history(
+        &self,
+        req: Request<pb::GetCaseRequest>,
+    ) -> Result<Response<pb::CaseHistory>, Status> {
         self.caller(&req, Action::ReadCase)?;
         let id = req.into_inner().case_id;
         Span::current().record("case_id", id.as_str());
@@ -196,7 +268,10 @@ impl pb::case_service_server::CaseService for CaseApi {
             return Err(Status::not_found(format!("case {id} not found")));
         }
         let events = self.state.store.history(&id)?;
-        Ok(Response::new(pb::CaseHistory { case_id: id, events: events.iter().map(convert::event_to_proto).collect() }))
+        Ok(Response::new(pb::CaseHistory {
+            case_id: id,
+            events: events.iter().map(convert::event_to_proto).collect(),
+        }))
     }
 }
 
@@ -210,6 +285,10 @@ mod tests {
         let b = new_lookup_code();
         assert_ne!(a, b);
         assert_eq!(a.len(), LOOKUP_LEN + 2);
-        assert!(a.chars().all(|c| c == '-' || LOOKUP_ALPHABET.contains(&(c as u8))), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c == '-' || LOOKUP_ALPHABET.contains(&(c as u8))),
+            "{a}"
+        );
     }
 }

@@ -12,7 +12,6 @@ use crate::domain::Deadlines;
 use crate::storage::Store;
 
 /// What every handler of a node shares.
-#[derive(Debug)]
 pub struct NodeState {
     pub code: NodeCode,
     pub store: Store,
