@@ -333,7 +333,7 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
         confirmation,
         satisfaction,
         mediation_type,
-        mediation_sessions: _,
+        mediation_sessions,
         resolved_at,
         closed_at,
         history_len: _,
@@ -369,6 +369,9 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
         mediation_type: mediation_type.map_or(0, |m| pb::MediationType::from(m) as i32),
         resolved_at: resolved_at.map(ts_to_proto),
         closed_at: closed_at.map(ts_to_proto),
+        supervising_nodes: Vec::new(),
+        warning: pb::Warning::Unspecified as i32,
+        mediation_sessions: *mediation_sessions,
     }
 }
 

@@ -273,6 +273,68 @@ impl pb::case_service_server::CaseService for CaseApi {
             events: events.iter().map(convert::event_to_proto).collect(),
         }))
     }
+
+    // The RPCs below are implemented by the federation (escalate, transfer, supervise, links)
+    // and the deadline/risk work (risk, deadlines, alerts, reports) that build on this node.
+    async fn escalate_case(
+        &self,
+        _req: Request<pb::EscalateCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        Err(Status::unimplemented("EscalateCase is not implemented yet"))
+    }
+
+    async fn transfer_case(
+        &self,
+        _req: Request<pb::TransferCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        Err(Status::unimplemented("TransferCase is not implemented yet"))
+    }
+
+    async fn supervise_case(
+        &self,
+        _req: Request<pb::SuperviseCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        Err(Status::unimplemented(
+            "SuperviseCase is not implemented yet",
+        ))
+    }
+
+    async fn get_links(
+        &self,
+        _req: Request<pb::GetLinksRequest>,
+    ) -> Result<Response<pb::Links>, Status> {
+        Err(Status::unimplemented("GetLinks is not implemented yet"))
+    }
+
+    async fn change_risk(
+        &self,
+        _req: Request<pb::ChangeRiskRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        Err(Status::unimplemented("ChangeRisk is not implemented yet"))
+    }
+
+    async fn extend_deadline(
+        &self,
+        _req: Request<pb::ExtendDeadlineRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        Err(Status::unimplemented(
+            "ExtendDeadline is not implemented yet",
+        ))
+    }
+
+    async fn list_alerts(
+        &self,
+        _req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::Alerts>, Status> {
+        Err(Status::unimplemented("ListAlerts is not implemented yet"))
+    }
+
+    async fn export_report(
+        &self,
+        _req: Request<pb::ExportReportRequest>,
+    ) -> Result<Response<pb::Report>, Status> {
+        Err(Status::unimplemented("ExportReport is not implemented yet"))
+    }
 }
 
 #[cfg(test)]
