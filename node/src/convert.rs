@@ -337,6 +337,7 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
         resolved_at,
         closed_at,
         history_len: _,
+        supervising_nodes,
     } = c;
     pb::Case {
         id: id.clone(),
@@ -369,7 +370,7 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
         mediation_type: mediation_type.map_or(0, |m| pb::MediationType::from(m) as i32),
         resolved_at: resolved_at.map(ts_to_proto),
         closed_at: closed_at.map(ts_to_proto),
-        supervising_nodes: Vec::new(),
+        supervising_nodes: supervising_nodes.clone(),
         warning: pb::Warning::Unspecified as i32,
         mediation_sessions: *mediation_sessions,
     }

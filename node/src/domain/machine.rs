@@ -121,6 +121,7 @@ pub fn register(
         resolved_at: None,
         closed_at: None,
         history_len: 1,
+        supervising_nodes: Vec::new(),
     };
     let detail = format!(
         "登记受理：{}，{}，{}色风险，当事人{}人，涉及金额{}元；审核期限{}",

@@ -200,6 +200,10 @@ pub struct Case {
     pub closed_at: Option<Timestamp>,
     /// Number of events in the history; the next event gets `history_len + 1`.
     pub history_len: u64,
+    /// Ancestor nodes following this case (提级督办), nearest first. The owner keeps each of
+    /// them in sync with a read-only copy; it is changed only through the state machine
+    /// (escalation with mode SUPERVISE, a supervision order, or a risk/deadline rule).
+    pub supervising_nodes: Vec<String>,
 }
 
 impl Case {

@@ -64,6 +64,7 @@ fn new_case(day: &str, seq: u32) -> (Case, Event) {
         resolved_at: None,
         closed_at: None,
         history_len: 1,
+        supervising_nodes: Vec::new(),
     };
     let event = event(1, CaseStatus::Registered, None);
     (case, event)
