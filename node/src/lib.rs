@@ -23,6 +23,7 @@ pub mod identity;
 pub mod pki;
 pub mod server;
 pub mod service;
+pub mod stats;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;

@@ -117,7 +117,9 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let store = Store::open(
         &cfg.data_dir,
         &StoreOptions {
+            node: cfg.code.clone(),
             cache_capacity_bytes: cfg.cache_capacity_bytes,
+            opened_at: clock.now(),
         },
     )
     .map_err(|source| ServerError::Storage {

@@ -31,6 +31,15 @@ pub fn china_datetime(ts: Timestamp) -> String {
     )
 }
 
+/// The month of `ts` in China Standard Time as the number `YYYYMM` (May 2024 is `202405`), the
+/// key of the monthly statistics buckets. Years are clamped to 1..=9999, so the result is
+/// never 0 and always has six digits or fewer.
+pub fn china_month(ts: Timestamp) -> u32 {
+    let (y, m, _, _) = china_parts(ts);
+    // Clamped to 1..=9999 first, so the cast is lossless.
+    (y.clamp(1, 9999) as u32) * 100 + m
+}
+
 /// (year, month, day, minute of the day) of `ts` in China Standard Time.
 fn china_parts(ts: Timestamp) -> (i64, u32, u32, i64) {
     let local = ts.millis().saturating_add(CST_OFFSET_MS);
@@ -81,6 +90,17 @@ mod tests {
         assert_eq!(china_day(Timestamp(1_709_136_000_000)), "20240229");
         assert_eq!(china_day(Timestamp(0)), "19700101");
         assert_eq!(china_day(Timestamp(-8 * H - 1)), "19691231");
+    }
+
+    #[test]
+    fn months_are_china_months() {
+        assert_eq!(china_month(Timestamp(MAY_1_UTC)), 202405);
+        // 2024-04-30 16:00 UTC is already 1 May in China.
+        assert_eq!(china_month(Timestamp(MAY_1_UTC - 8 * H)), 202405);
+        assert_eq!(china_month(Timestamp(MAY_1_UTC - 8 * H - 1)), 202404);
+        assert_eq!(china_month(Timestamp(1_704_038_400_000)), 202401);
+        assert_eq!(china_month(Timestamp(i64::MIN)) / 100, 1);
+        assert_eq!(china_month(Timestamp(i64::MAX)) / 100, 9999);
     }
 
     #[test]

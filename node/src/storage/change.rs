@@ -3,8 +3,8 @@
 //! Everything here runs on the writer thread inside one sled transaction spanning every tree
 //! (see [`Trees::transaction`]), so it may run more than once and must not have side effects
 //! outside the transaction. A [`Change`] is the complete description of what one case write
-//! does to the store; data derived from a case change that must commit with it (indexes today;
-//! a federation outbox entry or an aggregate contribution later) is written by
+//! does to the store; data derived from a case change that must commit with it (indexes, the
+//! node's statistics contribution; a federation outbox entry later) is written by
 //! [`Change::apply`], so a new kind of derived data is one field and a few lines there.
 
 use serde::Serialize;
@@ -16,18 +16,21 @@ use sled::transaction::{
 
 use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId, Trees};
-use super::{Registered, StorageError, WriteError};
+use super::{Registered, StorageError, WriteError, stats};
+use crate::code::NodeCode;
 use crate::domain::{Case, DomainError, Event};
 
-type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
 
-fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<WriteError> {
+pub(super) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<WriteError> {
     ConflictableTransactionError::Abort(e.into())
 }
 
 /// A transaction over every tree of the store.
 pub(crate) struct Tx<'a> {
     views: &'a [TransactionalTree],
+    /// The node the store belongs to.
+    pub(super) node: &'a NodeCode,
 }
 
 impl Tx<'_> {
@@ -35,11 +38,11 @@ impl Tx<'_> {
         keys::view(self.views, id)
     }
 
-    fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
+    pub(super) fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
         Ok(self.tree(tree).get(key)?)
     }
 
-    fn get_decoded<T: DeserializeOwned>(
+    pub(super) fn get_decoded<T: DeserializeOwned>(
         &self,
         tree: TreeId,
         kind: ValueKind,
@@ -53,12 +56,12 @@ impl Tx<'_> {
         }
     }
 
-    fn insert(&self, tree: TreeId, key: &[u8], value: Vec<u8>) -> TxResult<()> {
+    pub(super) fn insert(&self, tree: TreeId, key: &[u8], value: Vec<u8>) -> TxResult<()> {
         self.tree(tree).insert(key, value)?;
         Ok(())
     }
 
-    fn insert_encoded<T: Serialize + ?Sized>(
+    pub(super) fn insert_encoded<T: Serialize + ?Sized>(
         &self,
         tree: TreeId,
         kind: ValueKind,
@@ -68,7 +71,7 @@ impl Tx<'_> {
         self.insert(tree, key, codec::encode(kind, value).map_err(abort)?)
     }
 
-    fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<()> {
+    pub(super) fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<()> {
         self.tree(tree).remove(key)?;
         Ok(())
     }
@@ -81,8 +84,9 @@ impl Trees {
         body: impl Fn(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A, WriteError> {
         let trees: Vec<&sled::Tree> = self.all().iter().collect();
+        let node = self.node();
         trees[..]
-            .transaction(|views| body(&Tx { views }))
+            .transaction(|views| body(&Tx { views, node }))
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => WriteError::Storage(e.into()),
@@ -178,7 +182,8 @@ impl Change<'_> {
         for entry in new.iter().filter(|e| !old.contains(e)) {
             tx.insert(entry.0, &entry.1, Vec::new())?;
         }
-        Ok(())
+
+        stats::on_case_change(tx, self.before, case)
     }
 }
 

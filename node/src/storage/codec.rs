@@ -34,6 +34,12 @@ pub(crate) enum ValueKind {
     Counter = 4,
     /// The store format version (u32).
     FormatVersion = 5,
+    /// A statistics entry (`stats::StoredEntry`).
+    StatsEntry = 16,
+    /// A 64-bit sequence counter (u64).
+    Seq = 17,
+    /// A node's division code (string).
+    NodeCode = 18,
 }
 
 impl ValueKind {
@@ -44,7 +50,10 @@ impl ValueKind {
             | ValueKind::Event
             | ValueKind::CaseId
             | ValueKind::Counter
-            | ValueKind::FormatVersion => 1,
+            | ValueKind::FormatVersion
+            | ValueKind::StatsEntry
+            | ValueKind::Seq
+            | ValueKind::NodeCode => 1,
         }
     }
 }

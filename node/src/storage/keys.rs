@@ -15,10 +15,18 @@
 //!   the sign bit flipped, big-endian (order-preserving for every i64, negatives included), so
 //!   byte order is time order and "overdue at `now`" is the key range below `deadline(now)`.
 //!
+//! * a statistics entry key is `kind (1 byte) ‖ node code (ASCII digits) ‖ 0x00 ‖ bucket (u32
+//!   BE)`: one node's entries of one kind are a contiguous, bucket-ordered range, and since a
+//!   code is a prefix of its descendants' codes (and digits sort above 0x00), the entries of a
+//!   whole subtree of one kind are the range of `kind ‖ code`;
+//! * the statistics change index is `local seq (u64 BE) ‖ entry key`: a range from a seq is
+//!   exactly what changed since.
+//!
 //! Index trees store empty values: the key is the whole entry.
 
 use sled::transaction::TransactionalTree;
 
+use crate::code::NodeCode;
 use crate::domain::{Case, Timestamp};
 
 macro_rules! trees {
@@ -58,21 +66,34 @@ trees! {
     ByCategory => "category_caseid",
     /// open deadline ‖ case id → empty (only cases with a running deadline).
     ByDeadline => "deadline_caseid",
+    /// kind ‖ node ‖ 0x00 ‖ bucket → statistics entry (`stats::StoredEntry`).
+    StatsEntries => "kind_node_bucket_entry",
+    /// local seq ‖ statistics entry key → empty: which entries changed when.
+    StatsChanges => "seq_statskey",
 }
 
 /// The opened trees, indexed by [`TreeId`]. Cheap to clone (sled trees are handles).
+///
+/// Also carries the code of the node the store belongs to, which derived data (statistics)
+/// depends on.
 #[derive(Clone)]
 pub(crate) struct Trees {
     trees: Vec<sled::Tree>,
+    node: NodeCode,
 }
 
 impl Trees {
-    pub(crate) fn open(db: &sled::Db) -> sled::Result<Trees> {
+    pub(crate) fn open(db: &sled::Db, node: NodeCode) -> sled::Result<Trees> {
         let trees = TreeId::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<sled::Result<_>>()?;
-        Ok(Trees { trees })
+        Ok(Trees { trees, node })
+    }
+
+    /// The node this store belongs to.
+    pub(crate) fn node(&self) -> &NodeCode {
+        &self.node
     }
 
     pub(crate) fn get(&self, id: TreeId) -> &sled::Tree {
@@ -91,6 +112,64 @@ pub(crate) fn view(views: &[TransactionalTree], id: TreeId) -> &TransactionalTre
 
 /// Meta key of the store format version.
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
+
+/// Meta key of the node code the store belongs to.
+pub(crate) const META_NODE: &[u8] = b"node_code";
+/// Meta key of the format version of the statistics trees (rebuilt when it differs).
+pub(crate) const META_STATS_FORMAT: &[u8] = b"stats_format";
+/// Meta key of the last local statistics seq handed out.
+pub(crate) const META_STATS_SEQ: &[u8] = b"stats_seq";
+
+/// Key of a statistics entry.
+pub(crate) fn stats_entry(kind: u8, node: &str, bucket: u32) -> Vec<u8> {
+    let mut key = stats_prefix(kind, node);
+    key.push(0);
+    key.extend_from_slice(&bucket.to_be_bytes());
+    key
+}
+
+/// `kind ‖ node`: the prefix of the entries of `node` and of all its descendants.
+pub(crate) fn stats_prefix(kind: u8, node: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + node.len() + 4);
+    key.push(kind);
+    key.extend_from_slice(node.as_bytes());
+    key
+}
+
+/// (kind, node, bucket) of a statistics entry key.
+pub(crate) fn parse_stats_entry(key: &[u8]) -> Option<(u8, &str, u32)> {
+    let (&kind, rest) = key.split_first()?;
+    let (node, bucket) = rest.split_at_checked(rest.len().checked_sub(5)?)?;
+    let (&sep, bucket) = bucket.split_first()?;
+    if sep != 0 || node.is_empty() || !node.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let node = std::str::from_utf8(node).ok()?;
+    Some((kind, node, u32::from_be_bytes(bucket.try_into().ok()?)))
+}
+
+/// Key of the change index: `seq ‖ entry key`.
+pub(crate) fn stats_change(seq: u64, entry: &[u8]) -> Vec<u8> {
+    [seq.to_be_bytes().as_slice(), entry].concat()
+}
+
+/// (seq, entry key) of a change index key.
+pub(crate) fn parse_stats_change(key: &[u8]) -> Option<(u64, &[u8])> {
+    let (seq, entry) = key.split_at_checked(8)?;
+    Some((u64::from_be_bytes(seq.try_into().ok()?), entry))
+}
+
+/// The smallest key above every key starting with `prefix` (`None`: no such key).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
+}
 
 /// Meta key of the last sequence number handed out on `day` ("YYYYMMDD").
 pub(crate) fn day_seq(day: &str) -> Result<Vec<u8>, String> {
@@ -219,6 +298,26 @@ mod tests {
         assert!(check_case_id("610116-20250131-000001").is_ok());
         assert!(check_case_id("").is_err());
         assert!(check_case_id("a\0b").is_err());
+    }
+
+    #[test]
+    fn stats_keys_group_a_subtree() {
+        let county = stats_entry(2, "610116", 202405);
+        assert_eq!(parse_stats_entry(&county), Some((2, "610116", 202405)));
+        let village = stats_entry(2, "610116001001", 0);
+        let other = stats_entry(2, "610117", 0);
+        let prefix = stats_prefix(2, "610116");
+        assert!(county.starts_with(&prefix) && village.starts_with(&prefix));
+        assert!(!other.starts_with(&prefix));
+        // The node's own entries sort before its descendants'.
+        assert!(county < village);
+        assert_eq!(prefix_end(&prefix).unwrap(), stats_prefix(2, "610117"));
+        assert!(other.as_slice() >= prefix_end(&prefix).unwrap().as_slice());
+        assert_eq!(parse_stats_entry(b"\x02ab\x00\x00\x00\x00\x01"), None);
+        assert_eq!(parse_stats_entry(b"\x02"), None);
+        let change = stats_change(7, &county);
+        assert_eq!(parse_stats_change(&change), Some((7, county.as_slice())));
+        assert!(stats_change(7, &village) < stats_change(8, &county));
     }
 
     #[test]

@@ -4,15 +4,18 @@
 //!
 //! One sled database per node, holding the trees declared in `keys`: the cases, their
 //! append-only histories, the idempotency and lookup-code maps, the secondary indexes (status,
-//! risk, category, open deadline) and the store metadata (format version, per-day sequence
-//! counters). Every value is wrapped in the checksummed, versioned envelope of `codec`.
+//! risk, category, open deadline), the statistics entries (`stats`: this node's contribution
+//! and those received from descendants) and the store metadata (format version, the node's
+//! code, per-day sequence counters). Every value is wrapped in the checksummed, versioned
+//! envelope of `codec`. A store belongs to one node: opening it as another node is refused.
 //!
 //! # Invariants
 //!
 //! * Every write is one sled transaction spanning all trees (`change`): a case, its new
 //!   events, its index entries, its lookup code and (for a registration) its idempotency entry
-//!   and day counter change together or not at all. Indexes therefore always equal what a
-//!   recount over the cases tree would give.
+//!   and day counter change together or not at all, and so does the node's statistics
+//!   contribution. Indexes and the contribution therefore always equal what a recount over the
+//!   cases tree would give.
 //! * History is append-only: a write must continue the stored history (`seq` = previous
 //!   `history_len` + 1, ...), must leave `Case::history_len` equal to the last seq, and never
 //!   overwrites an event; a case id is never reused and a lookup code maps to one case.
@@ -56,16 +59,21 @@ mod codec;
 mod commit;
 mod keys;
 mod query;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::code::NodeCode;
 use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, Timestamp};
+use crate::stats::{Bucket, Cells, Kind};
 
 use codec::ValueKind;
 use keys::{TreeId, Trees};
+
+pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 
 /// Version of the layout of trees and keys; written at creation, checked on open.
 const STORE_FORMAT: u32 = 1;
@@ -76,15 +84,23 @@ pub const FLUSH_EVERY_MS: u64 = 1000;
 /// How to open a [`Store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Size of sled's page cache in bytes. The default of 16 MiB suits a village PC; a county
-    /// node holding hundreds of thousands of cases may want 256 MiB or more.
+    /// The node the store belongs to. Recorded in a new store; a store recorded for another
+    /// node is refused ([`StorageError::WrongNode`]). Statistics depend on it.
+    pub node: NodeCode,
+    /// Size of sled's page cache in bytes. 16 MiB ([`StoreOptions::new`]) suits a village PC;
+    /// a county node holding hundreds of thousands of cases may want 256 MiB or more.
     pub cache_capacity_bytes: u64,
+    /// Now, from the node's clock: seeds the statistics versions of a new or rebuilt store.
+    pub opened_at: Timestamp,
 }
 
-impl Default for StoreOptions {
-    fn default() -> Self {
+impl StoreOptions {
+    /// Options for `node` with a 16 MiB cache.
+    pub fn new(node: NodeCode, opened_at: Timestamp) -> Self {
         StoreOptions {
+            node,
             cache_capacity_bytes: 16 * 1024 * 1024,
+            opened_at,
         }
     }
 }
@@ -140,6 +156,9 @@ pub enum StorageError {
     /// The page token is malformed or belongs to another listing.
     #[error("bad page token: {0}")]
     BadPageToken(String),
+    /// The directory holds the store of another node.
+    #[error("the store belongs to node {found}, not {expected}")]
+    WrongNode { found: String, expected: String },
     /// The directory holds a store of another format version.
     #[error("store format version {found} is not supported (this build reads version {supported})")]
     UnsupportedFormat { found: u32, supported: u32 },
@@ -193,8 +212,9 @@ impl Store {
             .cache_capacity(opts.cache_capacity_bytes)
             .flush_every_ms(Some(FLUSH_EVERY_MS))
             .open()?;
-        let trees = Trees::open(&db)?;
+        let trees = Trees::open(&db, opts.node.clone())?;
         check_format(&trees)?;
+        stats::open(&trees, opts.opened_at)?;
         let mut syncer = commit::Syncer::open(dir, created)?;
         syncer.sync(&db)?;
         let writer = commit::Writer::spawn(db, trees.clone(), syncer)?;
@@ -285,6 +305,90 @@ impl Store {
             .writer
             .submit(move |trees| change::update(trees, &case_id, &f))
             .await
+    }
+
+    /// The node this store belongs to.
+    pub fn node(&self) -> &NodeCode {
+        self.inner.trees.node()
+    }
+
+    /// A signal that changes after every committed batch of writes (its value means nothing).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.writer.changes()
+    }
+
+    /// Stores the newer of `incoming` (pushed by `child`, already validated and filtered by
+    /// retention) and updates this node's SUBTREE entries in the same transaction.
+    pub async fn merge_contributions(
+        &self,
+        child: NodeCode,
+        incoming: Vec<Incoming>,
+    ) -> Result<MergeOutcome, WriteError> {
+        self.inner
+            .writer
+            .submit(move |trees| stats::merge(trees, &child, &incoming))
+            .await
+    }
+
+    /// Recomputes this node's overdue figures at `now` from the deadline index and stores them
+    /// if they changed (returns whether they did).
+    pub async fn refresh_overdue(&self, now: Timestamp) -> Result<bool, WriteError> {
+        self.inner
+            .writer
+            .submit(move |trees| {
+                let snapshot = stats::overdue_snapshot(trees, now)?;
+                stats::set_overdue(trees, &snapshot)
+            })
+            .await
+    }
+
+    /// This node's overdue figures at `now`, computed now from the deadline index.
+    pub fn overdue_now(&self, now: Timestamp) -> Result<Cells, StorageError> {
+        stats::overdue_snapshot(&self.inner.trees, now)
+    }
+
+    /// The stored statistics entry (kind, node, bucket).
+    pub fn stats_entry(
+        &self,
+        kind: Kind,
+        node: &NodeCode,
+        bucket: Bucket,
+    ) -> Result<Option<StoredEntry>, StorageError> {
+        stats::entry(&self.inner.trees, kind, node, bucket)
+    }
+
+    /// The stored month entries of (kind, node) from `first` to `last` inclusive.
+    pub fn stats_months(
+        &self,
+        kind: Kind,
+        node: &NodeCode,
+        first: Bucket,
+        last: Bucket,
+    ) -> Result<Vec<(Bucket, Cells)>, StorageError> {
+        stats::months(&self.inner.trees, kind, node, first, last)
+    }
+
+    /// Children of `node` with stored entries of `kind`.
+    pub fn stats_children(
+        &self,
+        kind: Kind,
+        node: &NodeCode,
+    ) -> Result<Vec<NodeCode>, StorageError> {
+        stats::children(&self.inner.trees, kind, node)
+    }
+
+    /// Up to `limit` statistics entries written after local seq `after`, in seq order.
+    pub fn stats_changed_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EntryRow>, StorageError> {
+        stats::changed_since(&self.inner.trees, after, limit)
+    }
+
+    /// The last local statistics seq handed out.
+    pub fn stats_last_seq(&self) -> Result<u64, StorageError> {
+        stats::last_seq(&self.inner.trees)
     }
 
     /// Stops the writer thread after draining the queued writes and syncing them. Later writes

@@ -7,6 +7,7 @@
 
 mod durability;
 mod listing;
+mod stats;
 mod writes;
 
 use std::collections::BTreeSet;
@@ -15,14 +16,19 @@ use std::path::Path;
 use super::keys::{self, TreeId};
 use super::*;
 use crate::domain::{Channel, EventKind, Party, PartyRole};
+use crate::stats::Kind;
 
 const NODE: &str = "610116001001";
 const DAY: &str = "20250131";
 const T0: i64 = 1_738_281_600_000;
 const DAY_MS: i64 = 86_400_000;
 
+fn options() -> StoreOptions {
+    StoreOptions::new(NodeCode::parse(NODE).unwrap(), Timestamp(T0))
+}
+
 fn open(dir: &Path) -> Store {
-    Store::open(dir, &StoreOptions::default()).expect("open store")
+    Store::open(dir, &options()).expect("open store")
 }
 
 fn new_case(day: &str, seq: u32) -> (Case, Event) {

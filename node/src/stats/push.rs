@@ -1,0 +1,1 @@
+//! The sender task (placeholder, filled in below).

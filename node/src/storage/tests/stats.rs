@@ -1,0 +1,244 @@
+//! Statistics in the store: the own contribution under random workloads through the real
+//! state machine, merging of pushed entries (duplicates, reordering, late versions), and the
+//! rebuild on open.
+
+use rand::Rng as _;
+
+use super::*;
+use crate::domain::machine;
+use crate::stats::figures::{self, Buckets};
+use crate::stats::workload::{self, START};
+
+const VILLAGE: &str = "610116001001";
+const TOWNSHIP: &str = "610116001";
+
+fn code(s: &str) -> NodeCode {
+    NodeCode::parse(s).unwrap()
+}
+
+fn open_as(dir: &Path, node: &str) -> Store {
+    Store::open(dir, &StoreOptions::new(code(node), START)).expect("open store")
+}
+
+/// Every stored entry of (kind, node), zero buckets dropped.
+fn stored(store: &Store, kind: Kind, node: &str) -> Buckets {
+    let node = code(node);
+    let mut out: Buckets = store
+        .stats_months(kind, &node, 1, Bucket::MAX)
+        .unwrap()
+        .into_iter()
+        .collect();
+    if let Some(e) = store.stats_entry(kind, &node, figures::CURRENT).unwrap() {
+        out.insert(figures::CURRENT, e.cells);
+    }
+    out.retain(|_, c| !c.is_zero());
+    out
+}
+
+fn all_cases(store: &Store) -> Vec<Case> {
+    let mut q = CaseQuery {
+        page_size: 500,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = store.list_cases(&q).unwrap();
+        out.extend(page.cases);
+        match page.next_page_token {
+            Some(t) => q.page_token = Some(t),
+            None => return out,
+        }
+    }
+}
+
+/// Runs `steps` random registrations and commands at `node` through the machine.
+async fn random_workload(store: &Store, node: &'static str, seed: u64, steps: usize) -> Timestamp {
+    let mut rng = workload::rng(seed);
+    let mut ids: Vec<String> = Vec::new();
+    let mut now = START;
+    for i in 0..steps {
+        now = Timestamp(now.0 + rng.random_range(0..8 * 3_600_000));
+        if ids.is_empty() || rng.random_bool(0.3) {
+            let new = workload::new_case(&mut rng, &format!("k{seed}-{i}"));
+            let day = machine::china_day(now);
+            let build_day = day.clone();
+            let reg = store
+                .register(new.idempotency_key.clone(), day, move |seq| {
+                    let id = machine::case_id(node, &build_day, seq);
+                    machine::register(&workload::ctx(node, now), &new, id, format!("L{seq}{i}"))
+                })
+                .await
+                .expect("register");
+            ids.push(reg.case.id);
+        } else {
+            let id = ids[rng.random_range(0..ids.len())].clone();
+            let cmd = workload::command(&mut rng);
+            let r = store
+                .update(id, move |c| {
+                    machine::apply(c, &workload::ctx(node, now), &cmd)
+                })
+                .await;
+            assert!(matches!(r, Ok(_) | Err(WriteError::Domain(_))), "{r:?}");
+        }
+    }
+    now
+}
+
+#[tokio::test]
+async fn own_contribution_equals_a_recount_under_random_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_as(dir.path(), VILLAGE);
+    let now = random_workload(&store, VILLAGE, 11, 300).await;
+    let cases = all_cases(&store);
+    let recount = figures::recount(&code(VILLAGE), &cases);
+    assert!(
+        recount.len() > 3,
+        "the workload spans months: {:?}",
+        recount.keys()
+    );
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), recount);
+    assert_eq!(
+        stored(&store, Kind::Subtree, VILLAGE),
+        recount,
+        "no children: the subtree is the node"
+    );
+
+    // The overdue refresh sets exactly the snapshot at `now`, and only changes when it must.
+    let later = Timestamp(now.0 + 10 * 86_400_000);
+    assert!(store.refresh_overdue(later).await.unwrap());
+    assert!(!store.refresh_overdue(later).await.unwrap(), "no change");
+    let snapshot = figures::overdue_snapshot(&cases, later);
+    assert!(snapshot.total.overdue_review + snapshot.total.overdue_resolve > 0);
+    let mut with_overdue = recount.clone();
+    with_overdue
+        .entry(figures::CURRENT)
+        .or_default()
+        .replace_overdue(&snapshot);
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), with_overdue);
+    assert_eq!(store.overdue_now(later).unwrap(), snapshot);
+
+    // Reopened, the store holds the same; a store may not be opened as another node.
+    store.shutdown().await;
+    drop(store);
+    assert!(matches!(
+        Store::open(dir.path(), &StoreOptions::new(code(TOWNSHIP), START)),
+        Err(StorageError::WrongNode { .. })
+    ));
+    let store = open_as(dir.path(), VILLAGE);
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), with_overdue);
+}
+
+/// Every entry a node would push, as `Incoming` values.
+fn pushable(store: &Store) -> Vec<Incoming> {
+    store
+        .stats_changed_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| Incoming {
+            kind: r.kind,
+            node: r.node,
+            bucket: r.bucket,
+            version: r.version,
+            cells: r.cells,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn merging_is_idempotent_and_keeps_the_latest_version() {
+    let vdir = tempfile::tempdir().unwrap();
+    let village = open_as(vdir.path(), VILLAGE);
+    random_workload(&village, VILLAGE, 21, 60).await;
+    let early = pushable(&village);
+    random_workload(&village, VILLAGE, 22, 60).await;
+    let late = pushable(&village);
+    assert!(
+        early.iter().any(|e| !late.contains(e)),
+        "the workload changed entries"
+    );
+
+    let tdir = tempfile::tempdir().unwrap();
+    let township = open_as(tdir.path(), TOWNSHIP);
+    random_workload(&township, TOWNSHIP, 23, 40).await;
+    let child = code(VILLAGE);
+
+    // Late state first, then the early one (reordered), then the late one again (duplicate).
+    let first = township
+        .merge_contributions(child.clone(), late.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.applied, late.len());
+    let reordered = township
+        .merge_contributions(child.clone(), early.clone())
+        .await
+        .unwrap();
+    assert_eq!(reordered.applied, 0, "every early entry is older");
+    let dup = township
+        .merge_contributions(child.clone(), late.clone())
+        .await
+        .unwrap();
+    assert_eq!((dup.applied, dup.ignored), (0, late.len()));
+
+    let village_subtree = stored(&village, Kind::Subtree, VILLAGE);
+    assert_eq!(stored(&township, Kind::Subtree, VILLAGE), village_subtree);
+    assert_eq!(stored(&township, Kind::Own, VILLAGE), village_subtree);
+    // The township's subtree is its own plus the village's, bucket by bucket.
+    let mut expected = stored(&township, Kind::Own, TOWNSHIP);
+    for (bucket, cells) in &village_subtree {
+        expected.entry(*bucket).or_default().merge(cells, true);
+    }
+    expected.retain(|_, c| !c.is_zero());
+    assert_eq!(stored(&township, Kind::Subtree, TOWNSHIP), expected);
+    assert_eq!(
+        township
+            .stats_children(Kind::Subtree, &code(TOWNSHIP))
+            .unwrap(),
+        vec![child.clone()]
+    );
+
+    // Early then late, one entry at a time in shuffled order: same result.
+    let tdir2 = tempfile::tempdir().unwrap();
+    let other = open_as(tdir2.path(), TOWNSHIP);
+    let mut all: Vec<Incoming> = early.into_iter().chain(late).collect();
+    let mut rng = workload::rng(24);
+    for i in (1..all.len()).rev() {
+        all.swap(i, rng.random_range(0..=i));
+    }
+    for e in all {
+        other
+            .merge_contributions(child.clone(), vec![e])
+            .await
+            .unwrap();
+    }
+    assert_eq!(stored(&other, Kind::Subtree, TOWNSHIP), village_subtree);
+}
+
+#[tokio::test]
+async fn a_store_without_statistics_is_rebuilt_on_open_with_higher_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_as(dir.path(), VILLAGE);
+    random_workload(&store, VILLAGE, 31, 80).await;
+    let before = stored(&store, Kind::Own, VILLAGE);
+    let last = store.stats_last_seq().unwrap();
+    // Simulate a store from before statistics existed: no marker, no entries.
+    let trees = store.inner.trees.clone();
+    trees
+        .get(TreeId::Meta)
+        .remove(keys::META_STATS_FORMAT)
+        .unwrap();
+    trees.get(TreeId::StatsEntries).clear().unwrap();
+    trees.get(TreeId::StatsChanges).clear().unwrap();
+    drop(trees);
+    store.shutdown().await;
+    drop(store);
+
+    // Opened later: versions jump past anything the old store handed out.
+    let later = Timestamp(START.0 + 365 * 86_400_000);
+    let store = Store::open(dir.path(), &StoreOptions::new(code(VILLAGE), later)).unwrap();
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), before);
+    assert_eq!(stored(&store, Kind::Subtree, VILLAGE), before);
+    let entries = store.stats_changed_since(0, usize::MAX).unwrap();
+    assert_eq!(entries.len(), 2 * before.len());
+    assert!(entries.iter().all(|e| e.version > last));
+    assert!(entries.iter().all(|e| e.version > (later.0 as u64) << 20));
+}
