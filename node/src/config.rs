@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::code::{NodeCode, Tier};
 use crate::domain::Deadlines;
+use crate::stats::StatsConfig;
 use crate::tls::TlsFiles;
 
 /// Built-in defaults, the lowest layer.
@@ -39,6 +40,13 @@ follow_up = "7d"
 max_message_bytes = 1048576
 max_concurrent_streams = 256
 request_timeout = "30s"
+
+[stats]
+retention_depth = 2
+push_delay = "100ms"
+heartbeat = "5s"
+stale_after = "30s"
+overdue_refresh = "60s"
 
 [log]
 format = "text"
@@ -72,6 +80,7 @@ struct RawConfig {
     storage: RawStorage,
     deadlines: RawDeadlines,
     limits: RawLimits,
+    stats: RawStats,
     log: RawLog,
 }
 
@@ -103,6 +112,16 @@ struct RawLimits {
     max_message_bytes: usize,
     max_concurrent_streams: u32,
     request_timeout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStats {
+    retention_depth: u8,
+    push_delay: String,
+    heartbeat: String,
+    stale_after: String,
+    overdue_refresh: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +159,14 @@ pub struct NodeConfig {
     pub max_concurrent_streams: u32,
     /// `[limits]` `request_timeout`: longest time one RPC may take.
     pub request_timeout: Duration,
+    /// `[stats]`: figures for higher tiers.
+    /// * `retention_depth` (1–4): levels below this node whose figures are kept one by one;
+    ///   deeper ones are folded into their ancestor at that depth;
+    /// * `push_delay`: wait after a change before pushing figures to the parent;
+    /// * `heartbeat`: push to the parent at least this often (shorter than `stale_after`);
+    /// * `stale_after`: a child not heard from for this long is reported stale;
+    /// * `overdue_refresh`: how often this node's overdue counts are recomputed for its parent.
+    pub stats: StatsConfig,
     /// `[log]` `format`: "text" or "json".
     pub log_json: bool,
     /// `[log]` `level`: a tracing filter such as "info" or "fengqiao_node=debug,info";
@@ -223,6 +250,39 @@ fn parse_addr(field: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+fn validate_stats(raw: RawStats) -> Result<StatsConfig, ConfigError> {
+    let RawStats {
+        retention_depth,
+        push_delay,
+        heartbeat,
+        stale_after,
+        overdue_refresh,
+    } = raw;
+    if !(1..=4).contains(&retention_depth) {
+        return Err(invalid("stats.retention_depth", "must be 1–4"));
+    }
+    let cfg = StatsConfig {
+        retention_depth,
+        push_delay: parse_duration("stats.push_delay", &push_delay)?,
+        heartbeat: parse_duration("stats.heartbeat", &heartbeat)?,
+        stale_after: parse_duration("stats.stale_after", &stale_after)?,
+        overdue_refresh: parse_duration("stats.overdue_refresh", &overdue_refresh)?,
+    };
+    if cfg.push_delay > cfg.heartbeat {
+        return Err(invalid(
+            "stats.push_delay",
+            "must not exceed stats.heartbeat",
+        ));
+    }
+    if cfg.stale_after < cfg.heartbeat * 2 {
+        return Err(invalid(
+            "stats.stale_after",
+            "must be at least twice stats.heartbeat, or a child would look stale between pushes",
+        ));
+    }
+    Ok(cfg)
+}
+
 fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
     let RawConfig {
         code,
@@ -236,6 +296,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         storage,
         deadlines,
         limits,
+        stats,
         log,
     } = raw;
     let code = NodeCode::parse(&code).map_err(|e| invalid("code", e))?;
@@ -281,6 +342,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         return Err(invalid("limits.max_concurrent_streams", "must be 1–10000"));
     }
     let request_timeout = parse_duration("limits.request_timeout", &limits.request_timeout)?;
+    let stats = validate_stats(stats)?;
     let log_json = match log.format.as_str() {
         "text" => false,
         "json" => true,
@@ -308,6 +370,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         max_message_bytes: limits.max_message_bytes,
         max_concurrent_streams: limits.max_concurrent_streams,
         request_timeout,
+        stats,
         log_json,
         log_level: log.level,
     })
@@ -353,6 +416,7 @@ key = "node.key"
         );
         assert_eq!(c.deadlines.review, Duration::from_secs(3 * 86_400));
         assert!(c.parent.is_none());
+        assert_eq!(c.stats, StatsConfig::default(), "built-in defaults");
 
         // SAFETY: no other test in this binary reads or writes FENGQIAO__ variables.
         unsafe { std::env::set_var("FENGQIAO__DEADLINES__REVIEW", "90s") };
@@ -392,6 +456,14 @@ key = "node.key"
                 .contains("cache_capacity_mb")
         );
         assert!(err_of(&format!("{BASE}\n[log]\nformat = \"xml\"\n")).contains("log.format"));
+        assert!(
+            err_of(&format!("{BASE}\n[stats]\nretention_depth = 0\n"))
+                .contains("stats.retention_depth")
+        );
+        assert!(
+            err_of(&format!("{BASE}\n[stats]\nheartbeat = \"20s\"\n"))
+                .contains("stats.stale_after")
+        );
         assert!(err_of(&BASE.replace("data_dir = \"data\"", "")).contains("data_dir"));
     }
 

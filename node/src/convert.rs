@@ -6,6 +6,8 @@
 //! field added to the proto cannot be forgotten here. Every error is a
 //! [`DomainError::InvalidArgument`] naming the proto field.
 
+pub mod stats;
+
 use fengqiao_proto::v1 as pb;
 
 use crate::domain::mask;

@@ -13,6 +13,20 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A statistics scope deeper than this node's retention: its figures exist here only
+    /// inside those of `ancestor`.
+    #[error(
+        "{scope} lies deeper than this node's retention depth ({depth} levels): its figures \
+         are folded into {ancestor}; query {ancestor}, or a node nearer to {scope}"
+    )]
+    Folded {
+        scope: String,
+        ancestor: String,
+        depth: u8,
+    },
+    /// A descendant from which no figures have been received.
+    #[error("no figures have been received from node {0}")]
+    NoFigures(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -34,6 +48,8 @@ impl From<Error> for Status {
             Error::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
             Error::NotFound(_) => Code::NotFound,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Folded { .. } => Code::FailedPrecondition,
+            Error::NoFigures(_) => Code::NotFound,
             Error::Storage(StorageError::BadPageToken(_)) => Code::InvalidArgument,
             Error::Storage(_) => Code::Internal,
         };

@@ -3,6 +3,7 @@
 //! Module map (each module's doc states what it owns and its invariants):
 //! * [`domain`] — pure case model and state machine (no I/O).
 //! * [`storage`] — the only module that touches sled.
+//! * [`stats`] — figures for higher tiers: contributions, their exchange, aggregate queries.
 //! * [`code`], [`identity`], [`pki`], [`tls`] — division codes, certificates, SPIFFE
 //!   identities, roles and permissions.
 //! * [`convert`] — protobuf ⇄ domain conversions (enums decoded with `TryFrom`).

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fengqiao_proto::v1::case_service_server::CaseServiceServer;
+use fengqiao_proto::v1::stats_exchange_server::StatsExchangeServer;
+use fengqiao_proto::v1::stats_service_server::StatsServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,6 +22,9 @@ use crate::clock::SharedClock;
 use crate::config::NodeConfig;
 use crate::service::NodeState;
 use crate::service::case::CaseApi;
+use crate::service::exchange::ExchangeApi;
+use crate::service::stats::StatsApi;
+use crate::stats::node::StatsNode;
 use crate::storage::{Store, StoreOptions};
 use crate::tls;
 
@@ -59,6 +64,8 @@ pub struct RunningNode {
     pub state: Arc<NodeState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    /// Background work that uses storage (the statistics sender); stopped before storage.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl RunningNode {
@@ -74,6 +81,11 @@ impl RunningNode {
     pub async fn shutdown(self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(true);
         let mut first_err = None;
+        for t in self.background {
+            if let Err(e) = t.await {
+                first_err = first_err.or(Some(ServerError::Join(e)));
+            }
+        }
         for t in self.tasks {
             match t.await {
                 Ok(Ok(())) => {}
@@ -126,11 +138,18 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         dir: cfg.data_dir.display().to_string(),
         source,
     })?;
+    let stats = Arc::new(StatsNode::new(
+        cfg.code.clone(),
+        store.clone(),
+        clock.clone(),
+        cfg.stats.clone(),
+    ));
     let state = Arc::new(NodeState {
         code: cfg.code.clone(),
         store,
         clock,
         deadlines: cfg.deadlines.clone(),
+        stats: stats.clone(),
     });
 
     let api_listener = bind("listen", cfg.listen).await?;
@@ -154,6 +173,10 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<CaseServiceServer<CaseApi>>().await;
+    health.set_serving::<StatsServiceServer<StatsApi>>().await;
+    health
+        .set_serving::<StatsExchangeServer<ExchangeApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fengqiao_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -165,6 +188,12 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let case_svc = CaseServiceServer::new(CaseApi::new(state.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
+    let stats_svc = StatsServiceServer::new(StatsApi::new(state.clone()))
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
+    let exchange_svc = StatsExchangeServer::new(ExchangeApi::new(state.clone()))
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = Server::builder()
@@ -175,21 +204,33 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(case_svc)
+        .add_service(stats_svc)
         .serve_with_incoming_shutdown(incoming(api_listener), shutdown_signal(shutdown_rx.clone()));
-    // The node-to-node API. Until the federation service lands it answers health checks only,
-    // over the same mutual TLS, so a parent can already be probed.
+    // The node-to-node API, over the same mutual TLS: health (so a parent can be probed) and
+    // the statistics exchange.
     let federation = Server::builder()
         .tls_config(server_tls)?
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .add_service(health_svc)
-        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx));
+        .add_service(exchange_svc)
+        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx.clone()));
     let tasks = vec![tokio::spawn(api), tokio::spawn(federation)];
+    let mut background = Vec::new();
+    if let Some(parent) = &cfg.parent {
+        background.push(crate::stats::push::spawn(
+            stats,
+            parent,
+            &cfg.tls,
+            shutdown_rx,
+        )?);
+    }
     tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
     Ok(RunningNode {
         addrs,
         state,
         shutdown: shutdown_tx,
         tasks,
+        background,
     })
 }

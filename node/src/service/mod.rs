@@ -3,12 +3,15 @@
 //! No domain rule lives here.
 
 pub mod case;
+pub mod exchange;
+pub mod stats;
 
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::code::NodeCode;
 use crate::domain::Deadlines;
+use crate::stats::node::StatsNode;
 use crate::storage::Store;
 
 /// What every handler of a node shares.
@@ -17,6 +20,8 @@ pub struct NodeState {
     pub store: Store,
     pub clock: SharedClock,
     pub deadlines: Deadlines,
+    /// Figures for higher tiers: contributions received, liveness, queries.
+    pub stats: Arc<StatsNode>,
 }
 
 pub type SharedState = Arc<NodeState>;

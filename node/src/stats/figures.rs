@@ -140,6 +140,33 @@ impl Figures {
         }
     }
 
+    /// 化解率: resolved / (resolved + unresolved), 0 when no mediation has ended.
+    pub fn success_rate(&self) -> f64 {
+        ratio(self.resolved, self.resolved.wrapping_add(self.unresolved))
+    }
+
+    /// 平均办理天数: mean days from registration to the end of mediation, 0 when none.
+    pub fn mean_days_to_resolution(&self) -> f64 {
+        let ended = self.resolved.wrapping_add(self.unresolved);
+        if ended == 0 {
+            return 0.0;
+        }
+        self.resolution_ms_total as f64 / ended as f64 / 86_400_000.0
+    }
+
+    /// 回访满意度: the mean score (1–5), 0 when none.
+    pub fn satisfaction_mean(&self) -> f64 {
+        ratio(self.satisfaction_total, self.satisfaction_count)
+    }
+
+    /// 小事不出村、大事不出镇: share of resolved cases resolved at a township or village.
+    pub fn settled_locally_share(&self) -> f64 {
+        ratio(
+            self.resolved_township.wrapping_add(self.resolved_village),
+            self.resolved,
+        )
+    }
+
     /// Only the overdue figures of `self`.
     fn overdue_only(&self) -> Figures {
         Figures {
@@ -147,6 +174,15 @@ impl Figures {
             overdue_resolve: self.overdue_resolve,
             ..Figures::default()
         }
+    }
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+pub fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
     }
 }
 

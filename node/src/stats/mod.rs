@@ -42,6 +42,7 @@
 
 pub mod figures;
 pub mod liveness;
+pub mod node;
 pub mod push;
 pub mod query;
 

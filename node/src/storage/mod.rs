@@ -368,6 +368,11 @@ impl Store {
         stats::months(&self.inner.trees, kind, node, first, last)
     }
 
+    /// Whether any statistics entry of (kind, node) is stored.
+    pub fn stats_has(&self, kind: Kind, node: &NodeCode) -> Result<bool, StorageError> {
+        stats::has_entries(&self.inner.trees, kind, node)
+    }
+
     /// Children of `node` with stored entries of `kind`.
     pub fn stats_children(
         &self,

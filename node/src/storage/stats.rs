@@ -286,6 +286,22 @@ pub(crate) fn months(
     Ok(out)
 }
 
+/// Whether any entry of (kind, node) is stored.
+pub(crate) fn has_entries(
+    trees: &Trees,
+    kind: Kind,
+    node: &NodeCode,
+) -> Result<bool, StorageError> {
+    let mut prefix = keys::stats_prefix(kind.code(), node.as_str());
+    prefix.push(0);
+    Ok(trees
+        .get(TreeId::StatsEntries)
+        .scan_prefix(prefix)
+        .next()
+        .transpose()?
+        .is_some())
+}
+
 /// The children of `node` that have entries of `kind` here, in code order. Skips over each
 /// child's subtree with one seek, so the cost is one seek per child.
 pub(crate) fn children(
