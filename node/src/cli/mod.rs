@@ -15,6 +15,8 @@ pub mod connect;
 pub mod pki_cmd;
 pub mod profile;
 pub mod render;
+pub mod stats_cmd;
+pub mod stats_render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +87,8 @@ pub enum Command {
     /// 案件 (cases): register, review, assign, mediate, resolve, follow up, list, history.
     #[command(subcommand)]
     Case(case_cmd::CaseCommand),
+    /// 统计 (figures): the subtree's aggregates, by period, category, month, child ...
+    Stats(stats_cmd::StatsArgs),
     /// 健康检查: ask the node whether it serves.
     Health,
 }
@@ -132,6 +136,7 @@ pub async fn run() -> ExitCode {
     let result = match &cli.command {
         Command::Pki(cmd) => return pki_cmd::run(cmd),
         Command::Case(cmd) => case_cmd::run(&cli, cmd).await,
+        Command::Stats(args) => stats_cmd::run(&cli, args).await,
         Command::Health => case_cmd::health(&cli).await,
     };
     match result {

@@ -146,7 +146,8 @@ pub fn fmt_time(t: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn rfc3339(t: &Option<prost_types::Timestamp>) -> Value {
+/// RFC 3339 in UTC, or null.
+pub fn rfc3339(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .and_then(|d| {
