@@ -97,13 +97,26 @@ pub struct NodeProc {
 impl NodeProc {
     /// Writes a config for `code` under `root` (data in `root/data-CODE`) and starts the node.
     pub fn start(pki: &Pki, root: &Path, code: &str) -> NodeProc {
+        Self::start_configured(pki, root, code, "", "")
+    }
+
+    /// Like [`NodeProc::start`], with `top` added to the top-level keys (e.g. `parent = ...`)
+    /// and `sections` (e.g. `[stats]` ...) appended to the config.
+    pub fn start_configured(
+        pki: &Pki,
+        root: &Path,
+        code: &str,
+        top: &str,
+        sections: &str,
+    ) -> NodeProc {
         let (cert, key) = pki.node(code);
         let config = root.join(format!("{code}.toml"));
         std::fs::write(
             &config,
             format!(
                 "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:0\"\n\
-                 data_dir = \"{data}\"\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+                 data_dir = \"{data}\"\n{top}\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+                 {sections}\n",
                 data = root.join(format!("data-{code}")).display(),
                 ca = pki.ca().display(),
                 cert = cert.display(),
@@ -112,6 +125,11 @@ impl NodeProc {
         )
         .expect("write config");
         Self::start_with_config(code, &config, root)
+    }
+
+    /// The node's federation URL, for its children's `parent`.
+    pub fn federation_url(&self) -> String {
+        format!("https://{}", self.federation_listen)
     }
 
     pub fn start_with_config(code: &str, config: &Path, root: &Path) -> NodeProc {
