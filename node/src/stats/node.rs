@@ -16,7 +16,7 @@ use crate::storage::{Incoming, Store};
 use super::figures::{Bucket, CURRENT, Cells};
 use super::liveness::{self, LinkStatus, Liveness};
 use super::query::{self, Answer, GroupBy, Part, Period};
-use super::{Kind, StatsConfig, depth_below};
+use super::{Dim, Kind, StatsConfig, depth_below};
 
 /// A push from a child, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,19 +161,21 @@ impl StatsNode {
             .collect())
     }
 
-    /// Reads one stored contribution: its current bucket and the months of `period`.
+    /// Reads one stored contribution: its current bucket and the months of `period`, with
+    /// the cells of `dims` only.
     fn part(
         &self,
         kind: Kind,
         node: &NodeCode,
         period: &Period,
+        dims: &[Dim],
     ) -> Result<Vec<(Bucket, Cells)>, Error> {
         let mut buckets = Vec::new();
-        if let Some(e) = self.store.stats_entry(kind, node, CURRENT)? {
+        if let Some(e) = self.store.stats_entry(kind, node, CURRENT, dims)? {
             buckets.push((CURRENT, e.cells));
         }
         let (first, last) = period.bounds();
-        buckets.extend(self.store.stats_months(kind, node, first, last)?);
+        buckets.extend(self.store.stats_months(kind, node, first, last, dims)?);
         Ok(buckets)
     }
 
@@ -206,15 +208,22 @@ impl StatsNode {
             });
         }
         let now = self.clock.now();
+        let dims: Vec<Dim> = group_by
+            .iter()
+            .filter_map(|g| match g {
+                GroupBy::Dim(d) => Some(*d),
+                GroupBy::Month | GroupBy::Child => None,
+            })
+            .collect();
         let folded = depth == retention && depth > 0;
         let mut parts = Vec::new();
         if folded {
             parts.push(Part {
                 row: scope.clone(),
-                buckets: self.part(Kind::Subtree, &scope, &period)?,
+                buckets: self.part(Kind::Subtree, &scope, &period, &dims)?,
             });
         } else {
-            let mut own = self.part(Kind::Own, &scope, &period)?;
+            let mut own = self.part(Kind::Own, &scope, &period, &dims)?;
             if scope == self.code {
                 // This node's own overdue figures are computed now, not as last refreshed.
                 let live = self.store.overdue_now(now)?;
@@ -229,7 +238,7 @@ impl StatsNode {
                 buckets: own,
             });
             for child in self.store.stats_children(Kind::Subtree, &scope)? {
-                let buckets = self.part(Kind::Subtree, &child, &period)?;
+                let buckets = self.part(Kind::Subtree, &child, &period, &dims)?;
                 parts.push(Part {
                     row: child,
                     buckets,

@@ -79,11 +79,19 @@ pub(crate) fn decode<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, StorageError> {
-    let corrupt = |reason: String| StorageError::Corrupt {
-        tree: tree.name(),
-        key: keys::display(key),
-        reason,
-    };
+    let payload = checked_payload(kind, tree, key, bytes)?;
+    decode_payload(kind, tree, key, payload)
+}
+
+/// Checks the envelope (length, magic, kind, version, checksum) and returns the payload, for
+/// callers that decode it with borrowed fields.
+pub(crate) fn checked_payload<'a>(
+    kind: ValueKind,
+    tree: TreeId,
+    key: &[u8],
+    bytes: &'a [u8],
+) -> Result<&'a [u8], StorageError> {
+    let corrupt = |reason: String| corrupt(tree, key, reason);
     let Some((header, payload)) = bytes.split_at_checked(HEADER_LEN) else {
         return Err(corrupt(format!(
             "value of {} bytes is shorter than the envelope",
@@ -115,13 +123,36 @@ pub(crate) fn decode<T: DeserializeOwned>(
             "checksum mismatch: stored {stored_crc:08x}, computed {crc:08x}"
         )));
     }
+    Ok(payload)
+}
+
+/// Decodes a payload returned by [`checked_payload`]; `T` may borrow from it.
+pub(crate) fn decode_payload<'a, T: serde::Deserialize<'a>>(
+    kind: ValueKind,
+    tree: TreeId,
+    key: &[u8],
+    payload: &'a [u8],
+) -> Result<T, StorageError> {
     match postcard::take_from_bytes(payload) {
         Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(corrupt(format!(
-            "{} trailing bytes after the {kind:?} payload",
-            rest.len()
-        ))),
-        Err(e) => Err(corrupt(format!("undecodable {kind:?} payload: {e}"))),
+        Ok((_, rest)) => Err(corrupt(
+            tree,
+            key,
+            format!("{} trailing bytes after the {kind:?} payload", rest.len()),
+        )),
+        Err(e) => Err(corrupt(
+            tree,
+            key,
+            format!("undecodable {kind:?} payload: {e}"),
+        )),
+    }
+}
+
+fn corrupt(tree: TreeId, key: &[u8], reason: String) -> StorageError {
+    StorageError::Corrupt {
+        tree: tree.name(),
+        key: keys::display(key),
+        reason,
     }
 }
 

@@ -68,7 +68,7 @@ use std::sync::Arc;
 
 use crate::code::NodeCode;
 use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, Timestamp};
-use crate::stats::{Bucket, Cells, Kind};
+use crate::stats::{Bucket, Cells, Dim, Kind};
 
 use codec::ValueKind;
 use keys::{TreeId, Trees};
@@ -351,25 +351,29 @@ impl Store {
         stats::overdue_snapshot(&self.inner.trees, now)
     }
 
-    /// The stored statistics entry (kind, node, bucket).
+    /// The stored statistics entry (kind, node, bucket), with the cells of `dims` only
+    /// (`&Dim::ALL` for all; decoding fewer is much cheaper).
     pub fn stats_entry(
         &self,
         kind: Kind,
         node: &NodeCode,
         bucket: Bucket,
+        dims: &[Dim],
     ) -> Result<Option<StoredEntry>, StorageError> {
-        stats::entry(&self.inner.trees, kind, node, bucket)
+        stats::entry(&self.inner.trees, kind, node, bucket, dims)
     }
 
-    /// The stored month entries of (kind, node) from `first` to `last` inclusive.
+    /// The stored month entries of (kind, node) from `first` to `last` inclusive, with the
+    /// cells of `dims` only.
     pub fn stats_months(
         &self,
         kind: Kind,
         node: &NodeCode,
         first: Bucket,
         last: Bucket,
+        dims: &[Dim],
     ) -> Result<Vec<(Bucket, Cells)>, StorageError> {
-        stats::months(&self.inner.trees, kind, node, first, last)
+        stats::months(&self.inner.trees, kind, node, first, last, dims)
     }
 
     /// Whether any statistics entry of (kind, node) is stored.

@@ -6,6 +6,7 @@ use rand::Rng as _;
 
 use super::*;
 use crate::domain::machine;
+use crate::stats::Dim;
 use crate::stats::figures::{self, Buckets};
 use crate::stats::workload::{self, START};
 
@@ -24,11 +25,14 @@ fn open_as(dir: &Path, node: &str) -> Store {
 fn stored(store: &Store, kind: Kind, node: &str) -> Buckets {
     let node = code(node);
     let mut out: Buckets = store
-        .stats_months(kind, &node, 1, Bucket::MAX)
+        .stats_months(kind, &node, 1, Bucket::MAX, &Dim::ALL)
         .unwrap()
         .into_iter()
         .collect();
-    if let Some(e) = store.stats_entry(kind, &node, figures::CURRENT).unwrap() {
+    if let Some(e) = store
+        .stats_entry(kind, &node, figures::CURRENT, &Dim::ALL)
+        .unwrap()
+    {
         out.insert(figures::CURRENT, e.cells);
     }
     out.retain(|_, c| !c.is_zero());

@@ -27,7 +27,7 @@
 //! case must therefore not be written through `Change` (keep it in its own tree), or it would
 //! be counted at two nodes.
 
-use serde::{Deserialize, Serialize};
+mod entry;
 
 use super::change::{Tx, TxResult, abort};
 use super::codec::{self, ValueKind};
@@ -35,21 +35,13 @@ use super::keys::{self, TreeId, Trees};
 use super::{StorageError, WriteError};
 use crate::code::NodeCode;
 use crate::domain::{Case, Timestamp};
-use crate::stats::Kind;
 use crate::stats::figures::{self, Bucket, Buckets, CURRENT, Cells};
+use crate::stats::{Dim, Kind};
+
+pub use entry::StoredEntry;
 
 /// Format of the statistics trees; a store holding another format is rebuilt on open.
 const STATS_FORMAT: u32 = 1;
-
-/// One stored entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredEntry {
-    /// Version given by the node the entry describes (for this node's own entries: the seq).
-    pub version: u64,
-    /// Local seq of the latest write of this entry here.
-    pub seq: u64,
-    pub cells: Cells,
-}
 
 /// An entry as received from a child, after validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +79,12 @@ fn entry_key(kind: Kind, node: &str, bucket: Bucket) -> Vec<u8> {
 }
 
 fn read_entry(tx: &Tx<'_>, key: &[u8]) -> TxResult<Option<StoredEntry>> {
-    tx.get_decoded(TreeId::StatsEntries, ValueKind::StatsEntry, key)
+    match tx.get(TreeId::StatsEntries, key)? {
+        Some(bytes) => entry::decode(key, &bytes, &Dim::ALL)
+            .map(Some)
+            .map_err(abort),
+        None => Ok(None),
+    }
 }
 
 /// Hands out the next local seq.
@@ -114,7 +111,11 @@ fn write_entry(
     if let Some(old) = old {
         tx.remove(TreeId::StatsChanges, &keys::stats_change(old.seq, key))?;
     }
-    tx.insert_encoded(TreeId::StatsEntries, ValueKind::StatsEntry, key, new)?;
+    tx.insert(
+        TreeId::StatsEntries,
+        key,
+        entry::encode(new).map_err(abort)?,
+    )?;
     tx.insert(
         TreeId::StatsChanges,
         &keys::stats_change(new.seq, key),
@@ -236,7 +237,7 @@ pub(crate) fn set_overdue(trees: &Trees, snapshot: &Cells) -> Result<bool, Write
 }
 
 fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<StoredEntry, StorageError> {
-    codec::decode(ValueKind::StatsEntry, TreeId::StatsEntries, key, bytes)
+    entry::decode(key, bytes, &Dim::ALL)
 }
 
 fn bad_key(tree: TreeId, key: &[u8]) -> StorageError {
@@ -247,29 +248,31 @@ fn bad_key(tree: TreeId, key: &[u8]) -> StorageError {
     }
 }
 
-/// The entry (kind, node, bucket), if stored.
+/// The entry (kind, node, bucket), if stored, with the cells of `dims` only.
 pub(crate) fn entry(
     trees: &Trees,
     kind: Kind,
     node: &NodeCode,
     bucket: Bucket,
+    dims: &[Dim],
 ) -> Result<Option<StoredEntry>, StorageError> {
     let key = entry_key(kind, node.as_str(), bucket);
     trees
         .get(TreeId::StatsEntries)
         .get(&key)?
-        .map(|b| decode_entry(&key, &b))
+        .map(|b| entry::decode(&key, &b, dims))
         .transpose()
 }
 
 /// The month entries of (kind, node) with `first <= bucket <= last` (months only: the
-/// current bucket is read with [`entry`]).
+/// current bucket is read with [`entry`]), with the cells of `dims` only.
 pub(crate) fn months(
     trees: &Trees,
     kind: Kind,
     node: &NodeCode,
     first: Bucket,
     last: Bucket,
+    dims: &[Dim],
 ) -> Result<Vec<(Bucket, Cells)>, StorageError> {
     let lo = entry_key(kind, node.as_str(), first.max(CURRENT + 1));
     let hi = entry_key(kind, node.as_str(), last);
@@ -281,7 +284,7 @@ pub(crate) fn months(
         let (key, bytes) = item?;
         let (_, _, bucket) =
             keys::parse_stats_entry(&key).ok_or_else(|| bad_key(TreeId::StatsEntries, &key))?;
-        out.push((bucket, decode_entry(&key, &bytes)?.cells));
+        out.push((bucket, entry::decode(&key, &bytes, dims)?.cells));
     }
     Ok(out)
 }
