@@ -32,6 +32,7 @@ impl From<Error> for Status {
         let code = match &e {
             Error::Domain(DomainError::InvalidArgument { .. }) => Code::InvalidArgument,
             Error::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
+            Error::Domain(DomainError::Refused { .. }) => Code::FailedPrecondition,
             Error::NotFound(_) => Code::NotFound,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Storage(StorageError::BadPageToken(_)) => Code::InvalidArgument,
