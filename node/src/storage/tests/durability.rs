@@ -202,7 +202,7 @@ async fn open_checks_the_store_format() {
     store.raw_insert(
         TreeId::Meta,
         keys::META_FORMAT,
-        &codec::encode(ValueKind::FormatVersion, &2u32).unwrap(),
+        &codec::encode(ValueKind::FormatVersion, &3u32).unwrap(),
     );
     store.shutdown().await;
     drop(store);
@@ -211,8 +211,8 @@ async fn open_checks_the_store_format() {
         matches!(
             r,
             Err(StorageError::UnsupportedFormat {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         ),
         "{r:?}"
