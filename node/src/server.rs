@@ -1,5 +1,6 @@
-//! Wiring of one node: opens storage, binds the operator and federation listeners with mutual
-//! TLS, serves until told to stop, then drains and syncs storage.
+//! Wiring of one node: opens storage, runs the rules' sweep once, binds the operator and
+//! federation listeners with mutual TLS, serves (sweeping every `rules.sweep_every`) until
+//! told to stop, then drains and syncs storage.
 //!
 //! [`start`] is the testable entry point (mini-redis style): it binds first, so callers that
 //! asked for port 0 learn the real addresses from [`RunningNode::addrs`], and it returns a
@@ -44,6 +45,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("first sweep of the rules: {0}")]
+    Sweep(#[from] crate::sweep::SweepError),
 }
 
 /// The addresses a node actually listens on.
@@ -59,6 +62,7 @@ pub struct RunningNode {
     pub state: Arc<NodeState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    sweeper: JoinHandle<()>,
 }
 
 impl RunningNode {
@@ -80,6 +84,9 @@ impl RunningNode {
                 Ok(Err(e)) => first_err = first_err.or(Some(ServerError::Transport(e))),
                 Err(e) => first_err = first_err.or(Some(ServerError::Join(e))),
             }
+        }
+        if let Err(e) = self.sweeper.await {
+            first_err = first_err.or(Some(ServerError::Join(e)));
         }
         self.state.store.shutdown().await;
         first_err.map_or(Ok(()), Err)
@@ -110,7 +117,9 @@ async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Opens storage, binds both listeners and starts serving.
+/// Opens storage, applies the rules once (see `crate::sweep`), binds both listeners and starts
+/// serving. The node's time is `clock` (`fqnode` passes the system clock shifted by
+/// `clock_offset`).
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
     let server_tls = tls::server_tls_config(&cfg.tls)?;
@@ -129,7 +138,16 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         store,
         clock,
         deadlines: cfg.deadlines.clone(),
+        policy: cfg.policy.clone(),
+        sweep_every: cfg.sweep_every,
+        report_cadence: cfg.report_cadence,
+        reports_dir: cfg.reports_dir.clone(),
     });
+    // Before serving: whatever is overdue at this node's "now" is handled when it answers.
+    let first = crate::sweep::run_once(&state, state.clock.now()).await?;
+    if first != crate::sweep::SweepReport::default() {
+        tracing::info!(sweep = ?first, "rules applied at start");
+    }
 
     let api_listener = bind("listen", cfg.listen).await?;
     let fed_listener = bind("federation_listen", cfg.federation_listen).await?;
@@ -181,13 +199,15 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .add_service(health_svc)
-        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx));
+        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx.clone()));
     let tasks = vec![tokio::spawn(api), tokio::spawn(federation)];
+    let sweeper = crate::sweep::spawn(state.clone(), shutdown_rx);
     tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
     Ok(RunningNode {
         addrs,
         state,
         shutdown: shutdown_tx,
         tasks,
+        sweeper,
     })
 }
