@@ -224,6 +224,25 @@ impl Store {
         })
     }
 
+    /// [`Store::open`] for tests that reopen a store in the same process: sled 0.34 frees some
+    /// of its state (and with it the directory lock) through epoch-deferred destruction, a
+    /// moment after the last handle is dropped, so the lock is retried for up to 5 seconds.
+    #[cfg(test)]
+    pub(crate) fn open_again(dir: &Path, opts: &StoreOptions) -> Result<Store, StorageError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(dir, opts) {
+                Err(StorageError::Sled(sled::Error::Io(e)))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The case with this id, if stored.
     pub fn get_case(&self, id: &str) -> Result<Option<Case>, StorageError> {
         self.read_case(id.as_bytes())

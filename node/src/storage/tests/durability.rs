@@ -206,7 +206,7 @@ async fn open_checks_the_store_format() {
     );
     store.shutdown().await;
     drop(store);
-    let r = Store::open(dir.path(), &StoreOptions::default()).map(|_| ());
+    let r = Store::open_again(dir.path(), &StoreOptions::default()).map(|_| ());
     assert!(
         matches!(
             r,
@@ -226,7 +226,7 @@ async fn open_checks_the_store_format() {
             .unwrap();
         db.flush().unwrap();
         drop(db);
-        Store::open(dir.path(), &StoreOptions::default()).map(|_| ())
+        Store::open_again(dir.path(), &StoreOptions::default()).map(|_| ())
     };
     assert!(
         matches!(store, Err(StorageError::Corrupt { tree: "meta", .. })),

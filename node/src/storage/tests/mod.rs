@@ -24,7 +24,7 @@ const T0: i64 = 1_738_281_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 fn open(dir: &Path) -> Store {
-    Store::open(dir, &StoreOptions::default()).expect("open store")
+    Store::open_again(dir, &StoreOptions::default()).expect("open store")
 }
 
 pub(super) fn new_case(day: &str, seq: u32) -> (Case, Event) {
