@@ -19,7 +19,8 @@ use crate::domain::{Case, PartyRole, Timestamp};
 pub struct PersonMatch {
     /// The ID number as written on the case asked about (personal data: mask before showing).
     pub id_number: String,
-    /// Ids of the cases of that person registered since the time asked, oldest first.
+    /// Ids of the newest (at most the limit asked) cases of that person registered in the
+    /// time range asked, oldest first.
     pub case_ids: Vec<String>,
 }
 
@@ -28,7 +29,8 @@ pub struct PersonMatch {
 pub struct RespondentMatch {
     /// The name as written on the case asked about.
     pub name: String,
-    /// Ids of the open cases naming that respondent, in id order.
+    /// Ids of the last (at most the limit asked) open cases naming that respondent, in id
+    /// order.
     pub case_ids: Vec<String>,
 }
 
@@ -95,13 +97,15 @@ impl Store {
         Ok(out)
     }
 
-    /// For each distinct ID number among `case`'s parties, the cases of that person registered
-    /// in `[since, until]` (the case itself included once it is stored, if in range).
+    /// For each distinct ID number among `case`'s parties, the newest `limit` cases of that
+    /// person registered in `[since, until]` (the case itself included once it is stored, if
+    /// in range). The limit bounds the work for a person with very many cases.
     pub fn person_matches(
         &self,
         case: &Case,
         since: Timestamp,
         until: Timestamp,
+        limit: usize,
     ) -> Result<Vec<PersonMatch>, StorageError> {
         let mut out: Vec<PersonMatch> = Vec::new();
         for p in case
@@ -120,9 +124,9 @@ impl Store {
             let start = keys::person(&hash, since, "");
             let end = keys::person(&hash, Timestamp(until.0.saturating_add(1)), "");
             let mut case_ids: Vec<String> = Vec::new();
-            for entry in self.tree(TreeId::ByPerson).range(start..end) {
+            for entry in self.tree(TreeId::ByPerson).range(start..end).rev() {
                 let (key, _) = entry?;
-                if !key.starts_with(&prefix) {
+                if !key.starts_with(&prefix) || case_ids.len() >= limit {
                     break;
                 }
                 let id = keys::person_case_id(&key).ok_or_else(|| StorageError::Corrupt {
@@ -135,6 +139,7 @@ impl Store {
                     case_ids.push(id);
                 }
             }
+            case_ids.reverse();
             out.push(PersonMatch {
                 id_number: p.id_number.clone(),
                 case_ids,
@@ -143,8 +148,13 @@ impl Store {
         Ok(out)
     }
 
-    /// For each distinct respondent of `case`, the open cases naming that respondent.
-    pub fn respondent_matches(&self, case: &Case) -> Result<Vec<RespondentMatch>, StorageError> {
+    /// For each distinct respondent of `case`, the last `limit` open cases naming that
+    /// respondent.
+    pub fn respondent_matches(
+        &self,
+        case: &Case,
+        limit: usize,
+    ) -> Result<Vec<RespondentMatch>, StorageError> {
         let mut out: Vec<RespondentMatch> = Vec::new();
         let respondents = case
             .parties
@@ -159,11 +169,17 @@ impl Store {
                 continue;
             }
             let mut case_ids = Vec::new();
-            for entry in self.tree(TreeId::ByRespondent).scan_prefix(hash) {
+            for entry in self
+                .tree(TreeId::ByRespondent)
+                .scan_prefix(hash)
+                .rev()
+                .take(limit)
+            {
                 let (key, _) = entry?;
                 let id = key.get(hash.len()..).unwrap_or_default();
                 case_ids.push(String::from_utf8_lossy(id).into_owned());
             }
+            case_ids.reverse();
             out.push(RespondentMatch {
                 name: p.name.clone(),
                 case_ids,

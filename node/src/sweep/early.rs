@@ -27,6 +27,9 @@ use super::{EARLY_WARNING_CURSOR, SweepError};
 
 /// Cases evaluated per batch of the catch-up.
 const BATCH: usize = 200;
+/// Most cases of one person or respondent read for one evaluation (an alert lists at most
+/// these, the newest); bounds the work for a party with very many cases.
+const MATCH_LIMIT: usize = 100;
 
 /// Evaluates the early warnings of a freshly registered (or caught-up) case. Returns the
 /// number of new alerts.
@@ -61,7 +64,10 @@ async fn repeat_person(
     }
     let window = i64::try_from(policy.repeat_person_window.as_millis()).unwrap_or(i64::MAX);
     let since = Timestamp(case.created_at.0.saturating_sub(window));
-    let matches = state.store.person_matches(case, since, case.created_at)?;
+    let limit = MATCH_LIMIT.max(threshold);
+    let matches = state
+        .store
+        .person_matches(case, since, case.created_at, limit)?;
     let Some(m) = matches
         .into_iter()
         .find(|m| m.case_ids.len() >= threshold && m.case_ids.contains(&case.id))
@@ -129,9 +135,9 @@ async fn group_dispute(
     }
     let alerts: Vec<Alert> = state
         .store
-        .respondent_matches(case)?
+        .respondent_matches(case, MATCH_LIMIT.max(threshold))?
         .into_iter()
-        .filter(|m| m.case_ids.len() >= threshold && m.case_ids.contains(&case.id))
+        .filter(|m| m.case_ids.len() >= threshold)
         .map(|m| alert::group_dispute(case, &mask::display_respondent(&m.name), &m.case_ids, now))
         .take(1)
         .collect();

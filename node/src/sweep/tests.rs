@@ -28,7 +28,7 @@ struct Node {
 
 fn node(dir: &Path, policy: Policy, cadence: Option<crate::report::Cadence>) -> Node {
     let clock = Arc::new(ManualClock::new(T0));
-    let store = Store::open(&dir.join("data"), &StoreOptions::default()).unwrap();
+    let store = Store::open_again(&dir.join("data"), &StoreOptions::default()).unwrap();
     let state = Arc::new(NodeState {
         code: NodeCode::parse(VILLAGE).unwrap(),
         store,

@@ -67,7 +67,7 @@ async fn the_person_index_is_keyed_and_windowed() {
     let c = register_shaped(&store, "c", with_person("61010219900101123X", 20 * DAY_MS)).await;
     let ids = |m: Vec<PersonMatch>| m.into_iter().flat_map(|m| m.case_ids).collect::<Vec<_>>();
     let until = Timestamp(T0 + 20 * DAY_MS);
-    let all = store.person_matches(&c, Timestamp(T0), until).unwrap();
+    let all = store.person_matches(&c, Timestamp(T0), until, 10).unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].id_number, "61010219900101123X");
     assert_eq!(
@@ -76,15 +76,17 @@ async fn the_person_index_is_keyed_and_windowed() {
         "oldest first"
     );
     let window = store
-        .person_matches(&c, Timestamp(T0 + 5 * DAY_MS), until)
+        .person_matches(&c, Timestamp(T0 + 5 * DAY_MS), until, 10)
         .unwrap();
     assert_eq!(ids(window), [b.id.clone(), c.id.clone()]);
     let before_c = store
-        .person_matches(&b, Timestamp(T0), Timestamp(T0 + 10 * DAY_MS))
+        .person_matches(&b, Timestamp(T0), Timestamp(T0 + 10 * DAY_MS), 10)
         .unwrap();
     assert_eq!(ids(before_c), [a.id.clone(), b.id.clone()]);
     assert_eq!(
-        ids(store.person_matches(&other, Timestamp(T0), until).unwrap()),
+        ids(store
+            .person_matches(&other, Timestamp(T0), until, 10)
+            .unwrap()),
         std::slice::from_ref(&other.id)
     );
     // No ID number appears in the index in clear.
@@ -98,8 +100,11 @@ async fn the_person_index_is_keyed_and_windowed() {
     store.shutdown().await;
     drop(store);
     let store = open(dir.path());
-    let again = store.person_matches(&c, Timestamp(T0), until).unwrap();
+    let again = store.person_matches(&c, Timestamp(T0), until, 10).unwrap();
     assert_eq!(ids(again).len(), 3);
+    // The limit keeps the newest.
+    let newest = store.person_matches(&c, Timestamp(T0), until, 2).unwrap();
+    assert_eq!(ids(newest), [b.id.clone(), c.id.clone()]);
 }
 
 #[tokio::test]
@@ -119,7 +124,7 @@ async fn the_respondent_index_holds_open_cases_only() {
     let a = register_shaped(&store, "a", employer("某建筑有限公司")).await;
     let b = register_shaped(&store, "b", employer("某建筑 有限公司")).await;
     let _other = register_shaped(&store, "c", employer("另一家公司")).await;
-    let m = store.respondent_matches(&b).unwrap();
+    let m = store.respondent_matches(&b, 10).unwrap();
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].case_ids, [a.id.clone(), b.id.clone()]);
     // Closing a case takes it out of the count.
@@ -130,7 +135,7 @@ async fn the_respondent_index_holds_open_cases_only() {
         .await
         .unwrap();
     assert_eq!(
-        store.respondent_matches(&b).unwrap()[0].case_ids,
+        store.respondent_matches(&b, 10).unwrap()[0].case_ids,
         std::slice::from_ref(&b.id)
     );
     assert_index_consistency(&store);
@@ -230,7 +235,7 @@ async fn a_format_1_store_is_upgraded_at_open() {
     }
     let store = open(dir.path());
     let m = store
-        .person_matches(&case, Timestamp(T0), Timestamp(T0))
+        .person_matches(&case, Timestamp(T0), Timestamp(T0), 10)
         .unwrap();
     assert_eq!(m[0].case_ids, std::slice::from_ref(&case.id));
     assert_index_consistency(&store);
