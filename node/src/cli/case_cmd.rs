@@ -117,7 +117,7 @@ pub struct ListArgs {
     pub risk: Option<String>,
     #[arg(long)]
     pub category: Option<String>,
-    /// Only cases past their review or resolution deadline.
+    /// Only cases past their running deadline (review, resolution or follow-up).
     #[arg(long)]
     pub overdue: bool,
     #[arg(long, default_value_t = 50)]

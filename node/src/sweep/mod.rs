@@ -97,7 +97,8 @@ async fn deadlines(
     let mut to_supervise = Vec::new();
     loop {
         let page = state.store.list_cases(&query)?;
-        for case in &page.cases {
+        // Only cases this node owns: a copy kept here for supervision is its owner's to watch.
+        for case in page.cases.iter().filter(|c| c.owner_node == node) {
             if let Some(a) = alert::overdue(case, node, now) {
                 if !state.store.has_alert(&a.key)? {
                     alerts.push(a);
