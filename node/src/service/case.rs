@@ -17,6 +17,7 @@ use super::SharedState;
 use crate::convert;
 use crate::domain::alert;
 use crate::domain::{Command, Ctx, Deadlines, NewCase, machine, validate};
+use crate::error::Error;
 use crate::identity::{self, Action, Identity};
 use crate::report::{self, render};
 use crate::storage::{CaseQuery, StorageError, WriteError};
@@ -390,7 +391,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             report::make(&state.store, state.code.as_str(), &period, now)
         })
         .await
-        .map_err(|e| Status::internal(format!("report task failed: {e}")))??;
+        .map_err(|e| Status::from(Error::from(e)))??;
         Ok(Response::new(pb::Report {
             node: data.node.clone(),
             period: data.period.clone(),
