@@ -138,6 +138,7 @@ fn from_answer(f: &pb::Figures) -> Figs {
         ("awaiting_follow_up", f.awaiting_follow_up as i64),
         ("overdue_review", f.overdue_review as i64),
         ("overdue_resolve", f.overdue_resolve as i64),
+        ("overdue_follow_up", f.overdue_follow_up as i64),
     ]
     .into();
     for t in &f.resolved_by_tier {
@@ -229,7 +230,12 @@ fn recount(holder: &str, cases: &[pb::Case], now: i64, into: &mut Figs) {
                     add("overdue_resolve", 1);
                 }
             }
-            S::Resolved | S::Unresolved => add("awaiting_follow_up", 1),
+            S::Resolved | S::Unresolved => {
+                add("awaiting_follow_up", 1);
+                if ms(&c.follow_up_due_at).is_some_and(|d| d < now) {
+                    add("overdue_follow_up", 1);
+                }
+            }
             _ => {}
         }
     }

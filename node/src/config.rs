@@ -18,7 +18,8 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::code::{NodeCode, Tier};
-use crate::domain::Deadlines;
+use crate::domain::{Deadlines, Policy};
+use crate::report::Cadence;
 use crate::stats::StatsConfig;
 use crate::tls::TlsFiles;
 
@@ -27,6 +28,7 @@ pub const DEFAULTS: &str = r#"
 parent = ""
 name = ""
 tier_config = ""
+clock_offset = "0s"
 
 [storage]
 cache_capacity_mb = 16
@@ -35,6 +37,20 @@ cache_capacity_mb = 16
 review = "3d"
 resolve = "30d"
 follow_up = "7d"
+escalate_overdue_after = "1d"
+
+[early_warning]
+repeat_person_cases = 3
+repeat_person_window = "180d"
+respondent_open_cases = 3
+reopen_supervise = true
+
+[rules]
+sweep_every = "30s"
+
+[reports]
+cadence = "month"
+dir = ""
 
 [limits]
 max_message_bytes = 1048576
@@ -76,9 +92,13 @@ struct RawConfig {
     /// Read in the first pass of [`load`]; kept here so it is a known key.
     #[allow(dead_code)]
     tier_config: String,
+    clock_offset: String,
     tls: RawTls,
     storage: RawStorage,
     deadlines: RawDeadlines,
+    early_warning: RawEarlyWarning,
+    rules: RawRules,
+    reports: RawReports,
     limits: RawLimits,
     stats: RawStats,
     log: RawLog,
@@ -104,6 +124,29 @@ struct RawDeadlines {
     review: String,
     resolve: String,
     follow_up: String,
+    escalate_overdue_after: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEarlyWarning {
+    repeat_person_cases: u32,
+    repeat_person_window: String,
+    respondent_open_cases: u32,
+    reopen_supervise: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    sweep_every: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    cadence: String,
+    dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,8 +194,25 @@ pub struct NodeConfig {
     pub tls: TlsFiles,
     /// `[storage]` `cache_capacity_mb`: sled page-cache size in MiB (1–4096).
     pub cache_capacity_bytes: u64,
-    /// `[deadlines]` `review`, `resolve`, `follow_up`: durations like "3d", "12h", "90s".
+    /// `[deadlines]` `review`, `resolve`, `follow_up`: durations like "3d", "12h", "90s";
+    /// `escalate_overdue_after`: a case overdue by more than this is supervised by the parent
+    /// ("off" turns the rule off).
     pub deadlines: Deadlines,
+    /// `[early_warning]` `repeat_person_cases` (0 = off), `repeat_person_window`,
+    /// `respondent_open_cases` (0 = off), `reopen_supervise`: see [`Policy`].
+    pub policy: Policy,
+    /// `[rules]` `sweep_every`: how often the node applies its deadline rules, catches up on
+    /// early warnings and writes due reports (1s–1d).
+    pub sweep_every: Duration,
+    /// `[reports]` `cadence`: scheduled reports, "day" (villages), "week" (townships), "month"
+    /// (counties and cities) or "off".
+    pub report_cadence: Option<Cadence>,
+    /// `[reports]` `dir`: where scheduled reports are written; empty means `data_dir/reports`.
+    pub reports_dir: PathBuf,
+    /// `clock_offset`: shifts this node's clock forward (a duration, default "0s"). For drills
+    /// and end-to-end tests only: restarting a node with a larger offset moves its "now"
+    /// without waiting. Never set it in production.
+    pub clock_offset: Duration,
     /// `[limits]` `max_message_bytes`: largest request accepted (4 KiB–64 MiB).
     pub max_message_bytes: usize,
     /// `[limits]` `max_concurrent_streams`: HTTP/2 streams per connection (1–10000).
@@ -241,6 +301,23 @@ fn parse_duration(field: &'static str, s: &str) -> Result<Duration, ConfigError>
     Ok(d)
 }
 
+/// A duration that may be zero (`clock_offset`).
+fn parse_offset(field: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    match s.trim() {
+        "0" | "" => Ok(Duration::ZERO),
+        other => humantime::parse_duration(other)
+            .map_err(|e| invalid(field, format!("{s:?} is not a duration like \"30d\": {e}"))),
+    }
+}
+
+/// A duration, or "off" (`None`).
+fn parse_optional_duration(field: &'static str, s: &str) -> Result<Option<Duration>, ConfigError> {
+    match s.trim() {
+        "off" => Ok(None),
+        other => parse_duration(field, other).map(Some),
+    }
+}
+
 fn parse_addr(field: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse().map_err(|e| {
         invalid(
@@ -292,9 +369,13 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         parent,
         data_dir,
         tier_config: _,
+        clock_offset,
         tls,
         storage,
         deadlines,
+        early_warning,
+        rules,
+        reports,
         limits,
         stats,
         log,
@@ -334,7 +415,38 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         review: parse_duration("deadlines.review", &deadlines.review)?,
         resolve: parse_duration("deadlines.resolve", &deadlines.resolve)?,
         follow_up: parse_duration("deadlines.follow_up", &deadlines.follow_up)?,
+        escalate_overdue_after: parse_optional_duration(
+            "deadlines.escalate_overdue_after",
+            &deadlines.escalate_overdue_after,
+        )?,
     };
+    let policy = Policy {
+        repeat_person_cases: early_warning.repeat_person_cases,
+        repeat_person_window: parse_duration(
+            "early_warning.repeat_person_window",
+            &early_warning.repeat_person_window,
+        )?,
+        respondent_open_cases: early_warning.respondent_open_cases,
+        reopen_supervise: early_warning.reopen_supervise,
+    };
+    let sweep_every = parse_duration("rules.sweep_every", &rules.sweep_every)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&sweep_every) {
+        return Err(invalid("rules.sweep_every", "must be 1s–1d"));
+    }
+    let report_cadence = match reports.cadence.trim() {
+        "off" => None,
+        other => Some(
+            other
+                .parse::<Cadence>()
+                .map_err(|e| invalid("reports.cadence", e))?,
+        ),
+    };
+    let reports_dir = if reports.dir.as_os_str().is_empty() {
+        data_dir.join("reports")
+    } else {
+        reports.dir
+    };
+    let clock_offset = parse_offset("clock_offset", &clock_offset)?;
     if !(4096..=64 << 20).contains(&limits.max_message_bytes) {
         return Err(invalid("limits.max_message_bytes", "must be 4096–67108864"));
     }
@@ -367,6 +479,11 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         },
         cache_capacity_bytes: storage.cache_capacity_mb << 20,
         deadlines,
+        policy,
+        sweep_every,
+        report_cadence,
+        reports_dir,
+        clock_offset,
         max_message_bytes: limits.max_message_bytes,
         max_concurrent_streams: limits.max_concurrent_streams,
         request_timeout,
@@ -397,8 +514,19 @@ cert = "node.pem"
 key = "node.key"
 "#;
 
+    /// Environment variables are process-wide: the test that sets some holds this lock, and
+    /// every other load in these tests takes it too, so none sees another test's variables.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
+        let _env = ENV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        super::load(file)
+    }
+
     // Environment variables are process-wide, so every env-dependent assertion lives in this
-    // one test to keep parallel tests independent.
+    // one test, which holds `ENV` while they are set.
     #[test]
     fn layers_apply_in_order_and_env_wins() {
         let dir = tempfile::tempdir().unwrap();
@@ -418,15 +546,58 @@ key = "node.key"
         assert!(c.parent.is_none());
         assert_eq!(c.stats, StatsConfig::default(), "built-in defaults");
 
-        // SAFETY: no other test in this binary reads or writes FENGQIAO__ variables.
+        let env = ENV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: no other test in this binary writes FENGQIAO__ variables, and every test
+        // that reads them (through `load`) waits for `ENV`, held here.
         unsafe { std::env::set_var("FENGQIAO__DEADLINES__REVIEW", "90s") };
         unsafe { std::env::set_var("FENGQIAO__TLS__CERT", "other.pem") };
-        let c = load(&p);
+        let c = super::load(&p);
         unsafe { std::env::remove_var("FENGQIAO__DEADLINES__REVIEW") };
         unsafe { std::env::remove_var("FENGQIAO__TLS__CERT") };
+        drop(env);
         let c = c.unwrap();
         assert_eq!(c.deadlines.review, Duration::from_secs(90));
         assert_eq!(c.tls.cert, PathBuf::from("other.pem"));
+    }
+
+    #[test]
+    fn rule_sections_have_defaults_by_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = load(&write(dir.path(), BASE)).unwrap();
+        assert_eq!(
+            c.deadlines.escalate_overdue_after,
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(c.policy, Policy::default());
+        assert_eq!(c.sweep_every, Duration::from_secs(30));
+        assert_eq!(c.report_cadence, Some(Cadence::Month), "county: monthly");
+        assert_eq!(c.reports_dir, PathBuf::from("data").join("reports"));
+        assert_eq!(c.clock_offset, Duration::ZERO);
+
+        let village = BASE.replace("610116", "610116001001");
+        let c = load(&write(dir.path(), &village)).unwrap();
+        assert_eq!(c.report_cadence, Some(Cadence::Day), "village: daily");
+        let township = BASE.replace("610116", "610116001");
+        let c = load(&write(dir.path(), &township)).unwrap();
+        assert_eq!(c.report_cadence, Some(Cadence::Week), "township: weekly");
+
+        let body = format!(
+            "clock_offset = \"40d\"\n{BASE}\n[deadlines]\nescalate_overdue_after = \"off\"\n\
+             [early_warning]\nrepeat_person_cases = 0\nrepeat_person_window = \"30d\"\n\
+             [reports]\ncadence = \"off\"\ndir = \"/srv/reports\"\n"
+        );
+        let c = load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(c.deadlines.escalate_overdue_after, None);
+        assert_eq!(c.policy.repeat_person_cases, 0);
+        assert_eq!(
+            c.policy.repeat_person_window,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(c.report_cadence, None);
+        assert_eq!(c.reports_dir, PathBuf::from("/srv/reports"));
+        assert_eq!(c.clock_offset, Duration::from_secs(40 * 86_400));
     }
 
     #[test]
@@ -456,6 +627,21 @@ key = "node.key"
                 .contains("cache_capacity_mb")
         );
         assert!(err_of(&format!("{BASE}\n[log]\nformat = \"xml\"\n")).contains("log.format"));
+        assert!(
+            err_of(&format!("{BASE}\n[reports]\ncadence = \"hourly\"\n"))
+                .contains("reports.cadence")
+        );
+        assert!(
+            err_of(&format!("{BASE}\n[rules]\nsweep_every = \"2d\"\n"))
+                .contains("rules.sweep_every")
+        );
+        assert!(
+            err_of(&format!(
+                "{BASE}\n[deadlines]\nescalate_overdue_after = \"never\"\n"
+            ))
+            .contains("deadlines.escalate_overdue_after")
+        );
+        assert!(err_of(&format!("clock_offset = \"soon\"\n{BASE}")).contains("clock_offset"));
         assert!(
             err_of(&format!("{BASE}\n[stats]\nretention_depth = 0\n"))
                 .contains("stats.retention_depth")

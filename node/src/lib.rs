@@ -8,6 +8,8 @@
 //!   identities, roles and permissions.
 //! * [`convert`] — protobuf ⇄ domain conversions (enums decoded with `TryFrom`).
 //! * [`service`] — thin gRPC handlers; [`server`] — listeners, wiring and shutdown.
+//! * [`sweep`] — the node applying its time-driven rules (deadlines, early-warning catch-up,
+//!   scheduled reports); [`report`] — cadence reports as data, CSV and text.
 //! * [`config`] — layered configuration (defaults → tier config → file → environment).
 //! * [`clock`] — injectable time; [`telemetry`] — logging.
 //! * [`dev`] — `fqnode dev`, a local federation; [`cli`] — the `fqctl` operator CLI.
@@ -22,9 +24,11 @@ pub mod domain;
 pub mod error;
 pub mod identity;
 pub mod pki;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod stats;
 pub mod storage;
+pub mod sweep;
 pub mod telemetry;
 pub mod tls;

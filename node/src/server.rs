@@ -1,5 +1,6 @@
-//! Wiring of one node: opens storage, binds the operator and federation listeners with mutual
-//! TLS, serves until told to stop, then drains and syncs storage.
+//! Wiring of one node: opens storage, runs the rules' sweep once, binds the operator and
+//! federation listeners with mutual TLS, serves (sweeping every `rules.sweep_every`) until
+//! told to stop, then drains and syncs storage.
 //!
 //! [`start`] is the testable entry point (mini-redis style): it binds first, so callers that
 //! asked for port 0 learn the real addresses from [`RunningNode::addrs`], and it returns a
@@ -49,6 +50,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("first sweep of the rules: {0}")]
+    Sweep(#[from] crate::sweep::SweepError),
 }
 
 /// The addresses a node actually listens on.
@@ -64,7 +67,8 @@ pub struct RunningNode {
     pub state: Arc<NodeState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
-    /// Background work that uses storage (the statistics sender); stopped before storage.
+    /// Background work that uses storage (the sweep, the statistics sender); stopped before
+    /// storage.
     background: Vec<JoinHandle<()>>,
 }
 
@@ -122,7 +126,9 @@ async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Opens storage, binds both listeners and starts serving.
+/// Opens storage, applies the rules once (see `crate::sweep`), binds both listeners and starts
+/// serving. The node's time is `clock` (`fqnode` passes the system clock shifted by
+/// `clock_offset`).
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
     let server_tls = tls::server_tls_config(&cfg.tls)?;
@@ -149,8 +155,17 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         store,
         clock,
         deadlines: cfg.deadlines.clone(),
+        policy: cfg.policy.clone(),
+        sweep_every: cfg.sweep_every,
+        report_cadence: cfg.report_cadence,
+        reports_dir: cfg.reports_dir.clone(),
         stats: stats.clone(),
     });
+    // Before serving: whatever is overdue at this node's "now" is handled when it answers.
+    let first = crate::sweep::run_once(&state, state.clock.now()).await?;
+    if first != crate::sweep::SweepReport::default() {
+        tracing::info!(sweep = ?first, "rules applied at start");
+    }
 
     let api_listener = bind("listen", cfg.listen).await?;
     let fed_listener = bind("federation_listen", cfg.federation_listen).await?;
@@ -216,7 +231,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(exchange_svc)
         .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx.clone()));
     let tasks = vec![tokio::spawn(api), tokio::spawn(federation)];
-    let mut background = Vec::new();
+    let mut background = vec![crate::sweep::spawn(state.clone(), shutdown_rx.clone())];
     if let Some(parent) = &cfg.parent {
         background.push(crate::stats::push::spawn(
             stats,

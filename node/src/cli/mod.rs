@@ -12,6 +12,7 @@
 
 pub mod case_cmd;
 pub mod connect;
+pub mod oversight_cmd;
 pub mod pki_cmd;
 pub mod profile;
 pub mod render;
@@ -84,9 +85,14 @@ pub enum Command {
     /// 证书 (certificates): a dev CA, node and operator certificates.
     #[command(subcommand)]
     Pki(pki_cmd::PkiCommand),
-    /// 案件 (cases): register, review, assign, mediate, resolve, follow up, list, history.
+    /// 案件 (cases): register, review, assign, mediate, resolve, follow up, list, history,
+    /// risk, extend, plan, progress.
     #[command(subcommand)]
     Case(case_cmd::CaseCommand),
+    /// 预警 (alerts): this node's alerts, newest first.
+    Alerts,
+    /// 报告 (report): the node's report for a period, as text or CSV.
+    Report(oversight_cmd::ReportArgs),
     /// 统计 (figures): the subtree's aggregates, by period, category, month, child ...
     Stats(stats_cmd::StatsArgs),
     /// 健康检查: ask the node whether it serves.
@@ -136,6 +142,8 @@ pub async fn run() -> ExitCode {
     let result = match &cli.command {
         Command::Pki(cmd) => return pki_cmd::run(cmd),
         Command::Case(cmd) => case_cmd::run(&cli, cmd).await,
+        Command::Alerts => oversight_cmd::alerts(&cli).await,
+        Command::Report(args) => oversight_cmd::report(&cli, args).await,
         Command::Stats(args) => stats_cmd::run(&cli, args).await,
         Command::Health => case_cmd::health(&cli).await,
     };

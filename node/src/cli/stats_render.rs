@@ -93,6 +93,7 @@ const COLS: &[Col] = &[
     col("待回访", "awaiting follow-up", "awaiting_follow_up", |f| Val::Count(f.awaiting_follow_up)),
     col("审核超期", "overdue review", "overdue_review", |f| Val::Count(f.overdue_review)),
     col("办理超期", "overdue resolution", "overdue_resolve", |f| Val::Count(f.overdue_resolve)),
+    col("回访超期", "overdue follow-up", "overdue_follow_up", |f| Val::Count(f.overdue_follow_up)),
     col("涉及金额(元)", "amount involved (yuan)", "amount_received_fen", |f| Val::Fen(f.amount_received_fen)),
     col("化解案件涉及金额(元)", "amount in resolved (yuan)", "amount_resolved_fen", |f| Val::Fen(f.amount_resolved_fen)),
     col("履行金额(元)", "settled (yuan)", "settled_fen", |f| Val::Fen(f.settled_fen)),
@@ -233,7 +234,7 @@ pub fn tables(a: &pb::Aggregates, lang: Lang) -> String {
     out.push_str(&format!(
         "\n{}\n",
         lang.t(
-            "在办、未审核、待回访、超期为当前状态，不受期间限制。",
+            "在办、未审核、待回访及各项超期为当前状态，不受期间限制。",
             "Open, unreviewed, awaiting follow-up and overdue are as of now, whatever the period."
         )
     ));

@@ -67,6 +67,7 @@ pub fn figures_to_proto(f: &Figures, derived: bool) -> pb::Figures {
         awaiting_follow_up,
         overdue_review,
         overdue_resolve,
+        overdue_follow_up,
     } = *f;
     let d = |v: f64| if derived { v } else { 0.0 };
     pb::Figures {
@@ -102,6 +103,7 @@ pub fn figures_to_proto(f: &Figures, derived: bool) -> pb::Figures {
         awaiting_follow_up,
         overdue_review,
         overdue_resolve,
+        overdue_follow_up,
         success_rate: d(f.success_rate()),
         mean_days_to_resolution: d(f.mean_days_to_resolution()),
         satisfaction_mean: d(f.satisfaction_mean()),
@@ -135,6 +137,7 @@ pub fn figures_from_proto(p: pb::Figures) -> Result<Figures, DomainError> {
         awaiting_follow_up,
         overdue_review,
         overdue_resolve,
+        overdue_follow_up,
         success_rate: _,
         mean_days_to_resolution: _,
         satisfaction_mean: _,
@@ -163,6 +166,7 @@ pub fn figures_from_proto(p: pb::Figures) -> Result<Figures, DomainError> {
         awaiting_follow_up,
         overdue_review,
         overdue_resolve,
+        overdue_follow_up,
         ..Figures::default()
     };
     for pb::TierCount {

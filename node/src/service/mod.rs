@@ -6,11 +6,14 @@ pub mod case;
 pub mod exchange;
 pub mod stats;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::code::NodeCode;
-use crate::domain::Deadlines;
+use crate::domain::{Deadlines, Policy};
+use crate::report::Cadence;
 use crate::stats::node::StatsNode;
 use crate::storage::Store;
 
@@ -20,8 +23,29 @@ pub struct NodeState {
     pub store: Store,
     pub clock: SharedClock,
     pub deadlines: Deadlines,
+    /// Early-warning thresholds.
+    pub policy: Policy,
+    /// How often the sweep runs (see `crate::sweep`).
+    pub sweep_every: Duration,
+    /// Scheduled reports: the cadence (`None`: none) and their folder.
+    pub report_cadence: Option<Cadence>,
+    pub reports_dir: PathBuf,
     /// Figures for higher tiers: contributions received, liveness, queries.
     pub stats: Arc<StatsNode>,
+}
+
+impl NodeState {
+    /// The identity URI the node acts under when its rules change a case.
+    pub fn rule_actor(&self) -> String {
+        crate::identity::Identity::node(self.code.clone()).uri()
+    }
+
+    /// The cadence of a report asked for without a period: the scheduled one, else the tier's
+    /// (villages daily, townships weekly, counties and above monthly).
+    pub fn default_cadence(&self) -> Cadence {
+        self.report_cadence
+            .unwrap_or_else(|| Cadence::of_tier(self.code.tier()))
+    }
 }
 
 pub type SharedState = Arc<NodeState>;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::{NodeCode, Tier};
 use crate::domain::calendar::china_month;
-use crate::domain::{Case, CaseStatus, Timestamp};
+use crate::domain::{Case, CaseStatus, DeadlineKind, Timestamp};
 
 /// A bucket: `YYYYMM` (China time) for period figures, [`CURRENT`] for current-state figures.
 pub type Bucket = u32;
@@ -112,6 +112,8 @@ figures! {
     overdue_review: u64,
     /// 办理超期 (current, refreshed): accepted or in mediation past the resolution deadline.
     overdue_resolve: u64,
+    /// 回访超期 (current, refreshed): resolved or unresolved past the follow-up deadline.
+    overdue_follow_up: u64,
 }
 
 impl Figures {
@@ -172,6 +174,7 @@ impl Figures {
         Figures {
             overdue_review: self.overdue_review,
             overdue_resolve: self.overdue_resolve,
+            overdue_follow_up: self.overdue_follow_up,
             ..Figures::default()
         }
     }
@@ -432,20 +435,20 @@ pub fn recount<'a>(holder: &NodeCode, cases: impl IntoIterator<Item = &'a Case>)
 }
 
 /// The overdue figures at `now` of the records `cases` (normally those in the deadline index
-/// below `now`): a [`CURRENT`] bucket holding only `overdue_review` and `overdue_resolve`.
+/// below `now`): a [`CURRENT`] bucket holding only the overdue figures, by the kind of the
+/// deadline that has run out (review, resolution, follow-up).
 pub fn overdue_snapshot<'a>(cases: impl IntoIterator<Item = &'a Case>, now: Timestamp) -> Cells {
     let mut out = Cells::default();
-    for case in cases.into_iter().filter(|c| c.is_overdue(now)) {
-        let f = match case.status {
-            CaseStatus::Registered => Figures {
-                overdue_review: 1,
-                ..Figures::default()
-            },
-            _ => Figures {
-                overdue_resolve: 1,
-                ..Figures::default()
-            },
+    for case in cases {
+        let Some(deadline) = case.deadline().filter(|d| d.due_at < now) else {
+            continue;
         };
+        let mut f = Figures::default();
+        match deadline.kind {
+            DeadlineKind::Review => f.overdue_review = 1,
+            DeadlineKind::Resolve => f.overdue_resolve = 1,
+            DeadlineKind::FollowUp => f.overdue_follow_up = 1,
+        }
         out.apply(&dims_of(case), &f, true);
     }
     out

@@ -25,6 +25,7 @@ pub(crate) static DEADLINES: Deadlines = Deadlines {
     review: Duration::from_secs(2 * 86_400),
     resolve: Duration::from_secs(20 * 86_400),
     follow_up: Duration::from_secs(7 * 86_400),
+    escalate_overdue_after: None,
 };
 
 pub(crate) fn rng(seed: u64) -> StdRng {

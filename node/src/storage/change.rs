@@ -4,8 +4,9 @@
 //! (see [`Trees::transaction`]), so it may run more than once and must not have side effects
 //! outside the transaction. A [`Change`] is the complete description of what one case write
 //! does to the store; data derived from a case change that must commit with it (indexes, the
-//! node's statistics contribution; a federation outbox entry later) is written by
-//! [`Change::apply`], so a new kind of derived data is one field and a few lines there.
+//! alerts the change raises, this node's statistics contribution; a federation outbox entry
+//! later) is written by [`Change::apply`], so a new kind of derived data is one field and a
+//! few lines there. An alert whose key is stored already is skipped: raising is idempotent.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,8 +17,10 @@ use sled::transaction::{
 
 use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId, Trees};
+use super::secret::Secret;
 use super::{Registered, StorageError, WriteError, stats};
 use crate::code::NodeCode;
+use crate::domain::alert::Alert;
 use crate::domain::{Case, DomainError, Event};
 
 pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
@@ -29,6 +32,7 @@ pub(super) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<Wr
 /// A transaction over every tree of the store.
 pub(crate) struct Tx<'a> {
     views: &'a [TransactionalTree],
+    secret: &'a Secret,
     /// The node the store belongs to.
     pub(super) node: &'a NodeCode,
 }
@@ -75,18 +79,53 @@ impl Tx<'_> {
         self.tree(tree).remove(key)?;
         Ok(())
     }
+
+    fn get_case(&self, id: &str) -> TxResult<Option<Case>> {
+        match self.get(TreeId::Cases, id.as_bytes())? {
+            Some(bytes) => codec::decode_case(TreeId::Cases, id.as_bytes(), &bytes)
+                .map(Some)
+                .map_err(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn has_alert(&self, key: &str) -> TxResult<bool> {
+        Ok(self.get(TreeId::Alerts, key.as_bytes())?.is_some())
+    }
+
+    /// Stores `alert` unless its key is stored already; true if it was new.
+    fn raise(&self, alert: &Alert) -> TxResult<bool> {
+        if alert.key.is_empty() || self.has_alert(&alert.key)? {
+            return Ok(false);
+        }
+        let key = alert.key.as_bytes();
+        tx_insert_alert(self, key, alert)?;
+        Ok(true)
+    }
+}
+
+fn tx_insert_alert(tx: &Tx<'_>, key: &[u8], alert: &Alert) -> TxResult<()> {
+    tx.insert_encoded(TreeId::Alerts, ValueKind::Alert, key, alert)?;
+    tx.insert(TreeId::AlertsByTime, &keys::alert_time(alert), Vec::new())
 }
 
 impl Trees {
     /// Runs `body` as one transaction over every tree.
     pub(crate) fn transaction<A>(
         &self,
+        secret: &Secret,
         body: impl Fn(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A, WriteError> {
         let trees: Vec<&sled::Tree> = self.all().iter().collect();
         let node = self.node();
         trees[..]
-            .transaction(|views| body(&Tx { views, node }))
+            .transaction(|views| {
+                body(&Tx {
+                    views,
+                    secret,
+                    node,
+                })
+            })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => WriteError::Storage(e.into()),
@@ -99,6 +138,8 @@ pub(crate) struct Change<'a> {
     pub before: Option<&'a Case>,
     pub after: &'a Case,
     pub events: &'a [Event],
+    /// Alerts the change raises (skipped if their key is stored already).
+    pub alerts: &'a [Alert],
 }
 
 impl Change<'_> {
@@ -173,8 +214,11 @@ impl Change<'_> {
             }
         }
 
-        let old = self.before.map(keys::index_entries).unwrap_or_default();
-        let new = keys::index_entries(case);
+        let old = self
+            .before
+            .map(|b| keys::index_entries(b, tx.secret))
+            .unwrap_or_default();
+        let new = keys::index_entries(case, tx.secret);
         for entry in old.iter().filter(|e| !new.contains(e)) {
             tx.remove(entry.0, &entry.1)?;
         }
@@ -182,6 +226,9 @@ impl Change<'_> {
             tx.insert(entry.0, &entry.1, Vec::new())?;
         }
 
+        for alert in self.alerts {
+            tx.raise(alert)?;
+        }
         stats::on_case_change(tx, self.before, case)
     }
 }
@@ -189,6 +236,7 @@ impl Change<'_> {
 /// The transaction of [`super::Store::register`].
 pub(crate) fn register<F>(
     trees: &Trees,
+    secret: &Secret,
     idempotency_key: &str,
     day: &str,
     build: &F,
@@ -201,13 +249,11 @@ where
     }
     let seq_key = keys::day_seq(day).map_err(StorageError::InvalidRecord)?;
     let idem_key = idempotency_key.as_bytes();
-    trees.transaction(|tx| {
+    trees.transaction(secret, |tx| {
         if let Some(id) =
             tx.get_decoded::<String>(TreeId::Idempotency, ValueKind::CaseId, idem_key)?
         {
-            let Some(case) =
-                tx.get_decoded::<Case>(TreeId::Cases, ValueKind::Case, id.as_bytes())?
-            else {
+            let Some(case) = tx.get_case(&id)? else {
                 return Err(abort(StorageError::Corrupt {
                     tree: TreeId::Idempotency.name(),
                     key: keys::display(idem_key),
@@ -234,6 +280,7 @@ where
             before: None,
             after: &case,
             events: &events,
+            alerts: &[],
         };
         change.check().map_err(abort)?;
 
@@ -247,25 +294,64 @@ where
     })
 }
 
-/// The transaction of [`super::Store::update`].
-pub(crate) fn update<F>(trees: &Trees, case_id: &str, f: &F) -> Result<Case, WriteError>
+/// What a write closure of [`update`] returns: the next case, the events to append and the
+/// alerts the change raises.
+pub(crate) type Outcome = (Case, Vec<Event>, Vec<Alert>);
+
+/// The transaction of [`super::Store::update`] and its kin. With `gate`, nothing is written
+/// (and `None` returned) if an alert of that key is stored already: a rule applied once.
+pub(crate) fn update<F>(
+    trees: &Trees,
+    secret: &Secret,
+    case_id: &str,
+    gate: Option<&str>,
+    f: &F,
+) -> Result<Option<Case>, WriteError>
 where
-    F: Fn(&Case) -> Result<(Case, Vec<Event>), DomainError>,
+    F: Fn(&Case) -> Result<Outcome, DomainError>,
 {
-    trees.transaction(|tx| {
-        let Some(before) =
-            tx.get_decoded::<Case>(TreeId::Cases, ValueKind::Case, case_id.as_bytes())?
-        else {
+    trees.transaction(secret, |tx| {
+        if let Some(key) = gate {
+            if tx.has_alert(key)? {
+                return Ok(None);
+            }
+        }
+        let Some(before) = tx.get_case(case_id)? else {
             return Err(abort(WriteError::NotFound(case_id.to_owned())));
         };
-        let (after, events) = f(&before).map_err(abort)?;
+        let (after, events, alerts) = f(&before).map_err(abort)?;
         let change = Change {
             before: Some(&before),
             after: &after,
             events: &events,
+            alerts: &alerts,
         };
         change.check().map_err(abort)?;
         change.apply(tx)?;
-        Ok(after)
+        Ok(Some(after))
+    })
+}
+
+/// The transaction of [`super::Store::raise_alerts`]: the number of alerts that were new.
+pub(crate) fn raise(trees: &Trees, secret: &Secret, alerts: &[Alert]) -> Result<usize, WriteError> {
+    trees.transaction(secret, |tx| {
+        let mut new = 0;
+        for alert in alerts {
+            new += usize::from(tx.raise(alert)?);
+        }
+        Ok(new)
+    })
+}
+
+/// The transaction of [`super::Store::set_cursor`].
+pub(crate) fn set_cursor(
+    trees: &Trees,
+    secret: &Secret,
+    name: &str,
+    value: &[u8],
+) -> Result<(), WriteError> {
+    let key = keys::cursor(name);
+    trees.transaction(secret, |tx| {
+        tx.insert_encoded(TreeId::Meta, ValueKind::Bytes, &key, value)
     })
 }

@@ -237,6 +237,16 @@ fn overdue_is_a_snapshot_that_replaces_the_previous_one() {
     let s2 = overdue_snapshot([&a, &b], late);
     assert_eq!((s2.total.overdue_review, s2.total.overdue_resolve), (1, 1));
 
+    // A resolved case runs its follow-up deadline (7 days): overdue as a follow-up, not as a
+    // resolution.
+    let c = step(&b, VILLAGE, START, &resolve(true));
+    let s3 = overdue_snapshot([&c], late);
+    assert_eq!(
+        (s3.total.overdue_resolve, s3.total.overdue_follow_up),
+        (0, 1)
+    );
+    assert_eq!(overdue_snapshot([&c], soon).total.overdue_follow_up, 0);
+
     let mut current = recount(&code(VILLAGE), [&a, &b]).remove(&CURRENT).unwrap();
     let plain = current.clone();
     current.replace_overdue(&s1);

@@ -32,6 +32,7 @@ mod entry;
 use super::change::{Tx, TxResult, abort};
 use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId, Trees};
+use super::secret::Secret;
 use super::{StorageError, WriteError};
 use crate::code::NodeCode;
 use crate::domain::{Case, Timestamp};
@@ -157,10 +158,11 @@ pub(super) fn on_case_change(tx: &Tx<'_>, before: Option<&Case>, after: &Case) -
 /// that every entry describes `child` or one of its descendants and lies within retention.
 pub(crate) fn merge(
     trees: &Trees,
+    secret: &Secret,
     child: &NodeCode,
     incoming: &[Incoming],
 ) -> Result<MergeOutcome, WriteError> {
-    trees.transaction(|tx| {
+    trees.transaction(secret, |tx| {
         let mut outcome = MergeOutcome::default();
         let mut seq = None;
         for e in incoming {
@@ -218,8 +220,12 @@ pub(crate) fn overdue_snapshot(trees: &Trees, now: Timestamp) -> Result<Cells, S
 
 /// Replaces the overdue figures of (OWN, self, CURRENT) by `snapshot`, and (SUBTREE, self,
 /// CURRENT) by the same difference. Returns whether anything changed.
-pub(crate) fn set_overdue(trees: &Trees, snapshot: &Cells) -> Result<bool, WriteError> {
-    trees.transaction(|tx| {
+pub(crate) fn set_overdue(
+    trees: &Trees,
+    secret: &Secret,
+    snapshot: &Cells,
+) -> Result<bool, WriteError> {
+    trees.transaction(secret, |tx| {
         let key = entry_key(Kind::Own, tx.node.as_str(), CURRENT);
         let before = read_entry(tx, &key)?.map(|e| e.cells).unwrap_or_default();
         let mut after = before.clone();
@@ -396,7 +402,11 @@ pub(crate) fn last_seq(trees: &Trees) -> Result<u64, StorageError> {
 /// rebuilds the statistics when they are missing (a store from before they existed) or of
 /// another format: recounts the own contribution from every case record, drops descendants'
 /// entries (children resend them), and restarts seqs above `opened_at × 2^20`.
-pub(crate) fn open(trees: &Trees, opened_at: Timestamp) -> Result<(), StorageError> {
+pub(crate) fn open(
+    trees: &Trees,
+    secret: &Secret,
+    opened_at: Timestamp,
+) -> Result<(), StorageError> {
     let meta = trees.get(TreeId::Meta);
     let node = trees.node();
     match meta.get(keys::META_NODE)? {
@@ -431,15 +441,15 @@ pub(crate) fn open(trees: &Trees, opened_at: Timestamp) -> Result<(), StorageErr
     if format == Some(STATS_FORMAT) {
         return Ok(());
     }
-    rebuild(trees, opened_at)
+    rebuild(trees, secret, opened_at)
 }
 
-fn rebuild(trees: &Trees, opened_at: Timestamp) -> Result<(), StorageError> {
+fn rebuild(trees: &Trees, secret: &Secret, opened_at: Timestamp) -> Result<(), StorageError> {
     let node = trees.node().clone();
     let mut own = Buckets::new();
     for item in trees.get(TreeId::Cases).iter() {
         let (key, bytes) = item?;
-        let case: Case = codec::decode(ValueKind::Case, TreeId::Cases, &key, &bytes)?;
+        let case: Case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
         figures::apply_case(&mut own, &node, &case, true);
     }
     let stale_keys = |tree: TreeId| -> Result<Vec<sled::IVec>, StorageError> {
@@ -454,7 +464,7 @@ fn rebuild(trees: &Trees, opened_at: Timestamp) -> Result<(), StorageError> {
     let old_changes = stale_keys(TreeId::StatsChanges)?;
     let floor = u64::try_from(opened_at.millis()).unwrap_or(0) << 20;
     let base = last_seq(trees)?.max(floor);
-    let written = trees.transaction(|tx| {
+    let written = trees.transaction(secret, |tx| {
         for key in &old_entries {
             tx.remove(TreeId::StatsEntries, key)?;
         }

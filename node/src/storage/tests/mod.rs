@@ -4,9 +4,11 @@
 //! * [`writes`] — registration, idempotency, day sequences, updates, refused writes, indexes.
 //! * [`durability`] — restart, shutdown, failed syncs, damaged values, format checks.
 //! * [`listing`] — filters, index choice, pagination and page tokens.
+//! * [`rules`] — alerts, the early-warning indexes, gated rule writes, cursors, the upgrade.
 
 mod durability;
 mod listing;
+mod rules;
 mod stats;
 mod writes;
 
@@ -28,10 +30,10 @@ fn options() -> StoreOptions {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::open(dir, &options()).expect("open store")
+    Store::open_again(dir, &options()).expect("open store")
 }
 
-fn new_case(day: &str, seq: u32) -> (Case, Event) {
+pub(super) fn new_case(day: &str, seq: u32) -> (Case, Event) {
     let case = Case {
         id: format!("{NODE}-{day}-{seq:06}"),
         lookup_code: format!("Q{day}{seq:06}"),
@@ -71,6 +73,11 @@ fn new_case(day: &str, seq: u32) -> (Case, Event) {
         closed_at: None,
         history_len: 1,
         supervising_nodes: Vec::new(),
+        resolve_started_at: None,
+        follow_up_due_at: None,
+        deadline_extended: false,
+        rule_supervision: Vec::new(),
+        plan: Default::default(),
     };
     let event = event(1, CaseStatus::Registered, None);
     (case, event)
@@ -149,9 +156,9 @@ fn assert_index_consistency(store: &Store) {
     let mut events = 0;
     for entry in trees.get(TreeId::Cases).iter() {
         let (key, value) = entry.unwrap();
-        let case: Case = codec::decode(ValueKind::Case, TreeId::Cases, &key, &value).unwrap();
+        let case: Case = codec::decode_case(TreeId::Cases, &key, &value).unwrap();
         expected.extend(
-            keys::index_entries(&case)
+            keys::index_entries(&case, &store.inner.secret)
                 .into_iter()
                 .map(|(t, k)| (t.name(), k)),
         );
@@ -164,6 +171,8 @@ fn assert_index_consistency(store: &Store) {
         TreeId::ByRisk,
         TreeId::ByCategory,
         TreeId::ByDeadline,
+        TreeId::ByPerson,
+        TreeId::ByRespondent,
     ] {
         for entry in trees.get(tree).iter() {
             let (key, value) = entry.unwrap();

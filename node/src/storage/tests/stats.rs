@@ -18,7 +18,7 @@ fn code(s: &str) -> NodeCode {
 }
 
 fn open_as(dir: &Path, node: &str) -> Store {
-    Store::open(dir, &StoreOptions::new(code(node), START)).expect("open store")
+    Store::open_again(dir, &StoreOptions::new(code(node), START)).expect("open store")
 }
 
 /// Every stored entry of (kind, node), zero buckets dropped.
@@ -125,7 +125,7 @@ async fn own_contribution_equals_a_recount_under_random_workloads() {
     store.shutdown().await;
     drop(store);
     assert!(matches!(
-        Store::open(dir.path(), &StoreOptions::new(code(TOWNSHIP), START)),
+        Store::open_again(dir.path(), &StoreOptions::new(code(TOWNSHIP), START)),
         Err(StorageError::WrongNode { .. })
     ));
     let store = open_as(dir.path(), VILLAGE);
@@ -238,7 +238,7 @@ async fn a_store_without_statistics_is_rebuilt_on_open_with_higher_versions() {
 
     // Opened later: versions jump past anything the old store handed out.
     let later = Timestamp(START.0 + 365 * 86_400_000);
-    let store = Store::open(dir.path(), &StoreOptions::new(code(VILLAGE), later)).unwrap();
+    let store = Store::open_again(dir.path(), &StoreOptions::new(code(VILLAGE), later)).unwrap();
     assert_eq!(stored(&store, Kind::Own, VILLAGE), before);
     assert_eq!(stored(&store, Kind::Subtree, VILLAGE), before);
     let entries = store.stats_changed_since(0, usize::MAX).unwrap();
