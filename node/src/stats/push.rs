@@ -11,7 +11,11 @@
 //! * after a failure, again after a backoff that doubles from `push_delay` up to `heartbeat`.
 //!
 //! Because pushes carry states, not deltas, none of this needs exactly-once delivery: a push
-//! that failed after the parent stored it is simply sent again and ignored there. On start
+//! that failed after the parent stored it is simply sent again and ignored there. A push
+//! carries only durable states: after reading its entries the task waits until the store has
+//! synced everything it read ([`crate::storage::Store::wait_durable`]). Otherwise a crash
+//! right after a push could leave the parent holding a version this node never made durable,
+//! and reuse that version number for another state the parent would then ignore. On start
 //! the task resends everything (`full`), and does so again whenever the parent answers
 //! `resync` (it restarted and holds nothing it can vouch for from this node). Entries the
 //! parent would not keep (beyond its retention depth, as it reports in every answer) are not
@@ -153,6 +157,7 @@ async fn push_all(stats: &StatsNode, link: &mut Link) -> Result<usize, tonic::St
             .map(conv::liveness_to_proto)
             .collect();
         let n = contributions.len();
+        stats.store().wait_durable().await?;
         let mut req = tonic::Request::new(pb::PushContributionsRequest {
             full: link.full,
             contributions,

@@ -420,6 +420,14 @@ impl Store {
             .await
     }
 
+    /// Returns once everything committed before the call is durable: a no-op is queued behind
+    /// it, and the writer answers that only after syncing its batch (batches run and sync one
+    /// after another, so every earlier one is synced too). Reads may see writes a moment
+    /// before they are durable; this is how a reader makes sure what it saw will survive.
+    pub async fn wait_durable(&self) -> Result<(), WriteError> {
+        self.inner.writer.submit(|_| Ok(())).await
+    }
+
     /// Recomputes this node's overdue figures at `now` from the deadline index and stores them
     /// if they changed (returns whether they did).
     pub async fn refresh_overdue(&self, now: Timestamp) -> Result<bool, WriteError> {

@@ -246,3 +246,22 @@ async fn a_store_without_statistics_is_rebuilt_on_open_with_higher_versions() {
     assert!(entries.iter().all(|e| e.version > last));
     assert!(entries.iter().all(|e| e.version > (later.0 as u64) << 20));
 }
+
+#[tokio::test]
+async fn wait_durable_answers_after_a_sync_and_fails_with_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_as(dir.path(), VILLAGE);
+    random_workload(&store, VILLAGE, 41, 5).await;
+    store.wait_durable().await.unwrap();
+    // Its own batch fails to sync: the barrier reports it, and so does every later one.
+    store
+        .inner
+        .writer
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.wait_durable().await.is_err());
+    assert!(matches!(
+        store.wait_durable().await,
+        Err(WriteError::Storage(StorageError::Failed(_)))
+    ));
+}
