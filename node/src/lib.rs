@@ -19,6 +19,7 @@ pub mod convert;
 pub mod dev;
 pub mod domain;
 pub mod error;
+pub mod federation;
 pub mod identity;
 pub mod pki;
 pub mod server;

@@ -10,6 +10,7 @@
 //! * [`calendar`] — days and times in China Standard Time (UTC+8) for ids and texts.
 //! * [`validate`] — input limits, checked before anything is written.
 //! * [`mask`] — masking of personal data for listings and logs.
+//! * [`moves`] — ownership moves between nodes and ancestors following a case (pure).
 //!
 //! Invariants: history is append-only (event `seq` runs 1, 2, 3, ... with no gaps and
 //! `Case::history_len` equals the last seq); amounts are integer fen and never negative;
@@ -19,6 +20,7 @@ pub mod calendar;
 pub mod machine;
 pub mod mask;
 pub mod model;
+pub mod moves;
 pub mod validate;
 
 pub use model::*;

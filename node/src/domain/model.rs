@@ -234,6 +234,23 @@ stable_enum!(
         Unresolved = 7 => "调解不成", "unresolved";
         FollowUpClosed = 8 => "回访办结", "follow-up closed";
         Reopened = 9 => "回访不满意重新办理", "reopened";
+        // Federation events are numbered from 20.
+        /// 提级办理: handed to the parent, which takes the case over.
+        Escalated = 20 => "提级办理", "escalated";
+        /// 移交/交办/流转: ownership handed to another node.
+        TransferredOut = 21 => "移交", "transferred out";
+        /// A node between the old and the new owner passed the case on.
+        Relayed = 22 => "转送", "relayed";
+        /// The new owner received the case.
+        Received = 23 => "接收", "received";
+        /// A transfer was refused and ownership came back.
+        Returned = 24 => "移交退回", "returned";
+        /// 提级督办: the parent was asked to supervise.
+        SupervisionRequested = 25 => "提级督办", "supervision requested";
+        /// 督办: an ancestor's supervision order.
+        SupervisionOrdered = 26 => "督办", "supervision order";
+        /// An ancestor's order could not be carried out (the reason is in the detail).
+        OrderNotExecuted = 27 => "指令未执行", "order not executed";
     }
 );
 
@@ -250,7 +267,20 @@ impl EventKind {
             EventKind::Unresolved => "unresolved",
             EventKind::FollowUpClosed => "follow_up_closed",
             EventKind::Reopened => "reopened",
+            EventKind::Escalated => "escalated",
+            EventKind::TransferredOut => "transferred_out",
+            EventKind::Relayed => "relayed",
+            EventKind::Received => "received",
+            EventKind::Returned => "returned",
+            EventKind::SupervisionRequested => "supervision_requested",
+            EventKind::SupervisionOrdered => "supervision_order",
+            EventKind::OrderNotExecuted => "order_not_executed",
         }
+    }
+
+    /// The kind with this wire name ([`EventKind::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == name)
     }
 }
 
