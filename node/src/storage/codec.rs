@@ -34,6 +34,13 @@ pub(crate) enum ValueKind {
     Counter = 4,
     /// The store format version (u32).
     FormatVersion = 5,
+    // Federation values are numbered from 20.
+    /// A message or link sequence number (u64).
+    Sequence = 20,
+    /// A queued message ([`crate::federation::message::OutboxEntry`]).
+    OutboxEntry = 21,
+    /// A supervised copy ([`crate::federation::message::CaseCopy`]).
+    CaseCopy = 22,
 }
 
 impl ValueKind {
@@ -44,7 +51,10 @@ impl ValueKind {
             | ValueKind::Event
             | ValueKind::CaseId
             | ValueKind::Counter
-            | ValueKind::FormatVersion => 1,
+            | ValueKind::FormatVersion
+            | ValueKind::Sequence
+            | ValueKind::OutboxEntry
+            | ValueKind::CaseCopy => 1,
         }
     }
 }

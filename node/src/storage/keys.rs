@@ -58,12 +58,23 @@ trees! {
     ByCategory => "category_caseid",
     /// open deadline ‖ case id → empty (only cases with a running deadline).
     ByDeadline => "deadline_caseid",
+    /// neighbour code ‖ 0x00 ‖ link seq (u64 BE) → [`crate::federation::message::OutboxEntry`]:
+    /// messages queued for a neighbour, deleted once it acknowledges them.
+    Outbox => "peer_seq_outboxentry",
+    /// neighbour code → highest link seq applied from it (u64): the inbox watermark.
+    Inbox => "peer_appliedthrough",
+    /// case id → [`crate::federation::message::CaseCopy`]: read-only copies of cases owned
+    /// elsewhere that this node supervises. Kept out of the cases tree and its indexes so that
+    /// listings and aggregates never count a case twice.
+    Copies => "caseid_supervisedcopy",
 }
 
-/// The opened trees, indexed by [`TreeId`]. Cheap to clone (sled trees are handles).
+/// The opened trees, indexed by [`TreeId`], and the signals the writer raises about them.
+/// Cheap to clone (sled trees are handles).
 #[derive(Clone)]
 pub(crate) struct Trees {
     trees: Vec<sled::Tree>,
+    pub(crate) signals: std::sync::Arc<super::signals::Signals>,
 }
 
 impl Trees {
@@ -72,7 +83,10 @@ impl Trees {
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<sled::Result<_>>()?;
-        Ok(Trees { trees })
+        Ok(Trees {
+            trees,
+            signals: Default::default(),
+        })
     }
 
     pub(crate) fn get(&self, id: TreeId) -> &sled::Tree {
@@ -98,6 +112,37 @@ pub(crate) fn day_seq(day: &str) -> Result<Vec<u8>, String> {
         return Err(format!("day must be YYYYMMDD, got {day:?}"));
     }
     Ok([b"seq/".as_slice(), day.as_bytes()].concat())
+}
+
+/// Meta key of this node's counter of messages it created (u64).
+pub(crate) const META_MESSAGE_SEQ: &[u8] = b"msgseq";
+
+/// Meta key of the last link seq queued for neighbour `peer` (u64). Kept when the queue
+/// empties, so that sequence numbers on a link never repeat.
+pub(crate) fn out_seq(peer: &str) -> Vec<u8> {
+    [b"outseq/".as_slice(), peer.as_bytes()].concat()
+}
+
+/// Prefix of every outbox entry for `peer`.
+pub(crate) fn outbox_prefix(peer: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(peer.len() + 9);
+    key.extend_from_slice(peer.as_bytes());
+    key.push(0);
+    key
+}
+
+pub(crate) fn outbox(peer: &str, seq: u64) -> Vec<u8> {
+    let mut key = outbox_prefix(peer);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The peer and seq of an outbox key.
+pub(crate) fn outbox_parts(key: &[u8]) -> Option<(&str, u64)> {
+    let nul = key.iter().position(|b| *b == 0)?;
+    let peer = std::str::from_utf8(&key[..nul]).ok()?;
+    let seq = u64::from_be_bytes(key[nul + 1..].try_into().ok()?);
+    Some((peer, seq))
 }
 
 /// Case ids are keys and key prefixes: they must be non-empty and free of NUL.
@@ -219,6 +264,17 @@ mod tests {
         assert!(check_case_id("610116-20250131-000001").is_ok());
         assert!(check_case_id("").is_err());
         assert!(check_case_id("a\0b").is_err());
+    }
+
+    #[test]
+    fn outbox_keys_sort_by_peer_then_seq() {
+        let a = outbox("610116001", 2);
+        let b = outbox("610116001", 256);
+        let other = outbox("610116001001", 1);
+        assert!(a < b);
+        assert!(!other.starts_with(&outbox_prefix("610116001")));
+        assert_eq!(outbox_parts(&b), Some(("610116001", 256)));
+        assert_eq!(outbox_parts(b"x"), None);
     }
 
     #[test]

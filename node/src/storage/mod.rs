@@ -54,8 +54,10 @@
 mod change;
 mod codec;
 mod commit;
+mod federation;
 mod keys;
 mod query;
+mod signals;
 #[cfg(test)]
 mod tests;
 
@@ -65,6 +67,7 @@ use std::sync::Arc;
 use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, Timestamp};
 
 use codec::ValueKind;
+pub use federation::{Applied, QueueStats};
 use keys::{TreeId, Trees};
 
 /// Version of the layout of trees and keys; written at creation, checked on open.

@@ -4,8 +4,10 @@
 //! * [`writes`] — registration, idempotency, day sequences, updates, refused writes, indexes.
 //! * [`durability`] — restart, shutdown, failed syncs, damaged values, format checks.
 //! * [`listing`] — filters, index choice, pagination and page tokens.
+//! * [`federation`] — outboxes, acknowledgements, inbox watermarks, supervision copies.
 
 mod durability;
+mod federation;
 mod listing;
 mod writes;
 
