@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fengqiao_proto::v1::case_service_server::CaseServiceServer;
+use fengqiao_proto::v1::federation_service_server::FederationServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,6 +19,8 @@ use tonic::transport::Server;
 
 use crate::clock::SharedClock;
 use crate::config::NodeConfig;
+use crate::federation::{self, Federation, failpoint};
+use crate::identity::Identity;
 use crate::service::NodeState;
 use crate::service::case::CaseApi;
 use crate::storage::{Store, StoreOptions};
@@ -44,6 +47,13 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The certificate does not name this node.
+    #[error(
+        "tls.cert is the certificate of {found}, but this node is {expected}: a node may only present its own identity"
+    )]
+    WrongIdentity { expected: String, found: String },
+    #[error("parent is set, but node {0} is a province and has no parent tier")]
+    NoParentTier(String),
 }
 
 /// The addresses a node actually listens on.
@@ -59,6 +69,8 @@ pub struct RunningNode {
     pub state: Arc<NodeState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    /// Link workers and the silence check.
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl RunningNode {
@@ -73,6 +85,9 @@ impl RunningNode {
     /// Stops accepting, lets in-flight RPCs finish, then drains and syncs storage.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(true);
+        for w in self.workers {
+            let _ = w.await;
+        }
         let mut first_err = None;
         for t in self.tasks {
             match t.await {
@@ -124,12 +139,48 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         dir: cfg.data_dir.display().to_string(),
         source,
     })?;
+    let own = tls::local_identity(&cfg.tls)?;
+    if own != Identity::node(cfg.code.clone()) {
+        return Err(ServerError::WrongIdentity {
+            expected: Identity::node(cfg.code.clone()).uri(),
+            found: own.uri(),
+        });
+    }
+    let parent = match &cfg.parent {
+        Some(_) => Some(
+            cfg.code
+                .parent()
+                .ok_or_else(|| ServerError::NoParentTier(cfg.code.to_string()))?,
+        ),
+        None => None,
+    };
+    // Built before any listener, so a bad parent URL stops the start.
+    let parent_channel = match (&cfg.parent, &parent) {
+        (Some(url), Some(code)) => Some(federation::connect::parent_channel(url, &cfg.tls, code)?),
+        _ => None,
+    };
+    let fed = Arc::new(Federation::new(
+        cfg.code.clone(),
+        parent,
+        cfg.federation.clone(),
+        store.clone(),
+        clock.clone(),
+        cfg.deadlines.clone(),
+        cfg.max_message_bytes,
+    ));
     let state = Arc::new(NodeState {
         code: cfg.code.clone(),
         store,
         clock,
         deadlines: cfg.deadlines.clone(),
+        federation: fed.clone(),
     });
+    if failpoint::any() {
+        tracing::warn!(
+            env = failpoint::ENV,
+            "crash points are set (a test hook): this node will abort at them"
+        );
+    }
 
     let api_listener = bind("listen", cfg.listen).await?;
     let fed_listener = bind("federation_listen", cfg.federation_listen).await?;
@@ -174,20 +225,34 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(reflection_v1alpha)
         .add_service(case_svc)
         .serve_with_incoming_shutdown(incoming(api_listener), shutdown_signal(shutdown_rx.clone()));
-    // The node-to-node API. Until the federation service lands it answers health checks only,
-    // over the same mutual TLS, so a parent can already be probed.
-    let federation = Server::builder()
+    // The node-to-node API: the links children open (and health checks).
+    let fed_svc = FederationServiceServer::new(federation::service::FederationApi::new(
+        fed.clone(),
+        shutdown_rx.clone(),
+    ))
+    .max_decoding_message_size(cfg.max_message_bytes.saturating_mul(4))
+    .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(4));
+    let federation_server = Server::builder()
         .tls_config(server_tls)?
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .add_service(health_svc)
-        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx));
-    let tasks = vec![tokio::spawn(api), tokio::spawn(federation)];
+        .add_service(fed_svc)
+        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx.clone()));
+    let tasks = vec![tokio::spawn(api), tokio::spawn(federation_server)];
+    let mut workers = vec![federation::spawn_silence_check(
+        fed.clone(),
+        shutdown_rx.clone(),
+    )];
+    if let Some(channel) = parent_channel {
+        workers.extend(federation::link::spawn(fed.clone(), channel, shutdown_rx));
+    }
     tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
     Ok(RunningNode {
         addrs,
         state,
         shutdown: shutdown_tx,
         tasks,
+        workers,
     })
 }

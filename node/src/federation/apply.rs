@@ -91,7 +91,7 @@ pub struct Local {
 pub enum CopyChange {
     #[default]
     Keep,
-    Put(CaseCopy),
+    Put(Box<CaseCopy>),
     Remove,
 }
 
@@ -111,6 +111,8 @@ pub struct Effects {
     pub copy: CopyChange,
     pub send: Vec<Outgoing>,
     pub note: Option<Note>,
+    /// The message was passed on toward another node (a store-and-forward hop).
+    pub forwarded: bool,
 }
 
 impl Effects {
@@ -205,11 +207,14 @@ fn forward(node: &Node, msg: &Message) -> Effects {
         }
         Body::Sync(_) | Body::Close { .. } | Body::Order(_) | Body::Redirect { .. } => {}
     }
-    Effects::send(Outgoing {
-        next_hop,
-        queued_at: node.now,
-        message: fwd,
-    })
+    Effects {
+        forwarded: true,
+        ..Effects::send(Outgoing {
+            next_hop,
+            queued_at: node.now,
+            message: fwd,
+        })
+    }
 }
 
 /// Nothing here routes `msg`: a transfer goes back to its old owner, anything else is dropped.
@@ -328,6 +333,7 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
                 t.case.id, msg.origin, t.epoch
             ),
         }),
+        forwarded: false,
     }
 }
 
@@ -394,7 +400,7 @@ fn receive_sync(node: &Node, msg: &Message, copy: &CaseCopy, local: &Local) -> E
         return Effects::default();
     }
     Effects {
-        copy: CopyChange::Put(copy.clone()),
+        copy: CopyChange::Put(Box::new(copy.clone())),
         ..Effects::default()
     }
 }

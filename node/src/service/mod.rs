@@ -3,12 +3,14 @@
 //! No domain rule lives here.
 
 pub mod case;
+mod moves;
 
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::code::NodeCode;
 use crate::domain::Deadlines;
+use crate::federation::SharedFederation;
 use crate::storage::Store;
 
 /// What every handler of a node shares.
@@ -17,6 +19,8 @@ pub struct NodeState {
     pub store: Store,
     pub clock: SharedClock,
     pub deadlines: Deadlines,
+    /// The federation: links, and moves of cases between nodes.
+    pub federation: SharedFederation,
 }
 
 pub type SharedState = Arc<NodeState>;

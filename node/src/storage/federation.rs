@@ -33,6 +33,8 @@ pub struct Applied {
     pub through: u64,
     /// Log lines from applying, with the id of the message each is about.
     pub notes: Vec<(String, Note)>,
+    /// Some applied message was passed on toward another node.
+    pub forwarded: bool,
 }
 
 /// Size and age of one outbox.
@@ -103,7 +105,7 @@ impl Store {
             .submit(move |trees| {
                 let mut applied = Applied {
                     through: watermark(trees.get(TreeId::Inbox), &peer)?,
-                    notes: Vec::new(),
+                    ..Applied::default()
                 };
                 for (seq, msg) in &batch {
                     if *seq <= applied.through {
@@ -112,8 +114,10 @@ impl Store {
                     if *seq != applied.through + 1 {
                         break;
                     }
-                    let note = trees.transaction(|tx| apply_one(tx, &peer, *seq, msg, &f))?;
+                    let (note, forwarded) =
+                        trees.transaction(|tx| apply_one(tx, &peer, *seq, msg, &f))?;
                     applied.through = *seq;
+                    applied.forwarded |= forwarded;
                     if let Some(note) = note {
                         applied.notes.push((msg.id(), note));
                     }
@@ -277,7 +281,7 @@ fn apply_one<F>(
     seq: u64,
     msg: &Message,
     f: &F,
-) -> TxResult<Option<Note>>
+) -> TxResult<(Option<Note>, bool)>
 where
     F: Fn(&Message, &Local) -> Effects,
 {
@@ -329,5 +333,5 @@ where
         CopyChange::Remove => tx.remove(TreeId::Copies, case_id.as_bytes())?,
     }
     tx.insert_encoded(TreeId::Inbox, ValueKind::Sequence, peer_key, &seq)?;
-    Ok(effects.note)
+    Ok((effects.note, effects.forwarded))
 }

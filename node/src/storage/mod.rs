@@ -171,6 +171,11 @@ pub enum WriteError {
     Storage(#[from] StorageError),
 }
 
+/// Checks that a case id received from elsewhere can serve as a key: 1–128 bytes, no NUL.
+pub fn check_message_case_id(id: &str) -> Result<(), DomainError> {
+    keys::check_case_id(id).map_err(|m| DomainError::invalid("case_id", m))
+}
+
 /// The node's case store. Cheap to clone; all clones share one database and writer thread.
 #[derive(Clone)]
 pub struct Store {

@@ -302,7 +302,7 @@ fn copies_are_kept_newest_first_and_closed_by_epoch() {
     };
     let town = At::new("610116001");
     let e = incoming(&town.node(), &msg, &Local::default());
-    assert_eq!(e.copy, CopyChange::Put(copy.clone()));
+    assert_eq!(e.copy, CopyChange::Put(Box::new(copy.clone())));
     let held = Local {
         copy: Some(copy.clone()),
         ..Local::default()

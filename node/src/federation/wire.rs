@@ -1,0 +1,526 @@
+//! Federation messages ⇄ `fengqiao.v1` protobuf: the federation's half of the conversion
+//! layer (`crate::convert` holds the operator API's half and the shared helpers).
+//!
+//! Decoding checks everything a peer could get wrong: node codes, required enums (unknown or
+//! UNSPECIFIED values are errors, as everywhere), timestamps, event kinds, and the shape of a
+//! carried history. Messages are destructured exhaustively so that a field added to the proto
+//! cannot be forgotten here.
+
+use fengqiao_proto::v1 as pb;
+
+use crate::code::NodeCode;
+use crate::convert::{
+    case_to_proto, event_to_proto, optional, required, ts_from_proto, ts_to_proto,
+};
+use crate::domain::moves::MoveKind;
+use crate::domain::{Case, DomainError, Event, EventKind, Party};
+
+use super::message::{Body, CaseCopy, Message, Order, OrderKind, Refused, Transfer};
+
+type Result<T> = std::result::Result<T, DomainError>;
+
+fn code(field: &'static str, s: &str) -> Result<NodeCode> {
+    NodeCode::parse(s).map_err(|e| DomainError::invalid(field, e.to_string()))
+}
+
+fn ts(field: &'static str, t: Option<prost_types::Timestamp>) -> Result<crate::domain::Timestamp> {
+    let t = t.ok_or_else(|| DomainError::invalid(field, "is required"))?;
+    ts_from_proto(field, &t)
+}
+
+fn opt_ts(
+    field: &'static str,
+    t: Option<prost_types::Timestamp>,
+) -> Result<Option<crate::domain::Timestamp>> {
+    t.map(|t| ts_from_proto(field, &t)).transpose()
+}
+
+/// A whole case from a peer (personal data in full), its history length given separately
+/// (the proto does not carry it).
+pub fn case_from_proto(c: pb::Case, history_len: u64) -> Result<Case> {
+    let pb::Case {
+        id,
+        lookup_code,
+        status,
+        owner_node,
+        origin_node,
+        epoch,
+        moved_to,
+        category,
+        channel,
+        risk,
+        summary,
+        description,
+        parties,
+        amount_fen,
+        grid_id,
+        handler,
+        created_at,
+        updated_at,
+        review_due_at,
+        resolve_due_at,
+        settled_amount_fen,
+        reopen_count,
+        reason,
+        guidance,
+        agreement,
+        confirmation,
+        satisfaction,
+        mediation_type,
+        resolved_at,
+        closed_at,
+        supervising_nodes,
+        // Derived from the deadlines by whoever shows the case.
+        warning: _,
+        mediation_sessions,
+    } = c;
+    let parties = parties
+        .into_iter()
+        .map(|p| {
+            let pb::Party {
+                role,
+                name,
+                phone,
+                id_number,
+            } = p;
+            Ok(Party {
+                role: required::<pb::PartyRole, _>("case.parties.role", role)?,
+                name,
+                phone,
+                id_number,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for s in &supervising_nodes {
+        code("case.supervising_nodes", s)?;
+    }
+    code("case.owner_node", &owner_node)?;
+    code("case.origin_node", &origin_node)?;
+    Ok(Case {
+        id,
+        lookup_code,
+        status: required::<pb::CaseStatus, _>("case.status", status)?,
+        owner_node,
+        origin_node,
+        epoch,
+        moved_to: (!moved_to.is_empty()).then_some(moved_to),
+        category: required::<pb::Category, _>("case.category", category)?,
+        channel: required::<pb::Channel, _>("case.channel", channel)?,
+        risk: required::<pb::RiskLevel, _>("case.risk", risk)?,
+        summary,
+        description,
+        parties,
+        amount_fen,
+        grid_id,
+        handler: (!handler.is_empty()).then_some(handler),
+        created_at: ts("case.created_at", created_at)?,
+        updated_at: ts("case.updated_at", updated_at)?,
+        review_due_at: ts("case.review_due_at", review_due_at)?,
+        resolve_due_at: opt_ts("case.resolve_due_at", resolve_due_at)?,
+        settled_amount_fen,
+        reopen_count,
+        reason,
+        guidance,
+        agreement,
+        confirmation: optional::<pb::Confirmation, _>("case.confirmation", confirmation)?,
+        satisfaction: match satisfaction {
+            0 => None,
+            s => Some(
+                u8::try_from(s)
+                    .map_err(|_| DomainError::invalid("case.satisfaction", "out of range"))?,
+            ),
+        },
+        mediation_type: optional::<pb::MediationType, _>("case.mediation_type", mediation_type)?,
+        mediation_sessions,
+        resolved_at: opt_ts("case.resolved_at", resolved_at)?,
+        closed_at: opt_ts("case.closed_at", closed_at)?,
+        history_len,
+        supervising_nodes,
+    })
+}
+
+pub fn event_from_proto(e: pb::CaseEvent) -> Result<Event> {
+    let pb::CaseEvent {
+        seq,
+        at,
+        node,
+        actor,
+        kind,
+        from_status,
+        to_status,
+        detail,
+    } = e;
+    Ok(Event {
+        seq,
+        at: ts("history.at", at)?,
+        node,
+        actor,
+        kind: EventKind::from_name(&kind).ok_or_else(|| {
+            DomainError::invalid("history.kind", format!("unknown kind {kind:?}"))
+        })?,
+        from_status: optional::<pb::CaseStatus, _>("history.from_status", from_status)?,
+        to_status: required::<pb::CaseStatus, _>("history.to_status", to_status)?,
+        detail,
+    })
+}
+
+/// A case and its history; the history must run 1, 2, 3, ... without gaps.
+fn case_with_history(
+    c: Option<pb::Case>,
+    history: Vec<pb::CaseEvent>,
+) -> Result<(Case, Vec<Event>)> {
+    let events = history
+        .into_iter()
+        .map(event_from_proto)
+        .collect::<Result<Vec<_>>>()?;
+    if events.iter().zip(1u64..).any(|(e, seq)| e.seq != seq) {
+        return Err(DomainError::invalid(
+            "history",
+            "must be numbered 1, 2, 3, ... without gaps",
+        ));
+    }
+    let c = c.ok_or_else(|| DomainError::invalid("case", "is required"))?;
+    let case = case_from_proto(c, events.len() as u64)?;
+    Ok((case, events))
+}
+
+fn move_kind_to_proto(k: MoveKind) -> pb::TransferKind {
+    match k {
+        MoveKind::TakeOver => pb::TransferKind::TakeOver,
+        MoveKind::Transfer => pb::TransferKind::Transfer,
+        MoveKind::Ordered => pb::TransferKind::Ordered,
+    }
+}
+
+fn move_kind_from_proto(v: i32) -> Result<MoveKind> {
+    match pb::TransferKind::try_from(v) {
+        Ok(pb::TransferKind::TakeOver) => Ok(MoveKind::TakeOver),
+        Ok(pb::TransferKind::Transfer) => Ok(MoveKind::Transfer),
+        Ok(pb::TransferKind::Ordered) => Ok(MoveKind::Ordered),
+        Ok(pb::TransferKind::Unspecified) => Err(DomainError::invalid(
+            "transfer.kind",
+            "is required (UNSPECIFIED given)",
+        )),
+        Err(_) => Err(DomainError::invalid(
+            "transfer.kind",
+            format!("unknown value {v}"),
+        )),
+    }
+}
+
+fn history_to_proto(h: &[Event]) -> Vec<pb::CaseEvent> {
+    h.iter().map(event_to_proto).collect()
+}
+
+fn order_to_proto(o: &Order) -> pb::CaseOrder {
+    let Order {
+        case_id,
+        actor,
+        redirects,
+        kind,
+    } = o;
+    let kind = match kind {
+        OrderKind::Supervise {
+            instruction,
+            due_at,
+        } => pb::case_order::Kind::Supervise(pb::SupervisionOrder {
+            instruction: instruction.clone(),
+            due_at: due_at.map(ts_to_proto),
+        }),
+        OrderKind::Transfer { to_node, reason } => {
+            pb::case_order::Kind::Transfer(pb::TransferOrder {
+                to_node: to_node.to_string(),
+                reason: reason.clone(),
+            })
+        }
+    };
+    pb::CaseOrder {
+        case_id: case_id.clone(),
+        actor: actor.clone(),
+        redirects: *redirects,
+        kind: Some(kind),
+    }
+}
+
+fn order_from_proto(o: Option<pb::CaseOrder>) -> Result<Order> {
+    let pb::CaseOrder {
+        case_id,
+        actor,
+        redirects,
+        kind,
+    } = o.ok_or_else(|| DomainError::invalid("order", "is required"))?;
+    let kind = match kind.ok_or_else(|| DomainError::invalid("order.kind", "is required"))? {
+        pb::case_order::Kind::Supervise(pb::SupervisionOrder {
+            instruction,
+            due_at,
+        }) => OrderKind::Supervise {
+            instruction,
+            due_at: opt_ts("order.supervise.due_at", due_at)?,
+        },
+        pb::case_order::Kind::Transfer(pb::TransferOrder { to_node, reason }) => {
+            OrderKind::Transfer {
+                to_node: code("order.transfer.to_node", &to_node)?,
+                reason,
+            }
+        }
+    };
+    Ok(Order {
+        case_id,
+        actor,
+        redirects,
+        kind,
+    })
+}
+
+/// One queued message as it goes on the wire, with its link seq.
+pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
+    use pb::envelope::Body as B;
+    let Message {
+        origin,
+        origin_seq,
+        destination,
+        sent_at,
+        body,
+    } = m;
+    let body = match body {
+        Body::Transfer(Transfer {
+            case,
+            history,
+            epoch,
+            kind,
+            reason,
+        }) => B::Transfer(pb::CaseTransfer {
+            case: Some(case_to_proto(case, true)),
+            history: history_to_proto(history),
+            epoch: *epoch,
+            kind: move_kind_to_proto(*kind) as i32,
+            reason: reason.clone(),
+        }),
+        Body::Refused(Refused {
+            case,
+            history,
+            epoch,
+            reason,
+            intended_owner,
+        }) => B::Refused(pb::TransferRefused {
+            case: Some(case_to_proto(case, true)),
+            history: history_to_proto(history),
+            epoch: *epoch,
+            reason: reason.clone(),
+            intended_owner: intended_owner.to_string(),
+        }),
+        Body::Sync(CaseCopy { case, history }) => B::Sync(pb::SupervisionSync {
+            case: Some(case_to_proto(case, true)),
+            history: history_to_proto(history),
+        }),
+        Body::Close { case_id, epoch } => B::Close(pb::SupervisionClose {
+            case_id: case_id.clone(),
+            epoch: *epoch,
+        }),
+        Body::Order(o) => B::Order(order_to_proto(o)),
+        Body::Redirect { order, moved_to } => B::Redirect(pb::OrderRedirect {
+            order: Some(order_to_proto(order)),
+            moved_to: moved_to.to_string(),
+        }),
+    };
+    pb::Envelope {
+        link_seq,
+        origin: origin.to_string(),
+        origin_seq: *origin_seq,
+        destination: destination.to_string(),
+        sent_at: Some(ts_to_proto(*sent_at)),
+        body: Some(body),
+    }
+}
+
+/// A message from a peer, with its link seq.
+pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
+    use pb::envelope::Body as B;
+    let pb::Envelope {
+        link_seq,
+        origin,
+        origin_seq,
+        destination,
+        sent_at,
+        body,
+    } = e;
+    if link_seq == 0 {
+        return Err(DomainError::invalid("link_seq", "must be at least 1"));
+    }
+    let body = match body.ok_or_else(|| DomainError::invalid("body", "is required"))? {
+        B::Transfer(pb::CaseTransfer {
+            case,
+            history,
+            epoch,
+            kind,
+            reason,
+        }) => {
+            let (case, history) = case_with_history(case, history)?;
+            Body::Transfer(Transfer {
+                case,
+                history,
+                epoch,
+                kind: move_kind_from_proto(kind)?,
+                reason,
+            })
+        }
+        B::Refused(pb::TransferRefused {
+            case,
+            history,
+            epoch,
+            reason,
+            intended_owner,
+        }) => {
+            let (case, history) = case_with_history(case, history)?;
+            Body::Refused(Refused {
+                case,
+                history,
+                epoch,
+                reason,
+                intended_owner: code("refused.intended_owner", &intended_owner)?,
+            })
+        }
+        B::Sync(pb::SupervisionSync { case, history }) => {
+            let (case, history) = case_with_history(case, history)?;
+            Body::Sync(CaseCopy { case, history })
+        }
+        B::Close(pb::SupervisionClose { case_id, epoch }) => Body::Close { case_id, epoch },
+        B::Order(o) => Body::Order(order_from_proto(Some(o))?),
+        B::Redirect(pb::OrderRedirect { order, moved_to }) => Body::Redirect {
+            order: order_from_proto(order)?,
+            moved_to: code("redirect.moved_to", &moved_to)?,
+        },
+    };
+    let message = Message {
+        origin: code("origin", &origin)?,
+        origin_seq,
+        destination: code("destination", &destination)?,
+        sent_at: ts("sent_at", sent_at)?,
+        body,
+    };
+    crate::storage::check_message_case_id(message.case_id())?;
+    Ok((link_seq, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::machine::tests::{parties, sample_case};
+    use crate::domain::{CaseStatus, Timestamp};
+
+    fn c(s: &str) -> NodeCode {
+        NodeCode::parse(s).unwrap()
+    }
+
+    #[test]
+    fn every_body_round_trips() {
+        let mut case = sample_case(parties());
+        case.supervising_nodes = vec!["6101".into()];
+        case.handler = Some("人社所".into());
+        let history = vec![Event {
+            seq: 1,
+            at: Timestamp(5),
+            node: "610116".into(),
+            actor: "a".into(),
+            kind: EventKind::Registered,
+            from_status: None,
+            to_status: CaseStatus::Registered,
+            detail: "d".into(),
+        }];
+        case.history_len = 1;
+        let order = Order {
+            case_id: case.id.clone(),
+            actor: "op".into(),
+            redirects: 2,
+            kind: OrderKind::Transfer {
+                to_node: c("610116001002"),
+                reason: "r".into(),
+            },
+        };
+        let bodies = vec![
+            Body::Transfer(Transfer {
+                case: case.clone(),
+                history: history.clone(),
+                epoch: 2,
+                kind: MoveKind::TakeOver,
+                reason: "r".into(),
+            }),
+            Body::Refused(Refused {
+                case: case.clone(),
+                history: history.clone(),
+                epoch: 2,
+                reason: "r".into(),
+                intended_owner: c("6101"),
+            }),
+            Body::Sync(CaseCopy {
+                case: case.clone(),
+                history: history.clone(),
+            }),
+            Body::Close {
+                case_id: case.id.clone(),
+                epoch: 3,
+            },
+            Body::Order(order.clone()),
+            Body::Order(Order {
+                kind: OrderKind::Supervise {
+                    instruction: "i".into(),
+                    due_at: Some(Timestamp(99_000)),
+                },
+                ..order.clone()
+            }),
+            Body::Redirect {
+                order,
+                moved_to: c("610116001"),
+            },
+        ];
+        for body in bodies {
+            let m = Message {
+                origin: c("610116"),
+                origin_seq: 7,
+                destination: c("610116001001"),
+                sent_at: Timestamp(1_000),
+                body,
+            };
+            let (seq, back) = envelope_from_proto(envelope_to_proto(4, &m)).unwrap();
+            assert_eq!(seq, 4);
+            assert_eq!(back, m);
+        }
+    }
+
+    #[test]
+    fn bad_peers_input_is_invalid_argument() {
+        let case = sample_case(parties());
+        let good = envelope_to_proto(
+            1,
+            &Message {
+                origin: c("610116"),
+                origin_seq: 1,
+                destination: c("6101"),
+                sent_at: Timestamp(1),
+                body: Body::Close {
+                    case_id: case.id.clone(),
+                    epoch: 1,
+                },
+            },
+        );
+        let mut e = good.clone();
+        e.origin = "61011".into();
+        assert!(envelope_from_proto(e).is_err());
+        let mut e = good.clone();
+        e.link_seq = 0;
+        assert!(envelope_from_proto(e).is_err());
+        let mut e = good.clone();
+        e.body = None;
+        assert!(envelope_from_proto(e).is_err());
+        let mut e = good;
+        e.body = Some(pb::envelope::Body::Transfer(pb::CaseTransfer {
+            case: Some(case_to_proto(&case, true)),
+            history: vec![],
+            epoch: 2,
+            kind: 0,
+            reason: String::new(),
+        }));
+        let err = envelope_from_proto(e).unwrap_err();
+        assert!(err.to_string().contains("transfer.kind"), "{err}");
+    }
+}
