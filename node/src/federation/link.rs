@@ -219,8 +219,11 @@ async fn pull_loop(
                 match batch {
                     Ok(batch) if batch.is_empty() => None,
                     Ok(batch) => match fed.apply(&parent, batch).await {
-                        Ok(_) => {
+                        Ok(applied) => {
                             failpoint::hit("pull-applied");
+                            if applied.forwarded {
+                                failpoint::hit("forward-queued");
+                            }
                             None
                         }
                         Err(e) => Some(format!("applying the parent's messages: {e}")),
