@@ -4,6 +4,8 @@
 //! Every wait is bounded; every child process is killed when its handle drops.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
