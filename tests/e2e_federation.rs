@@ -357,6 +357,47 @@ async fn cases_move_and_are_supervised_across_the_tiers() {
     assert_eq!(copy.owner_node, V2);
     assert_eq!(copy.supervising_nodes, vec![CITY.to_string()]);
 
+    // The same through fqctl, as a director at a center would: escalate, then look at links.
+    let (cert, key) = fed.pki.operator(V2, "director", "boss");
+    let flags = |node: &NodeProc| {
+        vec![
+            "--endpoint".to_string(),
+            node.url(),
+            "--ca".to_string(),
+            fed.pki.ca().display().to_string(),
+            "--cert".to_string(),
+            cert.display().to_string(),
+            "--key".to_string(),
+            key.display().to_string(),
+        ]
+    };
+    let cli_case = register(&mut v2, "cli").await;
+    let mut args = flags(fed.node(V2));
+    args.extend(
+        [
+            "case",
+            "escalate",
+            cli_case.id.as_str(),
+            "--mode",
+            "take-over",
+            "--reason",
+            "需乡镇统筹",
+        ]
+        .map(String::from),
+    );
+    let (code, out, err) = fqctl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("已移交") && out.contains(TOWN), "{out}");
+    owned_at(&mut town, &cli_case.id, TOWN).await;
+    let mut args = flags(fed.node(V2));
+    args.push("links".into());
+    let (code, out, err) = fqctl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("对端") && out.contains("上级") && out.contains(TOWN),
+        "{out}"
+    );
+
     // Links: every queue drains, every link is connected.
     for (code, c) in [(V1, &mut v1), (TOWN, &mut town), (COUNTY, &mut county)] {
         let links = eventually(&format!("drained queues at {code}"), SETTLE, || {

@@ -12,6 +12,7 @@
 
 pub mod case_cmd;
 pub mod connect;
+pub mod links_cmd;
 pub mod pki_cmd;
 pub mod profile;
 pub mod render;
@@ -87,6 +88,8 @@ pub enum Command {
     Case(case_cmd::CaseCommand),
     /// 健康检查: ask the node whether it serves.
     Health,
+    /// 链路: this node's links to its parent and children (queues, state, last heard).
+    Links,
 }
 
 /// A failure of one fqctl invocation, with its exit code.
@@ -133,6 +136,7 @@ pub async fn run() -> ExitCode {
         Command::Pki(cmd) => return pki_cmd::run(cmd),
         Command::Case(cmd) => case_cmd::run(&cli, cmd).await,
         Command::Health => case_cmd::health(&cli).await,
+        Command::Links => links_cmd::run(&cli).await,
     };
     match result {
         Ok(out) => {

@@ -26,6 +26,7 @@ macro_rules! proto_enum {
     )+};
 }
 proto_enum!(
+    EscalationMode,
     CaseStatus,
     Category,
     Channel,
@@ -297,6 +298,15 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
     if !c.moved_to.is_empty() {
         rows.push((lang.t("已移交至", "moved to"), c.moved_to.clone()));
     }
+    if c.epoch > 1 {
+        rows.push((lang.t("移交轮次", "epoch"), c.epoch.to_string()));
+    }
+    if !c.supervising_nodes.is_empty() {
+        rows.push((
+            lang.t("督办中心", "supervised by"),
+            c.supervising_nodes.join(", "),
+        ));
+    }
     rows.push((lang.t("登记时间", "registered"), fmt_time(&c.created_at)));
     rows.push((lang.t("审核期限", "review due"), fmt_time(&c.review_due_at)));
     rows.push((
@@ -423,6 +433,7 @@ pub fn case_json(c: &pb::Case) -> Value {
         "mediation_type": enum_name::<pb::MediationType>(c.mediation_type),
         "resolved_at": rfc3339(&c.resolved_at),
         "closed_at": rfc3339(&c.closed_at),
+        "supervising_nodes": c.supervising_nodes,
     })
 }
 
