@@ -5,7 +5,9 @@
 //!   is durable here; on the parent's answer it deletes what the parent reports applied. It
 //!   wakes as soon as a durable write queues something, and otherwise sleeps.
 //! * **pull** long-polls the parent for messages queued for this node, applies each batch
-//!   durably, and acknowledges it with the next poll's `applied_through`.
+//!   durably, and acknowledges it with the next poll's `applied_through`. The first poll (and
+//!   the first after a failure) does not wait, so the link's state is known at once; the
+//!   long polls double as the link's heartbeat in both directions.
 //!
 //! A failed call is retried after a capped exponential backoff with jitter
 //! (`federation.backoff_min` doubling up to `backoff_max`, each delay drawn between half and
@@ -184,7 +186,10 @@ async fn pull_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(fed.config.backoff_min, fed.config.backoff_max);
-    let wait_ms = u32::try_from(fed.config.pull_wait.as_millis()).unwrap_or(u32::MAX);
+    let long_wait = u32::try_from(fed.config.pull_wait.as_millis()).unwrap_or(u32::MAX);
+    // The first poll, and the first after a failure, returns at once: the link is known to be
+    // up (or down) within a round trip instead of a whole wait.
+    let mut wait_ms = 0;
     while !*shutdown.borrow() {
         let through = match fed.store.applied_through(&parent) {
             Ok(t) => t,
@@ -234,8 +239,12 @@ async fn pull_loop(
             Err(status) => Some(describe(&status)),
         };
         match failure {
-            None => backoff.reset(),
+            None => {
+                backoff.reset();
+                wait_ms = long_wait;
+            }
             Some(error) => {
+                wait_ms = 0;
                 tracing::debug!(%error, "pull from the parent failed");
                 fed.links.failed(&parent, error);
                 if !pause(backoff.next_delay(), &mut shutdown).await {

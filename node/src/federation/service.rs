@@ -111,9 +111,11 @@ impl FederationService for FederationApi {
         check_batch(&child, &batch).inspect_err(|e| {
             tracing::warn!(child = %child, "refused a batch: {}", e.message());
         })?;
+        // What the child still holds beyond this batch.
+        let remaining = queue_depth.saturating_sub(batch.len() as u64);
         self.fed
             .links
-            .heard(&child, self.fed.clock.now(), queue_depth);
+            .heard(&child, self.fed.clock.now(), remaining);
         let applied = if batch.is_empty() {
             self.fed.store.applied_through(&child)?
         } else {
