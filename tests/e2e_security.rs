@@ -47,11 +47,19 @@ async fn refused_at_handshake(
                 .await
                 .expect_err("must be refused");
             // Under TLS 1.3 the client finishes its side of the handshake before the server
-            // checks the client certificate, so the refusal (a TLS alert) surfaces on the first
-            // call as a transport error.
+            // checks the client certificate, so the refusal (a TLS alert, then a closed
+            // connection) surfaces on the first call as a transport failure — never as an
+            // answer from the service.
             assert!(
-                matches!(err.code(), Code::Unavailable | Code::Unknown),
+                matches!(
+                    err.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled
+                ),
                 "{err:?}"
+            );
+            assert!(
+                std::error::Error::source(&err).is_some(),
+                "the failure comes from the transport: {err:?}"
             );
         }
     }

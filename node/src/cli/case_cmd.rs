@@ -118,7 +118,7 @@ pub struct RegisterArgs {
     pub grid: String,
     /// Idempotency key; a retry with the same key returns the original case. Default: random.
     #[arg(long)]
-    pub key: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Args)]
@@ -293,7 +293,7 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 (None, None) => 0,
             };
             let req = pb::RegisterCaseRequest {
-                idempotency_key: a.key.clone().unwrap_or_else(random_key),
+                idempotency_key: a.idempotency_key.clone().unwrap_or_else(random_key),
                 category: parse_enum::<pb::Category>("CATEGORY", &a.category, "category")? as i32,
                 channel: parse_enum::<pb::Channel>("CHANNEL", &a.channel, "channel")? as i32,
                 summary: a.summary.clone(),

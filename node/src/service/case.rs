@@ -13,7 +13,7 @@ use super::moves::View;
 use crate::convert;
 use crate::domain::{Command, Ctx, Deadlines, NewCase, machine, validate};
 use crate::identity::{self, Action, Identity};
-use crate::storage::CaseQuery;
+use crate::storage::{CaseQuery, StorageError, WriteError};
 use crate::tls::peer_identity;
 
 /// Default and largest page sizes of ListCases.
@@ -112,23 +112,34 @@ impl pb::case_service_server::CaseService for CaseApi {
         let node = self.state.code.as_str().to_string();
         let actor = caller.uri();
         let deadlines = self.state.deadlines.clone();
-        let lookup_code = new_lookup_code();
-        let key = new.idempotency_key.clone();
-        let build_day = day.clone();
-        let reg = self
-            .state
-            .store
-            .register(key, day, move |seq| {
-                let ctx = Ctx {
-                    now,
-                    node: &node,
-                    actor: &actor,
-                    deadlines: &deadlines,
-                };
-                let id = machine::case_id(&node, &build_day, seq);
-                machine::register(&ctx, &new, id, lookup_code.clone())
-            })
-            .await?;
+        // A fresh lookup code colliding with an existing one is astronomically rare (59 bits),
+        // but it is retried rather than reported as a failure.
+        let mut attempts = 0;
+        let reg = loop {
+            attempts += 1;
+            let (node, actor, deadlines, new) =
+                (node.clone(), actor.clone(), deadlines.clone(), new.clone());
+            let lookup_code = new_lookup_code();
+            let build_day = day.clone();
+            let result = self
+                .state
+                .store
+                .register(new.idempotency_key.clone(), day.clone(), move |seq| {
+                    let ctx = Ctx {
+                        now,
+                        node: &node,
+                        actor: &actor,
+                        deadlines: &deadlines,
+                    };
+                    let id = machine::case_id(&node, &build_day, seq);
+                    machine::register(&ctx, &new, id, lookup_code.clone())
+                })
+                .await;
+            match result {
+                Err(WriteError::Storage(StorageError::LookupCodeTaken { .. })) if attempts < 3 => {}
+                other => break other?,
+            }
+        };
         Span::current().record("case_id", reg.case.id.as_str());
         if reg.created {
             tracing::info!(status = ?reg.case.status, risk = ?reg.case.risk, "case registered");

@@ -168,11 +168,10 @@ impl Change<'_> {
                 let holder: Option<String> =
                     tx.get_decoded(TreeId::LookupCodes, ValueKind::CaseId, code)?;
                 if let Some(holder) = holder.filter(|h| *h != case.id) {
-                    let reason = format!(
-                        "lookup code {} is already used by case {holder}",
-                        case.lookup_code
-                    );
-                    return Err(abort(StorageError::InvalidRecord(reason)));
+                    return Err(abort(StorageError::LookupCodeTaken {
+                        code: case.lookup_code.clone(),
+                        holder,
+                    }));
                 }
                 tx.insert_encoded(TreeId::LookupCodes, ValueKind::CaseId, code, &case.id)?;
             }

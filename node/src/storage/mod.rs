@@ -149,6 +149,10 @@ pub enum StorageError {
     /// A record handed to storage breaks a storage invariant (a bug in the caller).
     #[error("record rejected by storage: {0}")]
     InvalidRecord(String),
+    /// The lookup code of a new case is already held by another case (a random collision:
+    /// the caller retries with a fresh code).
+    #[error("lookup code {code} is already used by case {holder}")]
+    LookupCodeTaken { code: String, holder: String },
     /// A write closure panicked; the write was abandoned.
     #[error("a write panicked and was abandoned")]
     WritePanicked,

@@ -273,7 +273,13 @@ async fn records_breaking_storage_invariants_are_refused() {
             Ok((case, event))
         })
         .await;
-    assert!(invalid_record(taken_code).contains("lookup code"));
+    assert!(
+        matches!(
+            &taken_code,
+            Err(WriteError::Storage(StorageError::LookupCodeTaken { holder, .. })) if *holder == id
+        ),
+        "{taken_code:?}"
+    );
     let reused_id = store
         .register("k3".into(), DAY.into(), |_| Ok(new_case(DAY, 1)))
         .await;
