@@ -6,6 +6,8 @@
 //! * [`code`], [`identity`], [`pki`], [`tls`] — division codes, certificates, SPIFFE
 //!   identities, roles and permissions.
 //! * [`convert`] — protobuf ⇄ domain conversions (enums decoded with `TryFrom`).
+//! * [`federation`] — links between nodes, exactly-once messages, moves of ownership and
+//!   supervision across the tiers.
 //! * [`service`] — thin gRPC handlers; [`server`] — listeners, wiring and shutdown.
 //! * [`config`] — layered configuration (defaults → tier config → file → environment).
 //! * [`clock`] — injectable time; [`telemetry`] — logging.
