@@ -176,8 +176,8 @@ pub struct FederationConfig {
     /// `pull_wait`: longest a long poll for messages waits when none are queued; as a parent,
     /// the cap on what children ask for. Must be shorter than `limits.request_timeout`.
     pub pull_wait: Duration,
-    /// `batch_max`: most messages sent in one call (1–10000); batches also stay under half of
-    /// `limits.max_message_bytes`.
+    /// `batch_max`: most messages sent in one call (1–10000); batches also stay near
+    /// `limits.max_message_bytes` (a node accepts federation calls of four times that).
     pub batch_max: usize,
     /// `backoff_min`: first retry delay after a failed call to the parent (1ms–1m).
     pub backoff_min: Duration,

@@ -1,9 +1,10 @@
 //! The child's side of the link to its parent: two workers over one channel.
 //!
 //! * **push** sends the outbox for the parent, oldest first, in batches of at most
-//!   `federation.batch_max` messages (and about half the largest request), each only after it
-//!   is durable here; on the parent's answer it deletes what the parent reports applied. It
-//!   wakes as soon as a durable write queues something, and otherwise sleeps.
+//!   `federation.batch_max` messages (and about `limits.max_message_bytes`), each only after
+//!   it is durable here; on the parent's answer it deletes what the parent reports applied
+//!   (in the background, while the next batch goes out). It wakes as soon as a durable write
+//!   queues something, and otherwise sleeps.
 //! * **pull** long-polls the parent for messages queued for this node, applies each batch
 //!   durably, and acknowledges it with the next poll's `applied_through`. The first poll (and
 //!   the first after a failure) does not wait, so the link's state is known at once; the
@@ -111,21 +112,26 @@ async fn push_loop(
 ) {
     let mut backoff = Backoff::new(fed.config.backoff_min, fed.config.backoff_max);
     let mut changes = fed.store.outbox_changes();
+    // What the parent reported applied in this run: the next batch starts after it while the
+    // deletion of acknowledged messages runs in the background (after a restart: 0, and the
+    // outbox starts at its lowest entry).
+    let mut acked = 0;
     while !*shutdown.borrow() {
         changes.borrow_and_update();
-        let queued = match fed
-            .store
-            .outbox_after(&parent, 0, fed.config.batch_max, fed.batch_bytes)
-        {
-            Ok(q) => q,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox for the parent");
-                if !pause(backoff.next_delay(), &mut shutdown).await {
-                    break;
+        let queued =
+            match fed
+                .store
+                .outbox_after(&parent, acked, fed.config.batch_max, fed.batch_bytes)
+            {
+                Ok(q) => q,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox for the parent");
+                    if !pause(backoff.next_delay(), &mut shutdown).await {
+                        break;
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
+            };
         if queued.is_empty() {
             tokio::select! {
                 r = changes.changed() => if r.is_err() { break },
@@ -147,7 +153,12 @@ async fn push_loop(
             queue_depth: depth,
         });
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
-        match client.push(req).await {
+        let result = tokio::select! {
+            r = client.push(req) => r,
+            // Dropping a push in flight is safe: whatever the parent applied it skips next time.
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        match result {
             Ok(resp) => {
                 let resp = resp.into_inner();
                 fed.links.heard(&parent, fed.clock.now(), resp.queue_depth);
@@ -159,9 +170,13 @@ async fn push_loop(
                         "the parent applied less than was sent; resending the rest"
                     );
                 }
-                if let Err(e) = fed.store.ack(&parent, resp.applied_through).await {
-                    tracing::error!(error = %e, "cannot delete acknowledged messages");
-                }
+                acked = acked.max(resp.applied_through);
+                let (store, peer, through) = (fed.store.clone(), parent.clone(), acked);
+                tokio::spawn(async move {
+                    if let Err(e) = store.ack(&peer, through).await {
+                        tracing::error!(error = %e, "cannot delete acknowledged messages");
+                    }
+                });
                 backoff.reset();
                 if resp.applied_through < last && !pause(backoff.next_delay(), &mut shutdown).await
                 {
@@ -223,16 +238,24 @@ async fn pull_loop(
                     .collect();
                 match batch {
                     Ok(batch) if batch.is_empty() => None,
-                    Ok(batch) => match fed.apply(&parent, batch).await {
-                        Ok(applied) => {
-                            failpoint::hit("pull-applied");
-                            if applied.forwarded {
-                                failpoint::hit("forward-queued");
+                    Ok(batch) => {
+                        let last = batch.last().map_or(0, |(s, _)| *s);
+                        match fed.apply(&parent, batch).await {
+                            Ok(applied) if applied.through < last && applied.through == through => {
+                                Some(format!(
+                                    "gap in the parent's messages after {through}: nothing applied"
+                                ))
                             }
-                            None
+                            Ok(applied) => {
+                                failpoint::hit("pull-applied");
+                                if applied.forwarded {
+                                    failpoint::hit("forward-queued");
+                                }
+                                None
+                            }
+                            Err(e) => Some(format!("applying the parent's messages: {e}")),
                         }
-                        Err(e) => Some(format!("applying the parent's messages: {e}")),
-                    },
+                    }
                     Err(e) => Some(format!("malformed message from the parent: {e}")),
                 }
             }

@@ -24,7 +24,7 @@ pub struct Federation {
     pub clock: SharedClock,
     pub deadlines: Deadlines,
     pub links: LinkTable,
-    /// Budget of one batch on the wire (half the largest message a peer accepts).
+    /// Budget of one batch on the wire (`limits.max_message_bytes`; peers accept 4 times it).
     pub batch_bytes: usize,
 }
 
@@ -49,7 +49,7 @@ impl Federation {
             clock,
             deadlines,
             links,
-            batch_bytes: (max_message_bytes / 2).max(4096),
+            batch_bytes: max_message_bytes.max(4096),
         }
     }
 

@@ -147,7 +147,13 @@ impl FederationService for FederationApi {
         } = req.into_inner();
         let fed = &self.fed;
         fed.links.heard(&child, fed.clock.now(), queue_depth);
-        fed.store.ack(&child, applied_through).await?;
+        // Deleting what the child applied need not hold up the next batch.
+        let (store, peer) = (fed.store.clone(), child.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.ack(&peer, applied_through).await {
+                tracing::error!(error = %e, "cannot delete acknowledged messages");
+            }
+        });
         let max = match max_messages {
             0 => fed.config.batch_max,
             n => (n as usize).min(fed.config.batch_max),

@@ -5,8 +5,8 @@
 //!   the same transaction as the change that causes it and deleted only by [`Store::ack`],
 //!   when the neighbour reports it applied.
 //! * **Inbox watermark** (`peer → applied_through`): the highest link seq applied from a
-//!   neighbour. [`Store::apply_incoming`] applies a link's messages strictly in order, each in
-//!   one transaction that also moves the watermark, so a message is applied exactly once: a
+//!   neighbour. [`Store::apply_incoming`] applies a link's messages strictly in order, in one
+//!   transaction per batch that also moves the watermark, so a message is applied exactly once: a
 //!   seq at or below the watermark is a repeat and skipped, one above the next expected is a
 //!   gap and stops the batch (the sender resends from its lowest unacknowledged message).
 //! * **Supervised copies** (`case id → copy`): read-only copies of cases owned elsewhere,
@@ -103,26 +103,35 @@ impl Store {
         self.inner
             .writer
             .submit(move |trees| {
-                let mut applied = Applied {
-                    through: watermark(trees.get(TreeId::Inbox), &peer)?,
-                    ..Applied::default()
-                };
-                for (seq, msg) in &batch {
-                    if *seq <= applied.through {
-                        continue;
+                // One transaction for the whole batch: its cost is paid once, and the batch
+                // commits (and is acknowledged) as a whole or not at all.
+                trees.transaction(|tx| {
+                    let mut applied = Applied {
+                        through: tx
+                            .get_decoded(
+                                TreeId::Inbox,
+                                ValueKind::Sequence,
+                                peer.as_str().as_bytes(),
+                            )?
+                            .unwrap_or(0),
+                        ..Applied::default()
+                    };
+                    for (seq, msg) in &batch {
+                        if *seq <= applied.through {
+                            continue;
+                        }
+                        if *seq != applied.through + 1 {
+                            break;
+                        }
+                        let (note, forwarded) = apply_one(tx, &peer, *seq, msg, &f)?;
+                        applied.through = *seq;
+                        applied.forwarded |= forwarded;
+                        if let Some(note) = note {
+                            applied.notes.push((msg.id(), note));
+                        }
                     }
-                    if *seq != applied.through + 1 {
-                        break;
-                    }
-                    let (note, forwarded) =
-                        trees.transaction(|tx| apply_one(tx, &peer, *seq, msg, &f))?;
-                    applied.through = *seq;
-                    applied.forwarded |= forwarded;
-                    if let Some(note) = note {
-                        applied.notes.push((msg.id(), note));
-                    }
-                }
-                Ok(applied)
+                    Ok(applied)
+                })
             })
             .await
     }
@@ -176,19 +185,27 @@ impl Store {
         Ok(out)
     }
 
-    /// How many messages are queued for `peer`, and since when.
+    /// How many messages are queued for `peer`, and since when. A link's queue is contiguous
+    /// (appended at the tail, acknowledged from the head), so this reads two entries.
     pub fn outbox_stats(&self, peer: &NodeCode) -> Result<QueueStats, StorageError> {
         let prefix = keys::outbox_prefix(peer.as_str());
         let tree = self.tree(TreeId::Outbox);
-        let oldest = match tree.scan_prefix(&prefix).next() {
-            Some(item) => {
-                let (key, value) = item?;
-                Some(decode_entry(&key, &value)?.queued_at)
-            }
-            None => return Ok(QueueStats::default()),
+        let (Some(first), Some(last)) = (
+            tree.scan_prefix(&prefix).next().transpose()?,
+            tree.scan_prefix(&prefix).next_back().transpose()?,
+        ) else {
+            return Ok(QueueStats::default());
         };
-        let len = tree.scan_prefix(&prefix).keys().count() as u64;
-        Ok(QueueStats { len, oldest })
+        let seq = |key: &[u8]| {
+            keys::outbox_parts(key)
+                .map(|(_, s)| s)
+                .ok_or_else(|| corrupt_key(TreeId::Outbox, key, "malformed outbox key"))
+        };
+        let len = seq(&last.0)?.saturating_sub(seq(&first.0)?) + 1;
+        Ok(QueueStats {
+            len,
+            oldest: Some(decode_entry(&first.0, &first.1)?.queued_at),
+        })
     }
 
     /// Every neighbour that has messages queued.
