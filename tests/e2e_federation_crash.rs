@@ -78,6 +78,18 @@ async fn exactly_once(
     assert_eq!(case.epoch, 1 + hops as u64);
 }
 
+/// Waits until `c`'s node has nothing queued for any neighbour.
+async fn drained(c: &Client) {
+    eventually("the queues to drain", SETTLE, || {
+        let mut c = c.clone();
+        async move {
+            let l = c.get_links(pb::GetLinksRequest {}).await.ok()?.into_inner();
+            l.links.iter().all(|k| k.queue_out == 0).then_some(())
+        }
+    })
+    .await;
+}
+
 async fn escalate(c: &mut Client, id: &str) -> Result<pb::Case, tonic::Status> {
     c.escalate_case(pb::EscalateCaseRequest {
         case_id: id.to_string(),
@@ -148,7 +160,9 @@ async fn the_sender_crashes_after_committing_and_after_the_ack() {
         p.village.restart_with_env(p.root.path(), &[]);
         let v = director(&p.pki, &p.village).await;
         let mut t = director(&p.pki, &p.town).await;
-        exactly_once(&id, &mut t, TOWN, &mut [v], 1).await;
+        exactly_once(&id, &mut t, TOWN, &mut [v.clone()], 1).await;
+        // Before the next crash point: the village has deleted what the township acknowledged.
+        drained(&v).await;
     }
 }
 
@@ -166,6 +180,7 @@ async fn the_receiver_crashes_after_applying_before_answering() {
     p.town.restart_with_env(p.root.path(), &[]);
     let mut t = director(&p.pki, &p.town).await;
     exactly_once(&id, &mut t, TOWN, &mut [v.clone()], 1).await;
+    drained(&v).await;
 
     // Downward: the village dies after applying a pulled batch, before acknowledging it.
     p.village
@@ -183,14 +198,7 @@ async fn the_receiver_crashes_after_applying_before_answering() {
     let mut v = director(&p.pki, &p.village).await;
     exactly_once(&id, &mut v, VILLAGE, &mut [t.clone()], 1).await;
     // The township's queue for the village drains: the restarted village acknowledged.
-    eventually("the township's queue drains", SETTLE, || {
-        let mut t = t.clone();
-        async move {
-            let l = t.get_links(pb::GetLinksRequest {}).await.ok()?.into_inner();
-            l.links.iter().all(|k| k.queue_out == 0).then_some(())
-        }
-    })
-    .await;
+    drained(&t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,8 +23,20 @@ const DAY: &str = "20250131";
 const T0: i64 = 1_738_281_600_000;
 const DAY_MS: i64 = 86_400_000;
 
+/// Opens the store in `dir`. After a store in the same folder was dropped, sled's background
+/// I/O threads may hold its file lock for a moment longer: a lock error is retried (bounded).
 fn open(dir: &Path) -> Store {
-    Store::open(dir, &StoreOptions::default()).expect("open store")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir, &StoreOptions::default()) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                assert!(std::time::Instant::now() < deadline, "open store: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("open store: {e}"),
+        }
+    }
 }
 
 fn new_case(day: &str, seq: u32) -> (Case, Event) {
