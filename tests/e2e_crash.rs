@@ -55,7 +55,9 @@ async fn acknowledged_registrations_survive_kill_9() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(h.events.len(), 1);
+        // The registration; early-warning rules may have added events after it (every
+        // request here is the same person against the same employer).
+        assert_eq!(h.events[0].kind, "registered");
     }
     // Idempotency also survived: retrying after the crash returns the same case.
     let again = intake

@@ -355,7 +355,13 @@ async fn cases_move_and_are_supervised_across_the_tiers() {
     })
     .await;
     assert_eq!(copy.owner_node, V2);
-    assert_eq!(copy.supervising_nodes, vec![CITY.to_string()]);
+    // The city, and whoever the risk rules added (the same applicant in several cases raises
+    // the risk, and an orange case is followed by the township).
+    assert!(
+        copy.supervising_nodes.contains(&CITY.to_string()),
+        "{:?}",
+        copy.supervising_nodes
+    );
 
     // The same through fqctl, as a director at a center would: escalate, then look at links.
     let (cert, key) = fed.pki.operator(V2, "director", "boss");

@@ -63,6 +63,7 @@ fn transfer(origin: &str, owner: &str, to: &str) -> pb::Envelope {
             epoch: 2,
             kind: pb::TransferKind::TakeOver as i32,
             reason: "伪造".into(),
+            rule_supervision: Vec::new(),
         })),
     }
 }

@@ -194,6 +194,8 @@ async fn a_case_lives_from_registration_to_closure() {
             "mediation",
             "resolved",
             "reopened",
+            // By rule, a reopened case is put under the parent's supervision.
+            "supervision_opened",
             "resolved",
             "follow_up_closed"
         ]

@@ -201,8 +201,16 @@ async fn a_thousand_escalations_cross_a_faulty_link_exactly_once() {
             .unwrap()
             .into_inner()
             .events;
+        // Risk rules may add events of their own (the same applicant in many cases raises the
+        // risk); the move is in the history exactly once, and last.
         let kinds: Vec<&str> = h.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["registered", "escalated", "received"], "{id}");
+        let count = |k: &str| kinds.iter().filter(|x| **x == k).count();
+        assert_eq!(
+            (count("escalated"), count("received")),
+            (1, 1),
+            "{id}: {kinds:?}"
+        );
+        assert_eq!(kinds.last(), Some(&"received"), "{id}: {kinds:?}");
     }
     // The village's queue drains and the link reports healthy.
     eventually(

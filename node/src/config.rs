@@ -18,7 +18,8 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::code::{NodeCode, Tier};
-use crate::domain::Deadlines;
+use crate::domain::{Deadlines, Policy};
+use crate::report::Cadence;
 use crate::tls::TlsFiles;
 
 /// Built-in defaults, the lowest layer.
@@ -26,6 +27,7 @@ pub const DEFAULTS: &str = r#"
 parent = ""
 name = ""
 tier_config = ""
+clock_offset = "0s"
 
 [storage]
 cache_capacity_mb = 16
@@ -34,6 +36,20 @@ cache_capacity_mb = 16
 review = "3d"
 resolve = "30d"
 follow_up = "7d"
+escalate_overdue_after = "1d"
+
+[early_warning]
+repeat_person_cases = 3
+repeat_person_window = "180d"
+respondent_open_cases = 3
+reopen_supervise = true
+
+[rules]
+sweep_every = "30s"
+
+[reports]
+cadence = "month"
+dir = ""
 
 [limits]
 max_message_bytes = 1048576
@@ -75,9 +91,13 @@ struct RawConfig {
     /// Read in the first pass of [`load`]; kept here so it is a known key.
     #[allow(dead_code)]
     tier_config: String,
+    clock_offset: String,
     tls: RawTls,
     storage: RawStorage,
     deadlines: RawDeadlines,
+    early_warning: RawEarlyWarning,
+    rules: RawRules,
+    reports: RawReports,
     limits: RawLimits,
     log: RawLog,
     federation: RawFederation,
@@ -113,6 +133,29 @@ struct RawDeadlines {
     review: String,
     resolve: String,
     follow_up: String,
+    escalate_overdue_after: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEarlyWarning {
+    repeat_person_cases: u32,
+    repeat_person_window: String,
+    respondent_open_cases: u32,
+    reopen_supervise: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    sweep_every: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    cadence: String,
+    dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,8 +193,25 @@ pub struct NodeConfig {
     pub tls: TlsFiles,
     /// `[storage]` `cache_capacity_mb`: sled page-cache size in MiB (1–4096).
     pub cache_capacity_bytes: u64,
-    /// `[deadlines]` `review`, `resolve`, `follow_up`: durations like "3d", "12h", "90s".
+    /// `[deadlines]` `review`, `resolve`, `follow_up`: durations like "3d", "12h", "90s";
+    /// `escalate_overdue_after`: a case overdue by more than this is supervised by the parent
+    /// ("off" turns the rule off).
     pub deadlines: Deadlines,
+    /// `[early_warning]` `repeat_person_cases` (0 = off), `repeat_person_window`,
+    /// `respondent_open_cases` (0 = off), `reopen_supervise`: see [`Policy`].
+    pub policy: Policy,
+    /// `[rules]` `sweep_every`: how often the node applies its deadline rules, catches up on
+    /// early warnings and writes due reports (1s–1d).
+    pub sweep_every: Duration,
+    /// `[reports]` `cadence`: scheduled reports, "day" (villages), "week" (townships), "month"
+    /// (counties and cities) or "off".
+    pub report_cadence: Option<Cadence>,
+    /// `[reports]` `dir`: where scheduled reports are written; empty means `data_dir/reports`.
+    pub reports_dir: PathBuf,
+    /// `clock_offset`: shifts this node's clock forward (a duration, default "0s"). For drills
+    /// and end-to-end tests only: restarting a node with a larger offset moves its "now"
+    /// without waiting. Never set it in production.
+    pub clock_offset: Duration,
     /// `[limits]` `max_message_bytes`: largest request accepted (4 KiB–64 MiB).
     pub max_message_bytes: usize,
     /// `[limits]` `max_concurrent_streams`: HTTP/2 streams per connection (1–10000).
@@ -307,6 +367,23 @@ fn parse_duration(field: &'static str, s: &str) -> Result<Duration, ConfigError>
     Ok(d)
 }
 
+/// A duration that may be zero (`clock_offset`).
+fn parse_offset(field: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    match s.trim() {
+        "0" | "" => Ok(Duration::ZERO),
+        other => humantime::parse_duration(other)
+            .map_err(|e| invalid(field, format!("{s:?} is not a duration like \"30d\": {e}"))),
+    }
+}
+
+/// A duration, or "off" (`None`).
+fn parse_optional_duration(field: &'static str, s: &str) -> Result<Option<Duration>, ConfigError> {
+    match s.trim() {
+        "off" => Ok(None),
+        other => parse_duration(field, other).map(Some),
+    }
+}
+
 fn parse_addr(field: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse().map_err(|e| {
         invalid(
@@ -325,9 +402,13 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         parent,
         data_dir,
         tier_config: _,
+        clock_offset,
         tls,
         storage,
         deadlines,
+        early_warning,
+        rules,
+        reports,
         limits,
         log,
         federation: raw_federation,
@@ -367,7 +448,38 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         review: parse_duration("deadlines.review", &deadlines.review)?,
         resolve: parse_duration("deadlines.resolve", &deadlines.resolve)?,
         follow_up: parse_duration("deadlines.follow_up", &deadlines.follow_up)?,
+        escalate_overdue_after: parse_optional_duration(
+            "deadlines.escalate_overdue_after",
+            &deadlines.escalate_overdue_after,
+        )?,
     };
+    let policy = Policy {
+        repeat_person_cases: early_warning.repeat_person_cases,
+        repeat_person_window: parse_duration(
+            "early_warning.repeat_person_window",
+            &early_warning.repeat_person_window,
+        )?,
+        respondent_open_cases: early_warning.respondent_open_cases,
+        reopen_supervise: early_warning.reopen_supervise,
+    };
+    let sweep_every = parse_duration("rules.sweep_every", &rules.sweep_every)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&sweep_every) {
+        return Err(invalid("rules.sweep_every", "must be 1s–1d"));
+    }
+    let report_cadence = match reports.cadence.trim() {
+        "off" => None,
+        other => Some(
+            other
+                .parse::<Cadence>()
+                .map_err(|e| invalid("reports.cadence", e))?,
+        ),
+    };
+    let reports_dir = if reports.dir.as_os_str().is_empty() {
+        data_dir.join("reports")
+    } else {
+        reports.dir
+    };
+    let clock_offset = parse_offset("clock_offset", &clock_offset)?;
     if !(4096..=64 << 20).contains(&limits.max_message_bytes) {
         return Err(invalid("limits.max_message_bytes", "must be 4096–67108864"));
     }
@@ -400,6 +512,11 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         },
         cache_capacity_bytes: storage.cache_capacity_mb << 20,
         deadlines,
+        policy,
+        sweep_every,
+        report_cadence,
+        reports_dir,
+        clock_offset,
         max_message_bytes: limits.max_message_bytes,
         max_concurrent_streams: limits.max_concurrent_streams,
         request_timeout,
@@ -462,6 +579,44 @@ key = "node.key"
     }
 
     #[test]
+    fn rule_sections_have_defaults_by_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = load(&write(dir.path(), BASE)).unwrap();
+        assert_eq!(
+            c.deadlines.escalate_overdue_after,
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(c.policy, Policy::default());
+        assert_eq!(c.sweep_every, Duration::from_secs(30));
+        assert_eq!(c.report_cadence, Some(Cadence::Month), "county: monthly");
+        assert_eq!(c.reports_dir, PathBuf::from("data").join("reports"));
+        assert_eq!(c.clock_offset, Duration::ZERO);
+
+        let village = BASE.replace("610116", "610116001001");
+        let c = load(&write(dir.path(), &village)).unwrap();
+        assert_eq!(c.report_cadence, Some(Cadence::Day), "village: daily");
+        let township = BASE.replace("610116", "610116001");
+        let c = load(&write(dir.path(), &township)).unwrap();
+        assert_eq!(c.report_cadence, Some(Cadence::Week), "township: weekly");
+
+        let body = format!(
+            "clock_offset = \"40d\"\n{BASE}\n[deadlines]\nescalate_overdue_after = \"off\"\n\
+             [early_warning]\nrepeat_person_cases = 0\nrepeat_person_window = \"30d\"\n\
+             [reports]\ncadence = \"off\"\ndir = \"/srv/reports\"\n"
+        );
+        let c = load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(c.deadlines.escalate_overdue_after, None);
+        assert_eq!(c.policy.repeat_person_cases, 0);
+        assert_eq!(
+            c.policy.repeat_person_window,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(c.report_cadence, None);
+        assert_eq!(c.reports_dir, PathBuf::from("/srv/reports"));
+        assert_eq!(c.clock_offset, Duration::from_secs(40 * 86_400));
+    }
+
+    #[test]
     fn tier_follows_code_length() {
         let dir = tempfile::tempdir().unwrap();
         let body = BASE.replace("610116", "610116001001");
@@ -488,6 +643,21 @@ key = "node.key"
                 .contains("cache_capacity_mb")
         );
         assert!(err_of(&format!("{BASE}\n[log]\nformat = \"xml\"\n")).contains("log.format"));
+        assert!(
+            err_of(&format!("{BASE}\n[reports]\ncadence = \"hourly\"\n"))
+                .contains("reports.cadence")
+        );
+        assert!(
+            err_of(&format!("{BASE}\n[rules]\nsweep_every = \"2d\"\n"))
+                .contains("rules.sweep_every")
+        );
+        assert!(
+            err_of(&format!(
+                "{BASE}\n[deadlines]\nescalate_overdue_after = \"never\"\n"
+            ))
+            .contains("deadlines.escalate_overdue_after")
+        );
+        assert!(err_of(&format!("clock_offset = \"soon\"\n{BASE}")).contains("clock_offset"));
         assert!(err_of(&BASE.replace("data_dir = \"data\"", "")).contains("data_dir"));
         assert!(
             err_of(&format!("{BASE}\n[federation]\npull_wait = \"40s\"\n"))

@@ -8,11 +8,13 @@
 
 use fengqiao_proto::v1 as pb;
 
+use crate::domain::alert::Alert;
 use crate::domain::mask;
+use crate::domain::rules::Warning;
 use crate::domain::{
-    Case, CaseStatus, Category, Channel, Command, Confirmation, DomainError, Event,
-    MediationMethod, MediationResult, MediationType, NewCase, Party, PartyRole, RiskLevel,
-    Timestamp,
+    Case, CasePlan, CaseStatus, Category, Channel, Command, Confirmation, DomainError, Event,
+    MediationMethod, MediationResult, MediationType, NewCase, Party, PartyRole, PlanUpdate,
+    ProgressEntry, RiskLevel, Timestamp,
 };
 
 macro_rules! enum_conv {
@@ -93,6 +95,7 @@ enum_conv!(
     [Agreed, NotAgreed, Continuing]
 );
 enum_conv!(Confirmation, Confirmation, [None, Judicial, Notarized]);
+enum_conv!(Warning, Warning, [None, Amber, Red]);
 
 /// Decodes a required enum field: unknown numbers and `*_UNSPECIFIED` are errors.
 pub fn required<P, D>(field: &'static str, v: i32) -> Result<D, DomainError>
@@ -293,9 +296,103 @@ pub fn follow_up_from_proto(
     ))
 }
 
-/// A case for the wire. Personal data is masked unless `reveal_personal` (GetCase for a role
-/// that needs it); listings always pass `false`.
-pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
+pub fn change_risk_from_proto(r: pb::ChangeRiskRequest) -> Result<(String, Command), DomainError> {
+    let pb::ChangeRiskRequest {
+        case_id,
+        risk,
+        reason,
+    } = r;
+    let risk = required::<pb::RiskLevel, _>("risk", risk)?;
+    Ok((case_id, Command::ChangeRisk { risk, reason }))
+}
+
+pub fn extend_from_proto(r: pb::ExtendDeadlineRequest) -> Result<(String, Command), DomainError> {
+    let pb::ExtendDeadlineRequest {
+        case_id,
+        until,
+        reason,
+    } = r;
+    let until = until
+        .as_ref()
+        .map(|t| ts_from_proto("until", t))
+        .transpose()?
+        .ok_or_else(|| DomainError::invalid("until", "is required"))?;
+    Ok((case_id, Command::ExtendDeadline { until, reason }))
+}
+
+pub fn plan_from_proto(r: pb::UpdateCasePlanRequest) -> (String, Command) {
+    let pb::UpdateCasePlanRequest {
+        case_id,
+        lead_leader,
+        mediation_org,
+        liaison_unit,
+        plan,
+        legal_briefing,
+    } = r;
+    let update = PlanUpdate {
+        lead_leader,
+        mediation_org,
+        liaison_unit,
+        plan,
+        legal_briefing,
+    };
+    (case_id, Command::UpdatePlan(update))
+}
+
+pub fn progress_from_proto(r: pb::AddCaseProgressRequest) -> (String, Command) {
+    let pb::AddCaseProgressRequest { case_id, text } = r;
+    (case_id, Command::AddProgress { text })
+}
+
+fn plan_to_proto(p: &CasePlan) -> pb::CasePlan {
+    let CasePlan {
+        lead_leader,
+        mediation_org,
+        liaison_unit,
+        plan,
+        legal_briefing,
+        progress,
+    } = p;
+    pb::CasePlan {
+        lead_leader: lead_leader.clone(),
+        mediation_org: mediation_org.clone(),
+        liaison_unit: liaison_unit.clone(),
+        plan: plan.clone(),
+        legal_briefing: legal_briefing.clone(),
+        progress: progress
+            .iter()
+            .map(|ProgressEntry { at, actor, text }| pb::ProgressEntry {
+                at: Some(ts_to_proto(*at)),
+                actor: actor.clone(),
+                text: text.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn alert_to_proto(a: &Alert) -> pb::Alert {
+    let Alert {
+        key: _,
+        kind,
+        case_ids,
+        node,
+        raised_at,
+        message,
+        forward_to: _,
+    } = a;
+    pb::Alert {
+        kind: kind.as_str().to_owned(),
+        case_ids: case_ids.clone(),
+        node: node.clone(),
+        raised_at: Some(ts_to_proto(*raised_at)),
+        message: message.clone(),
+    }
+}
+
+/// A case for the wire, as seen at `now` (its deadline warning is computed from it). Personal
+/// data is masked unless `reveal_personal` (GetCase for a role that needs it); listings always
+/// pass `false`.
+pub fn case_to_proto(c: &Case, reveal_personal: bool, now: Timestamp) -> pb::Case {
     let parties = if reveal_personal {
         c.parties.iter().map(party_to_proto).collect()
     } else {
@@ -338,6 +435,11 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
         closed_at,
         history_len: _,
         supervising_nodes,
+        resolve_started_at,
+        follow_up_due_at,
+        deadline_extended,
+        rule_supervision: _,
+        plan,
     } = c;
     pb::Case {
         id: id.clone(),
@@ -371,8 +473,12 @@ pub fn case_to_proto(c: &Case, reveal_personal: bool) -> pb::Case {
         resolved_at: resolved_at.map(ts_to_proto),
         closed_at: closed_at.map(ts_to_proto),
         supervising_nodes: supervising_nodes.clone(),
-        warning: pb::Warning::Unspecified as i32,
+        warning: pb::Warning::from(c.warning(now)) as i32,
         mediation_sessions: *mediation_sessions,
+        follow_up_due_at: follow_up_due_at.map(ts_to_proto),
+        resolve_started_at: resolve_started_at.map(ts_to_proto),
+        deadline_extended: *deadline_extended,
+        plan: Some(plan_to_proto(plan)),
     }
 }
 

@@ -15,6 +15,9 @@ pub enum Error {
     PermissionDenied(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A task the request ran off the runtime (a report) failed.
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl From<WriteError> for Error {
@@ -32,15 +35,17 @@ impl From<Error> for Status {
         let code = match &e {
             Error::Domain(DomainError::InvalidArgument { .. }) => Code::InvalidArgument,
             Error::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
+            Error::Domain(DomainError::Refused { .. }) => Code::FailedPrecondition,
             Error::NotFound(_) => Code::NotFound,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Storage(StorageError::BadPageToken(_)) => Code::InvalidArgument,
             Error::Storage(_) => Code::Internal,
+            Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {
-            // Details of storage failures stay in the node's log, not in the caller's hands.
-            tracing::error!(error = %e, "storage failure");
-            return Status::new(code, "internal storage error; see the node's log");
+            // Details of internal failures stay in the node's log, not in the caller's hands.
+            tracing::error!(error = %e, "internal failure");
+            return Status::new(code, "internal error; see the node's log");
         }
         Status::new(code, e.to_string())
     }

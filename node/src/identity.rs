@@ -37,11 +37,14 @@
 //! | `ReadStats`         | ✓ | ✓ | ✓ | ✓ | ✓ |
 //! | `ReadAlerts`        | ✓ | ✓ | ✓ | ✓ | ✓ |
 //! | `ExportReport`      |   |   | ✓ | ✓ | ✓ |
+//! | `PlanCase`          |   | ✓ | ✓ |   |   |
 //!
 //! In words: the director may do everything; the auditor only reads (never personal data);
 //! county IT (admin) runs the node and routes cases but never sees personal data, registers,
 //! mediates or resolves; rejecting, escalating and transferring belong to the director and
-//! admin only.
+//! admin only. Changing a case's risk and extending its deadline (once, with a reason) are the
+//! director's alone; the "六个一" plan and progress table are kept by the people working the
+//! case (mediator and director).
 
 use std::fmt;
 use std::str::FromStr;
@@ -163,11 +166,13 @@ pub enum Action {
     ReadAlerts,
     /// Export a report.
     ExportReport,
+    /// Keep a case's "六个一" plan and progress table.
+    PlanCase,
 }
 
 impl Action {
     /// All actions.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ReadCase,
         Action::ReadPersonalData,
         Action::RegisterCase,
@@ -186,6 +191,7 @@ impl Action {
         Action::ReadStats,
         Action::ReadAlerts,
         Action::ExportReport,
+        Action::PlanCase,
     ];
 
     /// A stable snake_case name, for messages and logs.
@@ -209,6 +215,7 @@ impl Action {
             Action::ReadStats => "read_stats",
             Action::ReadAlerts => "read_alerts",
             Action::ExportReport => "export_report",
+            Action::PlanCase => "plan_case",
         }
     }
 }
@@ -230,17 +237,17 @@ pub fn allowed(role: Role, action: Action) -> bool {
             ReadCase | ReadPersonalData | RegisterCase | AcceptCase | RejectCase | AssignCase
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ReadStats | ReadAlerts
-            | ExportReport => true,
+            | ExportReport | PlanCase => true,
         },
         Role::Intake => match action {
             ReadCase | ReadPersonalData | RegisterCase | AcceptCase | AssignCase
             | RecordFollowUp | ReadLinks | ReadStats | ReadAlerts => true,
             RejectCase | RecordMediation | ResolveCase | EscalateCase | TransferCase
-            | SuperviseCase | ChangeRisk | ExtendDeadline | ExportReport => false,
+            | SuperviseCase | ChangeRisk | ExtendDeadline | ExportReport | PlanCase => false,
         },
         Role::Mediator => match action {
             ReadCase | ReadPersonalData | RecordMediation | ResolveCase | RecordFollowUp
-            | ReadStats | ReadAlerts => true,
+            | ReadStats | ReadAlerts | PlanCase => true,
             RegisterCase | AcceptCase | RejectCase | AssignCase | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ExportReport => false,
         },
@@ -248,13 +255,13 @@ pub fn allowed(role: Role, action: Action) -> bool {
             ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport => true,
             ReadPersonalData | RegisterCase | AcceptCase | RejectCase | AssignCase
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
-            | SuperviseCase | ChangeRisk | ExtendDeadline => false,
+            | SuperviseCase | ChangeRisk | ExtendDeadline | PlanCase => false,
         },
         Role::Admin => match action {
             ReadCase | RejectCase | EscalateCase | TransferCase | SuperviseCase | ReadLinks
             | ReadStats | ReadAlerts | ExportReport => true,
             ReadPersonalData | RegisterCase | AcceptCase | AssignCase | RecordMediation
-            | ResolveCase | RecordFollowUp | ChangeRisk | ExtendDeadline => false,
+            | ResolveCase | RecordFollowUp | ChangeRisk | ExtendDeadline | PlanCase => false,
         },
     }
 }
@@ -623,7 +630,7 @@ mod tests {
 
     /// The expected table, written out row by row as in the module documentation:
     /// columns intake, mediator, director, auditor, admin.
-    const TABLE: [(Action, [bool; 5]); 18] = [
+    const TABLE: [(Action, [bool; 5]); 19] = [
         (ReadCase, [true, true, true, true, true]),
         (ReadPersonalData, [true, true, true, false, false]),
         (RegisterCase, [true, false, true, false, false]),
@@ -642,6 +649,7 @@ mod tests {
         (ReadStats, [true, true, true, true, true]),
         (ReadAlerts, [true, true, true, true, true]),
         (ExportReport, [false, false, true, true, true]),
+        (PlanCase, [false, true, true, false, false]),
     ];
 
     #[test]

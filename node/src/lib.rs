@@ -9,6 +9,8 @@
 //! * [`federation`] — links between nodes, exactly-once messages, moves of ownership and
 //!   supervision across the tiers.
 //! * [`service`] — thin gRPC handlers; [`server`] — listeners, wiring and shutdown.
+//! * [`sweep`] — the node applying its time-driven rules (deadlines, early-warning catch-up,
+//!   scheduled reports); [`report`] — cadence reports as data, CSV and text.
 //! * [`config`] — layered configuration (defaults → tier config → file → environment).
 //! * [`clock`] — injectable time; [`telemetry`] — logging.
 //! * [`dev`] — `fqnode dev`, a local federation; [`cli`] — the `fqctl` operator CLI.
@@ -24,8 +26,10 @@ pub mod error;
 pub mod federation;
 pub mod identity;
 pub mod pki;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod sweep;
 pub mod telemetry;
 pub mod tls;

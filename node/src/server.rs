@@ -1,5 +1,6 @@
-//! Wiring of one node: opens storage, binds the operator and federation listeners with mutual
-//! TLS, serves until told to stop, then drains and syncs storage.
+//! Wiring of one node: opens storage, runs the rules' sweep once, binds the operator and
+//! federation listeners with mutual TLS, serves (sweeping every `rules.sweep_every`) until
+//! told to stop, then drains and syncs storage.
 //!
 //! [`start`] is the testable entry point (mini-redis style): it binds first, so callers that
 //! asked for port 0 learn the real addresses from [`RunningNode::addrs`], and it returns a
@@ -54,6 +55,8 @@ pub enum ServerError {
     WrongIdentity { expected: String, found: String },
     #[error("parent is set, but node {0} is a province and has no parent tier")]
     NoParentTier(String),
+    #[error("first sweep of the rules: {0}")]
+    Sweep(#[from] crate::sweep::SweepError),
 }
 
 /// The addresses a node actually listens on.
@@ -71,6 +74,7 @@ pub struct RunningNode {
     tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     /// Link workers and the silence check.
     workers: Vec<JoinHandle<()>>,
+    sweeper: JoinHandle<()>,
 }
 
 impl RunningNode {
@@ -95,6 +99,9 @@ impl RunningNode {
                 Ok(Err(e)) => first_err = first_err.or(Some(ServerError::Transport(e))),
                 Err(e) => first_err = first_err.or(Some(ServerError::Join(e))),
             }
+        }
+        if let Err(e) = self.sweeper.await {
+            first_err = first_err.or(Some(ServerError::Join(e)));
         }
         self.state.store.shutdown().await;
         first_err.map_or(Ok(()), Err)
@@ -125,7 +132,9 @@ async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Opens storage, binds both listeners and starts serving.
+/// Opens storage, applies the rules once (see `crate::sweep`), binds both listeners and starts
+/// serving. The node's time is `clock` (`fqnode` passes the system clock shifted by
+/// `clock_offset`).
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
     let server_tls = tls::server_tls_config(&cfg.tls)?;
@@ -174,12 +183,21 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         clock,
         deadlines: cfg.deadlines.clone(),
         federation: fed.clone(),
+        policy: cfg.policy.clone(),
+        sweep_every: cfg.sweep_every,
+        report_cadence: cfg.report_cadence,
+        reports_dir: cfg.reports_dir.clone(),
     });
     if failpoint::any() {
         tracing::warn!(
             env = failpoint::ENV,
             "crash points are set (a test hook): this node will abort at them"
         );
+    }
+    // Before serving: whatever is overdue at this node's "now" is handled when it answers.
+    let first = crate::sweep::run_once(&state, state.clock.now()).await?;
+    if first != crate::sweep::SweepReport::default() {
+        tracing::info!(sweep = ?first, "rules applied at start");
     }
 
     let api_listener = bind("listen", cfg.listen).await?;
@@ -245,8 +263,13 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         shutdown_rx.clone(),
     )];
     if let Some(channel) = parent_channel {
-        workers.extend(federation::link::spawn(fed.clone(), channel, shutdown_rx));
+        workers.extend(federation::link::spawn(
+            fed.clone(),
+            channel,
+            shutdown_rx.clone(),
+        ));
     }
+    let sweeper = crate::sweep::spawn(state.clone(), shutdown_rx);
     tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
     Ok(RunningNode {
         addrs,
@@ -254,5 +277,6 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         shutdown: shutdown_tx,
         tasks,
         workers,
+        sweeper,
     })
 }

@@ -410,3 +410,59 @@ pub fn register_request(key: &str) -> pb::RegisterCaseRequest {
         grid_id: "610116001001-03".to_string(),
     }
 }
+
+/// A registration with its own applicant ID number, respondent and risk.
+pub fn request(
+    key: &str,
+    risk: pb::RiskLevel,
+    id_number: &str,
+    respondent: &str,
+) -> pb::RegisterCaseRequest {
+    let mut r = register_request(key);
+    r.risk = risk as i32;
+    r.parties[0].id_number = id_number.to_string();
+    r.parties[1].name = respondent.to_string();
+    r
+}
+
+/// Restarts `node` with its clock `offset` ahead (e.g. "60h"): how end-to-end tests move a
+/// node's time without waiting.
+pub fn restart_at(node: &mut NodeProc, root: &Path, offset: &str) {
+    let body = std::fs::read_to_string(&node.config).unwrap();
+    let rest: Vec<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with("clock_offset"))
+        .collect();
+    let body = format!("clock_offset = \"{offset}\"\n{}\n", rest.join("\n"));
+    std::fs::write(&node.config, body).unwrap();
+    node.restart(root);
+}
+
+/// A case by id.
+pub async fn get(c: &mut CaseServiceClient<Channel>, id: &str) -> pb::Case {
+    c.get_case(pb::GetCaseRequest {
+        case_id: id.to_string(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// fqctl as operator `role`/`zhao` of `node`, at the node's current address.
+pub fn fqctl_as(pki: &Pki, node: &NodeProc, role: &str, args: &[&str]) -> (i32, String, String) {
+    let (cert, key) = pki.operator(&node.code, role, "zhao");
+    let endpoint = node.url();
+    let ca = pki.ca();
+    let mut all = vec![
+        "--endpoint",
+        endpoint.as_str(),
+        "--ca",
+        ca.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    fqctl(&all)
+}

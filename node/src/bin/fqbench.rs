@@ -164,7 +164,11 @@ where
     stats
 }
 
+/// A registration by a person of its own against an employer of its own, so that the bench
+/// measures registration and not the early-warning rules (which a run of thousands of cases by
+/// one person would trigger on every request).
 fn request(worker: usize, seq: u64) -> pb::RegisterCaseRequest {
+    let n = (worker as u64) * 100_000_000 + seq;
     pb::RegisterCaseRequest {
         idempotency_key: format!("bench-{worker}-{seq}"),
         category: pb::Category::Labor as i32,
@@ -176,11 +180,11 @@ fn request(worker: usize, seq: u64) -> pb::RegisterCaseRequest {
                 role: pb::PartyRole::Applicant as i32,
                 name: "张三".into(),
                 phone: "13812345678".into(),
-                id_number: "610102199001011234".into(),
+                id_number: format!("61010219{n:010}"),
             },
             pb::Party {
                 role: pb::PartyRole::Respondent as i32,
-                name: "某建筑公司".into(),
+                name: format!("某建筑公司{n}"),
                 phone: "02988886666".into(),
                 id_number: String::new(),
             },

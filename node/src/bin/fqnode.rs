@@ -94,7 +94,15 @@ async fn main() -> ExitCode {
                 }
             };
             telemetry::init(cfg.log_json, &cfg.log_level);
-            let node = match server::start(cfg, Arc::new(SystemClock::default())).await {
+            let offset_ms = i64::try_from(cfg.clock_offset.as_millis()).unwrap_or(i64::MAX);
+            if offset_ms != 0 {
+                tracing::warn!(
+                    offset_ms,
+                    "clock_offset is set: this node's time is shifted"
+                );
+            }
+            let clock = Arc::new(SystemClock { offset_ms });
+            let node = match server::start(cfg, clock).await {
                 Ok(n) => n,
                 Err(e) => {
                     eprintln!("fqnode: {e}");

@@ -1,9 +1,11 @@
-//! `fqctl case ...`: one subcommand per CaseService RPC.
+//! `fqctl case ...`: one subcommand per CaseService RPC (risk, deadline and "六个一" ones in
+//! `oversight_cmd`).
 
 use clap::{Args, Subcommand};
 use fengqiao_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 
+use super::oversight_cmd::{self, ExtendArgs, PlanArgs, RiskArgs};
 use super::render::{self, parse_enum};
 use super::{Cli, Failure, connect};
 use crate::clock::{Clock, SystemClock};
@@ -86,6 +88,18 @@ pub enum CaseCommand {
         #[arg(long)]
         due: Option<String>,
     },
+    /// 风险调整: change the four-colour risk, with a reason (director).
+    Risk(RiskArgs),
+    /// 延期: extend the resolution deadline once, with a reason (director).
+    Extend(ExtendArgs),
+    /// 六个一: set the lead leader, mediation organisation, liaison unit, plan, briefing.
+    Plan(PlanArgs),
+    /// 办理进展: add an entry to the progress table.
+    Progress {
+        case_id: String,
+        #[arg(long)]
+        text: String,
+    },
 }
 
 #[derive(Args)]
@@ -130,7 +144,7 @@ pub struct ListArgs {
     pub risk: Option<String>,
     #[arg(long)]
     pub category: Option<String>,
-    /// Only cases past their review or resolution deadline.
+    /// Only cases past their running deadline (review, resolution or follow-up).
     #[arg(long)]
     pub overdue: bool,
     #[arg(long, default_value_t = 50)]
@@ -214,8 +228,9 @@ fn parse_party(s: &str) -> Result<pb::Party, Failure> {
     })
 }
 
-/// Parses a deadline: a duration from now, or a China-time date / date-time.
-fn parse_due(s: &str) -> Result<prost_types::Timestamp, Failure> {
+/// Parses a deadline given as `flag`: a duration from now, or a China-time date / date-time
+/// (a date alone means its last second).
+pub(crate) fn parse_due(s: &str, flag: &str) -> Result<prost_types::Timestamp, Failure> {
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(convert::ts_to_proto(SystemClock::default().now().plus(d)));
     }
@@ -227,7 +242,7 @@ fn parse_due(s: &str) -> Result<prost_types::Timestamp, Failure> {
         })
         .map_err(|_| {
             Failure::usage(format!(
-                "--due {s:?}: give \"7d\", \"2026-12-01\" or \"2026-12-01 17:00\""
+                "{flag} {s:?}: give \"7d\", \"2026-12-01\" or \"2026-12-01 17:00\""
             ))
         })?;
     let t = local.assume_offset(time::macros::offset!(+8));
@@ -357,7 +372,7 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
             handler,
             due,
         } => {
-            let due_at = due.as_deref().map(parse_due).transpose()?;
+            let due_at = due.as_deref().map(|d| parse_due(d, "--due")).transpose()?;
             let req = pb::AssignCaseRequest {
                 case_id: case_id.clone(),
                 handler: handler.clone(),
@@ -458,7 +473,7 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
             let req = pb::SuperviseCaseRequest {
                 case_id: case_id.clone(),
                 instruction: instruction.clone(),
-                due_at: due.as_deref().map(parse_due).transpose()?,
+                due_at: due.as_deref().map(|d| parse_due(d, "due")).transpose()?,
             };
             Ok(case_out(c.supervise_case(req).await?.into_inner()))
         }
@@ -474,6 +489,12 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
             }
             Ok(render::history_table(&h, lang))
         }
+        CaseCommand::Risk(a) => Ok(case_out(oversight_cmd::risk(&mut c, a).await?)),
+        CaseCommand::Extend(a) => Ok(case_out(oversight_cmd::extend(&mut c, a).await?)),
+        CaseCommand::Plan(a) => Ok(case_out(oversight_cmd::plan(&mut c, a).await?)),
+        CaseCommand::Progress { case_id, text } => Ok(case_out(
+            oversight_cmd::progress(&mut c, case_id, text).await?,
+        )),
     }
 }
 
@@ -517,9 +538,10 @@ mod tests {
 
     #[test]
     fn due_dates_are_china_time() {
-        let t = parse_due("2026-12-01 08:00").unwrap();
+        let t = parse_due("2026-12-01 08:00", "--due").unwrap();
         assert_eq!(t.seconds, 1_796_083_200); // 2026-12-01T00:00:00Z
-        assert!(parse_due("someday").is_err());
-        assert!(parse_due("7d").is_ok());
+        let e = parse_due("someday", "--until").unwrap_err();
+        assert!(e.message.contains("--until"), "{}", e.message);
+        assert!(parse_due("7d", "--due").is_ok());
     }
 }

@@ -13,6 +13,7 @@
 pub mod case_cmd;
 pub mod connect;
 pub mod links_cmd;
+pub mod oversight_cmd;
 pub mod pki_cmd;
 pub mod profile;
 pub mod render;
@@ -83,9 +84,14 @@ pub enum Command {
     /// 证书 (certificates): a dev CA, node and operator certificates.
     #[command(subcommand)]
     Pki(pki_cmd::PkiCommand),
-    /// 案件 (cases): register, review, assign, mediate, resolve, follow up, list, history.
+    /// 案件 (cases): register, review, assign, mediate, resolve, follow up, list, history,
+    /// risk, extend, plan, progress.
     #[command(subcommand)]
     Case(case_cmd::CaseCommand),
+    /// 预警 (alerts): this node's alerts, newest first.
+    Alerts,
+    /// 报告 (report): the node's report for a period, as text or CSV.
+    Report(oversight_cmd::ReportArgs),
     /// 健康检查: ask the node whether it serves.
     Health,
     /// 链路: this node's links to its parent and children (queues, state, last heard).
@@ -135,6 +141,8 @@ pub async fn run() -> ExitCode {
     let result = match &cli.command {
         Command::Pki(cmd) => return pki_cmd::run(cmd),
         Command::Case(cmd) => case_cmd::run(&cli, cmd).await,
+        Command::Alerts => oversight_cmd::alerts(&cli).await,
+        Command::Report(args) => oversight_cmd::report(&cli, args).await,
         Command::Health => case_cmd::health(&cli).await,
         Command::Links => links_cmd::run(&cli).await,
     };

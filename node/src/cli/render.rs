@@ -35,7 +35,8 @@ proto_enum!(
     MediationMethod,
     MediationType,
     MediationResult,
-    Confirmation
+    Confirmation,
+    Warning
 );
 
 /// Parses a CLI value like `walk-in` into `CHANNEL_WALK_IN`; UNSPECIFIED is not a value.
@@ -96,6 +97,29 @@ label_fn!(role_label, PartyRole);
 label_fn!(mediation_type_label, MediationType);
 label_fn!(confirmation_label, Confirmation);
 
+/// 正常 / 黄灯 / 红灯: how much of the running deadline is used.
+pub fn warning_label(v: i32, lang: Lang) -> String {
+    label(
+        v,
+        |c| domain::rules::Warning::from_code(c).map(|e| (e.label_zh(), e.label_en())),
+        lang,
+    )
+}
+
+/// The running deadline as shown: review while unreviewed, follow-up once mediation ended,
+/// resolution otherwise.
+fn running_due(c: &pb::Case) -> &Option<prost_types::Timestamp> {
+    if c.status == pb::CaseStatus::Registered as i32 {
+        &c.review_due_at
+    } else if c.status == pb::CaseStatus::Resolved as i32
+        || c.status == pb::CaseStatus::Unresolved as i32
+    {
+        &c.follow_up_due_at
+    } else {
+        &c.resolve_due_at
+    }
+}
+
 /// `INVALID_ARGUMENT` style name of a gRPC code.
 pub fn code_name(c: tonic::Code) -> &'static str {
     use tonic::Code::*;
@@ -147,7 +171,7 @@ pub fn fmt_time(t: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn rfc3339(t: &Option<prost_types::Timestamp>) -> Value {
+pub fn rfc3339(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .and_then(|d| {
@@ -218,15 +242,16 @@ pub fn case_table(cases: &[pb::Case], next_token: &str, lang: Lang) -> String {
         lang.t("类别", "category"),
         lang.t("标的额(元)", "amount (yuan)"),
         lang.t("期限", "due"),
+        lang.t("预警", "warning"),
         lang.t("摘要", "summary"),
     ];
     let rows: Vec<Vec<String>> = cases
         .iter()
         .map(|c| {
-            let due = if c.status == pb::CaseStatus::Registered as i32 {
-                &c.review_due_at
+            let warning = if c.warning == pb::Warning::None as i32 {
+                String::new()
             } else {
-                &c.resolve_due_at
+                warning_label(c.warning, lang)
             };
             vec![
                 c.id.clone(),
@@ -234,7 +259,8 @@ pub fn case_table(cases: &[pb::Case], next_token: &str, lang: Lang) -> String {
                 risk_label(c.risk, lang),
                 category_label(c.category, lang),
                 fmt_fen(c.amount_fen),
-                fmt_time(due),
+                fmt_time(running_due(c)),
+                warning,
                 truncate(&c.summary, 30),
             ]
         })
@@ -301,18 +327,31 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
     if c.epoch > 1 {
         rows.push((lang.t("移交轮次", "epoch"), c.epoch.to_string()));
     }
+    rows.push((lang.t("登记时间", "registered"), fmt_time(&c.created_at)));
+    rows.push((lang.t("审核期限", "review due"), fmt_time(&c.review_due_at)));
+    let mut resolve_due = fmt_time(&c.resolve_due_at);
+    if c.deadline_extended {
+        resolve_due.push_str(lang.t("（已延期）", " (extended)"));
+    }
+    rows.push((lang.t("办理期限", "resolve due"), resolve_due));
+    if c.follow_up_due_at.is_some() {
+        rows.push((
+            lang.t("回访期限", "follow-up due"),
+            fmt_time(&c.follow_up_due_at),
+        ));
+    }
+    if running_due(c).is_some() && c.warning != pb::Warning::Unspecified as i32 {
+        rows.push((
+            lang.t("期限预警", "warning"),
+            warning_label(c.warning, lang),
+        ));
+    }
     if !c.supervising_nodes.is_empty() {
         rows.push((
-            lang.t("督办中心", "supervised by"),
+            lang.t("督办单位", "supervised by"),
             c.supervising_nodes.join(", "),
         ));
     }
-    rows.push((lang.t("登记时间", "registered"), fmt_time(&c.created_at)));
-    rows.push((lang.t("审核期限", "review due"), fmt_time(&c.review_due_at)));
-    rows.push((
-        lang.t("办理期限", "resolve due"),
-        fmt_time(&c.resolve_due_at),
-    ));
     if c.mediation_type != 0 {
         rows.push((
             lang.t("调解类型", "mediation type"),
@@ -347,6 +386,27 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
             lang.t("重新办理次数", "reopened"),
             c.reopen_count.to_string(),
         ));
+    }
+    if let Some(p) = &c.plan {
+        for (zh, en, v) in [
+            ("包案领导", "lead leader", &p.lead_leader),
+            ("调解组织", "mediation org", &p.mediation_org),
+            ("联系单位", "liaison unit", &p.liaison_unit),
+            ("化解方案", "plan", &p.plan),
+            ("法律政策宣讲", "legal briefing", &p.legal_briefing),
+        ] {
+            if !v.is_empty() {
+                rows.push((lang.t(zh, en), v.clone()));
+            }
+        }
+        for (i, e) in p.progress.iter().enumerate() {
+            let label = if i == 0 {
+                lang.t("办理进展", "progress")
+            } else {
+                ""
+            };
+            rows.push((label, format!("{}  {}", fmt_time(&e.at), e.text)));
+        }
     }
     let width = rows
         .iter()
@@ -433,7 +493,27 @@ pub fn case_json(c: &pb::Case) -> Value {
         "mediation_type": enum_name::<pb::MediationType>(c.mediation_type),
         "resolved_at": rfc3339(&c.resolved_at),
         "closed_at": rfc3339(&c.closed_at),
+        "warning": enum_name::<pb::Warning>(c.warning),
         "supervising_nodes": c.supervising_nodes,
+        "resolve_started_at": rfc3339(&c.resolve_started_at),
+        "follow_up_due_at": rfc3339(&c.follow_up_due_at),
+        "deadline_extended": c.deadline_extended,
+        "plan": c.plan.as_ref().map(plan_json),
+    })
+}
+
+fn plan_json(p: &pb::CasePlan) -> Value {
+    json!({
+        "lead_leader": p.lead_leader,
+        "mediation_org": p.mediation_org,
+        "liaison_unit": p.liaison_unit,
+        "plan": p.plan,
+        "legal_briefing": p.legal_briefing,
+        "progress": p.progress.iter().map(|e| json!({
+            "at": rfc3339(&e.at),
+            "actor": e.actor,
+            "text": e.text,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -502,5 +582,54 @@ mod tests {
         assert_eq!(status_label(1, Lang::Zh), "未审核");
         assert_eq!(status_label(1, Lang::En), "registered");
         assert_eq!(status_label(99, Lang::Zh), "-");
+        assert_eq!(warning_label(pb::Warning::Red as i32, Lang::Zh), "红灯");
+        assert_eq!(warning_label(pb::Warning::Amber as i32, Lang::En), "amber");
+    }
+
+    #[test]
+    fn case_detail_shows_deadlines_supervision_and_the_plan() {
+        let c = pb::Case {
+            status: pb::CaseStatus::Resolved as i32,
+            warning: pb::Warning::Amber as i32,
+            follow_up_due_at: Some(prost_types::Timestamp {
+                seconds: 1_796_083_200,
+                nanos: 0,
+            }),
+            deadline_extended: true,
+            supervising_nodes: vec!["610116".into()],
+            plan: Some(pb::CasePlan {
+                lead_leader: "王书记".into(),
+                progress: vec![pb::ProgressEntry {
+                    at: None,
+                    actor: String::new(),
+                    text: "已约谈".into(),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let zh = case_detail(&c, Lang::Zh);
+        for want in [
+            "回访期限",
+            "2026-12-01 08:00",
+            "（已延期）",
+            "期限预警",
+            "黄灯",
+            "督办单位",
+            "610116",
+            "包案领导",
+            "王书记",
+            "办理进展",
+            "已约谈",
+        ] {
+            assert!(zh.contains(want), "{want} in {zh}");
+        }
+        let en = case_detail(&c, Lang::En);
+        assert!(en.contains("supervised by") && en.contains("amber"), "{en}");
+        let table = case_table(std::slice::from_ref(&c), "", Lang::Zh);
+        assert!(
+            table.contains("黄灯") && table.contains("2026-12-01 08:00"),
+            "{table}"
+        );
     }
 }

@@ -31,6 +31,58 @@ pub fn china_datetime(ts: Timestamp) -> String {
     )
 }
 
+/// (year, month, day) of `ts` in China Standard Time.
+pub fn china_date(ts: Timestamp) -> (i64, u32, u32) {
+    let (y, m, d, _) = china_parts(ts);
+    (y, m, d)
+}
+
+/// Day of the week of `ts` in China, 0 = Monday ... 6 = Sunday.
+pub fn china_weekday(ts: Timestamp) -> u32 {
+    let days = ts
+        .millis()
+        .saturating_add(CST_OFFSET_MS)
+        .div_euclid(MS_PER_DAY);
+    // 1970-01-01 was a Thursday (3).
+    (days + 3).rem_euclid(7) as u32
+}
+
+/// The instant a China day begins (00:00 CST). Days out of range roll over, as in
+/// `2024-02-30` = `2024-03-01` and `2024-13-01` = `2025-01-01`; month 0 is December before.
+pub fn china_midnight(year: i64, month: u32, day: u32) -> Timestamp {
+    let months = year * 12 + i64::from(month) - 1;
+    let (y, m) = (months.div_euclid(12), months.rem_euclid(12) as u32 + 1);
+    let days = days_from_civil(y, m, 1) + i64::from(day) - 1;
+    Timestamp(
+        days.saturating_mul(MS_PER_DAY)
+            .saturating_sub(CST_OFFSET_MS),
+    )
+}
+
+/// Parses `YYYY-MM-DD` (a day in China); `None` unless it is a real date.
+pub fn parse_china_date(s: &str) -> Option<(i64, u32, u32)> {
+    let mut parts = s.trim().splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    // A real date comes back unchanged from a round trip.
+    (china_date(china_midnight(y, m, d)) == (y, m, d)).then_some((y, m, d))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (month 1..=12); Howard Hinnant's
+/// algorithm, the inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// (year, month, day, minute of the day) of `ts` in China Standard Time.
 fn china_parts(ts: Timestamp) -> (i64, u32, u32, i64) {
     let local = ts.millis().saturating_add(CST_OFFSET_MS);
@@ -108,6 +160,35 @@ mod tests {
             let want = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
             assert_eq!(china_day(Timestamp(ms)), want, "at {ms}");
             ms += 7 * H + 13 * MS_PER_MINUTE;
+        }
+    }
+
+    #[test]
+    fn midnights_weekdays_and_dates() {
+        // 2024-05-01 00:00 CST is 2024-04-30 16:00 UTC; it was a Wednesday.
+        assert_eq!(china_midnight(2024, 5, 1), Timestamp(MAY_1_UTC - 8 * H));
+        assert_eq!(china_weekday(Timestamp(MAY_1_UTC)), 2);
+        assert_eq!(china_weekday(Timestamp(MAY_1_UTC - 8 * H - 1)), 1);
+        assert_eq!(china_date(Timestamp(MAY_1_UTC)), (2024, 5, 1));
+        // Roll-over of months and days.
+        assert_eq!(china_midnight(2024, 13, 1), china_midnight(2025, 1, 1));
+        assert_eq!(china_midnight(2024, 0, 1), china_midnight(2023, 12, 1));
+        assert_eq!(china_midnight(2024, 2, 30), china_midnight(2024, 3, 1));
+        for ms in [0, MAY_1_UTC, 1_709_136_000_000, -631_152_000_000] {
+            let (y, m, d) = china_date(Timestamp(ms));
+            let start = china_midnight(y, m, d);
+            assert!(start.0 <= ms && ms < start.0 + MS_PER_DAY, "{ms}");
+        }
+        assert_eq!(parse_china_date("2024-02-29"), Some((2024, 2, 29)));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-5-1",
+            "20240501",
+            "x",
+            "2024-05-01-",
+        ] {
+            assert_eq!(parse_china_date(bad), None, "{bad}");
         }
     }
 

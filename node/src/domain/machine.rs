@@ -48,8 +48,11 @@
 //! * event details are readable Chinese for the history view and hold no personal data: party
 //!   names, phones and id numbers typed into free text are masked by [`mask::redact`].
 
+mod oversight;
+
 use super::calendar::china_datetime;
 use super::mask;
+use super::rules::{self, Draft};
 use super::validate;
 use super::{Case, CaseStatus, Command, Ctx, DomainError, Event, EventKind, NewCase};
 
@@ -68,7 +71,9 @@ pub fn case_id(node: &str, day: &str, seq: u32) -> String {
 ///
 /// The case is Registered, owned by and originating at `ctx.node` with epoch 1, and must be
 /// reviewed by `now + deadlines.review`. `id` (see [`case_id`]) and `lookup_code` are chosen by
-/// the caller, which owns the sequence counter and the randomness.
+/// the caller, which owns the sequence counter and the randomness. A colour that must be
+/// followed above this node's tier opens that supervision at once ([`rules::reconcile_risk`]);
+/// the registration's one event says so.
 pub fn register(
     ctx: &Ctx,
     new: &NewCase,
@@ -88,7 +93,7 @@ pub fn register(
         grid_id,
     } = new;
     let review_due_at = ctx.now.plus(ctx.deadlines.review);
-    let case = Case {
+    let mut case = Case {
         id,
         lookup_code,
         status: CaseStatus::Registered,
@@ -122,8 +127,13 @@ pub fn register(
         closed_at: None,
         history_len: 1,
         supervising_nodes: Vec::new(),
+        resolve_started_at: None,
+        follow_up_due_at: None,
+        deadline_extended: false,
+        rule_supervision: Vec::new(),
+        plan: Default::default(),
     };
-    let detail = format!(
+    let mut detail = format!(
         "登记受理：{}，{}，{}色风险，当事人{}人，涉及金额{}元；审核期限{}",
         category.label_zh(),
         channel.label_zh(),
@@ -132,6 +142,10 @@ pub fn register(
         yuan(*amount_fen),
         china_datetime(review_due_at),
     );
+    for (_, opened) in rules::reconcile_risk(&mut case) {
+        detail.push('；');
+        detail.push_str(&opened);
+    }
     let event = Event {
         seq: 1,
         at: ctx.now,
@@ -154,11 +168,18 @@ pub fn permits(status: CaseStatus, cmd: &Command) -> bool {
             matches!(status, Accepted | InMediation)
         }
         Command::FollowUp { .. } => matches!(status, Resolved | Unresolved),
+        Command::ExtendDeadline { .. } => matches!(status, Accepted | InMediation),
+        Command::ChangeRisk { .. }
+        | Command::UpdatePlan(_)
+        | Command::AddProgress { .. }
+        | Command::SuperviseOverdue { .. }
+        | Command::RaiseRisk { .. } => !status.is_final(),
     }
 }
 
 /// Applies `cmd` to `case`: validates the arguments, then checks the status, then returns the
-/// next version of the case and the events to append to its history.
+/// next version of the case and the events to append to its history. A rule command that
+/// finds nothing to do (see [`oversight`]) returns the case unchanged and no event.
 pub fn apply(case: &Case, ctx: &Ctx, cmd: &Command) -> Result<(Case, Vec<Event>), DomainError> {
     validate::validate_command(cmd, ctx.now)?;
     if !permits(case.status, cmd) {
@@ -167,13 +188,56 @@ pub fn apply(case: &Case, ctx: &Ctx, cmd: &Command) -> Result<(Case, Vec<Event>)
             status: case.status,
         });
     }
-    let now = ctx.now;
     let mut next = case.clone();
-    let (kind, detail) = match cmd {
+    let drafts = match lifecycle(case, &mut next, ctx, cmd) {
+        Some(draft) => vec![draft],
+        None => oversight::apply(case, &mut next, ctx, cmd)?,
+    };
+    if drafts.is_empty() {
+        return Ok((case.clone(), Vec::new()));
+    }
+    let mut events = Vec::with_capacity(drafts.len());
+    append_events(&mut next, ctx, case.status, drafts, &mut events);
+    Ok((next, events))
+}
+
+/// Turns drafts into events continuing `next`'s history (the first records the change of
+/// status from `from`, the others none), and sets `updated_at` and `history_len`.
+pub fn append_events(
+    next: &mut Case,
+    ctx: &Ctx,
+    from: CaseStatus,
+    drafts: Vec<Draft>,
+    out: &mut Vec<Event>,
+) {
+    let mut from = from;
+    for (kind, detail) in drafts {
+        let event = Event {
+            seq: next.history_len + 1,
+            at: ctx.now,
+            node: ctx.node.to_owned(),
+            actor: ctx.actor.to_owned(),
+            kind,
+            from_status: Some(from),
+            to_status: next.status,
+            detail,
+        };
+        next.history_len = event.seq;
+        next.updated_at = ctx.now;
+        from = next.status;
+        out.push(event);
+    }
+}
+
+/// The lifecycle commands: each writes exactly one event. `None` for the other commands.
+fn lifecycle(case: &Case, next: &mut Case, ctx: &Ctx, cmd: &Command) -> Option<Draft> {
+    let now = ctx.now;
+    let draft = match cmd {
         Command::Review { accept: true, .. } => {
             let due = now.plus(ctx.deadlines.resolve);
             next.status = CaseStatus::Accepted;
             next.resolve_due_at = Some(due);
+            next.resolve_started_at = Some(now);
             (
                 EventKind::Accepted,
                 format!("审核通过，予以受理；办理期限{}", china_datetime(due)),
@@ -232,17 +296,20 @@ pub fn apply(case: &Case, ctx: &Ctx, cmd: &Command) -> Result<(Case, Vec<Event>)
             settled_amount_fen,
             confirmation,
         } => {
+            let follow_up_due = now.plus(ctx.deadlines.follow_up);
             next.status = CaseStatus::Resolved;
             next.agreement = agreement.clone();
             next.settled_amount_fen = *settled_amount_fen;
             next.confirmation = Some(*confirmation);
             next.guidance = String::new();
             next.resolved_at = Some(now);
+            next.follow_up_due_at = Some(follow_up_due);
             let detail = format!(
-                "化解成功：达成调解协议，履行金额{}元，确认方式：{}。协议：{}",
+                "化解成功：达成调解协议，履行金额{}元，确认方式：{}。协议：{}；回访期限{}",
                 yuan(*settled_amount_fen),
                 confirmation.label_zh(),
                 mask::redact(agreement, &case.parties),
+                china_datetime(follow_up_due),
             );
             (EventKind::Resolved, detail)
         }
@@ -251,15 +318,18 @@ pub fn apply(case: &Case, ctx: &Ctx, cmd: &Command) -> Result<(Case, Vec<Event>)
             agreement: guidance,
             ..
         } => {
+            let follow_up_due = now.plus(ctx.deadlines.follow_up);
             next.status = CaseStatus::Unresolved;
             next.guidance = guidance.clone();
             next.agreement = String::new();
             next.settled_amount_fen = 0;
             next.confirmation = None;
             next.resolved_at = Some(now);
+            next.follow_up_due_at = Some(follow_up_due);
             let detail = format!(
-                "调解不成，已引导：{}",
-                mask::redact(guidance, &case.parties)
+                "调解不成，已引导：{}；回访期限{}",
+                mask::redact(guidance, &case.parties),
+                china_datetime(follow_up_due),
             );
             (EventKind::Unresolved, detail)
         }
@@ -285,7 +355,9 @@ pub fn apply(case: &Case, ctx: &Ctx, cmd: &Command) -> Result<(Case, Vec<Event>)
             next.satisfaction = Some(*satisfaction);
             next.reopen_count = case.reopen_count.saturating_add(1);
             next.resolve_due_at = Some(due);
+            next.resolve_started_at = Some(now);
             next.resolved_at = None;
+            next.follow_up_due_at = None;
             let detail = format!(
                 "回访满意度{satisfaction}/5，不满意，第{}次重新办理；办理期限{}{}",
                 next.reopen_count,
@@ -294,20 +366,14 @@ pub fn apply(case: &Case, ctx: &Ctx, cmd: &Command) -> Result<(Case, Vec<Event>)
             );
             (EventKind::Reopened, detail)
         }
+        Command::ChangeRisk { .. }
+        | Command::ExtendDeadline { .. }
+        | Command::UpdatePlan(_)
+        | Command::AddProgress { .. }
+        | Command::SuperviseOverdue { .. }
+        | Command::RaiseRisk { .. } => return None,
     };
-    next.updated_at = now;
-    let event = Event {
-        seq: case.history_len + 1,
-        at: now,
-        node: ctx.node.to_owned(),
-        actor: ctx.actor.to_owned(),
-        kind,
-        from_status: Some(case.status),
-        to_status: next.status,
-        detail,
-    };
-    next.history_len = event.seq;
-    Ok((next, vec![event]))
+    Some(draft)
 }
 
 /// `。label：notes` with personal data redacted, or nothing for blank notes.
@@ -320,7 +386,7 @@ fn notes_suffix(label: &str, notes: &str, case: &Case) -> String {
 }
 
 /// Fen as yuan with two decimals: `440000` → `4400.00`. Amounts are validated non-negative.
-fn yuan(fen: i64) -> String {
+pub(crate) fn yuan(fen: i64) -> String {
     format!("{}.{:02}", fen / 100, (fen % 100).abs())
 }
 

@@ -59,6 +59,42 @@ pub fn mask_party(p: &Party) -> Party {
     }
 }
 
+/// Words that mark a respondent as an organisation (an employer, a property company, a shop)
+/// rather than a person. Checked only on names of at least [`ORGANISATION_MIN_CHARS`].
+const ORGANISATION_MARKERS: &[&str] = &[
+    "公司",
+    "集团",
+    "有限",
+    "厂",
+    "店",
+    "超市",
+    "合作社",
+    "项目部",
+    "工地",
+    "物业",
+    "银行",
+    "医院",
+    "学校",
+    "中心",
+    "委员会",
+    "协会",
+];
+const ORGANISATION_MIN_CHARS: usize = 4;
+
+/// A respondent's name as shown in alerts and reports: an organisation's name in full (it is
+/// what staff must act on: "某建筑公司" in a wage-arrears wave), a person's name masked.
+/// Best effort by [`ORGANISATION_MARKERS`]; anything not recognised is treated as a person.
+pub fn display_respondent(name: &str) -> String {
+    let name = name.trim();
+    let organisation = name.chars().count() >= ORGANISATION_MIN_CHARS
+        && ORGANISATION_MARKERS.iter().any(|m| name.contains(m));
+    if organisation {
+        name.to_owned()
+    } else {
+        mask_name(name)
+    }
+}
+
 /// A copy of the case with every party masked.
 pub fn mask_case(c: &Case) -> Case {
     Case {

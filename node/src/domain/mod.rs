@@ -11,16 +11,21 @@
 //! * [`validate`] — input limits, checked before anything is written.
 //! * [`mask`] — masking of personal data for listings and logs.
 //! * [`moves`] — ownership moves between nodes and ancestors following a case (pure).
+//! * [`rules`] — deadline warning levels, the four-colour supervision rule and the supervision
+//!   bookkeeping the state machine uses; [`alert`] — early-warning alerts and the pure
+//!   post-step that derives them (and reopen supervision) from a change.
 //!
 //! Invariants: history is append-only (event `seq` runs 1, 2, 3, ... with no gaps and
 //! `Case::history_len` equals the last seq); amounts are integer fen and never negative;
 //! timestamps are UTC milliseconds, and "the day" of a case id is the day in China (UTC+8).
 
+pub mod alert;
 pub mod calendar;
 pub mod machine;
 pub mod mask;
 pub mod model;
 pub mod moves;
+pub mod rules;
 pub mod validate;
 
 pub use model::*;
@@ -42,6 +47,13 @@ pub enum DomainError {
         action: &'static str,
         status: CaseStatus,
     },
+    /// The status allows the action but the case's state refuses it (a deadline already
+    /// extended once, a full progress table, ...). Maps to FAILED_PRECONDITION.
+    #[error("cannot {action}: {reason}")]
+    Refused {
+        action: &'static str,
+        reason: String,
+    },
 }
 
 impl DomainError {
@@ -62,15 +74,45 @@ pub struct Deadlines {
     pub resolve: Duration,
     /// Follow-up (回访) due within this after resolution.
     pub follow_up: Duration,
+    /// A case whose running deadline is overdue by more than this is put under supervision by
+    /// the parent (提级督办); `None` turns the rule off.
+    pub escalate_overdue_after: Option<Duration>,
 }
+
+const DAY_SECS: u64 = 24 * 3600;
 
 impl Default for Deadlines {
     fn default() -> Self {
-        const DAY: u64 = 24 * 3600;
         Deadlines {
-            review: Duration::from_secs(3 * DAY),
-            resolve: Duration::from_secs(30 * DAY),
-            follow_up: Duration::from_secs(7 * DAY),
+            review: Duration::from_secs(3 * DAY_SECS),
+            resolve: Duration::from_secs(30 * DAY_SECS),
+            follow_up: Duration::from_secs(7 * DAY_SECS),
+            escalate_overdue_after: Some(Duration::from_secs(DAY_SECS)),
+        }
+    }
+}
+
+/// Early-warning thresholds of a node, from its tier config (`[early_warning]`). A count of 0
+/// turns its rule off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The same person (by ID number) in this many cases...
+    pub repeat_person_cases: u32,
+    /// ...registered within this window raises an alert and the newest case's risk one level.
+    pub repeat_person_window: Duration,
+    /// This many open cases against one respondent raise a group-dispute alert.
+    pub respondent_open_cases: u32,
+    /// A reopen after a dissatisfied follow-up puts the case under the parent's supervision.
+    pub reopen_supervise: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            repeat_person_cases: 3,
+            repeat_person_window: Duration::from_secs(180 * DAY_SECS),
+            respondent_open_cases: 3,
+            reopen_supervise: true,
         }
     }
 }
@@ -130,6 +172,30 @@ pub enum Command {
     },
     /// 回访: 3–5 closes, 1–2 reopens (back to InMediation).
     FollowUp { satisfaction: u8, notes: String },
+    /// 风险调整: a new four-colour risk, with its reason. Opens or closes the supervision the
+    /// colour requires.
+    ChangeRisk { risk: RiskLevel, reason: String },
+    /// 延期: moves the running resolution deadline later, once per case, with a reason.
+    ExtendDeadline { until: Timestamp, reason: String },
+    /// "六个一": sets the given fields of the plan.
+    UpdatePlan(PlanUpdate),
+    /// 办理进展: appends an entry to the progress table.
+    AddProgress { text: String },
+    /// Rule (the deadline sweep): the running deadline is overdue by more than `after`, so the
+    /// parent supervises. A case already under the parent's overdue supervision is unchanged.
+    SuperviseOverdue { after: Duration },
+    /// Rule (early warning): raises the risk one colour, for `reason` (already masked).
+    RaiseRisk { reason: String },
+}
+
+/// The "六个一" fields to change: `None` keeps a field, `Some("")` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanUpdate {
+    pub lead_leader: Option<String>,
+    pub mediation_org: Option<String>,
+    pub liaison_unit: Option<String>,
+    pub plan: Option<String>,
+    pub legal_briefing: Option<String>,
 }
 
 impl Command {
@@ -142,6 +208,12 @@ impl Command {
             Command::RecordMediation { .. } => "record mediation on",
             Command::Resolve { .. } => "resolve",
             Command::FollowUp { .. } => "follow up",
+            Command::ChangeRisk { .. } => "change the risk of",
+            Command::ExtendDeadline { .. } => "extend the deadline of",
+            Command::UpdatePlan(_) => "update the plan of",
+            Command::AddProgress { .. } => "add progress to",
+            Command::SuperviseOverdue { .. } => "open overdue supervision on",
+            Command::RaiseRisk { .. } => "raise the risk of",
         }
     }
 }

@@ -26,7 +26,7 @@ impl Timestamp {
 macro_rules! stable_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $n:literal => $zh:literal, $en:literal;)+ }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         #[repr(u8)]
         pub enum $name { $($(#[$vm])* $v = $n,)+ }
 
@@ -45,6 +45,7 @@ macro_rules! stable_enum {
         }
     };
 }
+pub(crate) use stable_enum;
 
 stable_enum!(
     /// 案件状态.
@@ -66,6 +67,14 @@ impl CaseStatus {
         matches!(
             self,
             CaseStatus::Registered | CaseStatus::Accepted | CaseStatus::InMediation
+        )
+    }
+
+    /// Takes no more commands at this node: rejected, closed, or moved away.
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            CaseStatus::Rejected | CaseStatus::Closed | CaseStatus::Transferred
         )
     }
 }
@@ -111,6 +120,17 @@ stable_enum!(
         Red = 4 => "红", "red";
     }
 );
+
+impl RiskLevel {
+    /// One colour up (blue → yellow → orange → red); red stays red.
+    pub fn raised(self) -> RiskLevel {
+        match self {
+            RiskLevel::Blue => RiskLevel::Yellow,
+            RiskLevel::Yellow => RiskLevel::Orange,
+            RiskLevel::Orange | RiskLevel::Red => RiskLevel::Red,
+        }
+    }
+}
 
 stable_enum!(
     PartyRole {
@@ -204,22 +224,118 @@ pub struct Case {
     /// them in sync with a read-only copy; it is changed only through the state machine
     /// (escalation with mode SUPERVISE, a supervision order, or a risk/deadline rule).
     pub supervising_nodes: Vec<String>,
+    /// When the running resolution deadline started: acceptance, or the latest reopen. The
+    /// share of time used ([`Case::deadline`]) is measured from here.
+    pub resolve_started_at: Option<Timestamp>,
+    /// 回访 due: set when mediation ends (resolved or unresolved), cleared by a reopen.
+    pub follow_up_due_at: Option<Timestamp>,
+    /// The resolution deadline has been extended; it may be extended once per case.
+    pub deadline_extended: bool,
+    /// The entries of `supervising_nodes` that the rules opened, and why (see
+    /// [`super::rules`]). An entry naming a node that is no longer supervising is stale and
+    /// ignored; supervision opened by other means (escalation) is not listed here and the
+    /// rules never close it.
+    pub rule_supervision: Vec<RuleSupervision>,
+    /// "六个一" (Zizhou): lead leader, mediation organisation, liaison unit, plan, progress
+    /// table and legal briefing.
+    pub plan: CasePlan,
+}
+
+stable_enum!(
+    /// Which deadline is running.
+    DeadlineKind {
+        Review = 1 => "审核期限", "review deadline";
+        Resolve = 2 => "办理期限", "resolution deadline";
+        FollowUp = 3 => "回访期限", "follow-up deadline";
+    }
+);
+
+/// The deadline currently running on a case: what it is, when it started and when it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub kind: DeadlineKind,
+    pub started_at: Timestamp,
+    pub due_at: Timestamp,
 }
 
 impl Case {
-    /// The deadline currently running, if any: review while unreviewed, resolution while
-    /// accepted or in mediation. Storage indexes cases by it for overdue listings.
+    /// The deadline currently running, if any: review while unreviewed (from registration),
+    /// resolution while accepted or in mediation (from acceptance or the latest reopen), and
+    /// follow-up (回访) while resolved or unresolved (from the end of mediation).
+    pub fn deadline(&self) -> Option<Deadline> {
+        let (kind, started_at, due_at) = match self.status {
+            CaseStatus::Registered => (DeadlineKind::Review, self.created_at, self.review_due_at),
+            CaseStatus::Accepted | CaseStatus::InMediation => (
+                DeadlineKind::Resolve,
+                self.resolve_started_at.unwrap_or(self.created_at),
+                self.resolve_due_at?,
+            ),
+            CaseStatus::Resolved | CaseStatus::Unresolved => (
+                DeadlineKind::FollowUp,
+                self.resolved_at.unwrap_or(self.updated_at),
+                self.follow_up_due_at?,
+            ),
+            _ => return None,
+        };
+        Some(Deadline {
+            kind,
+            started_at,
+            due_at,
+        })
+    }
+
+    /// The due time of the running deadline. Storage indexes cases by it for overdue listings
+    /// and the deadline rules.
     pub fn open_deadline(&self) -> Option<Timestamp> {
-        match self.status {
-            CaseStatus::Registered => Some(self.review_due_at),
-            CaseStatus::Accepted | CaseStatus::InMediation => self.resolve_due_at,
-            _ => None,
-        }
+        self.deadline().map(|d| d.due_at)
     }
 
     pub fn is_overdue(&self, now: Timestamp) -> bool {
         self.open_deadline().is_some_and(|d| d < now)
     }
+}
+
+stable_enum!(
+    /// Why a rule opened supervision by an ancestor.
+    SupervisionCause {
+        Risk = 1 => "风险等级", "risk level";
+        Overdue = 2 => "逾期", "overdue";
+        Reopened = 3 => "回访不满意", "reopened";
+    }
+);
+
+/// One supervision opened by a rule: `node` follows the case because of `cause`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSupervision {
+    pub node: String,
+    pub cause: SupervisionCause,
+}
+
+/// "六个一": one lead leader, one mediation organisation, one liaison unit, one plan, one
+/// progress table and one legal-policy briefing per dispute. Empty strings are "not yet set".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasePlan {
+    /// 包案领导: the leader who owns the case.
+    pub lead_leader: String,
+    /// 调解组织.
+    pub mediation_org: String,
+    /// 联系单位: the liaison unit.
+    pub liaison_unit: String,
+    /// 化解方案: the plan.
+    pub plan: String,
+    /// 法律政策宣讲: the legal-policy briefing given to the parties.
+    pub legal_briefing: String,
+    /// 进展表: entries in the order they were added.
+    pub progress: Vec<ProgressEntry>,
+}
+
+/// One line of the progress table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressEntry {
+    pub at: Timestamp,
+    /// Caller identity URI.
+    pub actor: String,
+    pub text: String,
 }
 
 stable_enum!(
@@ -234,6 +350,12 @@ stable_enum!(
         Unresolved = 7 => "调解不成", "unresolved";
         FollowUpClosed = 8 => "回访办结", "follow-up closed";
         Reopened = 9 => "回访不满意重新办理", "reopened";
+        RiskChanged = 10 => "风险等级调整", "risk changed";
+        SupervisionOpened = 11 => "开启督办", "supervision opened";
+        SupervisionClosed = 12 => "解除督办", "supervision closed";
+        DeadlineExtended = 13 => "延长办理期限", "deadline extended";
+        PlanUpdated = 14 => "六个一更新", "plan updated";
+        Progress = 15 => "办理进展", "progress";
         // Federation events are numbered from 20.
         /// 提级办理: handed to the parent, which takes the case over.
         Escalated = 20 => "提级办理", "escalated";
@@ -267,6 +389,12 @@ impl EventKind {
             EventKind::Unresolved => "unresolved",
             EventKind::FollowUpClosed => "follow_up_closed",
             EventKind::Reopened => "reopened",
+            EventKind::RiskChanged => "risk_changed",
+            EventKind::SupervisionOpened => "supervision_opened",
+            EventKind::SupervisionClosed => "supervision_closed",
+            EventKind::DeadlineExtended => "deadline_extended",
+            EventKind::PlanUpdated => "plan_updated",
+            EventKind::Progress => "progress",
             EventKind::Escalated => "escalated",
             EventKind::TransferredOut => "transferred_out",
             EventKind::Relayed => "relayed",

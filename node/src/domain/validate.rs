@@ -15,7 +15,7 @@
 //!   characters; multi-line fields (description, notes, agreement, reason, guidance) allow line
 //!   breaks and tabs but no other control characters.
 
-use super::{Command, DomainError, NewCase, Party, Timestamp};
+use super::{Command, DomainError, NewCase, Party, PlanUpdate, Timestamp};
 
 /// Summary (案由): required, at most this many characters.
 pub const SUMMARY_MAX_CHARS: usize = 200;
@@ -48,6 +48,9 @@ pub const MEDIATOR_MAX_CHARS: usize = 64;
 /// Free text attached to a command (notes, agreement, reason, guidance): at most this many
 /// characters; required where the command says so.
 pub const TEXT_MAX_CHARS: usize = 2000;
+/// A "六个一" name (lead leader, mediation organisation, liaison unit): at most this many
+/// characters, one line.
+pub const PLAN_NAME_MAX_CHARS: usize = 64;
 /// Follow-up satisfaction (回访满意度) is a score from this...
 pub const SATISFACTION_MIN: u8 = 1;
 /// ...to this.
@@ -150,7 +153,60 @@ pub fn validate_command(cmd: &Command, now: Timestamp) -> Result {
             }
             optional_text("notes", notes, TEXT_MAX_CHARS)
         }
+        Command::ChangeRisk { risk: _, reason } | Command::RaiseRisk { reason } => {
+            required_text("reason", reason, TEXT_MAX_CHARS)
+        }
+        Command::ExtendDeadline { until, reason } => {
+            required_text("reason", reason, TEXT_MAX_CHARS)?;
+            if *until <= now {
+                return Err(DomainError::invalid("until", "must be in the future"));
+            }
+            Ok(())
+        }
+        Command::UpdatePlan(update) => plan_update(update),
+        Command::AddProgress { text } => required_text("text", text, TEXT_MAX_CHARS),
+        Command::SuperviseOverdue { after: _ } => Ok(()),
     }
+}
+
+fn plan_update(u: &PlanUpdate) -> Result {
+    let PlanUpdate {
+        lead_leader,
+        mediation_org,
+        liaison_unit,
+        plan,
+        legal_briefing,
+    } = u;
+    for (field, value) in [
+        ("lead_leader", lead_leader),
+        ("mediation_org", mediation_org),
+        ("liaison_unit", liaison_unit),
+    ] {
+        if let Some(v) = value {
+            optional_line(field, v, PLAN_NAME_MAX_CHARS)?;
+        }
+    }
+    for (field, value) in [("plan", plan), ("legal_briefing", legal_briefing)] {
+        if let Some(v) = value {
+            optional_text(field, v, TEXT_MAX_CHARS)?;
+        }
+    }
+    if [
+        lead_leader,
+        mediation_org,
+        liaison_unit,
+        plan,
+        legal_briefing,
+    ]
+    .iter()
+    .all(|v| v.is_none())
+    {
+        return Err(DomainError::invalid(
+            "plan",
+            "give at least one field to set",
+        ));
+    }
+    Ok(())
 }
 
 /// Proto field names of indexed party fields, as `&'static str` for [`DomainError`]. Only

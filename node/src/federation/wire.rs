@@ -13,7 +13,10 @@ use crate::convert::{
     case_to_proto, event_to_proto, optional, required, ts_from_proto, ts_to_proto,
 };
 use crate::domain::moves::MoveKind;
-use crate::domain::{Case, DomainError, Event, EventKind, Party};
+use crate::domain::{
+    Case, CasePlan, DomainError, Event, EventKind, Party, ProgressEntry, RuleSupervision,
+    SupervisionCause,
+};
 
 use super::message::{Body, CaseCopy, Message, Order, OrderKind, Refused, Transfer};
 
@@ -73,6 +76,10 @@ pub fn case_from_proto(c: pb::Case, history_len: u64) -> Result<Case> {
         // Derived from the deadlines by whoever shows the case.
         warning: _,
         mediation_sessions,
+        follow_up_due_at,
+        resolve_started_at,
+        deadline_extended,
+        plan,
     } = c;
     let parties = parties
         .into_iter()
@@ -136,7 +143,80 @@ pub fn case_from_proto(c: pb::Case, history_len: u64) -> Result<Case> {
         closed_at: opt_ts("case.closed_at", closed_at)?,
         history_len,
         supervising_nodes,
+        resolve_started_at: opt_ts("case.resolve_started_at", resolve_started_at)?,
+        follow_up_due_at: opt_ts("case.follow_up_due_at", follow_up_due_at)?,
+        deadline_extended,
+        // Carried beside the case (see `rules_from_proto`).
+        rule_supervision: Vec::new(),
+        plan: plan.map(plan_from_proto).transpose()?.unwrap_or_default(),
     })
+}
+
+fn plan_from_proto(p: pb::CasePlan) -> Result<CasePlan> {
+    let pb::CasePlan {
+        lead_leader,
+        mediation_org,
+        liaison_unit,
+        plan,
+        legal_briefing,
+        progress,
+    } = p;
+    Ok(CasePlan {
+        lead_leader,
+        mediation_org,
+        liaison_unit,
+        plan,
+        legal_briefing,
+        progress: progress
+            .into_iter()
+            .map(|pb::ProgressEntry { at, actor, text }| {
+                Ok(ProgressEntry {
+                    at: ts("case.plan.progress.at", at)?,
+                    actor,
+                    text,
+                })
+            })
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn cause_to_proto(c: SupervisionCause) -> pb::RuleCause {
+    match c {
+        SupervisionCause::Risk => pb::RuleCause::Risk,
+        SupervisionCause::Overdue => pb::RuleCause::Overdue,
+        SupervisionCause::Reopened => pb::RuleCause::Reopened,
+    }
+}
+
+fn rules_to_proto(case: &Case) -> Vec<pb::RuleSupervision> {
+    case.rule_supervision
+        .iter()
+        .map(|RuleSupervision { node, cause }| pb::RuleSupervision {
+            node: node.clone(),
+            cause: cause_to_proto(*cause) as i32,
+        })
+        .collect()
+}
+
+fn rules_from_proto(rules: Vec<pb::RuleSupervision>) -> Result<Vec<RuleSupervision>> {
+    rules
+        .into_iter()
+        .map(|pb::RuleSupervision { node, cause }| {
+            let cause = match pb::RuleCause::try_from(cause) {
+                Ok(pb::RuleCause::Risk) => SupervisionCause::Risk,
+                Ok(pb::RuleCause::Overdue) => SupervisionCause::Overdue,
+                Ok(pb::RuleCause::Reopened) => SupervisionCause::Reopened,
+                Ok(pb::RuleCause::Unspecified) | Err(_) => {
+                    return Err(DomainError::invalid(
+                        "rule_supervision.cause",
+                        format!("unknown or unspecified value {cause}"),
+                    ));
+                }
+            };
+            code("rule_supervision.node", &node)?;
+            Ok(RuleSupervision { node, cause })
+        })
+        .collect()
 }
 
 pub fn event_from_proto(e: pb::CaseEvent) -> Result<Event> {
@@ -164,10 +244,12 @@ pub fn event_from_proto(e: pb::CaseEvent) -> Result<Event> {
     })
 }
 
-/// A case and its history; the history must run 1, 2, 3, ... without gaps.
+/// A case, its rule supervisions and its history; the history must run 1, 2, 3, ... without
+/// gaps.
 fn case_with_history(
     c: Option<pb::Case>,
     history: Vec<pb::CaseEvent>,
+    rules: Vec<pb::RuleSupervision>,
 ) -> Result<(Case, Vec<Event>)> {
     let events = history
         .into_iter()
@@ -180,7 +262,8 @@ fn case_with_history(
         ));
     }
     let c = c.ok_or_else(|| DomainError::invalid("case", "is required"))?;
-    let case = case_from_proto(c, events.len() as u64)?;
+    let mut case = case_from_proto(c, events.len() as u64)?;
+    case.rule_supervision = rules_from_proto(rules)?;
     Ok((case, events))
 }
 
@@ -272,6 +355,12 @@ fn order_from_proto(o: Option<pb::CaseOrder>) -> Result<Order> {
     })
 }
 
+/// A case in full (personal data included: a transfer hands the record over; a supervision
+/// copy is masked before it is queued). Its warning is not carried: the receiver derives it.
+fn full(case: &Case) -> pb::Case {
+    case_to_proto(case, true, case.updated_at)
+}
+
 /// One queued message as it goes on the wire, with its link seq.
 pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
     use pb::envelope::Body as B;
@@ -290,11 +379,12 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
             kind,
             reason,
         }) => B::Transfer(pb::CaseTransfer {
-            case: Some(case_to_proto(case, true)),
+            case: Some(full(case)),
             history: history_to_proto(history),
             epoch: *epoch,
             kind: move_kind_to_proto(*kind) as i32,
             reason: reason.clone(),
+            rule_supervision: rules_to_proto(case),
         }),
         Body::Refused(Refused {
             case,
@@ -303,15 +393,17 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
             reason,
             intended_owner,
         }) => B::Refused(pb::TransferRefused {
-            case: Some(case_to_proto(case, true)),
+            case: Some(full(case)),
             history: history_to_proto(history),
             epoch: *epoch,
             reason: reason.clone(),
             intended_owner: intended_owner.to_string(),
+            rule_supervision: rules_to_proto(case),
         }),
         Body::Sync(CaseCopy { case, history }) => B::Sync(pb::SupervisionSync {
-            case: Some(case_to_proto(case, true)),
+            case: Some(full(case)),
             history: history_to_proto(history),
+            rule_supervision: rules_to_proto(case),
         }),
         Body::Close { case_id, epoch } => B::Close(pb::SupervisionClose {
             case_id: case_id.clone(),
@@ -354,8 +446,9 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
             epoch,
             kind,
             reason,
+            rule_supervision,
         }) => {
-            let (case, history) = case_with_history(case, history)?;
+            let (case, history) = case_with_history(case, history, rule_supervision)?;
             Body::Transfer(Transfer {
                 case,
                 history,
@@ -370,8 +463,9 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
             epoch,
             reason,
             intended_owner,
+            rule_supervision,
         }) => {
-            let (case, history) = case_with_history(case, history)?;
+            let (case, history) = case_with_history(case, history, rule_supervision)?;
             Body::Refused(Refused {
                 case,
                 history,
@@ -380,8 +474,12 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
                 intended_owner: code("refused.intended_owner", &intended_owner)?,
             })
         }
-        B::Sync(pb::SupervisionSync { case, history }) => {
-            let (case, history) = case_with_history(case, history)?;
+        B::Sync(pb::SupervisionSync {
+            case,
+            history,
+            rule_supervision,
+        }) => {
+            let (case, history) = case_with_history(case, history, rule_supervision)?;
             Body::Sync(CaseCopy { case, history })
         }
         B::Close(pb::SupervisionClose { case_id, epoch }) => Body::Close { case_id, epoch },
@@ -514,11 +612,12 @@ mod tests {
         assert!(envelope_from_proto(e).is_err());
         let mut e = good;
         e.body = Some(pb::envelope::Body::Transfer(pb::CaseTransfer {
-            case: Some(case_to_proto(&case, true)),
+            case: Some(full(&case)),
             history: vec![],
             epoch: 2,
             kind: 0,
             reason: String::new(),
+            rule_supervision: Vec::new(),
         }));
         let err = envelope_from_proto(e).unwrap_err();
         assert!(err.to_string().contains("transfer.kind"), "{err}");

@@ -2,6 +2,11 @@
 //!
 //! Only operator identities of this node reach the domain: [`CaseApi::caller`] refuses node
 //! certificates and operators of other nodes (PERMISSION_DENIED) before anything is decoded.
+//!
+//! Every command goes through the state machine and then the rules' post-step
+//! ([`alert::after_command`]: reopen supervision, alerts), all in one transaction; a
+//! registration is followed by the early-warning evaluation (`crate::sweep::early`). Cases are
+//! answered as seen at the node's clock, which gives their deadline warning.
 
 use fengqiao_proto::v1 as pb;
 use rand::Rng;
@@ -11,10 +16,16 @@ use tracing::Span;
 use super::SharedState;
 use super::moves::View;
 use crate::convert;
+use crate::domain::alert;
 use crate::domain::{Command, Ctx, Deadlines, NewCase, machine, validate};
+use crate::error::Error;
 use crate::identity::{self, Action, Identity};
+use crate::report::{self, render};
 use crate::storage::{CaseQuery, StorageError, WriteError};
 use crate::tls::peer_identity;
+
+/// Most alerts ListAlerts answers with (the newest).
+pub const MAX_ALERTS: usize = 500;
 
 /// Default and largest page sizes of ListCases.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -76,23 +87,26 @@ impl CaseApi {
         let node = self.state.code.as_str().to_string();
         let actor = caller.uri();
         let deadlines: Deadlines = self.state.deadlines.clone();
+        let policy = self.state.policy.clone();
         let now = self.state.clock.now();
         let case = self
             .state
             .store
-            .update(case_id, move |case| {
+            .update_raising(case_id, move |case| {
                 let ctx = Ctx {
                     now,
                     node: &node,
                     actor: &actor,
                     deadlines: &deadlines,
                 };
-                machine::apply(case, &ctx, &cmd)
+                let (next, events) = machine::apply(case, &ctx, &cmd)?;
+                Ok(alert::after_command(case, next, events, &ctx, &policy))
             })
             .await?;
         Ok(convert::case_to_proto(
             &case,
             Self::reveals_personal(caller),
+            now,
         ))
     }
 }
@@ -141,14 +155,26 @@ impl pb::case_service_server::CaseService for CaseApi {
             }
         };
         Span::current().record("case_id", reg.case.id.as_str());
+        let mut case = reg.case;
         if reg.created {
-            tracing::info!(status = ?reg.case.status, risk = ?reg.case.risk, "case registered");
+            tracing::info!(status = ?case.status, risk = ?case.risk, "case registered");
+            // The registration stands whatever happens here; the sweep catches up on failure.
+            match crate::sweep::early::after_register(&self.state, &case, now).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    if let Some(c) = self.state.store.get_case(&case.id)? {
+                        case = c;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "early warning deferred to the sweep"),
+            }
         } else {
             tracing::info!("repeated registration: original case returned");
         }
         Ok(Response::new(convert::case_to_proto(
-            &reg.case,
+            &case,
             Self::reveals_personal(&caller),
+            self.state.clock.now(),
         )))
     }
 
@@ -161,12 +187,13 @@ impl pb::case_service_server::CaseService for CaseApi {
         let id = req.into_inner().case_id;
         Span::current().record("case_id", id.as_str());
         let reveal = Self::reveals_personal(&caller);
+        let now = self.state.clock.now();
         match self.view(&id)? {
             View::Owned(case) | View::Tombstone(case) => {
-                Ok(Response::new(convert::case_to_proto(&case, reveal)))
+                Ok(Response::new(convert::case_to_proto(&case, reveal, now)))
             }
             // A supervised copy is already masked: the owner keeps the personal data.
-            View::Copy(case, _) => Ok(Response::new(convert::case_to_proto(&case, false))),
+            View::Copy(case, _) => Ok(Response::new(convert::case_to_proto(&case, false, now))),
             View::Nothing => Err(Status::not_found(format!("case {id} not found"))),
         }
     }
@@ -194,11 +221,12 @@ impl pb::case_service_server::CaseService for CaseApi {
             }
             n => n as usize,
         };
+        let now = self.state.clock.now();
         let query = CaseQuery {
             status: convert::optional::<pb::CaseStatus, _>("status", status)?,
             risk: convert::optional::<pb::RiskLevel, _>("risk", risk)?,
             category: convert::optional::<pb::Category, _>("category", category)?,
-            overdue_at: overdue_only.then(|| self.state.clock.now()),
+            overdue_at: overdue_only.then_some(now),
             page_size,
             page_token: (!page_token.is_empty()).then_some(page_token),
         };
@@ -207,7 +235,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             cases: page
                 .cases
                 .iter()
-                .map(|c| convert::case_to_proto(c, false))
+                .map(|c| convert::case_to_proto(c, false, now))
                 .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
@@ -329,35 +357,82 @@ impl pb::case_service_server::CaseService for CaseApi {
         Ok(Response::new(self.links()?))
     }
 
-    // The RPCs below belong to the deadline/risk work that builds on this node.
+    #[tracing::instrument(name = "ChangeRisk", skip_all, fields(case_id, caller))]
     async fn change_risk(
         &self,
-        _req: Request<pb::ChangeRiskRequest>,
+        req: Request<pb::ChangeRiskRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        Err(Status::unimplemented("ChangeRisk is not implemented yet"))
+        let caller = self.caller(&req, Action::ChangeRisk)?;
+        let (id, cmd) = convert::change_risk_from_proto(req.into_inner())?;
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 
+    #[tracing::instrument(name = "ExtendDeadline", skip_all, fields(case_id, caller))]
     async fn extend_deadline(
         &self,
-        _req: Request<pb::ExtendDeadlineRequest>,
+        req: Request<pb::ExtendDeadlineRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        Err(Status::unimplemented(
-            "ExtendDeadline is not implemented yet",
-        ))
+        let caller = self.caller(&req, Action::ExtendDeadline)?;
+        let (id, cmd) = convert::extend_from_proto(req.into_inner())?;
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 
+    #[tracing::instrument(name = "ListAlerts", skip_all, fields(caller))]
     async fn list_alerts(
         &self,
-        _req: Request<pb::ListAlertsRequest>,
+        req: Request<pb::ListAlertsRequest>,
     ) -> Result<Response<pb::Alerts>, Status> {
-        Err(Status::unimplemented("ListAlerts is not implemented yet"))
+        self.caller(&req, Action::ReadAlerts)?;
+        let pb::ListAlertsRequest {} = req.into_inner();
+        let alerts = self.state.store.alerts_newest(MAX_ALERTS)?;
+        Ok(Response::new(pb::Alerts {
+            alerts: alerts.iter().map(convert::alert_to_proto).collect(),
+        }))
     }
 
+    #[tracing::instrument(name = "ExportReport", skip_all, fields(caller))]
     async fn export_report(
         &self,
-        _req: Request<pb::ExportReportRequest>,
+        req: Request<pb::ExportReportRequest>,
     ) -> Result<Response<pb::Report>, Status> {
-        Err(Status::unimplemented("ExportReport is not implemented yet"))
+        self.caller(&req, Action::ExportReport)?;
+        let pb::ExportReportRequest { period } = req.into_inner();
+        let now = self.state.clock.now();
+        let period = report::period::parse(&period, self.state.default_cadence(), now)?;
+        let state = self.state.clone();
+        let data = tokio::task::spawn_blocking(move || {
+            report::make(&state.store, state.code.as_str(), &period, now)
+        })
+        .await
+        .map_err(|e| Status::from(Error::from(e)))??;
+        Ok(Response::new(pb::Report {
+            node: data.node.clone(),
+            period: data.period.clone(),
+            from: Some(convert::ts_to_proto(data.from)),
+            to: Some(convert::ts_to_proto(data.to)),
+            csv: render::to_csv(&data),
+            text: render::to_text(&data, crate::cli::Lang::Zh),
+        }))
+    }
+
+    #[tracing::instrument(name = "UpdateCasePlan", skip_all, fields(case_id, caller))]
+    async fn update_case_plan(
+        &self,
+        req: Request<pb::UpdateCasePlanRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::PlanCase)?;
+        let (id, cmd) = convert::plan_from_proto(req.into_inner());
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
+    }
+
+    #[tracing::instrument(name = "AddCaseProgress", skip_all, fields(case_id, caller))]
+    async fn add_case_progress(
+        &self,
+        req: Request<pb::AddCaseProgressRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let caller = self.caller(&req, Action::PlanCase)?;
+        let (id, cmd) = convert::progress_from_proto(req.into_inner());
+        Ok(Response::new(self.change(&caller, id, cmd).await?))
     }
 }
 

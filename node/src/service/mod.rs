@@ -5,12 +5,15 @@
 pub mod case;
 mod moves;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::code::NodeCode;
-use crate::domain::Deadlines;
+use crate::domain::{Deadlines, Policy};
 use crate::federation::SharedFederation;
+use crate::report::Cadence;
 use crate::storage::Store;
 
 /// What every handler of a node shares.
@@ -21,6 +24,27 @@ pub struct NodeState {
     pub deadlines: Deadlines,
     /// The federation: links, and moves of cases between nodes.
     pub federation: SharedFederation,
+    /// Early-warning thresholds.
+    pub policy: Policy,
+    /// How often the sweep runs (see `crate::sweep`).
+    pub sweep_every: Duration,
+    /// Scheduled reports: the cadence (`None`: none) and their folder.
+    pub report_cadence: Option<Cadence>,
+    pub reports_dir: PathBuf,
+}
+
+impl NodeState {
+    /// The identity URI the node acts under when its rules change a case.
+    pub fn rule_actor(&self) -> String {
+        crate::identity::Identity::node(self.code.clone()).uri()
+    }
+
+    /// The cadence of a report asked for without a period: the scheduled one, else the tier's
+    /// (villages daily, townships weekly, counties and above monthly).
+    pub fn default_cadence(&self) -> Cadence {
+        self.report_cadence
+            .unwrap_or_else(|| Cadence::of_tier(self.code.tier()))
+    }
 }
 
 pub type SharedState = Arc<NodeState>;

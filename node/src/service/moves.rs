@@ -71,10 +71,11 @@ impl CaseApi {
     }
 
     /// The answer to an order: what this node knows of the case.
-    fn answer(id: &str, view: View, reveal: bool) -> pb::Case {
+    fn answer(&self, id: &str, view: View, reveal: bool) -> pb::Case {
+        let now = self.state.clock.now();
         match view {
-            View::Owned(c) | View::Tombstone(c) => convert::case_to_proto(&c, reveal),
-            View::Copy(c, _) => convert::case_to_proto(&c, false),
+            View::Owned(c) | View::Tombstone(c) => convert::case_to_proto(&c, reveal, now),
+            View::Copy(c, _) => convert::case_to_proto(&c, false, now),
             View::Nothing => pb::Case {
                 id: id.to_owned(),
                 origin_node: route::origin_of_case(id)
@@ -123,6 +124,7 @@ impl CaseApi {
         Ok(convert::case_to_proto(
             &tomb,
             Self::reveals_personal(caller),
+            self.state.clock.now(),
         ))
     }
 
@@ -208,6 +210,7 @@ impl CaseApi {
                 Ok(convert::case_to_proto(
                     &case,
                     Self::reveals_personal(caller),
+                    self.state.clock.now(),
                 ))
             }
         }
@@ -279,7 +282,7 @@ impl CaseApi {
             },
         )
         .await?;
-        Ok(Self::answer(&case_id, view, Self::reveals_personal(caller)))
+        Ok(self.answer(&case_id, view, Self::reveals_personal(caller)))
     }
 
     pub(crate) async fn supervise(
@@ -316,7 +319,7 @@ impl CaseApi {
             },
         )
         .await?;
-        Ok(Self::answer(&case_id, view, false))
+        Ok(self.answer(&case_id, view, false))
     }
 
     pub(crate) fn links(&self) -> Result<pb::Links, Status> {

@@ -4,9 +4,10 @@
 //! (see [`Trees::transaction`]), so it may run more than once and must not have side effects
 //! outside the transaction. A [`Change`] is the complete description of what one case write
 //! does to the store; data derived from a case change that must commit with it (indexes, the
-//! federation outbox entries the change sends or owes its supervisors, an aggregate
-//! contribution later) is written by [`Change::apply`], so a new kind of derived data is one
-//! field and a few lines there.
+//! alerts the change raises, the federation outbox entries the change sends or owes its
+//! supervisors, an aggregate contribution later) is written by [`Change::apply`], so a new
+//! kind of derived data is one field and a few lines there. An alert whose key is stored
+//! already is skipped: raising is idempotent.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,7 +18,9 @@ use sled::transaction::{
 
 use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId, Trees};
+use super::secret::Secret;
 use super::{Registered, StorageError, WriteError};
+use crate::domain::alert::Alert;
 use crate::domain::{Case, DomainError, Event};
 use crate::federation::message::{OutboxEntry, Outgoing};
 use crate::federation::supervision;
@@ -31,6 +34,7 @@ pub(crate) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<Wr
 /// A transaction over every tree of the store.
 pub(crate) struct Tx<'a> {
     views: &'a [TransactionalTree],
+    secret: &'a Secret,
     signals: &'a super::signals::Signals,
 }
 
@@ -76,18 +80,53 @@ impl Tx<'_> {
         self.tree(tree).remove(key)?;
         Ok(())
     }
+
+    pub(crate) fn get_case(&self, id: &str) -> TxResult<Option<Case>> {
+        match self.get(TreeId::Cases, id.as_bytes())? {
+            Some(bytes) => codec::decode_case(TreeId::Cases, id.as_bytes(), &bytes)
+                .map(Some)
+                .map_err(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn has_alert(&self, key: &str) -> TxResult<bool> {
+        Ok(self.get(TreeId::Alerts, key.as_bytes())?.is_some())
+    }
+
+    /// Stores `alert` unless its key is stored already; true if it was new.
+    fn raise(&self, alert: &Alert) -> TxResult<bool> {
+        if alert.key.is_empty() || self.has_alert(&alert.key)? {
+            return Ok(false);
+        }
+        let key = alert.key.as_bytes();
+        tx_insert_alert(self, key, alert)?;
+        Ok(true)
+    }
+}
+
+fn tx_insert_alert(tx: &Tx<'_>, key: &[u8], alert: &Alert) -> TxResult<()> {
+    tx.insert_encoded(TreeId::Alerts, ValueKind::Alert, key, alert)?;
+    tx.insert(TreeId::AlertsByTime, &keys::alert_time(alert), Vec::new())
 }
 
 impl Trees {
     /// Runs `body` as one transaction over every tree.
     pub(crate) fn transaction<A>(
         &self,
+        secret: &Secret,
         body: impl Fn(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A, WriteError> {
         let trees: Vec<&sled::Tree> = self.all().iter().collect();
         let signals = &*self.signals;
         trees[..]
-            .transaction(|views| body(&Tx { views, signals }))
+            .transaction(|views| {
+                body(&Tx {
+                    views,
+                    secret,
+                    signals,
+                })
+            })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => WriteError::Storage(e.into()),
@@ -102,6 +141,8 @@ pub(crate) struct Change<'a> {
     pub before: Option<&'a Case>,
     pub after: &'a Case,
     pub events: &'a [Event],
+    /// Alerts the change raises (skipped if their key is stored already).
+    pub alerts: &'a [Alert],
     pub outgoing: &'a [Outgoing],
 }
 
@@ -177,8 +218,11 @@ impl Change<'_> {
             }
         }
 
-        let old = self.before.map(keys::index_entries).unwrap_or_default();
-        let new = keys::index_entries(case);
+        let old = self
+            .before
+            .map(|b| keys::index_entries(b, tx.secret))
+            .unwrap_or_default();
+        let new = keys::index_entries(case, tx.secret);
         for entry in old.iter().filter(|e| !new.contains(e)) {
             tx.remove(entry.0, &entry.1)?;
         }
@@ -186,6 +230,9 @@ impl Change<'_> {
             tx.insert(entry.0, &entry.1, Vec::new())?;
         }
 
+        for alert in self.alerts {
+            tx.raise(alert)?;
+        }
         enqueue(tx, self.outgoing)?;
         let plan = supervision::plan(self.before, case);
         if plan.owner.is_some() {
@@ -263,6 +310,7 @@ pub(crate) fn enqueue(tx: &Tx<'_>, outgoing: &[Outgoing]) -> TxResult<()> {
 /// The transaction of [`super::Store::register`].
 pub(crate) fn register<F>(
     trees: &Trees,
+    secret: &Secret,
     idempotency_key: &str,
     day: &str,
     build: &F,
@@ -275,13 +323,11 @@ where
     }
     let seq_key = keys::day_seq(day).map_err(StorageError::InvalidRecord)?;
     let idem_key = idempotency_key.as_bytes();
-    trees.transaction(|tx| {
+    trees.transaction(secret, |tx| {
         if let Some(id) =
             tx.get_decoded::<String>(TreeId::Idempotency, ValueKind::CaseId, idem_key)?
         {
-            let Some(case) =
-                tx.get_decoded::<Case>(TreeId::Cases, ValueKind::Case, id.as_bytes())?
-            else {
+            let Some(case) = tx.get_case(&id)? else {
                 return Err(abort(StorageError::Corrupt {
                     tree: TreeId::Idempotency.name(),
                     key: keys::display(idem_key),
@@ -308,6 +354,7 @@ where
             before: None,
             after: &case,
             events: &events,
+            alerts: &[],
             outgoing: &[],
         };
         change.check().map_err(abort)?;
@@ -322,26 +369,65 @@ where
     })
 }
 
-/// The transaction of [`super::Store::update`].
-pub(crate) fn update<F>(trees: &Trees, case_id: &str, f: &F) -> Result<Case, WriteError>
+/// What a write closure of [`update`] returns: the next case, the events to append and the
+/// alerts the change raises.
+pub(crate) type Outcome = (Case, Vec<Event>, Vec<Alert>);
+
+/// The transaction of [`super::Store::update`] and its kin. With `gate`, nothing is written
+/// (and `None` returned) if an alert of that key is stored already: a rule applied once.
+pub(crate) fn update<F>(
+    trees: &Trees,
+    secret: &Secret,
+    case_id: &str,
+    gate: Option<&str>,
+    f: &F,
+) -> Result<Option<Case>, WriteError>
 where
-    F: Fn(&Case) -> Result<(Case, Vec<Event>), DomainError>,
+    F: Fn(&Case) -> Result<Outcome, DomainError>,
 {
-    trees.transaction(|tx| {
-        let Some(before) =
-            tx.get_decoded::<Case>(TreeId::Cases, ValueKind::Case, case_id.as_bytes())?
-        else {
+    trees.transaction(secret, |tx| {
+        if let Some(key) = gate {
+            if tx.has_alert(key)? {
+                return Ok(None);
+            }
+        }
+        let Some(before) = tx.get_case(case_id)? else {
             return Err(abort(WriteError::NotFound(case_id.to_owned())));
         };
-        let (after, events) = f(&before).map_err(abort)?;
+        let (after, events, alerts) = f(&before).map_err(abort)?;
         let change = Change {
             before: Some(&before),
             after: &after,
             events: &events,
+            alerts: &alerts,
             outgoing: &[],
         };
         change.check().map_err(abort)?;
         change.apply(tx)?;
-        Ok(after)
+        Ok(Some(after))
+    })
+}
+
+/// The transaction of [`super::Store::raise_alerts`]: the number of alerts that were new.
+pub(crate) fn raise(trees: &Trees, secret: &Secret, alerts: &[Alert]) -> Result<usize, WriteError> {
+    trees.transaction(secret, |tx| {
+        let mut new = 0;
+        for alert in alerts {
+            new += usize::from(tx.raise(alert)?);
+        }
+        Ok(new)
+    })
+}
+
+/// The transaction of [`super::Store::set_cursor`].
+pub(crate) fn set_cursor(
+    trees: &Trees,
+    secret: &Secret,
+    name: &str,
+    value: &[u8],
+) -> Result<(), WriteError> {
+    let key = keys::cursor(name);
+    trees.transaction(secret, |tx| {
+        tx.insert_encoded(TreeId::Meta, ValueKind::Bytes, &key, value)
     })
 }

@@ -11,7 +11,8 @@
 //! Decoding checks all four header fields and that postcard consumed the whole payload; any
 //! mismatch is [`StorageError::Corrupt`] naming the tree and key, never a panic. postcard is
 //! not self-describing, so a struct change must bump the kind's version; old versions are then
-//! decoded with a frozen copy of the old struct and converted (none exist yet).
+//! decoded with a frozen copy of the old struct and converted (`migrate`): a case of version 1
+//! is read through [`decode_case`], which every reader of cases uses.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +27,7 @@ const HEADER_LEN: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum ValueKind {
+    /// A case ([`crate::domain::Case`]); read it with [`decode_case`].
     Case = 1,
     Event = 2,
     /// A case id (values of the idempotency and lookup-code trees).
@@ -34,6 +36,10 @@ pub(crate) enum ValueKind {
     Counter = 4,
     /// The store format version (u32).
     FormatVersion = 5,
+    /// An alert ([`crate::domain::alert::Alert`]).
+    Alert = 6,
+    /// Bytes: the index secret, a cursor.
+    Bytes = 7,
     // Federation values are numbered from 20.
     /// A message or link sequence number (u64).
     Sequence = 20,
@@ -47,15 +53,32 @@ impl ValueKind {
     /// Current format version of this kind's payload.
     const fn version(self) -> u8 {
         match self {
-            ValueKind::Case
-            | ValueKind::Event
+            // 2: deadlines (resolve start, follow-up, extension), rule supervision, the plan.
+            ValueKind::Case => 2,
+            ValueKind::Event
             | ValueKind::CaseId
             | ValueKind::Counter
             | ValueKind::FormatVersion
-            | ValueKind::Sequence
-            | ValueKind::OutboxEntry
-            | ValueKind::CaseCopy => 1,
+            | ValueKind::Alert
+            | ValueKind::Bytes => 1,
+            ValueKind::Sequence | ValueKind::OutboxEntry | ValueKind::CaseCopy => 1,
         }
+    }
+}
+
+/// Decodes a stored case of any supported version: the current one, or version 1 through its
+/// frozen struct.
+pub(crate) fn decode_case(
+    tree: TreeId,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<crate::domain::Case, StorageError> {
+    match bytes.get(..4) {
+        Some([m0, m1, kind, 1]) if [*m0, *m1] == MAGIC && *kind == ValueKind::Case as u8 => {
+            decode_version::<super::migrate::CaseV1>(ValueKind::Case, 1, tree, key, bytes)
+                .map(Into::into)
+        }
+        _ => decode(ValueKind::Case, tree, key, bytes),
     }
 }
 
@@ -76,6 +99,17 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 
 pub(crate) fn decode<T: DeserializeOwned>(
     kind: ValueKind,
+    tree: TreeId,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    decode_version(kind, kind.version(), tree, key, bytes)
+}
+
+/// Decodes a payload of `kind` written in format `version`.
+fn decode_version<T: DeserializeOwned>(
+    kind: ValueKind,
+    version: u8,
     tree: TreeId,
     key: &[u8],
     bytes: &[u8],
@@ -103,7 +137,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
             header[2], kind as u8
         )));
     }
-    if header[3] != kind.version() {
+    if header[3] != version {
         return Err(corrupt(format!(
             "unsupported {kind:?} format version {}",
             header[3]

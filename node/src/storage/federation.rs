@@ -55,13 +55,12 @@ impl Store {
             + Send
             + 'static,
     {
+        let secret = self.inner.secret.clone();
         self.inner
             .writer
             .submit(move |trees| {
-                trees.transaction(|tx| {
-                    let Some(before) =
-                        tx.get_decoded::<Case>(TreeId::Cases, ValueKind::Case, case_id.as_bytes())?
-                    else {
+                trees.transaction(&secret, |tx| {
+                    let Some(before) = tx.get_case(&case_id)? else {
                         return Err(abort(WriteError::NotFound(case_id.clone())));
                     };
                     let history = change::read_history(tx, &case_id, before.history_len)?;
@@ -70,6 +69,7 @@ impl Store {
                         before: Some(&before),
                         after: &after,
                         events: &events,
+                        alerts: &[],
                         outgoing: &outgoing,
                     };
                     change.check().map_err(abort)?;
@@ -82,9 +82,10 @@ impl Store {
 
     /// Queues messages that change no case here (an order about a case owned elsewhere).
     pub async fn send(&self, outgoing: Vec<Outgoing>) -> Result<(), WriteError> {
+        let secret = self.inner.secret.clone();
         self.inner
             .writer
-            .submit(move |trees| trees.transaction(|tx| change::enqueue(tx, &outgoing)))
+            .submit(move |trees| trees.transaction(&secret, |tx| change::enqueue(tx, &outgoing)))
             .await
     }
 
@@ -100,12 +101,13 @@ impl Store {
     where
         F: Fn(&Message, &Local) -> Effects + Send + 'static,
     {
+        let secret = self.inner.secret.clone();
         self.inner
             .writer
             .submit(move |trees| {
                 // One transaction for the whole batch: its cost is paid once, and the batch
                 // commits (and is acknowledged) as a whole or not at all.
-                trees.transaction(|tx| {
+                trees.transaction(&secret, |tx| {
                     let mut applied = Applied {
                         through: tx
                             .get_decoded(
@@ -313,7 +315,7 @@ where
     }
     let case_id = msg.case_id();
     keys::check_case_id(case_id).map_err(|e| abort(StorageError::InvalidRecord(e)))?;
-    let case: Option<Case> = tx.get_decoded(TreeId::Cases, ValueKind::Case, case_id.as_bytes())?;
+    let case = tx.get_case(case_id)?;
     let history = match &case {
         Some(c) => change::read_history(tx, case_id, c.history_len)?,
         None => Vec::new(),
@@ -332,6 +334,7 @@ where
                 before: local.case.as_ref(),
                 after,
                 events,
+                alerts: &[],
                 outgoing: &effects.send,
             };
             change.check().map_err(abort)?;

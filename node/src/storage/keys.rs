@@ -13,18 +13,26 @@
 //!   `code()` of the domain enums;
 //! * the deadline index is `deadline ‖ case id`, the deadline being the i64 milliseconds with
 //!   the sign bit flipped, big-endian (order-preserving for every i64, negatives included), so
-//!   byte order is time order and "overdue at `now`" is the key range below `deadline(now)`.
+//!   byte order is time order and "overdue at `now`" is the key range below `deadline(now)`;
+//! * the person index is `hash(ID number) (16 bytes) ‖ registered at (8 bytes, as above) ‖ case
+//!   id`: one person's cases are a contiguous, time-ordered range, and "within the window" is a
+//!   sub-range. The respondent index is `hash(respondent name) (16 bytes) ‖ case id`, for open
+//!   cases only. Both hashes are keyed with the store's secret (see `secret`), so neither ID
+//!   numbers nor names appear in clear in an index;
+//! * alerts are stored under their key (UTF-8), and indexed by `raised at (8 bytes) ‖ key`.
 //!
 //! Index trees store empty values: the key is the whole entry.
 
 use sled::transaction::TransactionalTree;
 
-use crate::domain::{Case, Timestamp};
+use super::secret::{HASH_LEN, Secret};
+use crate::domain::alert::Alert;
+use crate::domain::{Case, PartyRole, Timestamp};
 
 macro_rules! trees {
     ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
         /// One sled tree of the store.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub(crate) enum TreeId { $($(#[$doc])* $variant,)+ }
 
         impl TreeId {
@@ -58,6 +66,14 @@ trees! {
     ByCategory => "category_caseid",
     /// open deadline ‖ case id → empty (only cases with a running deadline).
     ByDeadline => "deadline_caseid",
+    /// hash(ID number) ‖ registered at ‖ case id → empty (every party with an ID number).
+    ByPerson => "personhash_registeredat_caseid",
+    /// hash(respondent name) ‖ case id → empty (respondents of open cases only).
+    ByRespondent => "respondenthash_caseid",
+    /// alert key → [`crate::domain::alert::Alert`].
+    Alerts => "alertkey_alert",
+    /// raised at ‖ alert key → empty.
+    AlertsByTime => "raisedat_alertkey",
     /// neighbour code ‖ 0x00 ‖ link seq (u64 BE) → [`crate::federation::message::OutboxEntry`]:
     /// messages queued for a neighbour, deleted once it acknowledges them.
     Outbox => "peer_seq_outboxentry",
@@ -105,6 +121,14 @@ pub(crate) fn view(views: &[TransactionalTree], id: TreeId) -> &TransactionalTre
 
 /// Meta key of the store format version.
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
+
+/// Meta key of the secret that keys the person and respondent hashes.
+pub(crate) const META_SECRET: &[u8] = b"index_secret";
+
+/// Meta key of a named cursor (`cursor/NAME`), e.g. of the early-warning catch-up.
+pub(crate) fn cursor(name: &str) -> Vec<u8> {
+    [b"cursor/".as_slice(), name.as_bytes()].concat()
+}
 
 /// Meta key of the last sequence number handed out on `day` ("YYYYMMDD").
 pub(crate) fn day_seq(day: &str) -> Result<Vec<u8>, String> {
@@ -194,8 +218,42 @@ pub(crate) fn deadline(at: Timestamp, case_id: &str) -> Vec<u8> {
     [deadline_bound(at).as_slice(), case_id.as_bytes()].concat()
 }
 
+/// Prefix of one person's entries in the person index.
+pub(crate) fn person_prefix(hash: &[u8; HASH_LEN]) -> Vec<u8> {
+    hash.to_vec()
+}
+
+/// Person index key.
+pub(crate) fn person(hash: &[u8; HASH_LEN], registered_at: Timestamp, case_id: &str) -> Vec<u8> {
+    [
+        hash.as_slice(),
+        &deadline_bound(registered_at),
+        case_id.as_bytes(),
+    ]
+    .concat()
+}
+
+/// The case id of a person index key.
+pub(crate) fn person_case_id(key: &[u8]) -> Option<&[u8]> {
+    key.get(HASH_LEN + 8..).filter(|id| !id.is_empty())
+}
+
+/// Respondent index key.
+pub(crate) fn respondent(hash: &[u8; HASH_LEN], case_id: &str) -> Vec<u8> {
+    [hash.as_slice(), case_id.as_bytes()].concat()
+}
+
+/// Key of an alert's entry in the time index.
+pub(crate) fn alert_time(alert: &Alert) -> Vec<u8> {
+    [
+        deadline_bound(alert.raised_at).as_slice(),
+        alert.key.as_bytes(),
+    ]
+    .concat()
+}
+
 /// Every index entry a case has: what [`super::change::Change`] keeps in sync.
-pub(crate) fn index_entries(case: &Case) -> Vec<(TreeId, Vec<u8>)> {
+pub(crate) fn index_entries(case: &Case, secret: &Secret) -> Vec<(TreeId, Vec<u8>)> {
     let mut entries = vec![
         (TreeId::ByStatus, code_index(case.status.code(), &case.id)),
         (TreeId::ByRisk, code_index(case.risk.code(), &case.id)),
@@ -207,6 +265,26 @@ pub(crate) fn index_entries(case: &Case) -> Vec<(TreeId, Vec<u8>)> {
     if let Some(at) = case.open_deadline() {
         entries.push((TreeId::ByDeadline, deadline(at, &case.id)));
     }
+    for p in case
+        .parties
+        .iter()
+        .filter(|p| !p.id_number.trim().is_empty())
+    {
+        let hash = secret.person(&p.id_number);
+        entries.push((TreeId::ByPerson, person(&hash, case.created_at, &case.id)));
+    }
+    if case.status.is_open() {
+        let respondents = case
+            .parties
+            .iter()
+            .filter(|p| p.role == PartyRole::Respondent);
+        for p in respondents.filter(|p| !p.name.trim().is_empty()) {
+            let hash = secret.respondent(&p.name);
+            entries.push((TreeId::ByRespondent, respondent(&hash, &case.id)));
+        }
+    }
+    entries.sort();
+    entries.dedup();
     entries
 }
 

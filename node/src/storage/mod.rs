@@ -4,8 +4,11 @@
 //!
 //! One sled database per node, holding the trees declared in `keys`: the cases, their
 //! append-only histories, the idempotency and lookup-code maps, the secondary indexes (status,
-//! risk, category, open deadline) and the store metadata (format version, per-day sequence
-//! counters). Every value is wrapped in the checksummed, versioned envelope of `codec`.
+//! risk, category, open deadline, and the early-warning indexes of people and respondents
+//! under keyed hashes, see `secret`), the alerts with their time index, and the store
+//! metadata (format version, per-day sequence counters, the index secret, cursors). Every
+//! value is wrapped in the checksummed, versioned envelope of `codec`; old formats are read
+//! through `migrate`.
 //!
 //! # Invariants
 //!
@@ -56,7 +59,10 @@ mod codec;
 mod commit;
 mod federation;
 mod keys;
+mod migrate;
 mod query;
+mod rules;
+mod secret;
 mod signals;
 #[cfg(test)]
 mod tests;
@@ -64,14 +70,20 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::domain::alert::Alert;
 use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, Timestamp};
 
 use codec::ValueKind;
 pub use federation::{Applied, QueueStats};
 use keys::{TreeId, Trees};
+use secret::Secret;
 
-/// Version of the layout of trees and keys; written at creation, checked on open.
-const STORE_FORMAT: u32 = 1;
+pub use rules::{PersonMatch, RespondentMatch};
+
+/// Version of the layout of trees and keys; written at creation, checked on open. Version 2
+/// added the person and respondent indexes and the alerts; a version-1 store is upgraded when
+/// opened (see [`upgrade_from_1`]).
+const STORE_FORMAT: u32 = 2;
 
 /// Period of sled's own background flush and segment cleaning, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 1000;
@@ -188,6 +200,7 @@ pub struct Store {
 
 struct Inner {
     trees: Trees,
+    secret: Secret,
     writer: commit::Writer,
 }
 
@@ -206,13 +219,40 @@ impl Store {
             .flush_every_ms(Some(FLUSH_EVERY_MS))
             .open()?;
         let trees = Trees::open(&db)?;
-        check_format(&trees)?;
+        let found = check_format(&trees)?;
+        let secret = Secret::load_or_create(&trees)?;
+        if found == 1 {
+            upgrade_from_1(&trees, &secret)?;
+        }
         let mut syncer = commit::Syncer::open(dir, created)?;
         syncer.sync(&db)?;
         let writer = commit::Writer::spawn(db, trees.clone(), syncer)?;
         Ok(Store {
-            inner: Arc::new(Inner { trees, writer }),
+            inner: Arc::new(Inner {
+                trees,
+                secret,
+                writer,
+            }),
         })
+    }
+
+    /// [`Store::open`] for tests that reopen a store in the same process: sled 0.34 frees some
+    /// of its state (and with it the directory lock) through epoch-deferred destruction, a
+    /// moment after the last handle is dropped, so the lock is retried for up to 5 seconds.
+    #[cfg(test)]
+    pub(crate) fn open_again(dir: &Path, opts: &StoreOptions) -> Result<Store, StorageError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(dir, opts) {
+                Err(StorageError::Sled(sled::Error::Io(e)))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The case with this id, if stored.
@@ -279,9 +319,10 @@ impl Store {
     where
         F: Fn(u32) -> Result<(Case, Event), DomainError> + Send + 'static,
     {
+        let secret = self.inner.secret.clone();
         self.inner
             .writer
-            .submit(move |trees| change::register(trees, &idempotency_key, &day, &build))
+            .submit(move |trees| change::register(trees, &secret, &idempotency_key, &day, &build))
             .await
     }
 
@@ -293,9 +334,44 @@ impl Store {
     where
         F: Fn(&Case) -> Result<(Case, Vec<Event>), DomainError> + Send + 'static,
     {
+        self.update_raising(case_id, move |case| {
+            f(case).map(|(case, events)| (case, events, Vec::new()))
+        })
+        .await
+    }
+
+    /// [`Store::update`] whose closure also returns the alerts the change raises; they are
+    /// written in the same transaction, except those whose key is stored already.
+    pub async fn update_raising<F>(&self, case_id: String, f: F) -> Result<Case, WriteError>
+    where
+        F: Fn(&Case) -> Result<(Case, Vec<Event>, Vec<Alert>), DomainError> + Send + 'static,
+    {
+        let secret = self.inner.secret.clone();
+        let written = self
+            .inner
+            .writer
+            .submit(move |trees| change::update(trees, &secret, &case_id, None, &f))
+            .await?;
+        // Without a gate the transaction always returns the case it wrote.
+        written.ok_or_else(|| StorageError::InvalidRecord("update wrote nothing".into()).into())
+    }
+
+    /// Applies a rule at most once: if an alert of key `gate` is stored already, writes nothing
+    /// and returns `None`; otherwise as [`Store::update_raising`] (whose alerts should include
+    /// the `gate` alert, so that the next attempt finds it).
+    pub async fn apply_once<F>(
+        &self,
+        case_id: String,
+        gate: String,
+        f: F,
+    ) -> Result<Option<Case>, WriteError>
+    where
+        F: Fn(&Case) -> Result<(Case, Vec<Event>, Vec<Alert>), DomainError> + Send + 'static,
+    {
+        let secret = self.inner.secret.clone();
         self.inner
             .writer
-            .submit(move |trees| change::update(trees, &case_id, &f))
+            .submit(move |trees| change::update(trees, &secret, &case_id, Some(&gate), &f))
             .await
     }
 
@@ -324,12 +400,12 @@ fn read_case(trees: &Trees, key: &[u8]) -> Result<Option<Case>, StorageError> {
     trees
         .get(TreeId::Cases)
         .get(key)?
-        .map(|bytes| codec::decode(ValueKind::Case, TreeId::Cases, key, &bytes))
+        .map(|bytes| codec::decode_case(TreeId::Cases, key, &bytes))
         .transpose()
 }
 
-/// Writes the format version into a new store, or checks the one found.
-fn check_format(trees: &Trees) -> Result<(), StorageError> {
+/// Writes the format version into a new store, or checks the one found; returns it.
+fn check_format(trees: &Trees) -> Result<u32, StorageError> {
     let meta = trees.get(TreeId::Meta);
     match meta.get(keys::META_FORMAT)? {
         Some(bytes) => {
@@ -339,26 +415,46 @@ fn check_format(trees: &Trees) -> Result<(), StorageError> {
                 keys::META_FORMAT,
                 &bytes,
             )?;
-            if found != STORE_FORMAT {
+            if found != STORE_FORMAT && found != 1 {
                 return Err(StorageError::UnsupportedFormat {
                     found,
                     supported: STORE_FORMAT,
                 });
             }
+            Ok(found)
         }
         None if trees.all().iter().all(sled::Tree::is_empty) => {
             meta.insert(
                 keys::META_FORMAT,
                 codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
             )?;
+            Ok(STORE_FORMAT)
         }
-        None => {
-            return Err(StorageError::Corrupt {
-                tree: TreeId::Meta.name(),
-                key: keys::display(keys::META_FORMAT),
-                reason: "missing in a store that holds data".into(),
-            });
-        }
+        None => Err(StorageError::Corrupt {
+            tree: TreeId::Meta.name(),
+            key: keys::display(keys::META_FORMAT),
+            reason: "missing in a store that holds data".into(),
+        }),
     }
+}
+
+/// Upgrades a version-1 store at open, before any write: files every case in the indexes
+/// version 2 added, then records version 2. Interrupted, it simply runs again at the next open
+/// (index entries are idempotent).
+fn upgrade_from_1(trees: &Trees, secret: &Secret) -> Result<(), StorageError> {
+    let mut cases = 0;
+    for entry in trees.get(TreeId::Cases).iter() {
+        let (key, bytes) = entry?;
+        let case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
+        for (tree, key) in keys::index_entries(&case, secret) {
+            trees.get(tree).insert(key, Vec::new())?;
+        }
+        cases += 1;
+    }
+    trees.get(TreeId::Meta).insert(
+        keys::META_FORMAT,
+        codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
+    )?;
+    tracing::info!(cases, "store upgraded from format 1 to {STORE_FORMAT}");
     Ok(())
 }

@@ -149,7 +149,7 @@ pub(crate) fn list(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageErro
         };
         let (key, value) = entry?;
         let case = if plan.tree == TreeId::Cases {
-            super::codec::decode(super::codec::ValueKind::Case, TreeId::Cases, &key, &value)?
+            super::codec::decode_case(TreeId::Cases, &key, &value)?
         } else {
             let corrupt = |reason: &str| StorageError::Corrupt {
                 tree: plan.tree.name(),

@@ -18,6 +18,7 @@ static DEADLINES: Deadlines = Deadlines {
     review: Duration::from_secs(3 * DAY),
     resolve: Duration::from_secs(30 * DAY),
     follow_up: Duration::from_secs(7 * DAY),
+    escalate_overdue_after: Some(Duration::from_secs(DAY)),
 };
 
 fn ctx(now: Timestamp) -> Ctx<'static> {
@@ -533,10 +534,12 @@ fn resolve_records_the_outcome() {
     assert_eq!(ok.settled_amount_fen, 440_000);
     assert_eq!(ok.confirmation, Some(Confirmation::Judicial));
     assert_eq!((ok.resolved_at, ok.closed_at), (Some(now), None));
-    assert_eq!(ok.open_deadline(), None);
+    // The follow-up (回访) deadline now runs: 7 days from the end of mediation.
+    assert_eq!(ok.follow_up_due_at, Some(hours(200 + 7 * 24)));
+    assert_eq!(ok.open_deadline(), Some(hours(200 + 7 * 24)));
     assert_eq!(
         events[0].detail,
-        "化解成功：达成调解协议，履行金额4400.00元，确认方式：司法确认。协议：李*于5月10日前向张*支付工资4400元"
+        "化解成功：达成调解协议，履行金额4400.00元，确认方式：司法确认。协议：李*于5月10日前向张*支付工资4400元；回访期限2024-05-16 16:00"
     );
 
     let (fail, events) = apply(&case, &ctx(now), &resolve_fail()).unwrap();
@@ -551,9 +554,10 @@ fn resolve_records_the_outcome() {
     );
     // resolved_at is when the mediation ended, successfully or not.
     assert_eq!(fail.resolved_at, Some(now));
+    assert_eq!(fail.open_deadline(), Some(hours(200 + 7 * 24)));
     assert_eq!(
         events[0].detail,
-        "调解不成，已引导：张*可向区劳动人事争议仲裁委员会申请仲裁"
+        "调解不成，已引导：张*可向区劳动人事争议仲裁委员会申请仲裁；回访期限2024-05-16 16:00"
     );
 }
 

@@ -202,17 +202,17 @@ async fn open_checks_the_store_format() {
     store.raw_insert(
         TreeId::Meta,
         keys::META_FORMAT,
-        &codec::encode(ValueKind::FormatVersion, &2u32).unwrap(),
+        &codec::encode(ValueKind::FormatVersion, &3u32).unwrap(),
     );
     store.shutdown().await;
     drop(store);
-    let r = Store::open(dir.path(), &StoreOptions::default()).map(|_| ());
+    let r = Store::open_again(dir.path(), &StoreOptions::default()).map(|_| ());
     assert!(
         matches!(
             r,
             Err(StorageError::UnsupportedFormat {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         ),
         "{r:?}"
@@ -226,7 +226,7 @@ async fn open_checks_the_store_format() {
             .unwrap();
         db.flush().unwrap();
         drop(db);
-        Store::open(dir.path(), &StoreOptions::default()).map(|_| ())
+        Store::open_again(dir.path(), &StoreOptions::default()).map(|_| ())
     };
     assert!(
         matches!(store, Err(StorageError::Corrupt { tree: "meta", .. })),

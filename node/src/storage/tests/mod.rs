@@ -5,10 +5,12 @@
 //! * [`durability`] — restart, shutdown, failed syncs, damaged values, format checks.
 //! * [`listing`] — filters, index choice, pagination and page tokens.
 //! * [`federation`] — outboxes, acknowledgements, inbox watermarks, supervision copies.
+//! * [`rules`] — alerts, the early-warning indexes, gated rule writes, cursors, the upgrade.
 
 mod durability;
 mod federation;
 mod listing;
+mod rules;
 mod writes;
 
 use std::collections::BTreeSet;
@@ -26,20 +28,10 @@ const DAY_MS: i64 = 86_400_000;
 /// Opens the store in `dir`. After a store in the same folder was dropped, sled's background
 /// I/O threads may hold its file lock for a moment longer: a lock error is retried (bounded).
 fn open(dir: &Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match Store::open(dir, &StoreOptions::default()) {
-            Ok(store) => return store,
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                assert!(std::time::Instant::now() < deadline, "open store: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("open store: {e}"),
-        }
-    }
+    Store::open_again(dir, &StoreOptions::default()).expect("open store")
 }
 
-fn new_case(day: &str, seq: u32) -> (Case, Event) {
+pub(super) fn new_case(day: &str, seq: u32) -> (Case, Event) {
     let case = Case {
         id: format!("{NODE}-{day}-{seq:06}"),
         lookup_code: format!("Q{day}{seq:06}"),
@@ -79,6 +71,11 @@ fn new_case(day: &str, seq: u32) -> (Case, Event) {
         closed_at: None,
         history_len: 1,
         supervising_nodes: Vec::new(),
+        resolve_started_at: None,
+        follow_up_due_at: None,
+        deadline_extended: false,
+        rule_supervision: Vec::new(),
+        plan: Default::default(),
     };
     let event = event(1, CaseStatus::Registered, None);
     (case, event)
@@ -157,9 +154,9 @@ fn assert_index_consistency(store: &Store) {
     let mut events = 0;
     for entry in trees.get(TreeId::Cases).iter() {
         let (key, value) = entry.unwrap();
-        let case: Case = codec::decode(ValueKind::Case, TreeId::Cases, &key, &value).unwrap();
+        let case: Case = codec::decode_case(TreeId::Cases, &key, &value).unwrap();
         expected.extend(
-            keys::index_entries(&case)
+            keys::index_entries(&case, &store.inner.secret)
                 .into_iter()
                 .map(|(t, k)| (t.name(), k)),
         );
@@ -172,6 +169,8 @@ fn assert_index_consistency(store: &Store) {
         TreeId::ByRisk,
         TreeId::ByCategory,
         TreeId::ByDeadline,
+        TreeId::ByPerson,
+        TreeId::ByRespondent,
     ] {
         for entry in trees.get(tree).iter() {
             let (key, value) = entry.unwrap();

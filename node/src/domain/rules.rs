@@ -1,0 +1,292 @@
+//! Deadline warnings, the four-colour supervision rule, and the bookkeeping of supervision that
+//! rules open and close. Pure: the state machine and the sweep call these functions with the
+//! time they were given.
+//!
+//! # Warning levels
+//!
+//! Every live case has one running deadline ([`Case::deadline`]): review (未审核, from
+//! registration), resolution (from acceptance or the latest reopen) or follow-up (回访, from the
+//! end of mediation). Its share of time used gives the warning shown with the case, as
+//! OpenSPP's grievance module does: **amber** from [`AMBER_PERCENT`] of the time, **red** from
+//! [`RED_PERCENT`] (overdue cases are red too). The warning is computed from the clock whenever
+//! a case is read; it is never stored, so it cannot go stale.
+//!
+//! # Who follows a colour
+//!
+//! Zizhou's four colours: red is followed by the county (the political-legal committee
+//! secretary), orange by the township (the party secretary), yellow by the center director,
+//! blue by the mediator. Yellow and blue stay inside the node that owns the case. Red and
+//! orange need a tier: when the owner sits *below* that tier, the ancestor at that tier
+//! supervises the case ([`risk_supervisor`]); at or above it, nobody extra is needed. So a red
+//! case registered at a village is supervised by its county, a red case at a township also by
+//! the county, an orange case at a village by its township, and a red case at a county or city
+//! by nobody extra.
+//!
+//! # Supervision opened by rules
+//!
+//! Supervision means the ancestor's code is in `Case::supervising_nodes` (nearest first); the
+//! federation keeps a read-only copy at every node listed there. Three rules open supervision:
+//! the colour rule above, the overdue rule (a deadline overdue by more than
+//! `deadlines.escalate_overdue_after` → the parent) and the reopen rule (a dissatisfied
+//! follow-up → the parent, if `early_warning.reopen_supervise`). Each opening is recorded in
+//! `Case::rule_supervision` as (node, cause), so that a rule closes only what it opened:
+//! lowering the risk removes the colour's supervision but keeps the parent's supervision of an
+//! overdue case, and never touches supervision opened by an escalation (提级督办), which has
+//! no entry there. Only the colour rule ever closes supervision; overdue and reopen supervision
+//! stay until someone ends them through the federation.
+//!
+//! Invariants kept by [`open`] and [`close`]: every node of `rule_supervision` is in
+//! `supervising_nodes` (stale entries, whose node someone else removed, are dropped first);
+//! `supervising_nodes` holds no duplicates and stays ordered nearest first; an event is due
+//! whenever a rule opens or closes supervision for its cause, even when the node keeps
+//! supervising for another cause, so `rule_supervision` never changes silently.
+
+use std::time::Duration;
+
+use super::{Case, EventKind, RiskLevel, RuleSupervision, SupervisionCause, Timestamp};
+use crate::code::{NodeCode, Tier};
+
+/// A case is flagged amber once this share (percent) of its running deadline is used...
+pub const AMBER_PERCENT: i128 = 75;
+/// ...and red from this share on (overdue included).
+pub const RED_PERCENT: i128 = 90;
+
+/// An event to append: its kind and readable detail (personal data already masked).
+pub type Draft = (EventKind, String);
+
+super::model::stable_enum!(
+    /// How close a case is to its running deadline.
+    Warning {
+        None = 1 => "正常", "none";
+        Amber = 2 => "黄灯", "amber";
+        Red = 3 => "红灯", "red";
+    }
+);
+
+/// The warning level of a deadline that started at `started` and is due at `due`, at `now`.
+/// A deadline with no length (due at or before its start) is red once due.
+pub fn warning_level(started: Timestamp, due: Timestamp, now: Timestamp) -> Warning {
+    let total = i128::from(due.0) - i128::from(started.0);
+    let used = i128::from(now.0) - i128::from(started.0);
+    if total <= 0 {
+        return if now >= due {
+            Warning::Red
+        } else {
+            Warning::None
+        };
+    }
+    if used * 100 >= RED_PERCENT * total {
+        Warning::Red
+    } else if used * 100 >= AMBER_PERCENT * total {
+        Warning::Amber
+    } else {
+        Warning::None
+    }
+}
+
+impl Case {
+    /// The warning level of the running deadline at `now`; `None` when no deadline runs.
+    pub fn warning(&self, now: Timestamp) -> Warning {
+        self.deadline().map_or(Warning::None, |d| {
+            warning_level(d.started_at, d.due_at, now)
+        })
+    }
+}
+
+/// The tier that must follow a case of this colour, when it is not the owning node itself.
+pub fn followed_at(risk: RiskLevel) -> Option<Tier> {
+    match risk {
+        RiskLevel::Red => Some(Tier::County),
+        RiskLevel::Orange => Some(Tier::Township),
+        RiskLevel::Yellow | RiskLevel::Blue => None,
+    }
+}
+
+/// Who follows a colour, as said at the centers.
+pub fn follower_zh(risk: RiskLevel) -> &'static str {
+    match risk {
+        RiskLevel::Red => "县委政法委书记",
+        RiskLevel::Orange => "乡镇党委书记",
+        RiskLevel::Yellow => "中心主任",
+        RiskLevel::Blue => "调解员",
+    }
+}
+
+/// The ancestor that must supervise a case of colour `risk` owned by `owner`, if any: the
+/// ancestor at [`followed_at`] when `owner` is below that tier.
+pub fn risk_supervisor(owner: &str, risk: RiskLevel) -> Option<String> {
+    let tier = followed_at(risk)?;
+    let code = NodeCode::parse(owner).ok()?;
+    if code.tier() <= tier {
+        return None;
+    }
+    code.at_tier(tier).map(String::from)
+}
+
+/// The parent of `owner`, if it has one (a province has none).
+pub fn parent_of(owner: &str) -> Option<String> {
+    NodeCode::parse(owner).ok()?.parent().map(String::from)
+}
+
+/// What [`open`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// The node was added to `supervising_nodes`: an event is due.
+    Added,
+    /// The node already supervised because of another rule; this cause is recorded too.
+    Recorded,
+    /// Nothing changed: the cause was recorded already, or the node supervises for a reason
+    /// outside the rules (an escalation), which then covers this rule as well.
+    Unchanged,
+}
+
+/// Drops `rule_supervision` entries whose node no longer supervises.
+fn prune(case: &mut Case) {
+    let Case {
+        supervising_nodes,
+        rule_supervision,
+        ..
+    } = case;
+    rule_supervision.retain(|r| supervising_nodes.contains(&r.node));
+}
+
+/// Opens supervision of `case` by `node` for `cause` (see the module doc).
+pub fn open(case: &mut Case, node: &str, cause: SupervisionCause) -> Opened {
+    prune(case);
+    if case
+        .rule_supervision
+        .iter()
+        .any(|r| r.node == node && r.cause == cause)
+    {
+        return Opened::Unchanged;
+    }
+    let supervising = case.supervising_nodes.iter().any(|n| n == node);
+    let by_rule = case.rule_supervision.iter().any(|r| r.node == node);
+    if supervising && !by_rule {
+        return Opened::Unchanged;
+    }
+    case.rule_supervision.push(RuleSupervision {
+        node: node.to_owned(),
+        cause,
+    });
+    if supervising {
+        return Opened::Recorded;
+    }
+    // Nearest first: a longer code is a nearer ancestor.
+    let at = case
+        .supervising_nodes
+        .iter()
+        .position(|n| n.len() < node.len())
+        .unwrap_or(case.supervising_nodes.len());
+    case.supervising_nodes.insert(at, node.to_owned());
+    Opened::Added
+}
+
+/// Closes every supervision opened for `cause`, except by `keep`. Returns each node whose
+/// supervision for `cause` ended, with `true` if it still supervises for another rule.
+pub fn close(case: &mut Case, cause: SupervisionCause, keep: Option<&str>) -> Vec<(String, bool)> {
+    prune(case);
+    let mut ended = Vec::new();
+    case.rule_supervision.retain(|r| {
+        let gone = r.cause == cause && Some(r.node.as_str()) != keep;
+        if gone {
+            ended.push(r.node.clone());
+        }
+        !gone
+    });
+    let Case {
+        supervising_nodes,
+        rule_supervision,
+        ..
+    } = case;
+    let ended: Vec<(String, bool)> = ended
+        .into_iter()
+        .map(|n| {
+            let stays = rule_supervision.iter().any(|r| r.node == n);
+            (n, stays)
+        })
+        .collect();
+    supervising_nodes.retain(|n| !ended.iter().any(|(e, stays)| e == n && !stays));
+    ended
+}
+
+/// Brings the colour's supervision in line with the case's current risk and owner: closes
+/// what a former colour opened, opens what this one requires. Returns the events due.
+pub fn reconcile_risk(case: &mut Case) -> Vec<Draft> {
+    let want = risk_supervisor(&case.owner_node, case.risk);
+    let mut drafts = Vec::new();
+    for (node, stays) in close(case, SupervisionCause::Risk, want.as_deref()) {
+        let mut detail = format!(
+            "风险等级为{}色，无需{node}跟踪，解除风险督办",
+            case.risk.label_zh()
+        );
+        if stays {
+            detail.push_str("（因其他原因仍在督办）");
+        }
+        drafts.push((EventKind::SupervisionClosed, detail));
+    }
+    if let Some(node) = want {
+        let opened = open(case, &node, SupervisionCause::Risk);
+        if opened != Opened::Unchanged {
+            drafts.push((
+                EventKind::SupervisionOpened,
+                opened_detail(risk_opened_detail(case.risk, &node), opened),
+            ));
+        }
+    }
+    drafts
+}
+
+/// `detail`, noting when the node was already supervising for another rule.
+pub fn opened_detail(detail: String, opened: Opened) -> String {
+    match opened {
+        Opened::Recorded => format!("{detail}（已在督办）"),
+        Opened::Added | Opened::Unchanged => detail,
+    }
+}
+
+/// The event detail of supervision opened by the colour rule.
+pub fn risk_opened_detail(risk: RiskLevel, node: &str) -> String {
+    format!(
+        "{}色风险由{}跟踪，提请{node}督办",
+        risk.label_zh(),
+        follower_zh(risk)
+    )
+}
+
+/// A duration as people say it: "3天", "12小时", "90秒" (the largest exact unit).
+pub fn duration_zh(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}毫秒", d.as_millis()),
+        s if s % 86_400 == 0 => format!("{}天", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}小时", s / 3_600),
+        s if s % 60 == 0 => format!("{}分钟", s / 60),
+        s => format!("{s}秒"),
+    }
+}
+
+/// An ID number as compared by the repeat-person rule: trimmed, check letter upper-cased.
+pub fn normalize_id_number(id: &str) -> String {
+    id.trim().to_uppercase()
+}
+
+/// A respondent's name as compared by the group-dispute rule: no whitespace (full-width
+/// included), full-width letters, digits and brackets folded to ASCII, ASCII lower-cased. So
+/// "某建筑 有限公司（西安）" and "某建筑有限公司(西安)" are the same respondent.
+pub fn normalize_respondent(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '（' => '(',
+            '）' => ')',
+            // Full-width ASCII variants (！ to ～) sit at a fixed distance from ASCII.
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

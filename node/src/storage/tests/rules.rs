@@ -1,0 +1,257 @@
+//! Alerts, the early-warning indexes, gated rule writes, cursors and the format-1 upgrade.
+
+use super::*;
+use crate::domain::alert::{Alert, AlertKind};
+
+fn alert(key: &str, at: i64) -> Alert {
+    Alert {
+        key: key.into(),
+        kind: AlertKind::Overdue,
+        case_ids: vec!["c".into()],
+        node: NODE.into(),
+        raised_at: Timestamp(T0 + at),
+        message: format!("alert {key}"),
+        forward_to: vec!["610116001".into()],
+    }
+}
+
+#[tokio::test]
+async fn alerts_are_raised_once_and_listed_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let new = store
+        .raise_alerts(vec![alert("a", 1), alert("b", 3), alert("c", 2)])
+        .await
+        .unwrap();
+    assert_eq!(new, 3);
+    // The same keys again, even with other content: nothing new.
+    let again = store
+        .raise_alerts(vec![alert("a", 99), alert("d", 4)])
+        .await
+        .unwrap();
+    assert_eq!(again, 1);
+    let keys = |v: Vec<Alert>| v.into_iter().map(|a| a.key).collect::<Vec<_>>();
+    assert_eq!(keys(store.alerts_newest(10).unwrap()), ["d", "b", "c", "a"]);
+    assert_eq!(keys(store.alerts_newest(2).unwrap()), ["d", "b"]);
+    let between = store
+        .alerts_between(Timestamp(T0 + 2), Timestamp(T0 + 4))
+        .unwrap();
+    assert_eq!(keys(between), ["c", "b"]);
+    assert!(store.has_alert("a").unwrap() && !store.has_alert("z").unwrap());
+    assert_eq!(
+        store.alerts_newest(10).unwrap()[3],
+        alert("a", 1),
+        "first one kept"
+    );
+
+    store.shutdown().await;
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.alerts_newest(10).unwrap().len(), 4, "durable");
+}
+
+fn with_person(id_number: &'static str, created: i64) -> impl Fn(&mut Case) + Send + 'static {
+    move |c: &mut Case| {
+        c.parties[0].id_number = id_number.into();
+        c.created_at = Timestamp(T0 + created);
+    }
+}
+
+#[tokio::test]
+async fn the_person_index_is_keyed_and_windowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = register_shaped(&store, "a", with_person("61010219900101123X", 0)).await;
+    let b = register_shaped(&store, "b", with_person("61010219900101123x", 10 * DAY_MS)).await;
+    let other = register_shaped(&store, "o", with_person("610102199001011239", 11 * DAY_MS)).await;
+    let c = register_shaped(&store, "c", with_person("61010219900101123X", 20 * DAY_MS)).await;
+    let ids = |m: Vec<PersonMatch>| m.into_iter().flat_map(|m| m.case_ids).collect::<Vec<_>>();
+    let until = Timestamp(T0 + 20 * DAY_MS);
+    let all = store.person_matches(&c, Timestamp(T0), until, 10).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id_number, "61010219900101123X");
+    assert_eq!(
+        ids(all),
+        [a.id.clone(), b.id.clone(), c.id.clone()],
+        "oldest first"
+    );
+    let window = store
+        .person_matches(&c, Timestamp(T0 + 5 * DAY_MS), until, 10)
+        .unwrap();
+    assert_eq!(ids(window), [b.id.clone(), c.id.clone()]);
+    let before_c = store
+        .person_matches(&b, Timestamp(T0), Timestamp(T0 + 10 * DAY_MS), 10)
+        .unwrap();
+    assert_eq!(ids(before_c), [a.id.clone(), b.id.clone()]);
+    assert_eq!(
+        ids(store
+            .person_matches(&other, Timestamp(T0), until, 10)
+            .unwrap()),
+        std::slice::from_ref(&other.id)
+    );
+    // No ID number appears in the index in clear.
+    for entry in store.inner.trees.get(TreeId::ByPerson).iter() {
+        let (key, _) = entry.unwrap();
+        let text = String::from_utf8_lossy(&key);
+        assert!(!text.contains("6101021990"), "{text}");
+    }
+    assert_index_consistency(&store);
+    // The secret survives a restart, so do the matches.
+    store.shutdown().await;
+    drop(store);
+    let store = open(dir.path());
+    let again = store.person_matches(&c, Timestamp(T0), until, 10).unwrap();
+    assert_eq!(ids(again).len(), 3);
+    // The limit keeps the newest.
+    let newest = store.person_matches(&c, Timestamp(T0), until, 2).unwrap();
+    assert_eq!(ids(newest), [b.id.clone(), c.id.clone()]);
+}
+
+#[tokio::test]
+async fn the_respondent_index_holds_open_cases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let employer = |name: &'static str| {
+        move |c: &mut Case| {
+            c.parties.push(Party {
+                role: PartyRole::Respondent,
+                name: name.into(),
+                phone: String::new(),
+                id_number: String::new(),
+            });
+        }
+    };
+    let a = register_shaped(&store, "a", employer("某建筑有限公司")).await;
+    let b = register_shaped(&store, "b", employer("某建筑 有限公司")).await;
+    let _other = register_shaped(&store, "c", employer("另一家公司")).await;
+    let m = store.respondent_matches(&b, 10).unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].case_ids, [a.id.clone(), b.id.clone()]);
+    // Closing a case takes it out of the count.
+    store
+        .update(a.id.clone(), |c| {
+            Ok(step(c, 1, |n| n.status = CaseStatus::Closed))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.respondent_matches(&b, 10).unwrap()[0].case_ids,
+        std::slice::from_ref(&b.id)
+    );
+    assert_index_consistency(&store);
+}
+
+#[tokio::test]
+async fn a_gated_write_happens_once_with_its_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register(&store, "k").await.case;
+    let write = |store: Store| {
+        let id = case.id.clone();
+        async move {
+            store
+                .apply_once(id, "gate".into(), |c| {
+                    let (next, events) = step(c, 1, |n| n.risk = RiskLevel::Yellow);
+                    Ok((next, events, vec![alert("gate", 5), alert("other", 6)]))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let first = write(store.clone()).await.expect("written");
+    assert_eq!((first.risk, first.history_len), (RiskLevel::Yellow, 2));
+    assert!(store.has_alert("gate").unwrap() && store.has_alert("other").unwrap());
+    assert_eq!(write(store.clone()).await, None, "gated");
+    assert_eq!(store.get_case(&case.id).unwrap().unwrap().history_len, 2);
+    // An alert raised with an update that fails is not stored.
+    let r = store
+        .update_raising(case.id.clone(), |_| {
+            Err(crate::domain::DomainError::invalid("x", "no"))
+        })
+        .await;
+    assert!(matches!(r, Err(WriteError::Domain(_))));
+}
+
+#[tokio::test]
+async fn cursors_and_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.cursor("x").unwrap(), None);
+    store.set_cursor("x", b"abc".to_vec()).await.unwrap();
+    assert_eq!(store.cursor("x").unwrap(), Some(b"abc".to_vec()));
+    let ids: Vec<String> = {
+        let mut v = Vec::new();
+        for k in ["a", "b", "c"] {
+            v.push(register(&store, k).await.case.id);
+        }
+        v
+    };
+    let prefix = format!("{NODE}-");
+    assert_eq!(
+        store.last_case_id(&prefix).unwrap().as_deref(),
+        Some(ids[2].as_str())
+    );
+    assert_eq!(store.last_case_id("9-").unwrap(), None);
+    let after: Vec<String> = store
+        .cases_after(&prefix, Some(&ids[0]), 10)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(after, ids[1..]);
+    assert_eq!(store.cases_after(&prefix, None, 2).unwrap().len(), 2);
+    let mut seen = 0;
+    store
+        .visit_cases(|_| -> Result<(), StorageError> {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, 3);
+}
+
+#[tokio::test]
+async fn a_format_1_store_is_upgraded_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register_shaped(&store, "a", with_person("610102199001011234", 0)).await;
+    store.shutdown().await;
+    drop(store);
+    {
+        // What a version-1 store looks like: no person index, format 1.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(TreeId::ByPerson.name())
+            .unwrap()
+            .clear()
+            .unwrap();
+        db.open_tree(TreeId::Meta.name())
+            .unwrap()
+            .insert(
+                keys::META_FORMAT,
+                codec::encode(ValueKind::FormatVersion, &1u32).unwrap(),
+            )
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path());
+    let m = store
+        .person_matches(&case, Timestamp(T0), Timestamp(T0), 10)
+        .unwrap();
+    assert_eq!(m[0].case_ids, std::slice::from_ref(&case.id));
+    assert_index_consistency(&store);
+    let format = store
+        .inner
+        .trees
+        .get(TreeId::Meta)
+        .get(keys::META_FORMAT)
+        .unwrap()
+        .unwrap();
+    let format: u32 = codec::decode(
+        ValueKind::FormatVersion,
+        TreeId::Meta,
+        keys::META_FORMAT,
+        &format,
+    )
+    .unwrap();
+    assert_eq!(format, 2);
+}
