@@ -130,7 +130,9 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn request(key: String) -> pb::RegisterCaseRequest {
+/// A registration with its own applicant (distinct phone and ID number per `n`), so that the
+/// early-warning rules see unrelated people, as in real traffic.
+fn request(key: String, n: usize) -> pb::RegisterCaseRequest {
     pb::RegisterCaseRequest {
         idempotency_key: key,
         category: pb::Category::Labor as i32,
@@ -140,8 +142,8 @@ fn request(key: String) -> pb::RegisterCaseRequest {
         parties: vec![pb::Party {
             role: pb::PartyRole::Applicant as i32,
             name: "张三".into(),
-            phone: "13812345678".into(),
-            id_number: "610102199001011234".into(),
+            phone: format!("138{:08}", n % 100_000_000),
+            id_number: format!("6101021990{:07}X", n % 10_000_000),
         }],
         amount_fen: 440_000,
         risk: pb::RiskLevel::Blue as i32,
@@ -172,7 +174,7 @@ pub async fn escalate(fqnode: PathBuf, cases: usize, pause: Duration) -> Result<
     let mut sent = Vec::with_capacity(cases);
     for i in 0..cases {
         let id = village
-            .register_case(request(format!("esc-{i}")))
+            .register_case(request(format!("esc-{i}"), i))
             .await?
             .into_inner()
             .id;
@@ -263,7 +265,7 @@ pub async fn drain(fqnode: PathBuf, messages: usize, concurrency: usize) -> Resu
     let t = Instant::now();
     let ids = Arc::new(
         fan_out(&village, messages, concurrency, |mut c, i| async move {
-            Ok(c.register_case(request(format!("drain-{i}")))
+            Ok(c.register_case(request(format!("drain-{i}"), i))
                 .await?
                 .into_inner()
                 .id)
