@@ -2,7 +2,11 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["fengqiao/v1/case.proto", "fengqiao/v1/stats.proto"];
+    let files = [
+        "fengqiao/v1/case.proto",
+        "fengqiao/v1/stats.proto",
+        "fengqiao/v1/federation.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -52,14 +52,18 @@ impl Fed {
                 .iter()
                 .filter(|p| p.len() < code.len() && code.starts_with(**p))
                 .max_by_key(|p| p.len())
-                .map(|p| format!("parent = \"{}\"", nodes[*p].federation_url()))
-                .unwrap_or_default();
-            let sections = if code == V2 {
-                format!("{STATS}{V2_DEADLINES}")
+                .map(|p| nodes[*p].federation_url());
+            let extra = if code == V2 {
+                format!("{STATS}{V2_DEADLINES}{FAST_LINKS}")
             } else {
-                STATS.to_string()
+                format!("{STATS}{FAST_LINKS}")
             };
-            let node = NodeProc::start_configured(&pki, root.path(), code, &parent, &sections);
+            let opts = NodeOpts {
+                parent,
+                extra,
+                ..NodeOpts::default()
+            };
+            let node = NodeProc::start_with(&pki, root.path(), code, &opts);
             nodes.insert(code, node);
         }
         Fed { pki, root, nodes }

@@ -67,6 +67,13 @@ overdue_refresh = "60s"
 [log]
 format = "text"
 level = "info"
+
+[federation]
+link_silence_alert = "2m"
+pull_wait = "20s"
+batch_max = 256
+backoff_min = "100ms"
+backoff_max = "30s"
 "#;
 
 /// The compiled-in tier config for a tier.
@@ -102,6 +109,17 @@ struct RawConfig {
     limits: RawLimits,
     stats: RawStats,
     log: RawLog,
+    federation: RawFederation,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFederation {
+    link_silence_alert: String,
+    pull_wait: String,
+    batch_max: usize,
+    backoff_min: String,
+    backoff_max: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,6 +250,81 @@ pub struct NodeConfig {
     /// `[log]` `level`: a tracing filter such as "info" or "fengqiao_node=debug,info";
     /// `RUST_LOG` overrides it.
     pub log_level: String,
+    /// `[federation]`: how the links to the parent and from the children behave.
+    pub federation: FederationConfig,
+}
+
+/// The `[federation]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// `link_silence_alert`: a link with nothing heard for longer than this is logged as an
+    /// alert and flagged `silent` by GetLinks (1s–7d).
+    pub link_silence_alert: Duration,
+    /// `pull_wait`: longest a long poll for messages waits when none are queued; as a parent,
+    /// the cap on what children ask for. Must be shorter than `limits.request_timeout`.
+    pub pull_wait: Duration,
+    /// `batch_max`: most messages sent in one call (1–10000); batches also stay near
+    /// `limits.max_message_bytes` (a node accepts federation calls of four times that).
+    pub batch_max: usize,
+    /// `backoff_min`: first retry delay after a failed call to the parent (1ms–1m).
+    pub backoff_min: Duration,
+    /// `backoff_max`: the cap of the exponentially growing retry delay (at least
+    /// `backoff_min`, at most 1h). Each delay is drawn with jitter between half and all of it.
+    pub backoff_max: Duration,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            link_silence_alert: Duration::from_secs(120),
+            pull_wait: Duration::from_secs(20),
+            batch_max: 256,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+fn federation_config(
+    raw: RawFederation,
+    request_timeout: Duration,
+) -> Result<FederationConfig, ConfigError> {
+    let RawFederation {
+        link_silence_alert,
+        pull_wait,
+        batch_max,
+        backoff_min,
+        backoff_max,
+    } = raw;
+    let f = FederationConfig {
+        link_silence_alert: parse_duration("federation.link_silence_alert", &link_silence_alert)?,
+        pull_wait: parse_duration("federation.pull_wait", &pull_wait)?,
+        batch_max,
+        backoff_min: parse_duration("federation.backoff_min", &backoff_min)?,
+        backoff_max: parse_duration("federation.backoff_max", &backoff_max)?,
+    };
+    if !(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(&f.link_silence_alert) {
+        return Err(invalid("federation.link_silence_alert", "must be 1s–7d"));
+    }
+    if f.pull_wait >= request_timeout {
+        return Err(invalid(
+            "federation.pull_wait",
+            "must be shorter than limits.request_timeout",
+        ));
+    }
+    if !(1..=10_000).contains(&f.batch_max) {
+        return Err(invalid("federation.batch_max", "must be 1–10000"));
+    }
+    if f.backoff_min > Duration::from_secs(60) {
+        return Err(invalid("federation.backoff_min", "must be at most 1m"));
+    }
+    if f.backoff_max < f.backoff_min || f.backoff_max > Duration::from_secs(3600) {
+        return Err(invalid(
+            "federation.backoff_max",
+            "must be at least backoff_min and at most 1h",
+        ));
+    }
+    Ok(f)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -379,6 +472,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         limits,
         stats,
         log,
+        federation: raw_federation,
     } = raw;
     let code = NodeCode::parse(&code).map_err(|e| invalid("code", e))?;
     let listen = parse_addr("listen", &listen)?;
@@ -455,6 +549,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
     }
     let request_timeout = parse_duration("limits.request_timeout", &limits.request_timeout)?;
     let stats = validate_stats(stats)?;
+    let federation = federation_config(raw_federation, request_timeout)?;
     let log_json = match log.format.as_str() {
         "text" => false,
         "json" => true,
@@ -490,6 +585,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         stats,
         log_json,
         log_level: log.level,
+        federation,
     })
 }
 
@@ -651,6 +747,18 @@ key = "node.key"
                 .contains("stats.stale_after")
         );
         assert!(err_of(&BASE.replace("data_dir = \"data\"", "")).contains("data_dir"));
+        assert!(
+            err_of(&format!("{BASE}\n[federation]\npull_wait = \"40s\"\n"))
+                .contains("federation.pull_wait")
+        );
+        assert!(
+            err_of(&format!("{BASE}\n[federation]\nbackoff_max = \"1ms\"\n"))
+                .contains("federation.backoff_max")
+        );
+        assert!(
+            err_of(&format!("{BASE}\n[federation]\nbatch_max = 0\n"))
+                .contains("federation.batch_max")
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `fqnode dev`: a whole local federation in one process, for a newcomer's first run and for
 //! demonstrations: city 6101, county 610116 (Chang'an district), township 610116001 and villages
 //! 610116001001 and 610116001002, each a real node (own sled database, own certificate, mutual
-//! TLS on loopback).
+//! TLS on loopback), linked as in production: each node's `parent` is its parent's federation
+//! address, so escalations travel upward and assignments downward at once (`fqctl links` shows
+//! each link's health).
 //!
 //! Everything lives under one folder (default `.fengqiao-dev/`): `pki/` (a dev CA, node
 //! certificates, one director certificate per node), `nodes/CODE.toml` (each node's config, the
@@ -139,8 +141,9 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
 impl DevFederation {
     /// The table printed on start: one line per node, in Chinese with English beside it.
     pub fn describe(&self) -> String {
-        let mut s =
-            String::from("枫桥 fengqiao — 本地联调 (dev federation), Ctrl-C 停止 (to stop)\n");
+        let mut s = String::from(
+            "枫桥 fengqiao — 本地联调 (dev federation, linked), Ctrl-C 停止 (to stop)\n",
+        );
         for (n, profile) in &self.nodes {
             let code = &n.state.code;
             s.push_str(&format!(

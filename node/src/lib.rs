@@ -7,6 +7,8 @@
 //! * [`code`], [`identity`], [`pki`], [`tls`] — division codes, certificates, SPIFFE
 //!   identities, roles and permissions.
 //! * [`convert`] — protobuf ⇄ domain conversions (enums decoded with `TryFrom`).
+//! * [`federation`] — links between nodes, exactly-once messages, moves of ownership and
+//!   supervision across the tiers.
 //! * [`service`] — thin gRPC handlers; [`server`] — listeners, wiring and shutdown.
 //! * [`sweep`] — the node applying its time-driven rules (deadlines, early-warning catch-up,
 //!   scheduled reports); [`report`] — cadence reports as data, CSV and text.
@@ -22,6 +24,7 @@ pub mod convert;
 pub mod dev;
 pub mod domain;
 pub mod error;
+pub mod federation;
 pub mod identity;
 pub mod pki;
 pub mod report;

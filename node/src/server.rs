@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fengqiao_proto::v1::case_service_server::CaseServiceServer;
+use fengqiao_proto::v1::federation_service_server::FederationServiceServer;
 use fengqiao_proto::v1::stats_exchange_server::StatsExchangeServer;
 use fengqiao_proto::v1::stats_service_server::StatsServiceServer;
 use tokio::net::TcpListener;
@@ -21,6 +22,8 @@ use tonic::transport::Server;
 
 use crate::clock::SharedClock;
 use crate::config::NodeConfig;
+use crate::federation::{self, Federation, failpoint};
+use crate::identity::Identity;
 use crate::service::NodeState;
 use crate::service::case::CaseApi;
 use crate::service::exchange::ExchangeApi;
@@ -50,6 +53,13 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The certificate does not name this node.
+    #[error(
+        "tls.cert is the certificate of {found}, but this node is {expected}: a node may only present its own identity"
+    )]
+    WrongIdentity { expected: String, found: String },
+    #[error("parent is set, but node {0} is a province and has no parent tier")]
+    NoParentTier(String),
     #[error("first sweep of the rules: {0}")]
     Sweep(#[from] crate::sweep::SweepError),
 }
@@ -67,8 +77,8 @@ pub struct RunningNode {
     pub state: Arc<NodeState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
-    /// Background work that uses storage (the sweep, the statistics sender); stopped before
-    /// storage.
+    /// Background work that uses storage (the federation's link workers and silence check,
+    /// the sweep, the statistics sender); stopped before storage.
     background: Vec<JoinHandle<()>>,
 }
 
@@ -144,6 +154,35 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         dir: cfg.data_dir.display().to_string(),
         source,
     })?;
+    let own = tls::local_identity(&cfg.tls)?;
+    if own != Identity::node(cfg.code.clone()) {
+        return Err(ServerError::WrongIdentity {
+            expected: Identity::node(cfg.code.clone()).uri(),
+            found: own.uri(),
+        });
+    }
+    let parent = match &cfg.parent {
+        Some(_) => Some(
+            cfg.code
+                .parent()
+                .ok_or_else(|| ServerError::NoParentTier(cfg.code.to_string()))?,
+        ),
+        None => None,
+    };
+    // Built before any listener, so a bad parent URL stops the start.
+    let parent_channel = match (&cfg.parent, &parent) {
+        (Some(url), Some(code)) => Some(federation::connect::parent_channel(url, &cfg.tls, code)?),
+        _ => None,
+    };
+    let fed = Arc::new(Federation::new(
+        cfg.code.clone(),
+        parent,
+        cfg.federation.clone(),
+        store.clone(),
+        clock.clone(),
+        cfg.deadlines.clone(),
+        cfg.max_message_bytes,
+    ));
     let stats = Arc::new(StatsNode::new(
         cfg.code.clone(),
         store.clone(),
@@ -155,12 +194,19 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         store,
         clock,
         deadlines: cfg.deadlines.clone(),
+        federation: fed.clone(),
         policy: cfg.policy.clone(),
         sweep_every: cfg.sweep_every,
         report_cadence: cfg.report_cadence,
         reports_dir: cfg.reports_dir.clone(),
         stats: stats.clone(),
     });
+    if failpoint::any() {
+        tracing::warn!(
+            env = failpoint::ENV,
+            "crash points are set (a test hook): this node will abort at them"
+        );
+    }
     // Before serving: whatever is overdue at this node's "now" is handled when it answers.
     let first = crate::sweep::run_once(&state, state.clock.now()).await?;
     if first != crate::sweep::SweepReport::default() {
@@ -221,24 +267,38 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(case_svc)
         .add_service(stats_svc)
         .serve_with_incoming_shutdown(incoming(api_listener), shutdown_signal(shutdown_rx.clone()));
-    // The node-to-node API, over the same mutual TLS: health (so a parent can be probed) and
-    // the statistics exchange.
-    let federation = Server::builder()
+    // The node-to-node API, over the same mutual TLS: the links children open, the
+    // statistics they push, and health checks.
+    let fed_svc = FederationServiceServer::new(federation::service::FederationApi::new(
+        fed.clone(),
+        shutdown_rx.clone(),
+    ))
+    .max_decoding_message_size(cfg.max_message_bytes.saturating_mul(4))
+    .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(4));
+    let federation_server = Server::builder()
         .tls_config(server_tls)?
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .add_service(health_svc)
+        .add_service(fed_svc)
         .add_service(exchange_svc)
         .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx.clone()));
-    let tasks = vec![tokio::spawn(api), tokio::spawn(federation)];
-    let mut background = vec![crate::sweep::spawn(state.clone(), shutdown_rx.clone())];
-    if let Some(parent) = &cfg.parent {
+    let tasks = vec![tokio::spawn(api), tokio::spawn(federation_server)];
+    let mut background = vec![
+        federation::spawn_silence_check(fed.clone(), shutdown_rx.clone()),
+        crate::sweep::spawn(state.clone(), shutdown_rx.clone()),
+    ];
+    if let Some(channel) = parent_channel {
         background.push(crate::stats::push::spawn(
             stats,
-            parent,
-            &cfg.tls,
-            shutdown_rx,
-        )?);
+            channel.clone(),
+            shutdown_rx.clone(),
+        ));
+        background.extend(federation::link::spawn(
+            fed.clone(),
+            channel,
+            shutdown_rx.clone(),
+        ));
     }
     tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
     Ok(RunningNode {

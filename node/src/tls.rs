@@ -242,6 +242,30 @@ pub fn peer_identity<T>(req: &tonic::Request<T>) -> Result<Identity, tonic::Stat
         .map_err(|e| tonic::Status::unauthenticated(format!("client certificate: {e}")))
 }
 
+/// The CA certificates, this participant's certificate chain and its key, read and checked
+/// as for [`client_tls_config`], in rustls' types (for connections tonic's TLS cannot make,
+/// such as the federation's link to a parent whose identity is checked too).
+#[allow(clippy::type_complexity)]
+pub(crate) fn load_rustls(
+    files: &TlsFiles,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+    ),
+    TlsError,
+> {
+    Loaded::read(files)?;
+    let ca = certificates(&files.ca, &read(&files.ca)?)?;
+    let chain = certificates(&files.cert, &read(&files.cert)?)?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| TlsError::Pem {
+        path: files.key.clone(),
+        reason: format!("no usable private key: {e}"),
+    })?;
+    Ok((ca, chain, key))
+}
+
 /// TLS material read and checked, in tonic's types.
 struct Loaded {
     ca: Certificate,

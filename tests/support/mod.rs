@@ -4,6 +4,8 @@
 //! Every wait is bounded; every child process is killed when its handle drops.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,42 +99,25 @@ pub struct NodeProc {
 impl NodeProc {
     /// Writes a config for `code` under `root` (data in `root/data-CODE`) and starts the node.
     pub fn start(pki: &Pki, root: &Path, code: &str) -> NodeProc {
-        Self::start_configured(pki, root, code, "", "")
+        Self::start_with(pki, root, code, &NodeOpts::default())
     }
 
-    /// Like [`NodeProc::start`], with `top` added to the top-level keys (e.g. `parent = ...`)
-    /// and `sections` (e.g. `[stats]` ...) appended to the config.
-    pub fn start_configured(
-        pki: &Pki,
-        root: &Path,
-        code: &str,
-        top: &str,
-        sections: &str,
-    ) -> NodeProc {
-        let (cert, key) = pki.node(code);
-        let config = root.join(format!("{code}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:0\"\n\
-                 data_dir = \"{data}\"\n{top}\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
-                 {sections}\n",
-                data = root.join(format!("data-{code}")).display(),
-                ca = pki.ca().display(),
-                cert = cert.display(),
-                key = key.display(),
-            ),
-        )
-        .expect("write config");
-        Self::start_with_config(code, &config, root)
-    }
-
-    /// The node's federation URL, for its children's `parent`.
-    pub fn federation_url(&self) -> String {
-        format!("https://{}", self.federation_listen)
+    /// Like [`NodeProc::start`], with a parent link, extra config and environment.
+    pub fn start_with(pki: &Pki, root: &Path, code: &str, opts: &NodeOpts) -> NodeProc {
+        let config = write_config(pki, root, code, opts);
+        Self::start_with_env(code, &config, root, &opts.env)
     }
 
     pub fn start_with_config(code: &str, config: &Path, root: &Path) -> NodeProc {
+        Self::start_with_env(code, config, root, &[])
+    }
+
+    pub fn start_with_env(
+        code: &str,
+        config: &Path,
+        root: &Path,
+        env: &[(String, String)],
+    ) -> NodeProc {
         let stderr_log = root.join(format!("{code}.stderr.log"));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -143,6 +128,7 @@ impl NodeProc {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -174,6 +160,41 @@ impl NodeProc {
 
     pub fn url(&self) -> String {
         format!("https://{}", self.listen)
+    }
+
+    /// The URL children put in `parent`.
+    pub fn federation_url(&self) -> String {
+        format!("https://{}", self.federation_listen)
+    }
+
+    /// Whether the process is still running (false once it exited, e.g. at a failpoint).
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits (bounded) for the process to exit by itself, e.g. at a failpoint.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if !self.alive() {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Restarts the node from its config with these environment variables.
+    pub fn restart_with_env(&mut self, root: &Path, env: &[(String, String)]) {
+        self.kill9();
+        let mut fresh = NodeProc::start_with_env(&self.code, &self.config.clone(), root, env);
+        self.listen = fresh.listen;
+        self.federation_listen = fresh.federation_listen;
+        self.child = fresh.child.take();
     }
 
     /// SIGKILL: no chance to flush or sync anything.
@@ -226,6 +247,75 @@ impl NodeProc {
 impl Drop for NodeProc {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Options of a test node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOpts {
+    /// The parent's federation URL.
+    pub parent: Option<String>,
+    /// Fixed federation port (0: any), so children can find a restarted parent.
+    pub federation_port: u16,
+    /// Extra TOML appended to the config (sections included).
+    pub extra: String,
+    /// Environment variables of the process (e.g. FENGQIAO_FAILPOINTS).
+    pub env: Vec<(String, String)>,
+}
+
+/// Fast link settings for tests: short backoff so repaired links recover quickly.
+pub const FAST_LINKS: &str =
+    "[federation]\nbackoff_min = \"20ms\"\nbackoff_max = \"500ms\"\npull_wait = \"5s\"\n";
+
+/// Writes the config of `code` under `root`.
+pub fn write_config(pki: &Pki, root: &Path, code: &str, opts: &NodeOpts) -> PathBuf {
+    let (cert, key) = pki.node(code);
+    let config = root.join(format!("{code}.toml"));
+    let extra = if opts.extra.is_empty() {
+        FAST_LINKS
+    } else {
+        opts.extra.as_str()
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{port}\"\n\
+             parent = \"{parent}\"\ndata_dir = \"{data}\"\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n{extra}",
+            port = opts.federation_port,
+            parent = opts.parent.clone().unwrap_or_default(),
+            data = root.join(format!("data-{code}")).display(),
+            ca = pki.ca().display(),
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+/// A free loopback port (bound then released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

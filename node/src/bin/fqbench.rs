@@ -11,25 +11,32 @@
 //! It prints requests/s and p50/p99/max latency for both, and their ratio: the machine is
 //! shared and noisy, so the ratio to a baseline measured in the same run is the figure to
 //! compare across runs.
+//!
+//! `fqbench escalate` and `fqbench drain` measure the federation (see `fqbench/federation.rs`).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use fengqiao_node::code::NodeCode;
 use fengqiao_node::identity::Role;
 use fengqiao_node::{pki, tls};
 use fengqiao_proto::v1 as pb;
 use tonic::transport::Channel;
 
+#[path = "fqbench/federation.rs"]
+mod federation;
+
 #[derive(Parser)]
 #[command(
     name = "fqbench",
-    about = "Load generator: RegisterCase over mutual TLS against a real fqnode"
+    about = "Load generator: RegisterCase over mutual TLS against a real fqnode (default), or the federation's latency and drain rate"
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Bench>,
     /// Requests in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -48,6 +55,30 @@ struct Args {
     /// Division code of the node under test.
     #[arg(long, default_value = "610116001")]
     code: String,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// RegisterCase against a no-op baseline (what runs without a subcommand).
+    Register,
+    /// Latency of a case moving village → city over three durable hops, at light load.
+    Escalate {
+        /// Cases sent, one at a time.
+        #[arg(long, default_value_t = 200)]
+        cases: usize,
+        /// Pause between two cases.
+        #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+        pause: Duration,
+    },
+    /// Drain rate of a village's queue of escalations once its cut link to the township heals.
+    Drain {
+        /// Escalations queued behind the cut link.
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// Requests in flight while queueing.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
 struct Stats {
@@ -172,6 +203,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(p) => p,
         None => std::env::current_exe()?.with_file_name("fqnode"),
     };
+    match args.command {
+        Some(Bench::Escalate { cases, pause }) => {
+            return federation::escalate(fqnode, cases, pause).await;
+        }
+        Some(Bench::Drain {
+            messages,
+            concurrency,
+        }) => return federation::drain(fqnode, messages, concurrency).await,
+        Some(Bench::Register) | None => {}
+    }
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let code = NodeCode::parse(&args.code)?;

@@ -61,6 +61,33 @@ pub enum CaseCommand {
     },
     /// 流转记录: the case's history.
     History { case_id: String },
+    /// 提级: take-over (提级办理, the parent owns it) or supervise (提级督办, the parent follows).
+    Escalate {
+        case_id: String,
+        /// take-over | supervise
+        #[arg(long)]
+        mode: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 移交/交办/流转: move the case to another node (sideways moves: at the common ancestor).
+    Transfer {
+        case_id: String,
+        /// Division code of the node that is to own the case.
+        #[arg(long = "to")]
+        to_node: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 督办: an order on a case owned below this node.
+    Supervise {
+        case_id: String,
+        #[arg(long)]
+        instruction: String,
+        /// Deadline of the order: "7d", "2026-12-01" or "2026-12-01 17:00" (China time).
+        #[arg(long)]
+        due: Option<String>,
+    },
     /// 风险调整: change the four-colour risk, with a reason (director).
     Risk(RiskArgs),
     /// 延期: extend the resolution deadline once, with a reason (director).
@@ -412,6 +439,43 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 notes: notes.clone(),
             };
             Ok(case_out(c.record_follow_up(req).await?.into_inner()))
+        }
+        CaseCommand::Escalate {
+            case_id,
+            mode,
+            reason,
+        } => {
+            let mode = parse_enum::<pb::EscalationMode>("ESCALATION_MODE", mode, "mode")?;
+            let req = pb::EscalateCaseRequest {
+                case_id: case_id.clone(),
+                mode: mode as i32,
+                reason: reason.clone(),
+            };
+            Ok(case_out(c.escalate_case(req).await?.into_inner()))
+        }
+        CaseCommand::Transfer {
+            case_id,
+            to_node,
+            reason,
+        } => {
+            let req = pb::TransferCaseRequest {
+                case_id: case_id.clone(),
+                to_node: to_node.clone(),
+                reason: reason.clone(),
+            };
+            Ok(case_out(c.transfer_case(req).await?.into_inner()))
+        }
+        CaseCommand::Supervise {
+            case_id,
+            instruction,
+            due,
+        } => {
+            let req = pb::SuperviseCaseRequest {
+                case_id: case_id.clone(),
+                instruction: instruction.clone(),
+                due_at: due.as_deref().map(|d| parse_due(d, "due")).transpose()?,
+            };
+            Ok(case_out(c.supervise_case(req).await?.into_inner()))
         }
         CaseCommand::History { case_id } => {
             let h = c

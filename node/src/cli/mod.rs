@@ -12,6 +12,7 @@
 
 pub mod case_cmd;
 pub mod connect;
+pub mod links_cmd;
 pub mod oversight_cmd;
 pub mod pki_cmd;
 pub mod profile;
@@ -97,6 +98,8 @@ pub enum Command {
     Stats(stats_cmd::StatsArgs),
     /// 健康检查: ask the node whether it serves.
     Health,
+    /// 链路: this node's links to its parent and children (queues, state, last heard).
+    Links,
 }
 
 /// A failure of one fqctl invocation, with its exit code.
@@ -146,6 +149,7 @@ pub async fn run() -> ExitCode {
         Command::Report(args) => oversight_cmd::report(&cli, args).await,
         Command::Stats(args) => stats_cmd::run(&cli, args).await,
         Command::Health => case_cmd::health(&cli).await,
+        Command::Links => links_cmd::run(&cli).await,
     };
     match result {
         Ok(out) => {

@@ -26,6 +26,7 @@ macro_rules! proto_enum {
     )+};
 }
 proto_enum!(
+    EscalationMode,
     CaseStatus,
     Category,
     Channel,
@@ -323,6 +324,9 @@ pub fn case_detail(c: &pb::Case, lang: Lang) -> String {
     }
     if !c.moved_to.is_empty() {
         rows.push((lang.t("已移交至", "moved to"), c.moved_to.clone()));
+    }
+    if c.epoch > 1 {
+        rows.push((lang.t("移交轮次", "epoch"), c.epoch.to_string()));
     }
     rows.push((lang.t("登记时间", "registered"), fmt_time(&c.created_at)));
     rows.push((lang.t("审核期限", "review due"), fmt_time(&c.review_due_at)));

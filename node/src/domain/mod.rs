@@ -10,6 +10,7 @@
 //! * [`calendar`] — days and times in China Standard Time (UTC+8) for ids and texts.
 //! * [`validate`] — input limits, checked before anything is written.
 //! * [`mask`] — masking of personal data for listings and logs.
+//! * [`moves`] — ownership moves between nodes and ancestors following a case (pure).
 //! * [`rules`] — deadline warning levels, the four-colour supervision rule and the supervision
 //!   bookkeeping the state machine uses; [`alert`] — early-warning alerts and the pure
 //!   post-step that derives them (and reopen supervision) from a change.
@@ -23,6 +24,7 @@ pub mod calendar;
 pub mod machine;
 pub mod mask;
 pub mod model;
+pub mod moves;
 pub mod rules;
 pub mod validate;
 

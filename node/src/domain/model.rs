@@ -356,6 +356,23 @@ stable_enum!(
         DeadlineExtended = 13 => "延长办理期限", "deadline extended";
         PlanUpdated = 14 => "六个一更新", "plan updated";
         Progress = 15 => "办理进展", "progress";
+        // Federation events are numbered from 20.
+        /// 提级办理: handed to the parent, which takes the case over.
+        Escalated = 20 => "提级办理", "escalated";
+        /// 移交/交办/流转: ownership handed to another node.
+        TransferredOut = 21 => "移交", "transferred out";
+        /// A node between the old and the new owner passed the case on.
+        Relayed = 22 => "转送", "relayed";
+        /// The new owner received the case.
+        Received = 23 => "接收", "received";
+        /// A transfer was refused and ownership came back.
+        Returned = 24 => "移交退回", "returned";
+        /// 提级督办: the parent was asked to supervise.
+        SupervisionRequested = 25 => "提级督办", "supervision requested";
+        /// 督办: an ancestor's supervision order.
+        SupervisionOrdered = 26 => "督办", "supervision order";
+        /// An ancestor's order could not be carried out (the reason is in the detail).
+        OrderNotExecuted = 27 => "指令未执行", "order not executed";
     }
 );
 
@@ -378,7 +395,20 @@ impl EventKind {
             EventKind::DeadlineExtended => "deadline_extended",
             EventKind::PlanUpdated => "plan_updated",
             EventKind::Progress => "progress",
+            EventKind::Escalated => "escalated",
+            EventKind::TransferredOut => "transferred_out",
+            EventKind::Relayed => "relayed",
+            EventKind::Received => "received",
+            EventKind::Returned => "returned",
+            EventKind::SupervisionRequested => "supervision_requested",
+            EventKind::SupervisionOrdered => "supervision_order",
+            EventKind::OrderNotExecuted => "order_not_executed",
         }
+    }
+
+    /// The kind with this wire name ([`EventKind::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == name)
     }
 }
 

@@ -319,7 +319,7 @@ fn amount(field: &'static str, fen: i64) -> Result {
     }
 }
 
-fn required_line(field: &'static str, s: &str, max: usize) -> Result {
+pub(crate) fn required_line(field: &'static str, s: &str, max: usize) -> Result {
     not_blank(field, s)?;
     optional_line(field, s, max)
 }
@@ -335,7 +335,7 @@ fn optional_line(field: &'static str, s: &str, max: usize) -> Result {
     Ok(())
 }
 
-fn required_text(field: &'static str, s: &str, max: usize) -> Result {
+pub(crate) fn required_text(field: &'static str, s: &str, max: usize) -> Result {
     not_blank(field, s)?;
     optional_text(field, s, max)
 }

@@ -186,7 +186,15 @@ pub fn make(
                 | EventKind::SupervisionClosed
                 | EventKind::DeadlineExtended
                 | EventKind::PlanUpdated
-                | EventKind::Progress => {}
+                | EventKind::Progress
+                | EventKind::Escalated
+                | EventKind::TransferredOut
+                | EventKind::Relayed
+                | EventKind::Received
+                | EventKind::Returned
+                | EventKind::SupervisionRequested
+                | EventKind::SupervisionOrdered
+                | EventKind::OrderNotExecuted => {}
             }
         }
     }

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use tracing::Span;
 
 use super::SharedState;
+use super::moves::View;
 use crate::convert;
 use crate::domain::alert;
 use crate::domain::{Command, Ctx, Deadlines, NewCase, machine, validate};
@@ -49,7 +50,7 @@ fn new_lookup_code() -> String {
 }
 
 pub struct CaseApi {
-    state: SharedState,
+    pub(crate) state: SharedState,
 }
 
 impl CaseApi {
@@ -58,7 +59,7 @@ impl CaseApi {
     }
 
     /// The caller's identity, if it may perform `action` on this node.
-    fn caller<T>(&self, req: &Request<T>, action: Action) -> Result<Identity, Status> {
+    pub(crate) fn caller<T>(&self, req: &Request<T>, action: Action) -> Result<Identity, Status> {
         let id = peer_identity(req)?;
         Span::current().record("caller", id.uri().as_str());
         identity::authorize(&id, &self.state.code, action).map_err(|e| {
@@ -68,7 +69,7 @@ impl CaseApi {
         Ok(id)
     }
 
-    fn reveals_personal(id: &Identity) -> bool {
+    pub(crate) fn reveals_personal(id: &Identity) -> bool {
         match id {
             Identity::Operator { role, .. } => identity::allowed(*role, Action::ReadPersonalData),
             Identity::Node { .. } => false,
@@ -185,16 +186,16 @@ impl pb::case_service_server::CaseService for CaseApi {
         let caller = self.caller(&req, Action::ReadCase)?;
         let id = req.into_inner().case_id;
         Span::current().record("case_id", id.as_str());
-        let case = self
-            .state
-            .store
-            .get_case(&id)?
-            .ok_or_else(|| Status::not_found(format!("case {id} not found")))?;
-        Ok(Response::new(convert::case_to_proto(
-            &case,
-            Self::reveals_personal(&caller),
-            self.state.clock.now(),
-        )))
+        let reveal = Self::reveals_personal(&caller);
+        let now = self.state.clock.now();
+        match self.view(&id)? {
+            View::Owned(case) | View::Tombstone(case) => {
+                Ok(Response::new(convert::case_to_proto(&case, reveal, now)))
+            }
+            // A supervised copy is already masked: the owner keeps the personal data.
+            View::Copy(case, _) => Ok(Response::new(convert::case_to_proto(&case, false, now))),
+            View::Nothing => Err(Status::not_found(format!("case {id} not found"))),
+        }
     }
 
     #[tracing::instrument(name = "ListCases", skip_all, fields(caller))]
@@ -303,45 +304,57 @@ impl pb::case_service_server::CaseService for CaseApi {
         self.caller(&req, Action::ReadCase)?;
         let id = req.into_inner().case_id;
         Span::current().record("case_id", id.as_str());
-        if self.state.store.get_case(&id)?.is_none() {
-            return Err(Status::not_found(format!("case {id} not found")));
-        }
-        let events = self.state.store.history(&id)?;
+        let events = match self.view(&id)? {
+            View::Owned(_) | View::Tombstone(_) => self.state.store.history(&id)?,
+            View::Copy(_, history) => history,
+            View::Nothing => return Err(Status::not_found(format!("case {id} not found"))),
+        };
         Ok(Response::new(pb::CaseHistory {
             case_id: id,
             events: events.iter().map(convert::event_to_proto).collect(),
         }))
     }
 
-    // The RPCs below are implemented by the federation (escalate, transfer, supervise, links).
+    #[tracing::instrument(name = "EscalateCase", skip_all, fields(case_id, caller))]
     async fn escalate_case(
         &self,
-        _req: Request<pb::EscalateCaseRequest>,
+        req: Request<pb::EscalateCaseRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        Err(Status::unimplemented("EscalateCase is not implemented yet"))
+        let caller = self.caller(&req, Action::EscalateCase)?;
+        let req = req.into_inner();
+        Span::current().record("case_id", req.case_id.as_str());
+        Ok(Response::new(self.escalate(&caller, req).await?))
     }
 
+    #[tracing::instrument(name = "TransferCase", skip_all, fields(case_id, caller))]
     async fn transfer_case(
         &self,
-        _req: Request<pb::TransferCaseRequest>,
+        req: Request<pb::TransferCaseRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        Err(Status::unimplemented("TransferCase is not implemented yet"))
+        let caller = self.caller(&req, Action::TransferCase)?;
+        let req = req.into_inner();
+        Span::current().record("case_id", req.case_id.as_str());
+        Ok(Response::new(self.transfer(&caller, req).await?))
     }
 
+    #[tracing::instrument(name = "SuperviseCase", skip_all, fields(case_id, caller))]
     async fn supervise_case(
         &self,
-        _req: Request<pb::SuperviseCaseRequest>,
+        req: Request<pb::SuperviseCaseRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        Err(Status::unimplemented(
-            "SuperviseCase is not implemented yet",
-        ))
+        let caller = self.caller(&req, Action::SuperviseCase)?;
+        let req = req.into_inner();
+        Span::current().record("case_id", req.case_id.as_str());
+        Ok(Response::new(self.supervise(&caller, req).await?))
     }
 
+    #[tracing::instrument(name = "GetLinks", skip_all, fields(caller))]
     async fn get_links(
         &self,
-        _req: Request<pb::GetLinksRequest>,
+        req: Request<pb::GetLinksRequest>,
     ) -> Result<Response<pb::Links>, Status> {
-        Err(Status::unimplemented("GetLinks is not implemented yet"))
+        self.caller(&req, Action::ReadLinks)?;
+        Ok(Response::new(self.links()?))
     }
 
     #[tracing::instrument(name = "ChangeRisk", skip_all, fields(case_id, caller))]

@@ -4,6 +4,7 @@
 
 pub mod case;
 pub mod exchange;
+mod moves;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::code::NodeCode;
 use crate::domain::{Deadlines, Policy};
+use crate::federation::SharedFederation;
 use crate::report::Cadence;
 use crate::stats::node::StatsNode;
 use crate::storage::Store;
@@ -23,6 +25,8 @@ pub struct NodeState {
     pub store: Store,
     pub clock: SharedClock,
     pub deadlines: Deadlines,
+    /// The federation: links, and moves of cases between nodes.
+    pub federation: SharedFederation,
     /// Early-warning thresholds.
     pub policy: Policy,
     /// How often the sweep runs (see `crate::sweep`).

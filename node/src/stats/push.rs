@@ -38,7 +38,6 @@ use tonic::transport::Channel;
 use super::depth_below;
 use super::node::{StatsNode, keeps};
 use crate::convert::{self, stats as conv};
-use crate::tls::{self, TlsError, TlsFiles};
 
 /// Upper bound on the encoded size of one push (the parent's default limit is 1 MiB).
 pub const BATCH_BYTES: usize = 256 * 1024;
@@ -58,28 +57,30 @@ struct Link {
     retention: Option<u8>,
 }
 
-/// Starts the sender task. Fails now if the URL is not https or the TLS files are unusable.
+/// Starts the sender task on `channel`, a mutual-TLS channel to the parent's
+/// `federation_listen` (https only, its certificate checked to name the parent).
 pub fn spawn(
     stats: Arc<StatsNode>,
-    parent_url: &str,
-    files: &TlsFiles,
+    channel: Channel,
     shutdown: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, TlsError> {
-    let channel = tls::connect_lazy(parent_url, files)?;
+) -> JoinHandle<()> {
     let link = Link {
         client: StatsExchangeClient::new(channel),
         acked: 0,
         full: true,
         retention: None,
     };
-    let url = parent_url.to_owned();
-    Ok(tokio::spawn(run(stats, link, url, shutdown)))
+    let parent = stats
+        .code()
+        .parent()
+        .map_or_else(String::new, |p| p.to_string());
+    tokio::spawn(run(stats, link, parent, shutdown))
 }
 
 async fn run(
     stats: Arc<StatsNode>,
     mut link: Link,
-    url: String,
+    parent: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let cfg = stats.config().clone();
@@ -102,7 +103,7 @@ async fn run(
             match push_all(&stats, &mut link).await {
                 Ok(sent) => {
                     if failing {
-                        tracing::info!(parent = %url, "statistics pushes to the parent resumed");
+                        tracing::info!(%parent, "statistics pushes to the parent resumed");
                     }
                     tracing::debug!(sent, "statistics pushed");
                     failing = false;
@@ -112,7 +113,7 @@ async fn run(
                 }
                 Err(status) => {
                     if !failing {
-                        tracing::warn!(parent = %url, error = %status, "statistics push failed; retrying");
+                        tracing::warn!(%parent, error = %status, "statistics push failed; retrying");
                     }
                     failing = true;
                     push_at = Some(Instant::now() + backoff);

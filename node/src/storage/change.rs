@@ -4,9 +4,10 @@
 //! (see [`Trees::transaction`]), so it may run more than once and must not have side effects
 //! outside the transaction. A [`Change`] is the complete description of what one case write
 //! does to the store; data derived from a case change that must commit with it (indexes, the
-//! alerts the change raises, this node's statistics contribution; a federation outbox entry
-//! later) is written by [`Change::apply`], so a new kind of derived data is one field and a
-//! few lines there. An alert whose key is stored already is skipped: raising is idempotent.
+//! alerts the change raises, the federation outbox entries the change sends or owes its
+//! supervisors, this node's statistics contribution) is written by [`Change::apply`], so a
+//! new kind of derived data is one field and a few lines there. An alert whose key is stored
+//! already is skipped: raising is idempotent.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,10 +23,12 @@ use super::{Registered, StorageError, WriteError, stats};
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;
 use crate::domain::{Case, DomainError, Event};
+use crate::federation::message::{OutboxEntry, Outgoing};
+use crate::federation::supervision;
 
-pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
 
-pub(super) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<WriteError> {
+pub(crate) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<WriteError> {
     ConflictableTransactionError::Abort(e.into())
 }
 
@@ -33,6 +36,7 @@ pub(super) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<Wr
 pub(crate) struct Tx<'a> {
     views: &'a [TransactionalTree],
     secret: &'a Secret,
+    signals: &'a super::signals::Signals,
     /// The node the store belongs to.
     pub(super) node: &'a NodeCode,
 }
@@ -42,11 +46,11 @@ impl Tx<'_> {
         keys::view(self.views, id)
     }
 
-    pub(super) fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
+    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
         Ok(self.tree(tree).get(key)?)
     }
 
-    pub(super) fn get_decoded<T: DeserializeOwned>(
+    pub(crate) fn get_decoded<T: DeserializeOwned>(
         &self,
         tree: TreeId,
         kind: ValueKind,
@@ -60,12 +64,12 @@ impl Tx<'_> {
         }
     }
 
-    pub(super) fn insert(&self, tree: TreeId, key: &[u8], value: Vec<u8>) -> TxResult<()> {
+    pub(crate) fn insert(&self, tree: TreeId, key: &[u8], value: Vec<u8>) -> TxResult<()> {
         self.tree(tree).insert(key, value)?;
         Ok(())
     }
 
-    pub(super) fn insert_encoded<T: Serialize + ?Sized>(
+    pub(crate) fn insert_encoded<T: Serialize + ?Sized>(
         &self,
         tree: TreeId,
         kind: ValueKind,
@@ -75,12 +79,12 @@ impl Tx<'_> {
         self.insert(tree, key, codec::encode(kind, value).map_err(abort)?)
     }
 
-    pub(super) fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<()> {
+    pub(crate) fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<()> {
         self.tree(tree).remove(key)?;
         Ok(())
     }
 
-    fn get_case(&self, id: &str) -> TxResult<Option<Case>> {
+    pub(crate) fn get_case(&self, id: &str) -> TxResult<Option<Case>> {
         match self.get(TreeId::Cases, id.as_bytes())? {
             Some(bytes) => codec::decode_case(TreeId::Cases, id.as_bytes(), &bytes)
                 .map(Some)
@@ -117,12 +121,14 @@ impl Trees {
         body: impl Fn(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A, WriteError> {
         let trees: Vec<&sled::Tree> = self.all().iter().collect();
+        let signals = &*self.signals;
         let node = self.node();
         trees[..]
             .transaction(|views| {
                 body(&Tx {
                     views,
                     secret,
+                    signals,
                     node,
                 })
             })
@@ -133,18 +139,21 @@ impl Trees {
     }
 }
 
-/// One case write: the stored case (if any), its next version and the events appended.
+/// One case write: the stored case (if any), its next version, the events appended and the
+/// messages the change sends. [`Change::apply`] adds the messages every change owes the
+/// supervisors of the case (see `crate::federation::supervision`), whoever made the change.
 pub(crate) struct Change<'a> {
     pub before: Option<&'a Case>,
     pub after: &'a Case,
     pub events: &'a [Event],
     /// Alerts the change raises (skipped if their key is stored already).
     pub alerts: &'a [Alert],
+    pub outgoing: &'a [Outgoing],
 }
 
 impl Change<'_> {
     /// Storage invariants the new version must keep (see the module doc of `storage`).
-    fn check(&self) -> Result<(), StorageError> {
+    pub(crate) fn check(&self) -> Result<(), StorageError> {
         let invalid = StorageError::InvalidRecord;
         keys::check_case_id(&self.after.id).map_err(invalid)?;
         if let Some(before) = self.before.filter(|b| b.id != self.after.id) {
@@ -172,7 +181,7 @@ impl Change<'_> {
         Ok(())
     }
 
-    fn apply(&self, tx: &Tx<'_>) -> TxResult<()> {
+    pub(crate) fn apply(&self, tx: &Tx<'_>) -> TxResult<()> {
         let case = self.after;
         let id = case.id.as_bytes();
         if self.before.is_none() && tx.get(TreeId::Cases, id)?.is_some() {
@@ -229,8 +238,78 @@ impl Change<'_> {
         for alert in self.alerts {
             tx.raise(alert)?;
         }
+        enqueue(tx, self.outgoing)?;
+        let plan = supervision::plan(self.before, case);
+        if plan.owner.is_some() {
+            let mut history = if plan.sync.is_empty() {
+                Vec::new()
+            } else {
+                let stored = self.before.map_or(0, |b| b.history_len);
+                read_history(tx, &case.id, stored)?
+            };
+            if !plan.sync.is_empty() {
+                history.extend_from_slice(self.events);
+            }
+            enqueue(tx, &supervision::messages(&plan, case, &history))?;
+        }
         stats::on_case_change(tx, self.before, case)
     }
+}
+
+/// The first `len` events of a case's stored history, read inside the transaction.
+pub(crate) fn read_history(tx: &Tx<'_>, case_id: &str, len: u64) -> TxResult<Vec<Event>> {
+    let mut events = Vec::with_capacity(len as usize);
+    for seq in 1..=len {
+        let key = keys::event(case_id, seq);
+        let Some(event) = tx.get_decoded::<Event>(TreeId::Events, ValueKind::Event, &key)? else {
+            return Err(abort(StorageError::Corrupt {
+                tree: TreeId::Events.name(),
+                key: keys::display(&key),
+                reason: format!("missing event {seq} of case {case_id}"),
+            }));
+        };
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// Queues messages: each gets the next link seq of its neighbour, and a message created here
+/// (`origin_seq == 0`) the next id of this node.
+pub(crate) fn enqueue(tx: &Tx<'_>, outgoing: &[Outgoing]) -> TxResult<()> {
+    for out in outgoing {
+        let peer = out.next_hop.as_str();
+        let seq_key = keys::out_seq(peer);
+        let last: u64 = tx
+            .get_decoded(TreeId::Meta, ValueKind::Sequence, &seq_key)?
+            .unwrap_or(0);
+        let seq = last + 1;
+        tx.insert_encoded(TreeId::Meta, ValueKind::Sequence, &seq_key, &seq)?;
+        let mut message = out.message.clone();
+        if message.origin_seq == 0 {
+            let last: u64 = tx
+                .get_decoded(TreeId::Meta, ValueKind::Sequence, keys::META_MESSAGE_SEQ)?
+                .unwrap_or(0);
+            message.origin_seq = last + 1;
+            tx.insert_encoded(
+                TreeId::Meta,
+                ValueKind::Sequence,
+                keys::META_MESSAGE_SEQ,
+                &message.origin_seq,
+            )?;
+        }
+        let entry = OutboxEntry {
+            queued_at: out.queued_at,
+            message,
+        };
+        tx.insert_encoded(
+            TreeId::Outbox,
+            ValueKind::OutboxEntry,
+            &keys::outbox(peer, seq),
+            &entry,
+        )?;
+        tx.signals.outbox_touched();
+    }
+    Ok(())
 }
 
 /// The transaction of [`super::Store::register`].
@@ -281,6 +360,7 @@ where
             after: &case,
             events: &events,
             alerts: &[],
+            outgoing: &[],
         };
         change.check().map_err(abort)?;
 
@@ -325,6 +405,7 @@ where
             after: &after,
             events: &events,
             alerts: &alerts,
+            outgoing: &[],
         };
         change.check().map_err(abort)?;
         change.apply(tx)?;

@@ -46,6 +46,13 @@ pub(crate) enum ValueKind {
     Seq = 17,
     /// A node's division code (string).
     NodeCode = 18,
+    // Federation values are numbered from 20.
+    /// A message or link sequence number (u64).
+    Sequence = 20,
+    /// A queued message ([`crate::federation::message::OutboxEntry`]).
+    OutboxEntry = 21,
+    /// A supervised copy ([`crate::federation::message::CaseCopy`]).
+    CaseCopy = 22,
 }
 
 impl ValueKind {
@@ -63,6 +70,7 @@ impl ValueKind {
             | ValueKind::StatsEntry
             | ValueKind::Seq
             | ValueKind::NodeCode => 1,
+            ValueKind::Sequence | ValueKind::OutboxEntry | ValueKind::CaseCopy => 1,
         }
     }
 }

@@ -250,6 +250,7 @@ impl WriterThread {
     }
 
     fn commit(&mut self, jobs: Vec<Box<dyn Job>>) {
+        let generation = self.trees.signals.begin_batch();
         let mut pending = Vec::with_capacity(jobs.len());
         for job in jobs {
             if let Some(reason) = self.failed.get() {
@@ -264,12 +265,18 @@ impl WriterThread {
             pending.push(done);
         }
         if pending.is_empty() {
+            // Nothing ran: the generation changed nothing, so it is as durable as before.
+            self.trees.signals.batch_synced(generation);
             return;
         }
         let synced = self.sync();
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, "store sync failed; refusing further writes");
-            let _ = self.failed.set(format!("sync failed: {e}"));
+        match &synced {
+            Ok(()) => self.trees.signals.batch_synced(generation),
+            Err(e) => {
+                tracing::error!(error = %e, "store sync failed; refusing further writes");
+                let _ = self.failed.set(format!("sync failed: {e}"));
+                self.trees.signals.batch_failed();
+            }
         }
         tracing::trace!(batch = pending.len(), "group commit");
         for done in pending {

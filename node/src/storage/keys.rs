@@ -82,19 +82,30 @@ trees! {
     Alerts => "alertkey_alert",
     /// raised at ‖ alert key → empty.
     AlertsByTime => "raisedat_alertkey",
+    /// neighbour code ‖ 0x00 ‖ link seq (u64 BE) → [`crate::federation::message::OutboxEntry`]:
+    /// messages queued for a neighbour, deleted once it acknowledges them.
+    Outbox => "peer_seq_outboxentry",
+    /// neighbour code → highest link seq applied from it (u64): the inbox watermark.
+    Inbox => "peer_appliedthrough",
+    /// case id → [`crate::federation::message::CaseCopy`]: read-only copies of cases owned
+    /// elsewhere that this node supervises. Kept out of the cases tree and its indexes so that
+    /// listings and aggregates never count a case twice.
+    Copies => "caseid_supervisedcopy",
     /// kind ‖ node ‖ 0x00 ‖ bucket → statistics entry (`stats::StoredEntry`).
     StatsEntries => "kind_node_bucket_entry",
     /// local seq ‖ statistics entry key → empty: which entries changed when.
     StatsChanges => "seq_statskey",
 }
 
-/// The opened trees, indexed by [`TreeId`]. Cheap to clone (sled trees are handles).
+/// The opened trees, indexed by [`TreeId`], and the signals the writer raises about them.
+/// Cheap to clone (sled trees are handles).
 ///
 /// Also carries the code of the node the store belongs to, which derived data (statistics)
 /// depends on.
 #[derive(Clone)]
 pub(crate) struct Trees {
     trees: Vec<sled::Tree>,
+    pub(crate) signals: std::sync::Arc<super::signals::Signals>,
     node: NodeCode,
 }
 
@@ -104,7 +115,11 @@ impl Trees {
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<sled::Result<_>>()?;
-        Ok(Trees { trees, node })
+        Ok(Trees {
+            trees,
+            signals: Default::default(),
+            node,
+        })
     }
 
     /// The node this store belongs to.
@@ -201,6 +216,37 @@ pub(crate) fn day_seq(day: &str) -> Result<Vec<u8>, String> {
         return Err(format!("day must be YYYYMMDD, got {day:?}"));
     }
     Ok([b"seq/".as_slice(), day.as_bytes()].concat())
+}
+
+/// Meta key of this node's counter of messages it created (u64).
+pub(crate) const META_MESSAGE_SEQ: &[u8] = b"msgseq";
+
+/// Meta key of the last link seq queued for neighbour `peer` (u64). Kept when the queue
+/// empties, so that sequence numbers on a link never repeat.
+pub(crate) fn out_seq(peer: &str) -> Vec<u8> {
+    [b"outseq/".as_slice(), peer.as_bytes()].concat()
+}
+
+/// Prefix of every outbox entry for `peer`.
+pub(crate) fn outbox_prefix(peer: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(peer.len() + 9);
+    key.extend_from_slice(peer.as_bytes());
+    key.push(0);
+    key
+}
+
+pub(crate) fn outbox(peer: &str, seq: u64) -> Vec<u8> {
+    let mut key = outbox_prefix(peer);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The peer and seq of an outbox key.
+pub(crate) fn outbox_parts(key: &[u8]) -> Option<(&str, u64)> {
+    let nul = key.iter().position(|b| *b == 0)?;
+    let peer = std::str::from_utf8(&key[..nul]).ok()?;
+    let seq = u64::from_be_bytes(key[nul + 1..].try_into().ok()?);
+    Some((peer, seq))
 }
 
 /// Case ids are keys and key prefixes: they must be non-empty and free of NUL.
@@ -396,6 +442,17 @@ mod tests {
         let change = stats_change(7, &county);
         assert_eq!(parse_stats_change(&change), Some((7, county.as_slice())));
         assert!(stats_change(7, &village) < stats_change(8, &county));
+    }
+
+    #[test]
+    fn outbox_keys_sort_by_peer_then_seq() {
+        let a = outbox("610116001", 2);
+        let b = outbox("610116001", 256);
+        let other = outbox("610116001001", 1);
+        assert!(a < b);
+        assert!(!other.starts_with(&outbox_prefix("610116001")));
+        assert_eq!(outbox_parts(&b), Some(("610116001", 256)));
+        assert_eq!(outbox_parts(b"x"), None);
     }
 
     #[test]

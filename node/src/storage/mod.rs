@@ -60,11 +60,13 @@
 mod change;
 mod codec;
 mod commit;
+mod federation;
 mod keys;
 mod migrate;
 mod query;
 mod rules;
 mod secret;
+mod signals;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -78,6 +80,7 @@ use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, T
 use crate::stats::{Bucket, Cells, Dim, Kind};
 
 use codec::ValueKind;
+pub use federation::{Applied, QueueStats};
 use keys::{TreeId, Trees};
 use secret::Secret;
 
@@ -210,6 +213,11 @@ pub enum WriteError {
     Domain(#[from] DomainError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// Checks that a case id received from elsewhere can serve as a key: 1–128 bytes, no NUL.
+pub fn check_message_case_id(id: &str) -> Result<(), DomainError> {
+    keys::check_case_id(id).map_err(|m| DomainError::invalid("case_id", m))
 }
 
 /// The node's case store. Cheap to clone; all clones share one database and writer thread.
@@ -418,14 +426,6 @@ impl Store {
             .writer
             .submit(move |trees| stats::merge(trees, &secret, &child, &incoming))
             .await
-    }
-
-    /// Returns once everything committed before the call is durable: a no-op is queued behind
-    /// it, and the writer answers that only after syncing its batch (batches run and sync one
-    /// after another, so every earlier one is synced too). Reads may see writes a moment
-    /// before they are durable; this is how a reader makes sure what it saw will survive.
-    pub async fn wait_durable(&self) -> Result<(), WriteError> {
-        self.inner.writer.submit(|_| Ok(())).await
     }
 
     /// Recomputes this node's overdue figures at `now` from the deadline index and stores them

@@ -38,11 +38,21 @@ fn node(dir: &Path, policy: Policy, cadence: Option<crate::report::Cadence>) -> 
         clock.clone(),
         StatsConfig::default(),
     ));
+    let federation = Arc::new(crate::federation::Federation::new(
+        code.clone(),
+        code.parent(),
+        crate::config::FederationConfig::default(),
+        store.clone(),
+        clock.clone(),
+        Deadlines::default(),
+        1 << 20,
+    ));
     let state = Arc::new(NodeState {
         code,
         store,
         clock: clock.clone(),
         deadlines: Deadlines::default(),
+        federation,
         policy,
         sweep_every: Duration::from_secs(30),
         report_cadence: cadence,

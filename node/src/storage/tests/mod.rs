@@ -4,9 +4,11 @@
 //! * [`writes`] — registration, idempotency, day sequences, updates, refused writes, indexes.
 //! * [`durability`] — restart, shutdown, failed syncs, damaged values, format checks.
 //! * [`listing`] — filters, index choice, pagination and page tokens.
+//! * [`federation`] — outboxes, acknowledgements, inbox watermarks, supervision copies.
 //! * [`rules`] — alerts, the early-warning indexes, gated rule writes, cursors, the upgrade.
 
 mod durability;
+mod federation;
 mod listing;
 mod rules;
 mod stats;
@@ -29,6 +31,8 @@ fn options() -> StoreOptions {
     StoreOptions::new(NodeCode::parse(NODE).unwrap(), Timestamp(T0))
 }
 
+/// Opens the store in `dir`. After a store in the same folder was dropped, sled's background
+/// I/O threads may hold its file lock for a moment longer: a lock error is retried (bounded).
 fn open(dir: &Path) -> Store {
     Store::open_again(dir, &options()).expect("open store")
 }

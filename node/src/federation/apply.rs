@@ -1,0 +1,588 @@
+//! What a message does to the node that receives it, and how a node starts a move. Pure.
+//!
+//! [`incoming`] maps one message and what this node holds about its case ([`Local`]) to the
+//! [`Effects`] the storage layer writes in one transaction with the link's watermark: a new
+//! version of the local case record, a change to the supervised copy, and messages to queue.
+//! It never fails: a message that cannot be carried out becomes a refusal sent back, an event
+//! in the case history, or a [`Note`] for the log — never an error that would stall the link.
+//!
+//! Rules, by message:
+//! * **not for this node** — stored and forwarded toward the destination ([`route`]); a
+//!   carried case gets a "relayed" event. Upward, only messages from this node's own subtree
+//!   are passed on. An order passing a node that owns the case, or holds its tombstone, is
+//!   handled there (orders are addressed to a case, their destination is only a guess).
+//!   A transfer nobody can route is refused back to the old owner.
+//! * **transfer** — installed with the carried epoch, unless this node holds a live record of
+//!   the case (refused back) or a tombstone of the same or a later epoch (stale: dropped).
+//! * **transfer refused** — the old owner restores the case at an epoch above the refused one,
+//!   provided its tombstone is the one the transfer left.
+//! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
+//! * **order** — carried out by the owner if the issuer is its ancestor (a supervision order
+//!   lands in the history and makes the issuer a supervisor; a transfer order moves the case
+//!   if the issuer is also an ancestor of, or is, the target). A tombstone passes it on
+//!   toward where the case went, directly when that is below, else back to the issuer
+//!   ([`Body::Redirect`]), at most [`MAX_REDIRECTS`] times.
+
+use crate::code::NodeCode;
+use crate::domain::moves::{self, MoveKind};
+use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Timestamp};
+
+use super::message::{Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refused, Transfer};
+use super::route::{self, Hop};
+use super::supervision;
+
+/// How many times an order may follow a moved case back through its issuer.
+pub const MAX_REDIRECTS: u32 = 8;
+
+/// The node applying messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    pub me: &'a NodeCode,
+    /// The parent this node links to, if it has a parent link.
+    pub uplink: Option<&'a NodeCode>,
+    pub now: Timestamp,
+    pub deadlines: &'a Deadlines,
+}
+
+impl Node<'_> {
+    fn ctx<'b>(&'b self, node: &'b str, actor: &'b str) -> Ctx<'b> {
+        Ctx {
+            now: self.now,
+            node,
+            actor,
+            deadlines: self.deadlines,
+        }
+    }
+
+    fn route(&self, dest: &NodeCode) -> Hop {
+        route::next_hop(self.me, self.uplink, dest)
+    }
+
+    /// A message created here, queued toward its destination; `None` if unroutable.
+    fn originate(&self, destination: NodeCode, body: Body) -> Option<Outgoing> {
+        let next_hop = self.route(&destination).peer()?.clone();
+        Some(Outgoing {
+            next_hop,
+            queued_at: self.now,
+            message: Message {
+                origin: self.me.clone(),
+                origin_seq: 0,
+                destination,
+                sent_at: self.now,
+                body,
+            },
+        })
+    }
+}
+
+/// What this node holds about the message's case.
+#[derive(Debug, Clone, Default)]
+pub struct Local {
+    /// The case record: live (owned here) or a tombstone.
+    pub case: Option<Case>,
+    /// Its stored history (empty without a record).
+    pub history: Vec<Event>,
+    /// The supervised copy held here, if any.
+    pub copy: Option<CaseCopy>,
+}
+
+/// A change to the supervised copy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CopyChange {
+    #[default]
+    Keep,
+    Put(Box<CaseCopy>),
+    Remove,
+}
+
+/// Something worth a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// A warning (someone should look) rather than information.
+    pub warn: bool,
+    pub text: String,
+}
+
+/// What applying a message writes.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    /// The new version of the local case record and the events appended to its history.
+    pub case: Option<(Case, Vec<Event>)>,
+    pub copy: CopyChange,
+    pub send: Vec<Outgoing>,
+    pub note: Option<Note>,
+    /// The message was passed on toward another node (a store-and-forward hop).
+    pub forwarded: bool,
+}
+
+impl Effects {
+    fn note(warn: bool, text: impl Into<String>) -> Effects {
+        Effects {
+            note: Some(Note {
+                warn,
+                text: text.into(),
+            }),
+            ..Effects::default()
+        }
+    }
+
+    fn send(out: Outgoing) -> Effects {
+        Effects {
+            send: vec![out],
+            ..Effects::default()
+        }
+    }
+}
+
+fn live(local: &Local) -> Option<&Case> {
+    local
+        .case
+        .as_ref()
+        .filter(|c| c.status != CaseStatus::Transferred)
+}
+
+fn tombstone(local: &Local) -> Option<&Case> {
+    local
+        .case
+        .as_ref()
+        .filter(|c| c.status == CaseStatus::Transferred)
+}
+
+/// Applies one message (see the module documentation).
+pub fn incoming(node: &Node, msg: &Message, local: &Local) -> Effects {
+    if &msg.destination != node.me {
+        if let Body::Order(order) = &msg.body {
+            if live(local).is_some() || tombstone(local).is_some() {
+                return deliver_order(node, msg, order, local);
+            }
+        }
+        return forward(node, msg);
+    }
+    match &msg.body {
+        Body::Transfer(t) => receive_transfer(node, msg, t, local),
+        Body::Refused(r) => receive_refusal(node, r, local),
+        Body::Sync(copy) => receive_sync(node, msg, copy, local),
+        Body::Close { case_id, epoch } => match &local.copy {
+            Some(held) if held.case.epoch <= *epoch => Effects {
+                copy: CopyChange::Remove,
+                note: Some(Note {
+                    warn: false,
+                    text: format!("supervision of {case_id} ended"),
+                }),
+                ..Effects::default()
+            },
+            _ => Effects::default(),
+        },
+        Body::Order(order) => deliver_order(node, msg, order, local),
+        Body::Redirect { order, moved_to } => redirect_again(node, order, moved_to),
+    }
+}
+
+/// Passes a message on, with a relay event on a carried case.
+fn forward(node: &Node, msg: &Message) -> Effects {
+    let hop = node.route(&msg.destination);
+    if let Hop::Parent(_) = hop {
+        if !route::in_subtree(node.me, &msg.origin) {
+            return Effects::note(
+                true,
+                format!(
+                    "dropped {} {}: from {} outside this subtree, cannot go up",
+                    msg.kind(),
+                    msg.id(),
+                    msg.origin
+                ),
+            );
+        }
+    }
+    let Some(next_hop) = hop.peer().cloned() else {
+        return unroutable(node, msg);
+    };
+    let mut fwd = msg.clone();
+    let actor = moves::node_actor(node.me.as_str());
+    let ctx = node.ctx(node.me.as_str(), &actor);
+    let dest = msg.destination.as_str();
+    match &mut fwd.body {
+        Body::Transfer(Transfer { history, .. }) | Body::Refused(Refused { history, .. }) => {
+            history.push(moves::relay_event(history.len() as u64, &ctx, dest));
+        }
+        Body::Sync(_) | Body::Close { .. } | Body::Order(_) | Body::Redirect { .. } => {}
+    }
+    Effects {
+        forwarded: true,
+        ..Effects::send(Outgoing {
+            next_hop,
+            queued_at: node.now,
+            message: fwd,
+        })
+    }
+}
+
+/// Nothing here routes `msg`: a transfer goes back to its old owner, anything else is dropped.
+fn unroutable(node: &Node, msg: &Message) -> Effects {
+    let Body::Transfer(t) = &msg.body else {
+        return Effects::note(
+            true,
+            format!(
+                "dropped {} {}: no route to {}",
+                msg.kind(),
+                msg.id(),
+                msg.destination
+            ),
+        );
+    };
+    let reason = format!(
+        "{}无法送达{}（无通往该中心的链路）",
+        node.me, msg.destination
+    );
+    refuse(node, msg, t, reason)
+}
+
+/// Sends a transfer back to its old owner (the message's origin).
+fn refuse(node: &Node, msg: &Message, t: &Transfer, reason: String) -> Effects {
+    let body = Body::Refused(Refused {
+        case: t.case.clone(),
+        history: t.history.clone(),
+        epoch: t.epoch,
+        reason: reason.clone(),
+        intended_owner: msg.destination.clone(),
+    });
+    match node.originate(msg.origin.clone(), body) {
+        Some(out) => Effects {
+            send: vec![out],
+            note: Some(Note {
+                warn: true,
+                text: format!("refused transfer of {}: {reason}", t.case.id),
+            }),
+            ..Effects::default()
+        },
+        None => Effects::note(
+            true,
+            format!(
+                "transfer of {} refused ({reason}) and its old owner {} is unreachable",
+                t.case.id, msg.origin
+            ),
+        ),
+    }
+}
+
+/// A carried history is well formed: seqs 1, 2, 3, ...
+fn well_formed(case: &Case, history: &[Event]) -> bool {
+    !history.is_empty()
+        && history.iter().zip(1u64..).all(|(e, seq)| e.seq == seq)
+        && case.status != CaseStatus::Transferred
+}
+
+/// The events of `carried` beyond what `held` (a tombstone here) already has.
+fn continuation(held: Option<&Case>, carried: &[Event]) -> Option<Vec<Event>> {
+    let have = held.map_or(0, |c| c.history_len) as usize;
+    (carried.len() >= have).then(|| carried[have..].to_vec())
+}
+
+fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> Effects {
+    if !well_formed(&t.case, &t.history) {
+        return Effects::note(true, format!("dropped malformed transfer {}", msg.id()));
+    }
+    if let Some(held) = live(local) {
+        let reason = format!("{}已有该案件的在办记录（轮次{}）", node.me, held.epoch);
+        return refuse(node, msg, t, reason);
+    }
+    let tomb = tombstone(local);
+    if tomb.is_some_and(|c| c.epoch >= t.epoch) {
+        return Effects::note(
+            true,
+            format!(
+                "dropped stale transfer of {} (epoch {}, held {})",
+                t.case.id,
+                t.epoch,
+                tomb.map_or(0, |c| c.epoch)
+            ),
+        );
+    }
+    let Some(mut events) = continuation(tomb, &t.history) else {
+        return Effects::note(
+            true,
+            format!(
+                "dropped transfer of {}: history shorter than held",
+                t.case.id
+            ),
+        );
+    };
+    let actor = moves::node_actor(node.me.as_str());
+    let ctx = node.ctx(node.me.as_str(), &actor);
+    let (case, received) = moves::receive(
+        &t.case,
+        t.history.len() as u64,
+        &ctx,
+        t.epoch,
+        msg.origin.as_str(),
+        t.kind,
+    );
+    events.push(received);
+    Effects {
+        case: Some((case, events)),
+        copy: if local.copy.is_some() {
+            CopyChange::Remove
+        } else {
+            CopyChange::Keep
+        },
+        send: Vec::new(),
+        note: Some(Note {
+            warn: false,
+            text: format!(
+                "received {} from {} (epoch {})",
+                t.case.id, msg.origin, t.epoch
+            ),
+        }),
+        forwarded: false,
+    }
+}
+
+fn receive_refusal(node: &Node, r: &Refused, local: &Local) -> Effects {
+    let Some(tomb) = tombstone(local).filter(|c| c.epoch.saturating_add(1) == r.epoch) else {
+        return Effects::note(
+            true,
+            format!("dropped stale refusal of {} (epoch {})", r.case.id, r.epoch),
+        );
+    };
+    let Some(mut events) = continuation(Some(tomb), &r.history) else {
+        return Effects::note(
+            true,
+            format!(
+                "dropped refusal of {}: history shorter than held",
+                r.case.id
+            ),
+        );
+    };
+    let actor = moves::node_actor(node.me.as_str());
+    let ctx = node.ctx(node.me.as_str(), &actor);
+    let (case, returned) = moves::restore(
+        &r.case,
+        r.history.len() as u64,
+        &ctx,
+        r.epoch,
+        r.intended_owner.as_str(),
+        &r.reason,
+    );
+    events.push(returned);
+    Effects {
+        case: Some((case, events)),
+        note: Some(Note {
+            warn: true,
+            text: format!(
+                "transfer of {} was refused and came back: {}",
+                r.case.id, r.reason
+            ),
+        }),
+        ..Effects::default()
+    }
+}
+
+fn receive_sync(node: &Node, msg: &Message, copy: &CaseCopy, local: &Local) -> Effects {
+    if live(local).is_some() {
+        return Effects::default();
+    }
+    if copy.case.owner_node != msg.origin.as_str()
+        || !copy
+            .case
+            .supervising_nodes
+            .iter()
+            .any(|s| s == node.me.as_str())
+    {
+        return Effects::note(
+            true,
+            format!(
+                "dropped supervision copy {} not meant for this node",
+                msg.id()
+            ),
+        );
+    }
+    if !supervision::newer(&copy.case, local.copy.as_ref().map(|c| &c.case)) {
+        return Effects::default();
+    }
+    Effects {
+        copy: CopyChange::Put(Box::new(copy.clone())),
+        ..Effects::default()
+    }
+}
+
+/// An order at a node holding the case: carried out by the owner, passed on by a tombstone.
+fn deliver_order(node: &Node, msg: &Message, order: &Order, local: &Local) -> Effects {
+    if let Some(tomb) = tombstone(local) {
+        let Some(moved_to) = tomb
+            .moved_to
+            .as_deref()
+            .and_then(|m| NodeCode::parse(m).ok())
+        else {
+            return Effects::note(
+                true,
+                format!("dropped order {}: tombstone without destination", msg.id()),
+            );
+        };
+        return follow(node, msg, order, moved_to);
+    }
+    let Some(case) = live(local) else {
+        return Effects::note(
+            true,
+            format!(
+                "dropped order {} for {}: no record here",
+                msg.id(),
+                order.case_id
+            ),
+        );
+    };
+    let issuer = &msg.origin;
+    if !issuer.is_ancestor_of(node.me) {
+        return Effects::note(
+            true,
+            format!(
+                "ignored order {} from {issuer}: not an ancestor of this node",
+                msg.id()
+            ),
+        );
+    }
+    let ctx = node.ctx(issuer.as_str(), &order.actor);
+    match &order.kind {
+        OrderKind::Supervise {
+            instruction,
+            due_at,
+        } => {
+            let (next, e) = moves::supervision_order(case, &ctx, instruction, *due_at);
+            Effects {
+                case: Some((next, vec![e])),
+                ..Effects::default()
+            }
+        }
+        OrderKind::Transfer { to_node, reason } => {
+            let not_done = |why: String| {
+                let (next, e) = moves::order_not_executed(case, &ctx, &order.kind.label_zh(), &why);
+                Effects {
+                    case: Some((next, vec![e])),
+                    note: Some(Note {
+                        warn: true,
+                        text: format!("order {} not executed: {why}", msg.id()),
+                    }),
+                    ..Effects::default()
+                }
+            };
+            if !route::in_subtree(issuer, to_node) {
+                return not_done(format!("{to_node}不在{issuer}辖区内"));
+            }
+            if to_node == node.me {
+                return not_done(format!("案件已在{to_node}"));
+            }
+            match move_out(
+                node,
+                case,
+                &local.history,
+                &order.actor,
+                to_node,
+                MoveKind::Ordered,
+                reason,
+            ) {
+                Ok((tomb, events, out)) => Effects {
+                    case: Some((tomb, events)),
+                    send: vec![out],
+                    ..Effects::default()
+                },
+                Err(MoveError::Domain(e)) => not_done(e.to_string()),
+                Err(MoveError::Unroutable) => not_done(format!("无法送达{to_node}")),
+            }
+        }
+    }
+}
+
+/// A tombstone passes an order on toward `moved_to`: down directly, otherwise back to the
+/// issuer, which knows its own subtree.
+fn follow(node: &Node, msg: &Message, order: &Order, moved_to: NodeCode) -> Effects {
+    if node.me.is_ancestor_of(&moved_to) {
+        let mut fwd = msg.clone();
+        fwd.destination = moved_to;
+        return forward(node, &fwd);
+    }
+    if order.redirects >= MAX_REDIRECTS {
+        return Effects::note(
+            true,
+            format!("dropped order {}: redirected too often", msg.id()),
+        );
+    }
+    let mut order = order.clone();
+    order.redirects += 1;
+    match node.originate(msg.origin.clone(), Body::Redirect { order, moved_to }) {
+        Some(out) => Effects::send(out),
+        None => Effects::note(
+            true,
+            format!("dropped order {}: issuer unreachable", msg.id()),
+        ),
+    }
+}
+
+/// The issuer routes a redirected order again, if the case is still in its subtree.
+fn redirect_again(node: &Node, order: &Order, moved_to: &NodeCode) -> Effects {
+    if !node.me.is_ancestor_of(moved_to) {
+        return Effects::note(
+            true,
+            format!(
+                "order on {} lapsed: the case moved to {moved_to}, outside this subtree",
+                order.case_id
+            ),
+        );
+    }
+    match node.originate(moved_to.clone(), Body::Order(order.clone())) {
+        Some(out) => Effects::send(out),
+        None => Effects::note(
+            true,
+            format!("order on {}: no route to {moved_to}", order.case_id),
+        ),
+    }
+}
+
+/// Why a move could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveError {
+    Domain(DomainError),
+    /// No link leads toward the destination.
+    Unroutable,
+}
+
+impl From<DomainError> for MoveError {
+    fn from(e: DomainError) -> Self {
+        MoveError::Domain(e)
+    }
+}
+
+/// The owner's half of a move of `case` (with its stored `history`) to `to`, ordered by
+/// `actor`: the tombstone, the events to append, and the transfer to queue.
+pub fn move_out(
+    node: &Node,
+    case: &Case,
+    history: &[Event],
+    actor: &str,
+    to: &NodeCode,
+    kind: MoveKind,
+    reason: &str,
+) -> Result<(Case, Vec<Event>, Outgoing), MoveError> {
+    let ctx = node.ctx(node.me.as_str(), actor);
+    let (tomb, out_event) = moves::hand_over(case, &ctx, to.as_str(), kind, reason)?;
+    let mut carried = history.to_vec();
+    carried.push(out_event.clone());
+    let body = Body::Transfer(Transfer {
+        case: case.clone(),
+        history: carried,
+        epoch: case.epoch.saturating_add(1),
+        kind,
+        reason: reason.to_owned(),
+    });
+    let out = node
+        .originate(to.clone(), body)
+        .ok_or(MoveError::Unroutable)?;
+    Ok((tomb, vec![out_event], out))
+}
+
+/// An order issued here about a case owned elsewhere, queued toward `target` (the owner as
+/// best known).
+pub fn issue_order(node: &Node, target: &NodeCode, order: Order) -> Option<Outgoing> {
+    node.originate(target.clone(), Body::Order(order))
+}
+
+#[cfg(test)]
+mod tests;

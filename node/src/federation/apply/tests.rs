@@ -1,0 +1,333 @@
+//! Tests of message application: what each kind of message does where.
+
+use super::*;
+use crate::domain::machine::tests::{parties, sample_case};
+
+fn c(s: &str) -> NodeCode {
+    NodeCode::parse(s).unwrap()
+}
+
+const NOW: Timestamp = Timestamp(1_714_600_000_000);
+
+struct At {
+    me: NodeCode,
+    up: Option<NodeCode>,
+    deadlines: Deadlines,
+}
+
+impl At {
+    fn new(me: &str) -> At {
+        let me = c(me);
+        At {
+            up: me.parent(),
+            me,
+            deadlines: Deadlines::default(),
+        }
+    }
+    fn top(me: &str) -> At {
+        At {
+            up: None,
+            ..At::new(me)
+        }
+    }
+    fn node(&self) -> Node<'_> {
+        Node {
+            me: &self.me,
+            uplink: self.up.as_ref(),
+            now: NOW,
+            deadlines: &self.deadlines,
+        }
+    }
+}
+
+/// A case owned by `owner` with a one-event history.
+fn owned(owner: &str) -> (Case, Vec<Event>) {
+    let mut case = sample_case(parties());
+    case.owner_node = owner.into();
+    case.origin_node = owner.into();
+    case.id = format!("{owner}-20240501-000007");
+    let e = Event {
+        seq: 1,
+        at: case.created_at,
+        node: owner.into(),
+        actor: "a".into(),
+        kind: crate::domain::EventKind::Registered,
+        from_status: None,
+        to_status: case.status,
+        detail: String::new(),
+    };
+    (case, vec![e])
+}
+
+/// The transfer `from` (the owner) sends toward `to`.
+fn transfer(from: &str, to: &str) -> (Case, Message) {
+    let (case, history) = owned(from);
+    let at = At::new(from);
+    let (tomb, _, out) = move_out(
+        &at.node(),
+        &case,
+        &history,
+        "op",
+        &c(to),
+        MoveKind::Transfer,
+        "理由",
+    )
+    .unwrap();
+    (tomb, out.message)
+}
+
+fn install(at: &At, msg: &Message, local: &Local) -> Case {
+    let e = incoming(&at.node(), msg, local);
+    let (case, events) = e.case.expect("installed");
+    assert_eq!(case.history_len, events.last().unwrap().seq);
+    case
+}
+
+#[test]
+fn a_transfer_is_relayed_then_installed_with_its_history() {
+    let (_, msg) = transfer("610116", "610116001001");
+    // The county's own queue entry goes to the township.
+    let town = At::new("610116001");
+    let e = incoming(&town.node(), &msg, &Local::default());
+    assert!(e.case.is_none());
+    assert_eq!(e.send.len(), 1);
+    assert_eq!(e.send[0].next_hop, c("610116001001"));
+    let relayed = e.send[0].message.clone();
+    let Body::Transfer(t) = &relayed.body else {
+        panic!()
+    };
+    assert_eq!(t.history.len(), 3);
+    assert_eq!(t.history[2].kind, crate::domain::EventKind::Relayed);
+
+    let village = At::new("610116001001");
+    let case = install(&village, &relayed, &Local::default());
+    assert_eq!(case.owner_node, "610116001001");
+    assert_eq!(case.epoch, 2);
+    assert_eq!(case.history_len, 4);
+    assert_eq!(case.status, CaseStatus::Registered);
+}
+
+#[test]
+fn a_live_record_refuses_and_a_stale_epoch_is_dropped() {
+    let (_, msg) = transfer("610116001001", "610116001");
+    let town = At::new("610116001");
+    let (mine, _) = owned("610116001");
+    let local = Local {
+        case: Some(Case {
+            id: msg.case_id().into(),
+            ..mine
+        }),
+        ..Local::default()
+    };
+    let e = incoming(&town.node(), &msg, &local);
+    assert!(e.case.is_none());
+    assert_eq!(e.send.len(), 1);
+    assert_eq!(e.send[0].message.destination, c("610116001001"));
+    assert!(matches!(e.send[0].message.body, Body::Refused(_)));
+
+    let mut tomb = local.case.clone().unwrap();
+    tomb.status = CaseStatus::Transferred;
+    tomb.epoch = 5;
+    let e = incoming(
+        &town.node(),
+        &msg,
+        &Local {
+            case: Some(tomb),
+            ..Local::default()
+        },
+    );
+    assert!(e.case.is_none() && e.send.is_empty());
+    assert!(e.note.unwrap().warn);
+}
+
+#[test]
+fn an_unroutable_transfer_comes_back_and_is_restored() {
+    let (tomb, msg) = transfer("610116", "620102");
+    // The city at the top cannot route to another province.
+    let city = At::top("6101");
+    let e = incoming(&city.node(), &msg, &Local::default());
+    assert_eq!(e.send.len(), 1);
+    assert_eq!(e.send[0].next_hop, c("610116"));
+    let refusal = e.send[0].message.clone();
+    let county = At::new("610116");
+    let local = Local {
+        case: Some(tomb.clone()),
+        ..Local::default()
+    };
+    let case = install(&county, &refusal, &local);
+    assert_eq!(case.owner_node, "610116");
+    assert_eq!(case.epoch, 3, "above the refused epoch 2");
+    assert_eq!(case.status, CaseStatus::Registered);
+    // A second copy of the refusal finds a live case and is dropped.
+    let live = Local {
+        case: Some(case),
+        ..Local::default()
+    };
+    assert!(incoming(&county.node(), &refusal, &live).case.is_none());
+}
+
+#[test]
+fn messages_from_outside_a_subtree_are_not_passed_upward() {
+    let (_, mut msg) = transfer("610116001001", "6101");
+    msg.origin = c("610116002001");
+    let town = At::new("610116001");
+    let e = incoming(&town.node(), &msg, &Local::default());
+    assert!(e.send.is_empty());
+    assert!(e.note.unwrap().warn);
+}
+
+fn order(issuer: &str, target: &str, kind: OrderKind) -> Message {
+    let at = At::new(issuer);
+    let (case, _) = owned("610116001001");
+    let o = Order {
+        case_id: case.id,
+        actor: format!("spiffe://fengqiao/op/{issuer}/director/d"),
+        redirects: 0,
+        kind,
+    };
+    issue_order(&at.node(), &c(target), o).unwrap().message
+}
+
+#[test]
+fn a_supervision_order_lands_in_the_history_and_adds_the_issuer() {
+    let msg = order(
+        "6101",
+        "610116001001",
+        OrderKind::Supervise {
+            instruction: "十日内化解".into(),
+            due_at: None,
+        },
+    );
+    let village = At::new("610116001001");
+    let (case, history) = owned("610116001001");
+    let local = Local {
+        case: Some(case),
+        history,
+        copy: None,
+    };
+    let got = install(&village, &msg, &local);
+    assert_eq!(got.supervising_nodes, vec!["6101".to_string()]);
+    // From a node that is not an ancestor: ignored.
+    let mut foreign = msg.clone();
+    foreign.origin = c("610117");
+    assert!(incoming(&village.node(), &foreign, &local).case.is_none());
+}
+
+#[test]
+fn a_transfer_order_moves_the_case_sideways() {
+    let msg = order(
+        "610116001",
+        "610116001001",
+        OrderKind::Transfer {
+            to_node: c("610116001002"),
+            reason: "属地管辖".into(),
+        },
+    );
+    let village = At::new("610116001001");
+    let (case, history) = owned("610116001001");
+    let local = Local {
+        case: Some(case),
+        history,
+        copy: None,
+    };
+    let e = incoming(&village.node(), &msg, &local);
+    let (tomb, events) = e.case.unwrap();
+    assert_eq!(tomb.status, CaseStatus::Transferred);
+    assert_eq!(tomb.moved_to.as_deref(), Some("610116001002"));
+    assert_eq!(events[0].actor, "spiffe://fengqiao/op/610116001/director/d");
+    assert_eq!(e.send[0].next_hop, c("610116001"));
+    assert_eq!(e.send[0].message.destination, c("610116001002"));
+
+    // Ordered by a township that is not above the target: recorded, not executed.
+    let bad = order(
+        "610116001",
+        "610116001001",
+        OrderKind::Transfer {
+            to_node: c("610116002001"),
+            reason: "x".into(),
+        },
+    );
+    let e = incoming(&village.node(), &bad, &local);
+    let (same, events) = e.case.unwrap();
+    assert_eq!(same.status, CaseStatus::Registered);
+    assert_eq!(events[0].kind, crate::domain::EventKind::OrderNotExecuted);
+    assert!(e.send.is_empty());
+}
+
+#[test]
+fn a_tombstone_passes_orders_down_or_back_to_the_issuer() {
+    let msg = order(
+        "610116",
+        "610116001001",
+        OrderKind::Supervise {
+            instruction: "i".into(),
+            due_at: None,
+        },
+    );
+    // The village moved the case up to its township: redirect to the issuer.
+    let village = At::new("610116001001");
+    let (mut tomb, _) = owned("610116001001");
+    tomb.status = CaseStatus::Transferred;
+    tomb.moved_to = Some("610116001".into());
+    let e = incoming(
+        &village.node(),
+        &msg,
+        &Local {
+            case: Some(tomb),
+            ..Local::default()
+        },
+    );
+    let redirect = e.send[0].message.clone();
+    assert_eq!(redirect.destination, c("610116"));
+    assert!(matches!(redirect.body, Body::Redirect { .. }));
+    // The township passes the redirect up; the county routes the order again.
+    let county = At::new("610116");
+    let e = incoming(&county.node(), &redirect, &Local::default());
+    assert_eq!(e.send[0].message.destination, c("610116001"));
+    assert_eq!(e.send[0].next_hop, c("610116001"));
+    assert!(matches!(e.send[0].message.body, Body::Order(_)));
+}
+
+#[test]
+fn copies_are_kept_newest_first_and_closed_by_epoch() {
+    let (mut case, history) = owned("610116001001");
+    case.supervising_nodes = vec!["610116001".into()];
+    let copy = supervision::copy_for_supervisor(&case, &history);
+    let msg = Message {
+        origin: c("610116001001"),
+        origin_seq: 1,
+        destination: c("610116001"),
+        sent_at: NOW,
+        body: Body::Sync(copy.clone()),
+    };
+    let town = At::new("610116001");
+    let e = incoming(&town.node(), &msg, &Local::default());
+    assert_eq!(e.copy, CopyChange::Put(Box::new(copy.clone())));
+    let held = Local {
+        copy: Some(copy.clone()),
+        ..Local::default()
+    };
+    assert_eq!(incoming(&town.node(), &msg, &held).copy, CopyChange::Keep);
+    let close = Message {
+        body: Body::Close {
+            case_id: case.id.clone(),
+            epoch: case.epoch,
+        },
+        ..msg.clone()
+    };
+    assert_eq!(
+        incoming(&town.node(), &close, &held).copy,
+        CopyChange::Remove
+    );
+    let old_close = Message {
+        body: Body::Close {
+            case_id: case.id.clone(),
+            epoch: case.epoch - 1,
+        },
+        ..msg
+    };
+    assert_eq!(
+        incoming(&town.node(), &old_close, &held).copy,
+        CopyChange::Keep
+    );
+}

@@ -1,0 +1,299 @@
+//! The child's side of the link to its parent: two workers over one channel.
+//!
+//! * **push** sends the outbox for the parent, oldest first, in batches of at most
+//!   `federation.batch_max` messages (and about `limits.max_message_bytes`), each only after
+//!   it is durable here; on the parent's answer it deletes what the parent reports applied
+//!   (in the background, while the next batch goes out). It wakes as soon as a durable write
+//!   queues something, and otherwise sleeps.
+//! * **pull** long-polls the parent for messages queued for this node, applies each batch
+//!   durably, and acknowledges it with the next poll's `applied_through`. The first poll (and
+//!   the first after a failure) does not wait, so the link's state is known at once; the
+//!   long polls double as the link's heartbeat in both directions.
+//!
+//! A failed call is retried after a capped exponential backoff with jitter
+//! (`federation.backoff_min` doubling up to `backoff_max`, each delay drawn between half and
+//! all of it); success resets it. After a restart nothing special happens: the outbox still
+//! holds every unacknowledged message and is simply sent again, and the parent's watermark
+//! skips what it already applied. Every call is bounded by a timeout.
+
+use std::time::Duration;
+
+use fengqiao_proto::v1 as pb;
+use pb::federation_service_client::FederationServiceClient;
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::code::NodeCode;
+
+use super::failpoint;
+use super::node::SharedFederation;
+use super::wire;
+
+/// Extra time a pull may take beyond the wait it asks for.
+const PULL_MARGIN: Duration = Duration::from_secs(10);
+
+/// Capped exponential backoff with jitter.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    /// The next delay: between half and all of the current step, which then doubles.
+    pub fn next_delay(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let half = step / 2;
+        let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
+        half + Duration::from_millis(jitter)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Starts the push and pull workers; they stop when `shutdown` turns true.
+pub fn spawn(
+    fed: SharedFederation,
+    channel: Channel,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let Some(parent) = fed.parent.clone() else {
+        return Vec::new();
+    };
+    let client = FederationServiceClient::new(channel)
+        .max_decoding_message_size(fed.batch_bytes.saturating_mul(8))
+        .max_encoding_message_size(fed.batch_bytes.saturating_mul(8));
+    vec![
+        tokio::spawn(push_loop(
+            fed.clone(),
+            client.clone(),
+            parent.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(pull_loop(fed, client, parent, shutdown)),
+    ]
+}
+
+/// Sleeps for `d` unless shutdown comes first; returns whether to go on.
+async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = shutdown.wait_for(|s| *s) => false,
+    }
+}
+
+fn describe(s: &tonic::Status) -> String {
+    format!(
+        "{}: {}",
+        crate::cli::render::code_name(s.code()),
+        s.message()
+    )
+}
+
+async fn push_loop(
+    fed: SharedFederation,
+    mut client: FederationServiceClient<Channel>,
+    parent: NodeCode,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(fed.config.backoff_min, fed.config.backoff_max);
+    let mut changes = fed.store.outbox_changes();
+    // What the parent reported applied in this run: the next batch starts after it while the
+    // deletion of acknowledged messages runs in the background (after a restart: 0, and the
+    // outbox starts at its lowest entry).
+    let mut acked = 0;
+    while !*shutdown.borrow() {
+        changes.borrow_and_update();
+        let queued =
+            match fed
+                .store
+                .outbox_after(&parent, acked, fed.config.batch_max, fed.batch_bytes)
+            {
+                Ok(q) => q,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox for the parent");
+                    if !pause(backoff.next_delay(), &mut shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+        if queued.is_empty() {
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { break },
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            continue;
+        }
+        if let Err(e) = fed.store.wait_durable().await {
+            tracing::error!(error = %e, "store failed; the link to the parent stops sending");
+            break;
+        }
+        let last = queued.last().map_or(0, |(s, _)| *s);
+        let depth = fed.store.outbox_stats(&parent).map_or(0, |s| s.len);
+        let mut req = tonic::Request::new(pb::PushRequest {
+            messages: queued
+                .iter()
+                .map(|(seq, e)| wire::envelope_to_proto(*seq, &e.message))
+                .collect(),
+            queue_depth: depth,
+        });
+        req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
+        let result = tokio::select! {
+            r = client.push(req) => r,
+            // Dropping a push in flight is safe: whatever the parent applied it skips next time.
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        match result {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                fed.links.heard(&parent, fed.clock.now(), resp.queue_depth);
+                failpoint::hit("push-acked");
+                if resp.applied_through < last {
+                    tracing::warn!(
+                        applied_through = resp.applied_through,
+                        sent_through = last,
+                        "the parent applied less than was sent; resending the rest"
+                    );
+                }
+                acked = acked.max(resp.applied_through);
+                let (store, peer, through) = (fed.store.clone(), parent.clone(), acked);
+                tokio::spawn(async move {
+                    if let Err(e) = store.ack(&peer, through).await {
+                        tracing::error!(error = %e, "cannot delete acknowledged messages");
+                    }
+                });
+                backoff.reset();
+                if resp.applied_through < last && !pause(backoff.next_delay(), &mut shutdown).await
+                {
+                    break;
+                }
+            }
+            Err(status) => {
+                tracing::debug!(error = %describe(&status), "push to the parent failed");
+                fed.links.failed(&parent, describe(&status));
+                if !pause(backoff.next_delay(), &mut shutdown).await {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn pull_loop(
+    fed: SharedFederation,
+    mut client: FederationServiceClient<Channel>,
+    parent: NodeCode,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(fed.config.backoff_min, fed.config.backoff_max);
+    let long_wait = u32::try_from(fed.config.pull_wait.as_millis()).unwrap_or(u32::MAX);
+    // The first poll, and the first after a failure, returns at once: the link is known to be
+    // up (or down) within a round trip instead of a whole wait.
+    let mut wait_ms = 0;
+    while !*shutdown.borrow() {
+        let through = match fed.store.applied_through(&parent) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the inbox watermark of the parent link");
+                if !pause(backoff.next_delay(), &mut shutdown).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut req = tonic::Request::new(pb::PullRequest {
+            applied_through: through,
+            max_messages: u32::try_from(fed.config.batch_max).unwrap_or(u32::MAX),
+            wait_ms,
+            queue_depth: fed.store.outbox_stats(&parent).map_or(0, |s| s.len),
+        });
+        req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
+        let result = tokio::select! {
+            r = client.pull(req) => r,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let failure = match result {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                fed.links.heard(&parent, fed.clock.now(), resp.queue_depth);
+                let batch: Result<Vec<_>, _> = resp
+                    .messages
+                    .into_iter()
+                    .map(wire::envelope_from_proto)
+                    .collect();
+                match batch {
+                    Ok(batch) if batch.is_empty() => None,
+                    Ok(batch) => {
+                        let last = batch.last().map_or(0, |(s, _)| *s);
+                        match fed.apply(&parent, batch).await {
+                            Ok(applied) if applied.through < last && applied.through == through => {
+                                Some(format!(
+                                    "gap in the parent's messages after {through}: nothing applied"
+                                ))
+                            }
+                            Ok(applied) => {
+                                failpoint::hit("pull-applied");
+                                if applied.forwarded {
+                                    failpoint::hit("forward-queued");
+                                }
+                                None
+                            }
+                            Err(e) => Some(format!("applying the parent's messages: {e}")),
+                        }
+                    }
+                    Err(e) => Some(format!("malformed message from the parent: {e}")),
+                }
+            }
+            Err(status) => Some(describe(&status)),
+        };
+        match failure {
+            None => {
+                backoff.reset();
+                wait_ms = long_wait;
+            }
+            Some(error) => {
+                wait_ms = 0;
+                tracing::debug!(%error, "pull from the parent failed");
+                fed.links.failed(&parent, error);
+                if !pause(backoff.next_delay(), &mut shutdown).await {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(800));
+        let steps = [100u64, 200, 400, 800, 800];
+        for step in steps {
+            let d = b.next_delay();
+            assert!(
+                d >= Duration::from_millis(step / 2) && d <= Duration::from_millis(step),
+                "{d:?} for step {step}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+}

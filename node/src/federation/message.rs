@@ -1,0 +1,152 @@
+//! The messages nodes send each other, as stored in outboxes and applied by receivers.
+//!
+//! These are plain data (serde, persisted through the storage codec); `wire` converts them to
+//! and from the `fengqiao.v1` federation protobuf. A message is addressed to a node
+//! (`destination`) and carried hop by hop along the tree; each hop stores it in its own outbox
+//! before acknowledging it to the previous one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::code::NodeCode;
+use crate::domain::moves::MoveKind;
+use crate::domain::{Case, Event, Timestamp};
+
+/// One message between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The node that created it.
+    pub origin: NodeCode,
+    /// The origin's counter of messages it created: with `origin`, a federation-wide id.
+    /// 0 until the origin's storage assigns it when the message is first queued.
+    pub origin_seq: u64,
+    /// The node it is for.
+    pub destination: NodeCode,
+    /// When the origin created it.
+    pub sent_at: Timestamp,
+    pub body: Body,
+}
+
+impl Message {
+    /// The case the message is about (every message is about exactly one case).
+    pub fn case_id(&self) -> &str {
+        match &self.body {
+            Body::Transfer(t) => &t.case.id,
+            Body::Refused(r) => &r.case.id,
+            Body::Sync(c) => &c.case.id,
+            Body::Close { case_id, .. } => case_id,
+            Body::Order(o) | Body::Redirect { order: o, .. } => &o.case_id,
+        }
+    }
+
+    /// `origin:origin_seq`, for logs.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.origin, self.origin_seq)
+    }
+
+    /// Short machine name of the body, for logs.
+    pub fn kind(&self) -> &'static str {
+        match &self.body {
+            Body::Transfer(_) => "transfer",
+            Body::Refused(_) => "transfer_refused",
+            Body::Sync(_) => "supervision_sync",
+            Body::Close { .. } => "supervision_close",
+            Body::Order(_) => "order",
+            Body::Redirect { .. } => "order_redirect",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Ownership moves to the destination.
+    Transfer(Transfer),
+    /// A transfer was refused: ownership returns to the destination (the old owner).
+    Refused(Refused),
+    /// The owner's read-only copy for a supervising ancestor.
+    Sync(CaseCopy),
+    /// The owner stopped keeping the destination in sync.
+    Close { case_id: String, epoch: u64 },
+    /// An ancestor's order, routed toward the case's owner.
+    Order(Order),
+    /// An order sent back to its issuer because the case moved out of the redirecting node's
+    /// subtree; the issuer routes it again toward `moved_to`.
+    Redirect { order: Order, moved_to: NodeCode },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The case as at the old owner before the hand-over (personal data in full).
+    pub case: Case,
+    /// Its whole history: hand-over event and relay events included.
+    pub history: Vec<Event>,
+    /// The new owner's epoch.
+    pub epoch: u64,
+    pub kind: MoveKind,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    pub case: Case,
+    pub history: Vec<Event>,
+    /// The epoch of the refused transfer.
+    pub epoch: u64,
+    pub reason: String,
+    /// Where the case was meant to go.
+    pub intended_owner: NodeCode,
+}
+
+/// A case with its history: what a supervisor keeps (personal data masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseCopy {
+    pub case: Case,
+    pub history: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub case_id: String,
+    /// The operator who issued it (identity URI) at the message's origin.
+    pub actor: String,
+    /// Times it was redirected to follow a moved case.
+    pub redirects: u32,
+    pub kind: OrderKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderKind {
+    /// 督办: lands in the history; the issuer follows the case from then on.
+    Supervise {
+        instruction: String,
+        due_at: Option<Timestamp>,
+    },
+    /// Move the case to `to_node`.
+    Transfer { to_node: NodeCode, reason: String },
+}
+
+impl OrderKind {
+    /// Chinese description for history details.
+    pub fn label_zh(&self) -> String {
+        match self {
+            OrderKind::Supervise { .. } => "督办".to_owned(),
+            OrderKind::Transfer { to_node, .. } => format!("流转至{to_node}"),
+        }
+    }
+}
+
+/// A message to queue for the neighbour `next_hop`, written in the same transaction as the
+/// change that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub next_hop: NodeCode,
+    /// When it was queued here (for the age of the oldest undelivered message).
+    pub queued_at: Timestamp,
+    pub message: Message,
+}
+
+/// A queued message as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub queued_at: Timestamp,
+    pub message: Message,
+}

@@ -1,0 +1,106 @@
+//! The federation: identical nodes at village, township, county and city, each owning its
+//! cases, linked into one tree over mutual TLS. Escalations travel up (提级办理, 提级督办),
+//! assignments down (交办/下派, a court's 反向导入), moves between units through their common
+//! ancestor (流转), and supervision orders (督办) from any ancestor to the owner.
+//!
+//! # Links
+//!
+//! Every node opens one link, to its `parent`; nothing in a parent's configuration names its
+//! children (village offices sit behind NAT), so everything for a child travels over the
+//! connection the child opened. On that connection ([`link`]) the child calls
+//! `FederationService.Push` with batches of its outbox for the parent, and long-polls
+//! `FederationService.Pull` for the parent's outbox for it. The parent ([`service`]) accepts
+//! only node certificates of its own children, and only messages from the caller's subtree
+//! about cases their origin owns; the child ([`connect`]) accepts only a server whose
+//! certificate names its parent. Operators never reach this API, nodes never reach CaseService.
+//!
+//! # Exactly once
+//!
+//! A state change and every message it causes are written in one storage transaction: the
+//! message lands in the outbox of the neighbour it goes to next, numbered by that link's own
+//! sequence (`storage::federation`). The sender sends only durable entries, retries with
+//! capped exponential backoff and jitter until acknowledged, and deletes an entry only when
+//! the receiver reports it applied. The receiver applies a link's messages strictly in
+//! order, each in one transaction with its effects and the link's watermark
+//! (`applied_through`), and acknowledges only once that is durable: a repeat is skipped by the
+//! watermark, a gap stops the batch until the sender resends. A message for another node is
+//! stored in the receiver's own outbox in that same transaction and forwarded from there,
+//! hop by hop. So a crash anywhere — before or after a commit, an answer, an acknowledgement —
+//! at worst makes a sender send again what the receiver then skips, and queues drain once the
+//! link is repaired, however long it was down.
+//!
+//! # Ownership
+//!
+//! A case has one owner and an epoch (a fencing token) that grows with every move. The old
+//! owner keeps a tombstone (status TRANSFERRED, `moved_to`) written with the transfer message;
+//! the receiver installs the case with the new epoch unless it holds a live record (then it
+//! refuses, and the refusal travels back so the old owner restores the case at a still higher
+//! epoch, with the reason in the history) or a tombstone of that epoch or later (a stale
+//! message, dropped). The case travels with its whole history; each hop appends a "relayed"
+//! event and the receiver a "received" one. Between the two writes the case is in flight:
+//! owned by the message, never by two nodes, and once traffic settles by exactly one.
+//!
+//! Rules of who may order which move are in `crate::service` (the CaseService handlers) and
+//! the README. Orders — a supervision order, or a move ordered by an ancestor (the only way a
+//! case moves sideways) — are addressed to the case: routed toward its owner as best known,
+//! carried out by the owner after checking the issuer is its ancestor, passed on by
+//! tombstones, and sent back to the issuer when the case has left the redirecting node's
+//! subtree ([`apply`]).
+//!
+//! # Supervision
+//!
+//! The ancestors in a case's `supervising_nodes` follow it: every change of such a case —
+//! whoever makes it, an operator, a federation message or a risk rule — queues a read-only copy
+//! (parties masked, free text redacted) for each of them in the same transaction, and a close
+//! for any removed ([`supervision`]). Copies live outside the cases tree, so listings and
+//! aggregates count each case once; GetCase and GetCaseHistory at a supervisor show the copy.
+//!
+//! # Health
+//!
+//! [`links`] keeps each link's state for GetLinks — connected / backing off / never
+//! connected, queue depths both ways, the age of the oldest undelivered message, last heard,
+//! last error — and logs a link silent longer than `federation.link_silence_alert` as an alert.
+//!
+//! # Layout
+//!
+//! Pure (no I/O, unit-tested): [`message`], [`route`], [`apply`], [`supervision`], and the
+//! domain's `moves`. Network: [`service`] (parent side), [`link`] and [`connect`] (child side),
+//! [`wire`] (protobuf), [`links`], [`node`] (shared state), [`failpoint`] (crash points for
+//! tests).
+
+pub mod apply;
+pub mod connect;
+pub mod failpoint;
+pub mod link;
+pub mod links;
+pub mod message;
+pub mod node;
+pub mod route;
+pub mod service;
+pub mod supervision;
+pub mod wire;
+
+pub use node::{Federation, SharedFederation};
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Checks the links for silence every so often (a quarter of the alert time, at most 5 s).
+pub fn spawn_silence_check(
+    fed: SharedFederation,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let every = (fed.config.link_silence_alert / 4).min(Duration::from_secs(5));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => fed.links.check_silence(&fed.store, fed.clock.now()),
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+    })
+}

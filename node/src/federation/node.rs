@@ -1,0 +1,98 @@
+//! What the federation's network side of one node shares: identity, configuration, store,
+//! link table, and the one way messages are applied.
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::code::NodeCode;
+use crate::config::FederationConfig;
+use crate::domain::Deadlines;
+use crate::storage::{Applied, Store, WriteError};
+
+use super::apply::{self, Node};
+use super::links::LinkTable;
+use super::message::Message;
+
+/// The federation state of a node, shared by the FederationService, the link workers and the
+/// CaseService handlers that start moves.
+pub struct Federation {
+    pub me: NodeCode,
+    /// The parent, when a parent link is configured.
+    pub parent: Option<NodeCode>,
+    pub config: FederationConfig,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub deadlines: Deadlines,
+    pub links: LinkTable,
+    /// Budget of one batch on the wire (`limits.max_message_bytes`; peers accept 4 times it).
+    pub batch_bytes: usize,
+}
+
+pub type SharedFederation = Arc<Federation>;
+
+impl Federation {
+    pub fn new(
+        me: NodeCode,
+        parent: Option<NodeCode>,
+        config: FederationConfig,
+        store: Store,
+        clock: SharedClock,
+        deadlines: Deadlines,
+        max_message_bytes: usize,
+    ) -> Federation {
+        let links = LinkTable::new(clock.now(), config.link_silence_alert, parent.clone());
+        Federation {
+            me,
+            parent,
+            config,
+            store,
+            clock,
+            deadlines,
+            links,
+            batch_bytes: max_message_bytes.max(4096),
+        }
+    }
+
+    /// The node as the pure layer sees it, at the current time.
+    pub fn node(&self, now: crate::domain::Timestamp) -> Node<'_> {
+        Node {
+            me: &self.me,
+            uplink: self.parent.as_ref(),
+            now,
+            deadlines: &self.deadlines,
+        }
+    }
+
+    /// Applies a batch from neighbour `peer` (see [`Store::apply_incoming`]) and logs what
+    /// applying it noted. Returns the link's new watermark and whether anything was passed on.
+    pub async fn apply(
+        &self,
+        peer: &NodeCode,
+        batch: Vec<(u64, Message)>,
+    ) -> Result<Applied, WriteError> {
+        let me = self.me.clone();
+        let uplink = self.parent.clone();
+        let deadlines = self.deadlines.clone();
+        let now = self.clock.now();
+        let applied = self
+            .store
+            .apply_incoming(peer.clone(), batch, move |msg, local| {
+                let node = Node {
+                    me: &me,
+                    uplink: uplink.as_ref(),
+                    now,
+                    deadlines: &deadlines,
+                };
+                apply::incoming(&node, msg, local)
+            })
+            .await?;
+        for (id, note) in &applied.notes {
+            if note.warn {
+                tracing::warn!(message = %id, from = %peer, "{}", note.text);
+            } else {
+                tracing::info!(message = %id, from = %peer, "{}", note.text);
+            }
+        }
+        Ok(applied)
+    }
+}

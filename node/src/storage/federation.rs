@@ -1,0 +1,357 @@
+//! The federation's durable state: outboxes, inbox watermarks and supervised copies.
+//!
+//! * **Outbox** (`peer ‖ seq → entry`): messages queued for one neighbour, numbered by that
+//!   link's own counter (`outseq/<peer>` in meta) from 1 without gaps. An entry is written in
+//!   the same transaction as the change that causes it and deleted only by [`Store::ack`],
+//!   when the neighbour reports it applied.
+//! * **Inbox watermark** (`peer → applied_through`): the highest link seq applied from a
+//!   neighbour. [`Store::apply_incoming`] applies a link's messages strictly in order, in one
+//!   transaction per batch that also moves the watermark, so a message is applied exactly once: a
+//!   seq at or below the watermark is a repeat and skipped, one above the next expected is a
+//!   gap and stops the batch (the sender resends from its lowest unacknowledged message).
+//! * **Supervised copies** (`case id → copy`): read-only copies of cases owned elsewhere,
+//!   kept out of the cases tree so listings and counts see every case once.
+//!
+//! Reads of queued messages may see entries a few milliseconds before they are durable;
+//! senders call [`Store::wait_durable`] after reading and before sending.
+
+use tokio::sync::watch;
+
+use super::change::{self, Change, Tx, TxResult, abort};
+use super::codec::{self, ValueKind};
+use super::keys::{self, TreeId};
+use super::{StorageError, Store, WriteError};
+use crate::code::NodeCode;
+use crate::domain::{Case, DomainError, Event, Timestamp};
+use crate::federation::apply::{CopyChange, Effects, Local, Note};
+use crate::federation::message::{CaseCopy, Message, OutboxEntry, Outgoing};
+
+/// The outcome of [`Store::apply_incoming`].
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// The link's watermark after the batch.
+    pub through: u64,
+    /// Log lines from applying, with the id of the message each is about.
+    pub notes: Vec<(String, Note)>,
+    /// Some applied message was passed on toward another node.
+    pub forwarded: bool,
+}
+
+/// Size and age of one outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub len: u64,
+    /// When the oldest queued message was queued.
+    pub oldest: Option<Timestamp>,
+}
+
+impl Store {
+    /// Like [`Store::update`], for changes that also send messages: `f` gets the case and its
+    /// whole history and returns the new version, the events to append and the messages to
+    /// queue, all written in one transaction.
+    pub async fn update_federated<F>(&self, case_id: String, f: F) -> Result<Case, WriteError>
+    where
+        F: Fn(&Case, &[Event]) -> Result<(Case, Vec<Event>, Vec<Outgoing>), DomainError>
+            + Send
+            + 'static,
+    {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    let Some(before) = tx.get_case(&case_id)? else {
+                        return Err(abort(WriteError::NotFound(case_id.clone())));
+                    };
+                    let history = change::read_history(tx, &case_id, before.history_len)?;
+                    let (after, events, outgoing) = f(&before, &history).map_err(abort)?;
+                    let change = Change {
+                        before: Some(&before),
+                        after: &after,
+                        events: &events,
+                        alerts: &[],
+                        outgoing: &outgoing,
+                    };
+                    change.check().map_err(abort)?;
+                    change.apply(tx)?;
+                    Ok(after)
+                })
+            })
+            .await
+    }
+
+    /// Queues messages that change no case here (an order about a case owned elsewhere).
+    pub async fn send(&self, outgoing: Vec<Outgoing>) -> Result<(), WriteError> {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| trees.transaction(&secret, |tx| change::enqueue(tx, &outgoing)))
+            .await
+    }
+
+    /// Applies a batch of messages from neighbour `peer` in link order (see the module doc),
+    /// each with its [`Effects`] as computed by `f` from the message and what this node holds
+    /// about its case. Returns once every applied message is durable.
+    pub async fn apply_incoming<F>(
+        &self,
+        peer: NodeCode,
+        batch: Vec<(u64, Message)>,
+        f: F,
+    ) -> Result<Applied, WriteError>
+    where
+        F: Fn(&Message, &Local) -> Effects + Send + 'static,
+    {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                // One transaction for the whole batch: its cost is paid once, and the batch
+                // commits (and is acknowledged) as a whole or not at all.
+                trees.transaction(&secret, |tx| {
+                    let mut applied = Applied {
+                        through: tx
+                            .get_decoded(
+                                TreeId::Inbox,
+                                ValueKind::Sequence,
+                                peer.as_str().as_bytes(),
+                            )?
+                            .unwrap_or(0),
+                        ..Applied::default()
+                    };
+                    for (seq, msg) in &batch {
+                        if *seq <= applied.through {
+                            continue;
+                        }
+                        if *seq != applied.through + 1 {
+                            break;
+                        }
+                        let (note, forwarded) = apply_one(tx, &peer, *seq, msg, &f)?;
+                        applied.through = *seq;
+                        applied.forwarded |= forwarded;
+                        if let Some(note) = note {
+                            applied.notes.push((msg.id(), note));
+                        }
+                    }
+                    Ok(applied)
+                })
+            })
+            .await
+    }
+
+    /// Deletes the messages queued for `peer` up to link seq `through` (it applied them).
+    pub async fn ack(&self, peer: &NodeCode, through: u64) -> Result<(), WriteError> {
+        let prefix = keys::outbox_prefix(peer.as_str());
+        let end = keys::outbox(peer.as_str(), through.saturating_add(1));
+        let outbox = self.tree(TreeId::Outbox);
+        if outbox.range(prefix.clone()..end.clone()).next().is_none() {
+            return Ok(());
+        }
+        self.inner
+            .writer
+            .submit(move |trees| {
+                let tree = trees.get(TreeId::Outbox);
+                let mut batch = sled::Batch::default();
+                for item in tree.range(prefix..end) {
+                    let (key, _) = item.map_err(StorageError::from)?;
+                    batch.remove(key);
+                }
+                tree.apply_batch(batch).map_err(StorageError::from)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Messages queued for `peer` after link seq `after`, in order: at most `max` of them and
+    /// about `max_bytes` (at least one if any).
+    pub fn outbox_after(
+        &self,
+        peer: &NodeCode,
+        after: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, OutboxEntry)>, StorageError> {
+        let start = keys::outbox(peer.as_str(), after.saturating_add(1));
+        let end = keys::outbox(peer.as_str(), u64::MAX);
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for item in self.tree(TreeId::Outbox).range(start..=end) {
+            let (key, value) = item?;
+            if out.len() >= max || (!out.is_empty() && bytes + value.len() > max_bytes) {
+                break;
+            }
+            let entry = decode_entry(&key, &value)?;
+            let seq = keys::outbox_parts(&key).map_or(0, |(_, s)| s);
+            bytes += value.len();
+            out.push((seq, entry));
+        }
+        Ok(out)
+    }
+
+    /// How many messages are queued for `peer`, and since when. A link's queue is contiguous
+    /// (appended at the tail, acknowledged from the head), so this reads two entries.
+    pub fn outbox_stats(&self, peer: &NodeCode) -> Result<QueueStats, StorageError> {
+        let prefix = keys::outbox_prefix(peer.as_str());
+        let tree = self.tree(TreeId::Outbox);
+        let (Some(first), Some(last)) = (
+            tree.scan_prefix(&prefix).next().transpose()?,
+            tree.scan_prefix(&prefix).next_back().transpose()?,
+        ) else {
+            return Ok(QueueStats::default());
+        };
+        let seq = |key: &[u8]| {
+            keys::outbox_parts(key)
+                .map(|(_, s)| s)
+                .ok_or_else(|| corrupt_key(TreeId::Outbox, key, "malformed outbox key"))
+        };
+        let len = seq(&last.0)?.saturating_sub(seq(&first.0)?) + 1;
+        Ok(QueueStats {
+            len,
+            oldest: Some(decode_entry(&first.0, &first.1)?.queued_at),
+        })
+    }
+
+    /// Every neighbour that has messages queued.
+    pub fn outbox_peers(&self) -> Result<Vec<NodeCode>, StorageError> {
+        let tree = self.tree(TreeId::Outbox);
+        let mut peers = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(item) = tree.range(from.clone()..).next() {
+            let (key, _) = item?;
+            let Some((peer, _)) = keys::outbox_parts(&key) else {
+                return Err(corrupt_key(TreeId::Outbox, &key, "malformed outbox key"));
+            };
+            if let Ok(code) = NodeCode::parse(peer) {
+                peers.push(code);
+            }
+            // Past every key of this peer: its prefix ends in 0x00, so bump that byte.
+            from = keys::outbox_prefix(peer);
+            if let Some(last) = from.last_mut() {
+                *last = 1;
+            }
+        }
+        Ok(peers)
+    }
+
+    /// The highest link seq applied from `peer` (0 if none).
+    pub fn applied_through(&self, peer: &NodeCode) -> Result<u64, StorageError> {
+        watermark(self.tree(TreeId::Inbox), peer)
+    }
+
+    /// Every neighbour something was ever applied from, with its watermark.
+    pub fn inbox_peers(&self) -> Result<Vec<(NodeCode, u64)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree(TreeId::Inbox).iter() {
+            let (key, value) = item?;
+            let through: u64 = codec::decode(ValueKind::Sequence, TreeId::Inbox, &key, &value)?;
+            if let Some(code) = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|s| NodeCode::parse(s).ok())
+            {
+                out.push((code, through));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The supervised copy of a case owned elsewhere, if this node holds one.
+    pub fn supervised_copy(&self, case_id: &str) -> Result<Option<CaseCopy>, StorageError> {
+        self.tree(TreeId::Copies)
+            .get(case_id.as_bytes())?
+            .map(|v| codec::decode(ValueKind::CaseCopy, TreeId::Copies, case_id.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Returns once every write committed before the call is durable.
+    pub async fn wait_durable(&self) -> Result<(), StorageError> {
+        self.inner.trees.signals.wait_durable().await
+    }
+
+    /// A counter that moves whenever a durable write queued a message.
+    pub fn outbox_changes(&self) -> watch::Receiver<u64> {
+        self.inner.trees.signals.outbox_changes()
+    }
+}
+
+fn watermark(tree: &sled::Tree, peer: &NodeCode) -> Result<u64, StorageError> {
+    let key = peer.as_str().as_bytes();
+    tree.get(key)?
+        .map(|v| codec::decode(ValueKind::Sequence, TreeId::Inbox, key, &v))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> Result<OutboxEntry, StorageError> {
+    codec::decode(ValueKind::OutboxEntry, TreeId::Outbox, key, value)
+}
+
+fn corrupt_key(tree: TreeId, key: &[u8], reason: &str) -> StorageError {
+    StorageError::Corrupt {
+        tree: tree.name(),
+        key: keys::display(key),
+        reason: reason.to_owned(),
+    }
+}
+
+/// One incoming message, as one transaction: what this node holds, the effects, the new
+/// watermark.
+fn apply_one<F>(
+    tx: &Tx<'_>,
+    peer: &NodeCode,
+    seq: u64,
+    msg: &Message,
+    f: &F,
+) -> TxResult<(Option<Note>, bool)>
+where
+    F: Fn(&Message, &Local) -> Effects,
+{
+    let peer_key = peer.as_str().as_bytes();
+    let through: u64 = tx
+        .get_decoded(TreeId::Inbox, ValueKind::Sequence, peer_key)?
+        .unwrap_or(0);
+    if seq != through + 1 {
+        return Err(abort(StorageError::InvalidRecord(format!(
+            "message {seq} from {peer} applied out of order (watermark {through})"
+        ))));
+    }
+    let case_id = msg.case_id();
+    keys::check_case_id(case_id).map_err(|e| abort(StorageError::InvalidRecord(e)))?;
+    let case = tx.get_case(case_id)?;
+    let history = match &case {
+        Some(c) => change::read_history(tx, case_id, c.history_len)?,
+        None => Vec::new(),
+    };
+    let copy: Option<CaseCopy> =
+        tx.get_decoded(TreeId::Copies, ValueKind::CaseCopy, case_id.as_bytes())?;
+    let local = Local {
+        case,
+        history,
+        copy,
+    };
+    let effects = f(msg, &local);
+    match &effects.case {
+        Some((after, events)) => {
+            let change = Change {
+                before: local.case.as_ref(),
+                after,
+                events,
+                alerts: &[],
+                outgoing: &effects.send,
+            };
+            change.check().map_err(abort)?;
+            change.apply(tx)?;
+        }
+        None => change::enqueue(tx, &effects.send)?,
+    }
+    match &effects.copy {
+        CopyChange::Keep => {}
+        CopyChange::Put(copy) => tx.insert_encoded(
+            TreeId::Copies,
+            ValueKind::CaseCopy,
+            case_id.as_bytes(),
+            copy,
+        )?,
+        CopyChange::Remove => tx.remove(TreeId::Copies, case_id.as_bytes())?,
+    }
+    tx.insert_encoded(TreeId::Inbox, ValueKind::Sequence, peer_key, &seq)?;
+    Ok((effects.note, effects.forwarded))
+}

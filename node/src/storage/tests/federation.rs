@@ -1,0 +1,162 @@
+//! The federation's durable state: outbox numbering and acknowledgement, exactly-once
+//! application by watermark, copies owed to supervisors, and all of it across a restart.
+
+use super::*;
+use crate::code::NodeCode;
+use crate::federation::apply::{Effects, Local, Note};
+use crate::federation::message::{Body, Message, Order, OrderKind, Outgoing};
+
+fn code(s: &str) -> NodeCode {
+    NodeCode::parse(s).unwrap()
+}
+
+const PARENT: &str = "610116001";
+
+fn order(case_id: &str, n: u32) -> Outgoing {
+    Outgoing {
+        next_hop: code(PARENT),
+        queued_at: Timestamp(T0 + i64::from(n)),
+        message: Message {
+            origin: code(NODE),
+            origin_seq: 0,
+            destination: code(PARENT),
+            sent_at: Timestamp(T0),
+            body: Body::Order(Order {
+                case_id: case_id.into(),
+                actor: "a".into(),
+                redirects: n,
+                kind: OrderKind::Supervise {
+                    instruction: "i".into(),
+                    due_at: None,
+                },
+            }),
+        },
+    }
+}
+
+#[tokio::test]
+async fn queued_messages_are_numbered_per_link_and_deleted_only_on_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register(&store, "k1").await.case;
+    store
+        .send(vec![order(&case.id, 1), order(&case.id, 2)])
+        .await
+        .unwrap();
+    store.send(vec![order(&case.id, 3)]).await.unwrap();
+    store.wait_durable().await.unwrap();
+    let parent = code(PARENT);
+    let queued = store.outbox_after(&parent, 0, 10, 1 << 20).unwrap();
+    let seqs: Vec<u64> = queued.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    let ids: Vec<u64> = queued.iter().map(|(_, e)| e.message.origin_seq).collect();
+    assert_eq!(ids, vec![1, 2, 3], "ids assigned at first queueing");
+    assert_eq!(store.outbox_after(&parent, 1, 1, 1 << 20).unwrap().len(), 1);
+    assert_eq!(store.outbox_peers().unwrap(), vec![parent.clone()]);
+    let stats = store.outbox_stats(&parent).unwrap();
+    assert_eq!(stats.len, 3);
+    assert_eq!(stats.oldest, Some(Timestamp(T0 + 1)));
+
+    store.ack(&parent, 2).await.unwrap();
+    let left = store.outbox_after(&parent, 0, 10, 1 << 20).unwrap();
+    assert_eq!(left.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![3]);
+    store.ack(&parent, 3).await.unwrap();
+    assert!(store.outbox_peers().unwrap().is_empty());
+    assert_eq!(store.outbox_stats(&parent).unwrap(), QueueStats::default());
+
+    // Link numbering never restarts, also across a restart.
+    store.shutdown().await;
+    drop(store);
+    let store = open(dir.path());
+    store.send(vec![order(&case.id, 4)]).await.unwrap();
+    let queued = store.outbox_after(&parent, 0, 10, 1 << 20).unwrap();
+    assert_eq!(queued[0].0, 4);
+    assert_eq!(queued[0].1.message.origin_seq, 4);
+}
+
+fn noting(msg: &Message, local: &Local) -> Effects {
+    Effects {
+        note: Some(Note {
+            warn: false,
+            text: format!("{} {}", msg.origin_seq, local.case.is_some()),
+        }),
+        ..Effects::default()
+    }
+}
+
+#[tokio::test]
+async fn incoming_messages_apply_once_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register(&store, "k1").await.case;
+    let child = code("610116001001001".get(..12).unwrap());
+    let msg = |n: u64| {
+        let mut m = order(&case.id, 0).message;
+        m.origin_seq = n;
+        (n, m)
+    };
+    let a = store
+        .apply_incoming(child.clone(), vec![msg(1), msg(2)], noting)
+        .await
+        .unwrap();
+    assert_eq!(a.through, 2);
+    assert_eq!(a.notes.len(), 2);
+    assert_eq!(a.notes[0].1.text, "1 true");
+    // Repeats are skipped; a gap stops the batch.
+    let a = store
+        .apply_incoming(child.clone(), vec![msg(2), msg(3), msg(5)], noting)
+        .await
+        .unwrap();
+    assert_eq!(a.through, 3);
+    assert_eq!(a.notes.len(), 1);
+    assert_eq!(store.applied_through(&child).unwrap(), 3);
+    assert_eq!(store.inbox_peers().unwrap(), vec![(child.clone(), 3)]);
+    store.shutdown().await;
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.applied_through(&child).unwrap(), 3);
+}
+
+#[tokio::test]
+async fn every_change_of_a_supervised_case_sends_a_copy_and_dropping_one_closes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register_shaped(&store, "k1", |c| {
+        c.supervising_nodes = vec![PARENT.into()];
+    })
+    .await;
+    let parent = code(PARENT);
+    let queued = store.outbox_after(&parent, 0, 10, 1 << 20).unwrap();
+    assert_eq!(queued.len(), 1, "registration already owes a copy");
+    let Body::Sync(copy) = &queued[0].1.message.body else {
+        panic!("{:?}", queued[0].1.message.body)
+    };
+    assert_eq!(copy.history.len(), 1);
+    assert_eq!(copy.case.parties[0].name, "王*");
+
+    store
+        .update(case.id.clone(), |c| Ok(step(c, 2, |_| {})))
+        .await
+        .unwrap();
+    let queued = store.outbox_after(&parent, 1, 10, 1 << 20).unwrap();
+    let Body::Sync(copy) = &queued[0].1.message.body else {
+        panic!()
+    };
+    assert_eq!(copy.history.len(), 3, "the whole history travels");
+
+    store
+        .update(case.id.clone(), |c| {
+            Ok(step(c, 1, |n| n.supervising_nodes.clear()))
+        })
+        .await
+        .unwrap();
+    let queued = store.outbox_after(&parent, 2, 10, 1 << 20).unwrap();
+    assert!(matches!(queued[0].1.message.body, Body::Close { .. }));
+    // No supervisors left: nothing more is owed.
+    store
+        .update(case.id.clone(), |c| Ok(step(c, 1, |_| {})))
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_stats(&parent).unwrap().len, 3);
+    assert_index_consistency(&store);
+}
