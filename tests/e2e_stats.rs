@@ -4,8 +4,10 @@
 //! A scripted workload runs at every node; then, at every node, `GetAggregates` must equal a
 //! brute-force recount over the cases each node of its subtree lists (written here, apart
 //! from the node's code). A village is then killed (a partition): its ancestors must report it
-//! stale, and after a restart everything must converge again. Every wait is bounded; nothing
-//! asserts on timing.
+//! stale, and after a restart everything must converge again. Last, cases move between nodes
+//! through the federation (提级办理 up, 交办 two hops down, 提级督办 with a supervised copy),
+//! and every node must still equal the recount, each case counted once. Every wait is
+//! bounded; nothing asserts on timing.
 
 mod support;
 
@@ -478,6 +480,77 @@ async fn figures_stay_exact_across_the_tree_through_a_partition() {
         wait_stale(&fed, at, &[]).await;
     }
     converge(&fed, &none, |city| city.get("received") == Some(&13)).await;
+
+    // Moves between nodes: counted once, received where registered, resolved where resolved.
+    moves(&fed).await;
+    converge(&fed, &none, |city| city.get("received") == Some(&16)).await;
+    let city = expected(&fed, CITY, &none).await;
+    let (v1, township) = (
+        expected(&fed, V1, &none).await,
+        expected(&fed, TOWNSHIP, &none).await,
+    );
+    assert_eq!(v1.get("escalated_out"), Some(&1), "{v1:?}");
+    assert_eq!(city.get("escalated_in"), Some(&1), "{city:?}");
+    assert_eq!(city.get("transferred_out"), Some(&1), "{city:?}");
+    assert_eq!(city.get("transferred_in"), Some(&1), "{city:?}");
+    assert_eq!(city["resolved"], 6, "two more, once each");
+    assert_eq!(township["resolved_township"], 2);
+    assert_eq!(city["resolved_village"], 3);
+}
+
+/// Waits (bounded) until `code` owns `id`.
+async fn owned_at(fed: &Fed, code: &str, id: &str) {
+    let start = Instant::now();
+    let mut c = fed.cases(code).await;
+    loop {
+        let case = c.get_case(pb::GetCaseRequest { case_id: id.into() }).await;
+        if case.is_ok_and(|r| r.get_ref().owner_node == code && r.get_ref().status != 8) {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "{id} never arrived at {code}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// 提级办理 from a village to its township, which resolves it; 交办 from the county two hops
+/// down to a village, which resolves it; 提级督办 (supervision only: the township holds a copy,
+/// which must not be counted).
+async fn moves(fed: &Fed) {
+    let mut v1 = fed.cases(V1).await;
+    let up = register(&mut v1, "v1-move", pb::Category::Labor, 2_000).await;
+    accept(&mut v1, &up).await;
+    v1.escalate_case(pb::EscalateCaseRequest {
+        case_id: up.clone(),
+        mode: pb::EscalationMode::TakeOver as i32,
+        reason: "需乡镇统筹".into(),
+    })
+    .await
+    .unwrap();
+    owned_at(fed, TOWNSHIP, &up).await;
+    resolve(&mut fed.cases(TOWNSHIP).await, &up, true, 2_000).await;
+
+    let mut k = fed.cases(COUNTY).await;
+    let down = register(&mut k, "k-move", pb::Category::Lease, 8_000).await;
+    k.transfer_case(pb::TransferCaseRequest {
+        case_id: down.clone(),
+        to_node: V2.into(),
+        reason: "交办属地".into(),
+    })
+    .await
+    .unwrap();
+    owned_at(fed, V2, &down).await;
+    let mut v2 = fed.cases(V2).await;
+    accept(&mut v2, &down).await;
+    resolve(&mut v2, &down, true, 8_000).await;
+
+    let watched = register(&mut v1, "v1-watched", pb::Category::Neighbor, 0).await;
+    v1.escalate_case(pb::EscalateCaseRequest {
+        case_id: watched,
+        mode: pb::EscalationMode::Supervise as i32,
+        reason: "请乡镇督办".into(),
+    })
+    .await
+    .unwrap();
 }
 
 async fn drill_down(fed: &Fed) {
