@@ -5,7 +5,8 @@
 //! state with its version, over mutual TLS with this node's certificate to
 //! `StatsExchange.PushContributions` on the parent's `federation_listen`:
 //!
-//! * `stats.push_delay` after the store signals a write (a burst of writes becomes one push);
+//! * `stats.push_delay` after the store signals a durable write (a burst of writes becomes one
+//!   push; a write that changed no figure sends nothing);
 //! * at least every `stats.heartbeat`, even with nothing to send, so the parent knows this
 //!   node is alive and gets its liveness view;
 //! * after a failure, again after a backoff that doubles from `push_delay` up to `heartbeat`.
@@ -99,9 +100,12 @@ async fn run(
             }
             next_refresh = now + cfg.overdue_refresh;
         }
-        if push_at.is_some_and(|t| now >= t) || now >= next_heartbeat {
-            match push_all(&stats, &mut link).await {
-                Ok(sent) => {
+        let heartbeat_due = now >= next_heartbeat;
+        if push_at.is_some_and(|t| now >= t) || heartbeat_due {
+            // A heartbeat, or a retry after a failure, is sent even with nothing in it.
+            match push_all(&stats, &mut link, heartbeat_due || failing).await {
+                Ok(None) => push_at = None,
+                Ok(Some(sent)) => {
                     if failing {
                         tracing::info!(%parent, "statistics pushes to the parent resumed");
                     }
@@ -143,14 +147,24 @@ async fn run(
     }
 }
 
-/// Pushes everything not yet acknowledged; returns the number of entries sent.
-async fn push_all(stats: &StatsNode, link: &mut Link) -> Result<usize, tonic::Status> {
+/// Pushes everything not yet acknowledged; returns the number of entries sent, or `None`
+/// when nothing was sent: with no entry to send, a push goes out only if `force` (a
+/// heartbeat; every write of the store wakes the task, and most change no figures).
+async fn push_all(
+    stats: &StatsNode,
+    link: &mut Link,
+    force: bool,
+) -> Result<Option<usize>, tonic::Status> {
     let mut sent = 0;
     loop {
         if link.full {
             link.acked = 0;
         }
         let (contributions, last_seq, more) = batch(stats, link)?;
+        if contributions.is_empty() && !force && !link.full && sent == 0 {
+            link.acked = link.acked.max(last_seq);
+            return Ok(None);
+        }
         let liveness = stats
             .report_for_parent(link.retention)
             .map_err(tonic::Status::from)?
@@ -176,7 +190,7 @@ async fn push_all(stats: &StatsNode, link: &mut Link) -> Result<usize, tonic::St
         link.full = false;
         link.acked = link.acked.max(last_seq);
         if !more {
-            return Ok(sent);
+            return Ok(Some(sent));
         }
     }
 }

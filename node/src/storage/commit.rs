@@ -103,8 +103,6 @@ pub(crate) struct Writer {
     failed: Arc<OnceLock<String>>,
     /// Closed by the thread once it has stopped and released the database.
     stopped: watch::Receiver<()>,
-    /// Bumped by the thread after every synced batch.
-    changes: watch::Receiver<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Makes the next sync fail (tests of the failure path).
     #[cfg(test)]
@@ -120,7 +118,6 @@ impl Writer {
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
         let failed = Arc::new(OnceLock::new());
         let (stopping, stopped) = watch::channel(());
-        let (changed, changes) = watch::channel(0u64);
         #[cfg(test)]
         let fail_next_sync = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = WriterThread {
@@ -130,7 +127,6 @@ impl Writer {
             syncer,
             failed: failed.clone(),
             stopping,
-            changed,
             #[cfg(test)]
             fail_next_sync: fail_next_sync.clone(),
         };
@@ -146,7 +142,6 @@ impl Writer {
             tx: Some(tx),
             failed,
             stopped,
-            changes,
             thread: Mutex::new(Some(handle)),
             #[cfg(test)]
             fail_next_sync,
@@ -169,11 +164,6 @@ impl Writer {
             .map_err(|_| StorageError::Closed)?;
         // The reply is dropped unanswered only if the writer thread died.
         answer.await.map_err(|_| StorageError::Closed)?
-    }
-
-    /// A receiver that sees a change after every synced batch of writes.
-    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.clone()
     }
 
     /// Returns once the thread has drained the queue, synced and released the database.
@@ -207,7 +197,6 @@ struct WriterThread {
     syncer: Syncer,
     failed: Arc<OnceLock<String>>,
     stopping: watch::Sender<()>,
-    changed: watch::Sender<u64>,
     #[cfg(test)]
     fail_next_sync: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -281,9 +270,6 @@ impl WriterThread {
         tracing::trace!(batch = pending.len(), "group commit");
         for done in pending {
             done.finish(synced.as_ref().map(|_| ()));
-        }
-        if synced.is_ok() {
-            self.changed.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 

@@ -409,9 +409,9 @@ impl Store {
         self.inner.trees.node()
     }
 
-    /// A signal that changes after every committed batch of writes (its value means nothing).
+    /// A signal that changes whenever a batch of writes is durable.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.writer.changes()
+        self.inner.trees.signals.durable_changes()
     }
 
     /// Stores the newer of `incoming` (pushed by `child`, already validated and filtered by

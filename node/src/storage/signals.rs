@@ -81,6 +81,12 @@ impl Signals {
         }
     }
 
+    /// Sees a new value whenever a batch is durable: for readers that follow everything the
+    /// store writes (the statistics sender).
+    pub(crate) fn durable_changes(&self) -> watch::Receiver<u64> {
+        self.synced.subscribe()
+    }
+
     pub(crate) fn outbox_changes(&self) -> watch::Receiver<u64> {
         self.outbox.subscribe()
     }
