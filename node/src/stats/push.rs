@@ -2,8 +2,9 @@
 //!
 //! One task per node with a `parent`. It remembers (in memory) the highest local seq whose
 //! entries the parent has acknowledged, and pushes every entry written since, as its latest
-//! state with its version, over mutual TLS with this node's certificate to
-//! `StatsExchange.PushContributions` on the parent's `federation_listen`:
+//! state with its version, to `StatsExchange.PushContributions` on the parent's
+//! `federation_listen`, over the federation's channel to the parent (mutual TLS with this
+//! node's certificate; the parent's certificate must name the parent):
 //!
 //! * `stats.push_delay` after the store signals a durable write (a burst of writes becomes one
 //!   push; a write that changed no figure sends nothing);
