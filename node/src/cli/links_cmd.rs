@@ -71,8 +71,8 @@ pub fn links_table(l: &pb::Links, lang: Lang) -> String {
 }
 
 pub fn links_json(l: &pb::Links) -> Value {
-    let ts =
-        |t: &Option<prost_types::Timestamp>| t.as_ref().map_or(Value::Null, |t| json!(t.seconds));
+    // Times as RFC 3339, like every other --json output of fqctl.
+    let ts = super::render::rfc3339;
     json!({
         "node": l.node,
         "links": l.links.iter().map(|k| json!({
@@ -142,5 +142,13 @@ mod tests {
         let j = links_json(&l);
         assert_eq!(j["links"][0]["state"], "LINK_STATE_BACKING_OFF");
         assert_eq!(j["links"][0]["silent"], true);
+        let oldest = j["links"][0]["oldest_undelivered_at"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            oldest.starts_with("2026-12-01T00:00:00"),
+            "RFC 3339: {oldest}"
+        );
+        assert!(j["links"][0]["last_heard"].is_null());
     }
 }
