@@ -9,6 +9,12 @@ use clap::{Parser, Subcommand};
 use fengqiao_node::clock::SystemClock;
 use fengqiao_node::{config, dev, server, telemetry, tls};
 
+/// The store's writer thread allocates and frees many small buffers per write (sled's tree
+/// nodes, encoded values) and tonic's workers free what it allocated: glibc's allocator spent
+/// a third of the writer's time in malloc and free under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fqnode",

@@ -1,8 +1,8 @@
 //! The bodies of the write transactions: registration, update, and the [`Change`] they share.
 //!
-//! Everything here runs on the writer thread inside one sled transaction spanning every tree
-//! (see [`Trees::transaction`]), so it may run more than once and must not have side effects
-//! outside the transaction. A [`Change`] is the complete description of what one case write
+//! Everything here runs on the writer thread inside one transaction over every tree (see
+//! [`Trees::transaction`]): it runs once, and what it wrote is dropped if it fails, so it must
+//! not have side effects outside the transaction. A [`Change`] is the complete description of what one case write
 //! does to the store; data derived from a case change that must commit with it (indexes, the
 //! alerts the change raises, the federation outbox entries the change sends or owes its
 //! supervisors, this node's statistics contribution) is written by [`Change::apply`], so a
@@ -11,13 +11,14 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+
 use sled::IVec;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
-};
+use sled::transaction::ConflictableTransactionError;
 
 use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId, Trees};
+use super::overlay::{Write, WriteSet};
 use super::secret::Secret;
 use super::{Registered, StorageError, WriteError, stats};
 use crate::code::NodeCode;
@@ -32,9 +33,12 @@ pub(crate) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<Wr
     ConflictableTransactionError::Abort(e.into())
 }
 
-/// A transaction over every tree of the store.
+/// A transaction: reads see its own writes, then those of the batch it runs in, then sled;
+/// its writes are kept in its own [`WriteSet`] until it succeeds (see `overlay`).
 pub(crate) struct Tx<'a> {
-    views: &'a [TransactionalTree],
+    trees: &'a [sled::Tree],
+    base: &'a WriteSet,
+    writes: RefCell<WriteSet>,
     secret: &'a Secret,
     signals: &'a super::signals::Signals,
     /// The node the store belongs to.
@@ -42,12 +46,14 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn tree(&self, id: TreeId) -> &TransactionalTree {
-        keys::view(self.views, id)
-    }
-
     pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
-        Ok(self.tree(tree).get(key)?)
+        if let Some(value) = self.writes.borrow().get(tree, key) {
+            return Ok(value.cloned());
+        }
+        if let Some(value) = self.base.get(tree, key) {
+            return Ok(value.cloned());
+        }
+        Ok(self.trees[tree as usize].get(key)?)
     }
 
     pub(crate) fn get_decoded<T: DeserializeOwned>(
@@ -65,7 +71,9 @@ impl Tx<'_> {
     }
 
     pub(crate) fn insert(&self, tree: TreeId, key: &[u8], value: Vec<u8>) -> TxResult<()> {
-        self.tree(tree).insert(key, value)?;
+        self.writes
+            .borrow_mut()
+            .put(tree, key, Write::Put(IVec::from(value)));
         Ok(())
     }
 
@@ -79,8 +87,22 @@ impl Tx<'_> {
         self.insert(tree, key, codec::encode(kind, value).map_err(abort)?)
     }
 
+    /// Removes a key. A key put earlier in the batch and absent from sled is forgotten
+    /// instead, so that it costs sled nothing (statistics keys move on every case write).
     pub(crate) fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<()> {
-        self.tree(tree).remove(key)?;
+        let mine = self.writes.borrow().write(tree, key).cloned();
+        let below = match mine {
+            Some(Write::Put(_)) => true,
+            Some(Write::Remove) => false,
+            Some(Write::Forget) => return Ok(()),
+            None => matches!(self.base.write(tree, key), Some(Write::Put(_))),
+        };
+        let write = if below && self.trees[tree as usize].get(key)?.is_none() {
+            Write::Forget
+        } else {
+            Write::Remove
+        };
+        self.writes.borrow_mut().put(tree, key, write);
         Ok(())
     }
 
@@ -114,28 +136,46 @@ fn tx_insert_alert(tx: &Tx<'_>, key: &[u8], alert: &Alert) -> TxResult<()> {
 }
 
 impl Trees {
-    /// Runs `body` as one transaction over every tree.
+    /// Runs `body` as one transaction that may read and write every tree. `body` runs once;
+    /// if it fails, nothing it wrote is kept. On the writer thread its writes join the batch
+    /// in progress, which reaches sled as a whole before the batch is synced; elsewhere (when
+    /// a store is opened) they are written at once, in one sled transaction.
     pub(crate) fn transaction<A>(
         &self,
         secret: &Secret,
-        body: impl Fn(&Tx<'_>) -> TxResult<A>,
+        body: impl FnOnce(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A, WriteError> {
-        let trees: Vec<&sled::Tree> = self.all().iter().collect();
-        let signals = &*self.signals;
-        let node = self.node();
-        trees[..]
-            .transaction(|views| {
-                body(&Tx {
-                    views,
-                    secret,
-                    signals,
-                    node,
-                })
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => WriteError::Storage(e.into()),
-            })
+        let run = |base: &WriteSet| {
+            let tx = Tx {
+                trees: self.all(),
+                base,
+                writes: RefCell::new(WriteSet::default()),
+                secret,
+                signals: &self.signals,
+                node: self.node(),
+            };
+            match body(&tx) {
+                Ok(value) => Ok((value, tx.writes.into_inner())),
+                Err(ConflictableTransactionError::Abort(e)) => Err(e),
+                Err(ConflictableTransactionError::Storage(e)) => Err(WriteError::Storage(e.into())),
+                Err(ConflictableTransactionError::Conflict) => Err(WriteError::Storage(
+                    StorageError::InvalidRecord("a transaction reported a conflict".into()),
+                )),
+            }
+        };
+        match &self.pending {
+            Some(pending) => {
+                let mut batch = pending.lock();
+                let (value, writes) = run(&batch)?;
+                batch.absorb(writes);
+                Ok(value)
+            }
+            None => {
+                let (value, writes) = run(&WriteSet::default())?;
+                writes.write_to(self.all())?;
+                Ok(value)
+            }
+        }
     }
 }
 

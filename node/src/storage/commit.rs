@@ -2,9 +2,12 @@
 //!
 //! Async callers put a request on a bounded tokio channel (backpressure, no blocking of the
 //! runtime) and await a oneshot reply. The dedicated std thread takes whatever is queued (up to
-//! [`MAX_BATCH`]), runs each request as its own sled transaction, then makes the batch durable
-//! with one [`Syncer::sync`] and only then replies to every request of the batch. A failed sync
-//! fails the whole batch and latches the store into the failed state: no later write runs.
+//! [`MAX_BATCH`]) and runs each request as its own transaction against the batch's pending
+//! writes (`overlay`): a request that fails leaves nothing behind, one that succeeds is seen by
+//! the next. Then it writes the batch to sled as one sled transaction, makes it durable with
+//! one [`Syncer::sync`], and only then replies to every request of the batch. A failed
+//! write-out or sync fails the whole batch and latches the store into the failed state: no
+//! later write runs.
 //!
 //! Shutdown closes the channel, drains what was already queued (committing and syncing it),
 //! drops the thread's handles on the database, then signals every waiting caller. Dropping the
@@ -258,18 +261,26 @@ impl WriterThread {
             self.trees.signals.batch_synced(generation);
             return;
         }
-        let synced = self.sync();
+        let synced = self.write_out().and_then(|()| self.sync());
         match &synced {
             Ok(()) => self.trees.signals.batch_synced(generation),
             Err(e) => {
-                tracing::error!(error = %e, "store sync failed; refusing further writes");
-                let _ = self.failed.set(format!("sync failed: {e}"));
+                tracing::error!(error = %e, "store write-out or sync failed; refusing further writes");
+                let _ = self.failed.set(format!("write-out or sync failed: {e}"));
                 self.trees.signals.batch_failed();
             }
         }
         tracing::trace!(batch = pending.len(), "group commit");
         for done in pending {
             done.finish(synced.as_ref().map(|_| ()));
+        }
+    }
+
+    /// Writes the batch's transactions to sled, as one sled transaction.
+    fn write_out(&self) -> Result<(), StorageError> {
+        match &self.trees.pending {
+            Some(pending) => pending.write_out(self.trees.all()).map(|_| ()),
+            None => Ok(()),
         }
     }
 

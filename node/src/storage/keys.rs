@@ -2,7 +2,7 @@
 //!
 //! Tree names follow the `<key>_<value>` convention so that a name says what a tree maps.
 //! Adding a tree is one line in the `trees!` invocation below: [`Trees::open`] opens every
-//! declared tree and every write transaction spans all of them, so a new tree can be written in
+//! declared tree and a write transaction may touch any of them, so a new tree can be written in
 //! the same transaction as a case change without touching the transaction plumbing.
 //!
 //! Key encodings are order-preserving where order matters:
@@ -29,8 +29,6 @@
 //!   exactly what changed since.
 //!
 //! Index trees store empty values: the key is the whole entry.
-
-use sled::transaction::TransactionalTree;
 
 use super::secret::{HASH_LEN, Secret};
 use crate::code::NodeCode;
@@ -101,12 +99,14 @@ trees! {
 /// Cheap to clone (sled trees are handles).
 ///
 /// Also carries the code of the node the store belongs to, which derived data (statistics)
-/// depends on.
+/// depends on, and, in the writer thread's copy only, the writes of the batch in progress
+/// that are not in sled yet (see `overlay`).
 #[derive(Clone)]
 pub(crate) struct Trees {
     trees: Vec<sled::Tree>,
     pub(crate) signals: std::sync::Arc<super::signals::Signals>,
     node: NodeCode,
+    pub(crate) pending: Option<std::sync::Arc<super::overlay::Pending>>,
 }
 
 impl Trees {
@@ -119,7 +119,17 @@ impl Trees {
             trees,
             signals: Default::default(),
             node,
+            pending: None,
         })
+    }
+
+    /// The writer thread's copy: transactions collect their writes in the batch in progress
+    /// instead of writing to sled at once.
+    pub(crate) fn for_writer(&self) -> Trees {
+        Trees {
+            pending: Some(Default::default()),
+            ..self.clone()
+        }
     }
 
     /// The node this store belongs to.
@@ -127,18 +137,19 @@ impl Trees {
         &self.node
     }
 
+    /// One tree, for direct reads (range scans). On the writer thread this first writes out
+    /// the batch in progress, so that the scan sees every write before it.
     pub(crate) fn get(&self, id: TreeId) -> &sled::Tree {
+        if let Some(pending) = &self.pending {
+            pending.write_out_quietly(&self.trees);
+        }
         &self.trees[id as usize]
     }
 
+    /// Every tree, indexed by [`TreeId`], without writing out the batch in progress.
     pub(crate) fn all(&self) -> &[sled::Tree] {
         &self.trees
     }
-}
-
-/// Picks one tree out of a transaction view spanning all trees (see [`Trees::all`]).
-pub(crate) fn view(views: &[TransactionalTree], id: TreeId) -> &TransactionalTree {
-    &views[id as usize]
 }
 
 /// Meta key of the store format version.

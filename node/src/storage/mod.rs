@@ -14,17 +14,19 @@
 //!
 //! # Invariants
 //!
-//! * Every write is one sled transaction spanning all trees (`change`): a case, its new
-//!   events, its index entries, its lookup code and (for a registration) its idempotency entry
-//!   and day counter change together or not at all, and so does the node's statistics
-//!   contribution. Indexes and the contribution therefore always equal what a recount over the
-//!   cases tree would give.
+//! * Every write is one transaction over all trees (`change`): a case, its new events, its
+//!   index entries, its lookup code and (for a registration) its idempotency entry and day
+//!   counter change together or not at all, and so does the node's statistics contribution.
+//!   The writer runs the transactions of a group-commit batch against an in-memory overlay and
+//!   hands the batch to sled as one sled transaction (`overlay`): sled, and every reader,
+//!   sees a batch whole or not at all. Indexes and the contribution therefore always equal
+//!   what a recount over the cases tree would give.
 //! * History is append-only: a write must continue the stored history (`seq` = previous
 //!   `history_len` + 1, ...), must leave `Case::history_len` equal to the last seq, and never
 //!   overwrites an event; a case id is never reused and a lookup code maps to one case.
 //! * Writes are serialised on one writer thread (`commit`). The domain closures handed to
-//!   [`Store::register`] and [`Store::update`] run on that thread inside the transaction, may
-//!   run more than once, must be pure, and must not call back into the store.
+//!   [`Store::register`] and [`Store::update`] run on that thread inside the transaction, run
+//!   once, must be pure, and must not call back into the store.
 //! * A stored value that fails its magic, kind, version, checksum or decoding is reported as
 //!   [`StorageError::Corrupt`] naming tree and key; no data path panics.
 //!
@@ -33,7 +35,8 @@
 //! sled 0.34's `flush()` writes its log with `sync_file_range`, which neither persists file
 //! metadata nor flushes the disk cache, and its background fsync runs only every
 //! `flush_every_ms`. So the writer thread group-commits: it takes every queued request (at
-//! most 256), runs each as its own transaction, then calls `flush()` and `fdatasync`s sled's
+//! most 256), runs each as its own transaction, writes the batch to sled in one sled
+//! transaction, then calls `flush()` and `fdatasync`s sled's
 //! files itself (the `db` log, new or grown files in `blobs/`, and the directories when their
 //! entries change; `conf` and the directories once at open), and only then answers the
 //! requests of the batch.
@@ -63,6 +66,7 @@ mod commit;
 mod federation;
 mod keys;
 mod migrate;
+mod overlay;
 mod query;
 mod rules;
 mod secret;
@@ -255,7 +259,7 @@ impl Store {
         stats::open(&trees, &secret, opts.opened_at)?;
         let mut syncer = commit::Syncer::open(dir, created)?;
         syncer.sync(&db)?;
-        let writer = commit::Writer::spawn(db, trees.clone(), syncer)?;
+        let writer = commit::Writer::spawn(db, trees.for_writer(), syncer)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 trees,

@@ -345,3 +345,67 @@ async fn indexes_match_a_recount_after_random_updates() {
         assert_eq!(seqs, (1..=len).collect::<Vec<_>>(), "history of {id}");
     }
 }
+
+/// The writer runs a batch's requests against pending writes and hands them to sled at once:
+/// each request sees those before it, a refused one leaves nothing behind, and nothing reaches
+/// sled (or another reader) before the write-out.
+#[tokio::test]
+async fn requests_of_one_batch_see_each_other_and_a_refused_one_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let secret = &store.inner.secret;
+    let writer = store.inner.trees.for_writer();
+    let build = |seq| Ok(new_case(DAY, seq));
+
+    let first = super::change::register(&writer, secret, "a", DAY, &build).unwrap();
+    let taken = super::change::register(&writer, secret, "b", DAY, &|seq| {
+        let (mut case, event) = new_case(DAY, seq);
+        case.lookup_code = new_case(DAY, 1).0.lookup_code;
+        Ok((case, event))
+    });
+    assert!(
+        matches!(
+            taken,
+            Err(WriteError::Storage(StorageError::LookupCodeTaken { .. }))
+        ),
+        "{taken:?}"
+    );
+    let second = super::change::register(&writer, secret, "c", DAY, &build).unwrap();
+    assert_eq!(
+        seq_of(&second.case),
+        2,
+        "the refused request consumed nothing"
+    );
+    let again = super::change::register(&writer, secret, "a", DAY, &build).unwrap();
+    assert!(
+        !again.created,
+        "the idempotency key of a pending request is seen"
+    );
+    let id = first.case.id.clone();
+    let updated = super::change::update(&writer, secret, &id, None, &|c: &Case| {
+        let (next, events) = step(c, 1, |n| n.status = CaseStatus::Accepted);
+        Ok((next, events, Vec::new()))
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(updated.history_len, 2, "the update read the pending case");
+
+    assert_eq!(
+        store.get_case(&id).unwrap(),
+        None,
+        "not in sled before the write-out"
+    );
+    let pending = writer.pending.as_ref().unwrap();
+    assert!(pending.write_out(writer.all()).unwrap() > 0);
+    assert_eq!(store.get_case(&id).unwrap(), Some(updated));
+    assert_eq!(store.history(&id).unwrap().len(), 2);
+    assert_eq!(
+        store.case_by_lookup_code(&second.case.lookup_code).unwrap(),
+        Some(second.case)
+    );
+    assert_eq!(
+        store.list_cases(&CaseQuery::default()).unwrap().cases.len(),
+        2
+    );
+    assert_index_consistency(&store);
+}

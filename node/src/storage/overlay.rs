@@ -1,0 +1,267 @@
+//! Write sets: writes held in memory until they go to sled together in one transaction.
+//!
+//! sled 0.34 rolls its log buffer twice for every transaction and every batch (its `pin_log`)
+//! and hands each buffer to its I/O threads, so a transaction costs several times the writes
+//! it carries. The writer thread therefore runs each write of a group-commit batch against
+//! a [`WriteSet`] of its own, layered over the writes of the batch's earlier requests
+//! ([`Pending`]) and over sled; a request that succeeds adds its set to the batch's, one that
+//! fails drops it, and the whole batch then goes to sled as one transaction just before the
+//! sync ([`Pending::write_out`]). A request therefore reads every write of the requests before
+//! it, and sled (and with it every reader on another thread) sees a batch whole or not at all.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use sled::IVec;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::StorageError;
+use super::keys::TreeId;
+
+/// One write of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Write {
+    Put(IVec),
+    Remove,
+    /// Undo the put of a set below this one: the key is not in sled, so there is nothing to
+    /// remove there (a key written and deleted within one batch never reaches sled).
+    Forget,
+}
+
+/// Writes by tree and key; the last write of a key wins.
+#[derive(Debug)]
+pub(crate) struct WriteSet {
+    trees: Vec<HashMap<Vec<u8>, Write>>,
+}
+
+impl Default for WriteSet {
+    fn default() -> Self {
+        WriteSet {
+            trees: TreeId::ALL.iter().map(|_| HashMap::new()).collect(),
+        }
+    }
+}
+
+impl WriteSet {
+    /// `None`: the set does not touch the key. `Some(None)`: it removes it.
+    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<&IVec>> {
+        self.write(tree, key).map(|w| match w {
+            Write::Put(value) => Some(value),
+            Write::Remove | Write::Forget => None,
+        })
+    }
+
+    pub(crate) fn write(&self, tree: TreeId, key: &[u8]) -> Option<&Write> {
+        self.trees[tree as usize].get(key)
+    }
+
+    pub(crate) fn put(&mut self, tree: TreeId, key: &[u8], write: Write) {
+        self.trees[tree as usize].insert(key.to_vec(), write);
+    }
+
+    /// Adds `later`'s writes, which win over this set's.
+    pub(crate) fn absorb(&mut self, later: WriteSet) {
+        for (mine, theirs) in self.trees.iter_mut().zip(later.trees) {
+            for (key, write) in theirs {
+                match write {
+                    Write::Forget => {
+                        mine.remove(&key);
+                    }
+                    write => {
+                        mine.insert(key, write);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of keys to write or remove in sled.
+    pub(crate) fn len(&self) -> usize {
+        self.trees
+            .iter()
+            .flat_map(HashMap::values)
+            .filter(|w| **w != Write::Forget)
+            .count()
+    }
+
+    /// Writes the set to `trees` (indexed by [`TreeId`]) atomically: one sled transaction
+    /// over the trees it touches, or one batch when it touches a single tree.
+    pub(crate) fn write_to(&self, trees: &[sled::Tree]) -> Result<(), StorageError> {
+        let touched: Vec<usize> = (0..self.trees.len())
+            .filter(|&i| self.trees[i].values().any(|w| *w != Write::Forget))
+            .collect();
+        match touched.as_slice() {
+            [] => Ok(()),
+            &[only] => {
+                let mut batch = sled::Batch::default();
+                for (key, write) in &self.trees[only] {
+                    match write {
+                        Write::Put(v) => batch.insert(key.as_slice(), v.clone()),
+                        Write::Remove => batch.remove(key.as_slice()),
+                        Write::Forget => {}
+                    }
+                }
+                Ok(trees[only].apply_batch(batch)?)
+            }
+            _ => {
+                let targets: Vec<&sled::Tree> = touched.iter().map(|&i| &trees[i]).collect();
+                // Only inserts and removals of fixed values: running it again is harmless.
+                let written = targets[..].transaction(|views| {
+                    for (view, &i) in views.iter().zip(&touched) {
+                        for (key, write) in &self.trees[i] {
+                            match write {
+                                Write::Put(v) => {
+                                    view.insert(key.as_slice(), v.clone())?;
+                                }
+                                Write::Remove => {
+                                    view.remove(key.as_slice())?;
+                                }
+                                Write::Forget => {}
+                            }
+                        }
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                });
+                match written {
+                    Ok(()) => Ok(()),
+                    Err(TransactionError::Storage(e)) => Err(e.into()),
+                    Err(TransactionError::Abort(())) => Err(StorageError::InvalidRecord(
+                        "a write-out transaction aborted".into(),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The writes of the batch in progress on the writer thread that are not in sled yet.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    writes: Mutex<WriteSet>,
+    /// Why an early write-out ([`Pending::write_out_quietly`]) failed: the batch must fail.
+    failure: Mutex<Option<String>>,
+}
+
+impl Pending {
+    /// The pending writes. A request that panicked while holding them had not added its own
+    /// (that happens after it returns), so they are intact and the poison is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, WriteSet> {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes what is pending to sled and clears it; returns the number of keys written.
+    /// Fails if this or an earlier write-out of the batch failed.
+    pub(crate) fn write_out(&self, trees: &[sled::Tree]) -> Result<usize, StorageError> {
+        if let Some(reason) = self.take_failure() {
+            return Err(StorageError::Failed(reason));
+        }
+        let mut writes = self.lock();
+        let len = writes.len();
+        if len > 0 {
+            writes.write_to(trees)?;
+            *writes = WriteSet::default();
+        }
+        Ok(len)
+    }
+
+    /// [`Pending::write_out`] for a request about to read sled directly (a range scan), which
+    /// must see the writes of the requests before it. A failure is kept for the batch's own
+    /// write-out to report.
+    pub(crate) fn write_out_quietly(&self, trees: &[sled::Tree]) {
+        let mut writes = self.lock();
+        if writes.is_empty() {
+            return;
+        }
+        match writes.write_to(trees) {
+            Ok(()) => *writes = WriteSet::default(),
+            Err(e) => {
+                let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+                failure.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    fn take_failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_trees() -> (tempfile::TempDir, Vec<sled::Tree>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let trees = TreeId::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()).unwrap())
+            .collect();
+        (dir, trees)
+    }
+
+    #[test]
+    fn later_writes_win_and_removals_are_kept() {
+        let put = |v: &[u8]| Write::Put(IVec::from(v));
+        let mut first = WriteSet::default();
+        first.put(TreeId::Cases, b"a", put(b"1"));
+        first.put(TreeId::Cases, b"b", put(b"1"));
+        first.put(TreeId::Cases, b"f", put(b"1"));
+        let mut second = WriteSet::default();
+        second.put(TreeId::Cases, b"a", Write::Remove);
+        second.put(TreeId::Cases, b"f", Write::Forget);
+        second.put(TreeId::Events, b"e", put(b"2"));
+        assert_eq!(second.get(TreeId::Cases, b"f"), Some(None));
+        first.absorb(second);
+        assert_eq!(first.get(TreeId::Cases, b"a"), Some(None));
+        assert_eq!(
+            first.get(TreeId::Cases, b"b"),
+            Some(Some(&IVec::from(b"1")))
+        );
+        assert_eq!(first.get(TreeId::Cases, b"c"), None);
+        // A forgotten put leaves no trace.
+        assert_eq!(first.get(TreeId::Cases, b"f"), None);
+        assert_eq!(first.len(), 3);
+    }
+
+    #[test]
+    fn write_out_reaches_every_tree_and_clears() {
+        let (_dir, trees) = temp_trees();
+        trees[TreeId::Cases as usize].insert(b"gone", b"x").unwrap();
+        let pending = Pending::default();
+        {
+            let mut w = pending.lock();
+            w.put(TreeId::Cases, b"gone", Write::Remove);
+            w.put(TreeId::Cases, b"new", Write::Put(IVec::from(b"c")));
+            w.put(TreeId::ByStatus, b"idx", Write::Put(IVec::from(b"")));
+        }
+        assert_eq!(pending.write_out(&trees).unwrap(), 3);
+        assert!(pending.lock().is_empty());
+        let cases = &trees[TreeId::Cases as usize];
+        assert!(cases.get(b"gone").unwrap().is_none());
+        assert_eq!(cases.get(b"new").unwrap().unwrap(), b"c");
+        assert!(
+            trees[TreeId::ByStatus as usize]
+                .get(b"idx")
+                .unwrap()
+                .is_some()
+        );
+        // A single tree goes through a batch.
+        pending
+            .lock()
+            .put(TreeId::Meta, b"k", Write::Put(IVec::from(b"v")));
+        assert_eq!(pending.write_out(&trees).unwrap(), 1);
+        assert_eq!(
+            trees[TreeId::Meta as usize].get(b"k").unwrap().unwrap(),
+            b"v"
+        );
+        assert_eq!(pending.write_out(&trees).unwrap(), 0);
+    }
+}
