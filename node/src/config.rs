@@ -74,6 +74,7 @@ pull_wait = "20s"
 batch_max = 256
 backoff_min = "100ms"
 backoff_max = "30s"
+refuse_transfers = ""
 "#;
 
 /// The compiled-in tier config for a tier.
@@ -120,6 +121,7 @@ struct RawFederation {
     batch_max: usize,
     backoff_min: String,
     backoff_max: String,
+    refuse_transfers: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,7 +273,18 @@ pub struct FederationConfig {
     /// `backoff_max`: the cap of the exponentially growing retry delay (at least
     /// `backoff_min`, at most 1h). Each delay is drawn with jitter between half and all of it.
     pub backoff_max: Duration,
+    /// `refuse_transfers`: empty (the default) to receive cases; otherwise this node takes in
+    /// no case from another node, and the text (1–200 characters, one line) is the reason
+    /// every transfer or take-over addressed to it is refused with. For a center being merged
+    /// or dissolved (撤并) while it hands its own cases over: a refused case goes back to the
+    /// node that sent it, which owns it again with the reason in its history. Cases passing
+    /// through on their way elsewhere are still relayed, and refusals of this node's own
+    /// transfers still come back to it.
+    pub refuse_transfers: Option<String>,
 }
+
+/// Longest `federation.refuse_transfers` text, in characters.
+pub const REFUSE_TRANSFERS_MAX_CHARS: usize = 200;
 
 impl Default for FederationConfig {
     fn default() -> Self {
@@ -281,6 +294,7 @@ impl Default for FederationConfig {
             batch_max: 256,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
+            refuse_transfers: None,
         }
     }
 }
@@ -295,13 +309,24 @@ fn federation_config(
         batch_max,
         backoff_min,
         backoff_max,
+        refuse_transfers,
     } = raw;
+    let refuse_transfers = refuse_transfers.trim();
+    if refuse_transfers.chars().count() > REFUSE_TRANSFERS_MAX_CHARS
+        || refuse_transfers.chars().any(char::is_control)
+    {
+        return Err(invalid(
+            "federation.refuse_transfers",
+            format!("must be one line of at most {REFUSE_TRANSFERS_MAX_CHARS} characters"),
+        ));
+    }
     let f = FederationConfig {
         link_silence_alert: parse_duration("federation.link_silence_alert", &link_silence_alert)?,
         pull_wait: parse_duration("federation.pull_wait", &pull_wait)?,
         batch_max,
         backoff_min: parse_duration("federation.backoff_min", &backoff_min)?,
         backoff_max: parse_duration("federation.backoff_max", &backoff_max)?,
+        refuse_transfers: (!refuse_transfers.is_empty()).then(|| refuse_transfers.to_owned()),
     };
     if !(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(&f.link_silence_alert) {
         return Err(invalid("federation.link_silence_alert", "must be 1s–7d"));
@@ -671,6 +696,7 @@ key = "node.key"
         assert_eq!(c.report_cadence, Some(Cadence::Month), "county: monthly");
         assert_eq!(c.reports_dir, PathBuf::from("data").join("reports"));
         assert_eq!(c.clock_offset, Duration::ZERO);
+        assert_eq!(c.federation.refuse_transfers, None, "nodes receive cases");
 
         let village = BASE.replace("610116", "610116001001");
         let c = load(&write(dir.path(), &village)).unwrap();
@@ -694,6 +720,15 @@ key = "node.key"
         assert_eq!(c.report_cadence, None);
         assert_eq!(c.reports_dir, PathBuf::from("/srv/reports"));
         assert_eq!(c.clock_offset, Duration::from_secs(40 * 86_400));
+
+        let body = format!(
+            "{BASE}\n[federation]\nrefuse_transfers = \" 本中心已撤并，请移交新设中心 \"\n"
+        );
+        let c = load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(
+            c.federation.refuse_transfers.as_deref(),
+            Some("本中心已撤并，请移交新设中心")
+        );
     }
 
     #[test]
@@ -758,6 +793,19 @@ key = "node.key"
         assert!(
             err_of(&format!("{BASE}\n[federation]\nbatch_max = 0\n"))
                 .contains("federation.batch_max")
+        );
+        assert!(
+            err_of(&format!(
+                "{BASE}\n[federation]\nrefuse_transfers = \"{}\"\n",
+                "撤".repeat(201)
+            ))
+            .contains("federation.refuse_transfers")
+        );
+        assert!(
+            err_of(&format!(
+                "{BASE}\n[federation]\nrefuse_transfers = \"a\\nb\"\n"
+            ))
+            .contains("federation.refuse_transfers")
         );
     }
 

@@ -107,6 +107,12 @@ async fn main() -> ExitCode {
                     "clock_offset is set: this node's time is shifted"
                 );
             }
+            if let Some(reason) = &cfg.federation.refuse_transfers {
+                tracing::warn!(
+                    %reason,
+                    "federation.refuse_transfers is set: cases sent to this node go back"
+                );
+            }
             let clock = Arc::new(SystemClock { offset_ms });
             let node = match server::start(cfg, clock).await {
                 Ok(n) => n,

@@ -13,7 +13,9 @@
 //!   handled there (orders are addressed to a case, their destination is only a guess).
 //!   A transfer nobody can route is refused back to the old owner.
 //! * **transfer** — installed with the carried epoch, unless this node holds a live record of
-//!   the case (refused back) or a tombstone of the same or a later epoch (stale: dropped).
+//!   the case (refused back), a tombstone of the same or a later epoch (stale: dropped), or
+//!   is closed to incoming cases (`federation.refuse_transfers`, a center being merged or
+//!   dissolved: refused back with the configured reason).
 //! * **transfer refused** — the old owner restores the case at an epoch above the refused one,
 //!   provided its tombstone is the one the transfer left.
 //! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
@@ -22,6 +24,12 @@
 //!   if the issuer is also an ancestor of, or is, the target). A tombstone passes it on
 //!   toward where the case went, directly when that is below, else back to the issuer
 //!   ([`Body::Redirect`]), at most [`MAX_REDIRECTS`] times.
+//!
+//! Of the three refusals, two happen in normal operation: a receiver closed to incoming cases,
+//! and a transfer to an ancestor above the top of the running federation (a county's case sent
+//! to its province when the city runs the top node), refused where it stops. A live record at
+//! the receiver cannot arise while epochs fence every move (the sender's tombstone is written
+//! with the transfer); that check guards against a store restored from an old backup, or a bug.
 
 use crate::code::NodeCode;
 use crate::domain::moves::{self, MoveKind};
@@ -42,6 +50,8 @@ pub struct Node<'a> {
     pub uplink: Option<&'a NodeCode>,
     pub now: Timestamp,
     pub deadlines: &'a Deadlines,
+    /// `federation.refuse_transfers`: set, this node takes in no case, and this is why.
+    pub refuse_transfers: Option<&'a str>,
 }
 
 impl Node<'_> {
@@ -297,6 +307,10 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
                 tomb.map_or(0, |c| c.epoch)
             ),
         );
+    }
+    if let Some(why) = node.refuse_transfers {
+        let reason = format!("{}不接收移交案件：{why}", node.me);
+        return refuse(node, msg, t, reason);
     }
     let Some(mut events) = continuation(tomb, &t.history) else {
         return Effects::note(

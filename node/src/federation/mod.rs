@@ -33,10 +33,11 @@
 //!
 //! A case has one owner and an epoch (a fencing token) that grows with every move. The old
 //! owner keeps a tombstone (status TRANSFERRED, `moved_to`) written with the transfer message;
-//! the receiver installs the case with the new epoch unless it holds a live record (then it
-//! refuses, and the refusal travels back so the old owner restores the case at a still higher
-//! epoch, with the reason in the history) or a tombstone of that epoch or later (a stale
-//! message, dropped). The case travels with its whole history; each hop appends a "relayed"
+//! the receiver installs the case with the new epoch unless it holds a live record or is closed
+//! to incoming cases (`federation.refuse_transfers`) — then it refuses, and the refusal travels
+//! back so the old owner restores the case at a still higher epoch, with the reason in the
+//! history — or a tombstone of that epoch or later (a stale message, dropped). A transfer no
+//! node can route is refused the same way by the node where it stops. The case travels with its whole history; each hop appends a "relayed"
 //! event and the receiver a "received" one. Between the two writes the case is in flight:
 //! owned by the message, never by two nodes, and once traffic settles by exactly one.
 //!

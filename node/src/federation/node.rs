@@ -60,6 +60,7 @@ impl Federation {
             uplink: self.parent.as_ref(),
             now,
             deadlines: &self.deadlines,
+            refuse_transfers: self.config.refuse_transfers.as_deref(),
         }
     }
 
@@ -73,6 +74,7 @@ impl Federation {
         let me = self.me.clone();
         let uplink = self.parent.clone();
         let deadlines = self.deadlines.clone();
+        let refuse_transfers = self.config.refuse_transfers.clone();
         let now = self.clock.now();
         let applied = self
             .store
@@ -82,6 +84,7 @@ impl Federation {
                     uplink: uplink.as_ref(),
                     now,
                     deadlines: &deadlines,
+                    refuse_transfers: refuse_transfers.as_deref(),
                 };
                 apply::incoming(&node, msg, local)
             })

@@ -13,6 +13,7 @@ struct At {
     me: NodeCode,
     up: Option<NodeCode>,
     deadlines: Deadlines,
+    refuse_transfers: Option<String>,
 }
 
 impl At {
@@ -22,6 +23,7 @@ impl At {
             up: me.parent(),
             me,
             deadlines: Deadlines::default(),
+            refuse_transfers: None,
         }
     }
     fn top(me: &str) -> At {
@@ -36,6 +38,7 @@ impl At {
             uplink: self.up.as_ref(),
             now: NOW,
             deadlines: &self.deadlines,
+            refuse_transfers: self.refuse_transfers.as_deref(),
         }
     }
 }
@@ -164,6 +167,60 @@ fn an_unroutable_transfer_comes_back_and_is_restored() {
         ..Local::default()
     };
     assert!(incoming(&county.node(), &refusal, &live).case.is_none());
+}
+
+#[test]
+fn a_node_closed_to_incoming_cases_refuses_them_with_its_reason() {
+    const WHY: &str = "本镇已撤并，请移交新设中心";
+    let closed = |code: &str| At {
+        refuse_transfers: Some(WHY.into()),
+        ..At::new(code)
+    };
+    // A village escalates to its township, which is closed: the transfer comes back.
+    let (tomb, msg) = transfer("610116001001", "610116001");
+    let town = closed("610116001");
+    let e = incoming(&town.node(), &msg, &Local::default());
+    assert!(e.case.is_none(), "nothing installed at the closed node");
+    assert!(e.note.as_ref().is_some_and(|n| n.warn));
+    assert_eq!(e.send.len(), 1);
+    assert_eq!(e.send[0].next_hop, c("610116001001"));
+    let refusal = e.send[0].message.clone();
+    let Body::Refused(r) = &refusal.body else {
+        panic!("{:?}", refusal.body)
+    };
+    assert_eq!(r.reason, format!("610116001不接收移交案件：{WHY}"));
+    assert_eq!(r.intended_owner, c("610116001"));
+
+    let village = At::new("610116001001");
+    let local = Local {
+        case: Some(tomb),
+        ..Local::default()
+    };
+    let e = incoming(&village.node(), &refusal, &local);
+    let (case, events) = e.case.expect("restored");
+    assert_eq!(case.owner_node, "610116001001");
+    assert_eq!(case.status, CaseStatus::Registered);
+    assert_eq!(case.epoch, 3, "above the refused epoch 2");
+    let returned = events.last().unwrap();
+    assert_eq!(returned.kind, crate::domain::EventKind::Returned);
+    assert!(returned.detail.contains(WHY), "{}", returned.detail);
+
+    // A closed node still relays cases for others, and takes back its own refused ones.
+    let (_, down) = transfer("610116", "610116001001");
+    let e = incoming(&town.node(), &down, &Local::default());
+    assert!(e.forwarded && e.send.len() == 1 && e.case.is_none());
+    assert_eq!(e.send[0].next_hop, c("610116001001"));
+    let (tomb, up) = transfer("610116001", "610116");
+    let county = closed("610116");
+    let back = incoming(&county.node(), &up, &Local::default()).send[0]
+        .message
+        .clone();
+    let local = Local {
+        case: Some(tomb),
+        ..Local::default()
+    };
+    let case = install(&town, &back, &local);
+    assert_eq!(case.owner_node, "610116001");
 }
 
 #[test]
