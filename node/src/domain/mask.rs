@@ -111,6 +111,13 @@ pub fn mask_case(c: &Case) -> Case {
 /// numbers that are not personal (a sum written as `1500000`). Keep amounts and dates in
 /// structured fields, not in prose.
 pub fn redact(text: &str, parties: &[Party]) -> String {
+    redact_digit_runs(&redact_parties(text, parties))
+}
+
+/// Free text with the parties' id numbers, phone numbers and names masked (the first half of
+/// [`redact`]), other numbers left as they are: for text a node wrote rather than a person,
+/// such as the reason a node refused a transfer, where digit runs are division codes.
+pub fn redact_parties(text: &str, parties: &[Party]) -> String {
     let mut values: Vec<(&str, String)> = Vec::new();
     for p in parties {
         values.push((p.id_number.as_str(), mask_id_number(&p.id_number)));
@@ -127,7 +134,7 @@ pub fn redact(text: &str, parties: &[Party]) -> String {
             out = out.replace(value, masked);
         }
     }
-    redact_digit_runs(&out)
+    out
 }
 
 fn redact_digit_runs(text: &str) -> String {

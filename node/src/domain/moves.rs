@@ -170,7 +170,10 @@ pub fn receive(
     (case, e)
 }
 
-/// The old owner takes a refused case back: owner again, epoch above the refused one.
+/// The old owner takes a refused case back: owner again, epoch above the refused one. The
+/// reason is the refusing node's own text (its words, or its configured
+/// `federation.refuse_transfers`), so the division codes in it stay readable; only the
+/// parties' data is masked ([`mask::redact_parties`]).
 pub fn restore(
     carried: &Case,
     history_len: u64,
@@ -197,7 +200,7 @@ pub fn restore(
     e.detail = format!(
         "移交{intended}未成，案件退回{}。原因：{}",
         ctx.node,
-        mask::redact(reason, &carried.parties)
+        mask::redact_parties(reason, &carried.parties)
     );
     case.history_len = e.seq;
     (case, e)

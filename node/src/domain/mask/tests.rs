@@ -121,6 +121,15 @@ fn redact_masks_the_parties_wherever_quoted() {
 }
 
 #[test]
+fn redact_parties_keeps_other_numbers() {
+    let text = "610116001不接收移交案件：张三（13812345678）请到610116002";
+    assert_eq!(
+        redact_parties(text, &[zhang()]),
+        "610116001不接收移交案件：张*（138****5678）请到610116002"
+    );
+}
+
+#[test]
 fn redact_masks_long_digit_runs_of_strangers() {
     // Not a party of the case, yet plainly a phone and an id number.
     let got = redact(

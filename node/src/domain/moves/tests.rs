@@ -114,13 +114,20 @@ fn restore_takes_an_epoch_above_the_refused_one() {
         &ctx("610116", "x", &d),
         5,
         "610116009",
-        "无此下级",
+        "610116009不接收移交案件：本镇已撤并入610116002",
     );
     assert_eq!(got.epoch, 6);
     assert_eq!(got.owner_node, "610116");
     assert_eq!(e.seq, 5);
     assert_eq!(e.kind, EventKind::Returned);
     assert_eq!(got.history_len, 5);
+    // The refusing node's words keep their division codes.
+    assert!(
+        e.detail
+            .ends_with("原因：610116009不接收移交案件：本镇已撤并入610116002"),
+        "{}",
+        e.detail
+    );
 }
 
 #[test]
