@@ -425,3 +425,131 @@ async fn cases_move_and_are_supervised_across_the_tiers() {
         assert!(parent.last_heard.is_some());
     }
 }
+
+/// Every listed (owned or tombstone) record of case `id` at `c`'s node.
+async fn listed(c: &mut Client, id: &str) -> Vec<pb::Case> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_cases(pb::ListCasesRequest {
+                page_size: 500,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.cases.into_iter().filter(|k| k.id == id));
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Refused transfers, with two real nodes: township 610116001 at the top of its federation
+/// (no parent), closed to incoming cases because it is being merged, and its village
+/// 610116001001. A take-over by the township is refused by the township itself; a transfer to
+/// the county finds no route past the township and is refused there. Each time the case comes
+/// back to the village, live, at an epoch above the refused one, with the reason in its history,
+/// and exists exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_transfers_come_back_to_the_sender_with_the_reason() {
+    const WHY: &str = "本镇已撤并入610116002，请移交该镇综治中心";
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let town_node = NodeProc::start_with(
+        &pki,
+        root.path(),
+        TOWN,
+        &NodeOpts {
+            extra: format!("{FAST_LINKS}refuse_transfers = \"{WHY}\"\n"),
+            ..NodeOpts::default()
+        },
+    );
+    let village_node = NodeProc::start_with(
+        &pki,
+        root.path(),
+        V1,
+        &NodeOpts {
+            parent: Some(town_node.federation_url()),
+            ..NodeOpts::default()
+        },
+    );
+    let mut town = operator_client(&pki, &town_node, TOWN, "director", "boss").await;
+    let mut v1 = operator_client(&pki, &village_node, V1, "director", "boss").await;
+
+    // 1. 提级办理 to a township that takes in no cases: it refuses, with its reason.
+    let case = register(&mut v1, "refused-take-over").await;
+    let tomb = v1
+        .escalate_case(pb::EscalateCaseRequest {
+            case_id: case.id.clone(),
+            mode: pb::EscalationMode::TakeOver as i32,
+            reason: "需乡镇统筹".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tomb.status, pb::CaseStatus::Transferred as i32);
+    assert_eq!((tomb.moved_to.as_str(), tomb.epoch), (TOWN, 1));
+    let back = owned_at(&mut v1, &case.id, V1).await;
+    assert_eq!(back.status, pb::CaseStatus::Registered as i32);
+    assert_eq!(back.epoch, 3, "above the refused epoch 2");
+    assert!(back.moved_to.is_empty());
+    let h = history(&mut v1, &case.id).await;
+    assert_eq!(kinds(&h), vec!["registered", "escalated", "returned"]);
+    let returned = &h[2];
+    assert_eq!(returned.node, V1);
+    assert!(
+        returned.detail.contains(WHY) && returned.detail.contains(TOWN),
+        "{returned:?}"
+    );
+    // The township holds nothing of it: no live case, no tombstone, no copy.
+    let err = town
+        .get_case(pb::GetCaseRequest {
+            case_id: case.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(listed(&mut town, &case.id).await.is_empty());
+    // Exactly once in the federation, and the village works on it as its own.
+    let at_village = listed(&mut v1, &case.id).await;
+    assert_eq!(at_village.len(), 1);
+    assert_eq!(at_village[0].owner_node, V1);
+    assert_ne!(at_village[0].status, pb::CaseStatus::Transferred as i32);
+    let accepted = v1
+        .review_case(pb::ReviewCaseRequest {
+            case_id: case.id.clone(),
+            accept: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.status, pb::CaseStatus::Accepted as i32);
+
+    // 2. A transfer to the county, which runs no node above this township: the township
+    // cannot route it and sends it back.
+    let far = register(&mut v1, "refused-no-route").await;
+    v1.transfer_case(pb::TransferCaseRequest {
+        case_id: far.id.clone(),
+        to_node: COUNTY.into(),
+        reason: "涉及跨镇协调".into(),
+    })
+    .await
+    .unwrap();
+    let back = owned_at(&mut v1, &far.id, V1).await;
+    assert_eq!(back.epoch, 3);
+    let h = history(&mut v1, &far.id).await;
+    assert_eq!(kinds(&h), vec!["registered", "transferred_out", "returned"]);
+    assert!(
+        h[2].detail.contains(COUNTY) && h[2].detail.contains("无法送达"),
+        "{:?}",
+        h[2]
+    );
+    assert_eq!(listed(&mut v1, &far.id).await.len(), 1);
+    assert!(listed(&mut town, &far.id).await.is_empty());
+}
