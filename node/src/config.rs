@@ -260,7 +260,9 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederationConfig {
     /// `link_silence_alert`: a link with nothing heard for longer than this is logged as an
-    /// alert and flagged `silent` by GetLinks (1s–7d).
+    /// alert and flagged `silent` by GetLinks (1s–7d). When each peer was last heard is stored
+    /// whenever the stored time is more than a tenth of this old, so after a restart a link
+    /// counts from its last word (to within that tenth), not from the start.
     pub link_silence_alert: Duration,
     /// `pull_wait`: longest a long poll for messages waits when none are queued; as a parent,
     /// the cap on what children ask for. Must be shorter than `limits.request_timeout`.

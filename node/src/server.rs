@@ -107,6 +107,8 @@ impl RunningNode {
                 Err(e) => first_err = first_err.or(Some(ServerError::Join(e))),
             }
         }
+        // Nothing hears from a peer any more: the links' last words, exactly.
+        self.state.federation.save_links().await;
         self.state.store.shutdown().await;
         first_err.map_or(Ok(()), Err)
     }
@@ -183,6 +185,8 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         cfg.deadlines.clone(),
         cfg.max_message_bytes,
     ));
+    // The parent link counts as expected from this node's first start with it.
+    fed.save_links().await;
     let stats = Arc::new(StatsNode::new(
         cfg.code.clone(),
         store.clone(),

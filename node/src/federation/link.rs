@@ -161,7 +161,7 @@ async fn push_loop(
         match result {
             Ok(resp) => {
                 let resp = resp.into_inner();
-                fed.links.heard(&parent, fed.clock.now(), resp.queue_depth);
+                fed.heard(&parent, resp.queue_depth).await;
                 failpoint::hit("push-acked");
                 if resp.applied_through < last {
                     tracing::warn!(
@@ -230,7 +230,7 @@ async fn pull_loop(
         let failure = match result {
             Ok(resp) => {
                 let resp = resp.into_inner();
-                fed.links.heard(&parent, fed.clock.now(), resp.queue_depth);
+                fed.heard(&parent, resp.queue_depth).await;
                 let batch: Result<Vec<_>, _> = resp
                     .messages
                     .into_iter()

@@ -1,19 +1,45 @@
 //! The health of this node's links, for GetLinks and for the silence alert.
 //!
-//! In memory only: what was heard from whom and when, the state of the link to the parent, and
-//! the queue depths peers reported. Queue sizes here come from the outbox itself. A link is
-//! *silent* when nothing was heard on it for longer than `federation.link_silence_alert`
-//! (for the parent link, or a child with messages waiting, counting from the node's start when
-//! nothing was ever heard): [`LinkTable::check_silence`] logs each link going silent as a
-//! warning, and its recovery, so a dead link never goes unnoticed.
+//! What was heard from whom and when, the state of the link to the parent, and the queue
+//! depths peers reported. Queue sizes here come from the outbox itself. A link is *silent*
+//! when nothing was heard on it for longer than `federation.link_silence_alert`, counting, when
+//! nothing was ever heard, from when the link was first expected (the parent link) or from
+//! this node's start (a child with messages waiting): [`LinkTable::check_silence`] logs each
+//! link going silent as a warning (`ALERT: link to … silent for … s`, field
+//! `alert = "link_silent"`), and its recovery, so a dead link never goes unnoticed.
+//!
+//! # What survives a restart
+//!
+//! For every link, a [`LinkRecord`] is kept in the store: when the peer was last heard, and
+//! since when the link is expected (the parent link: since this node first ran with it; a
+//! child's: since it was first heard). A node restarted after its parent or a child has been
+//! dead for hours therefore flags that link at once — in GetLinks and with an alert — instead
+//! of counting the silence from its own start. This includes silence while this node itself
+//! was down: the alert then says how long nothing was heard, and is followed by "heard again"
+//! as soon as the peer answers. Only links that still are links are loaded: the configured
+//! parent and children (one tier below). Connection state, queue depths and errors are not
+//! kept.
+//!
+//! The last word is not written on every call: a record is written when the stored last word
+//! is older than a tenth of the silence time ([`STORE_FRACTION`]), before the call's word
+//! counts in memory, and at a clean shutdown. After a crash the stored word is thus at most
+//! a tenth of `link_silence_alert` older than the real one, so a restarted node may flag a
+//! link that much early; it never misses one. At most one durable write per link per tenth of
+//! the silence time, whatever the traffic.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::code::NodeCode;
 use crate::domain::Timestamp;
 use crate::storage::Store;
+
+/// The stored last word of a link is renewed once it is older than the silence time divided by
+/// this.
+pub const STORE_FRACTION: u32 = 10;
 
 /// Which side of the link this node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +53,21 @@ pub enum Role {
 /// Connection state as shown by GetLinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// The last call succeeded (parent), or the child was heard within the silence time.
+    /// The last call succeeded (parent), or the peer was heard within the silence time.
     Connected,
-    /// The last call failed and is being retried (parent), or the child went silent.
+    /// The last call failed and is being retried (parent), or the link is silent.
     BackingOff,
-    /// Nothing ever heard since this node started.
+    /// Nothing ever heard from the peer (in this run, or as stored before it).
     NeverConnected,
+}
+
+/// What the store keeps of one link (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// When the peer was last heard, to within a tenth of the silence time; `None` if never.
+    pub last_heard: Option<Timestamp>,
+    /// Since when the link is expected: silence counts from here while nothing was heard.
+    pub expected_since: Timestamp,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -40,9 +75,22 @@ struct Entry {
     /// Parent link only: whether the last call succeeded.
     ok: Option<bool>,
     last_heard: Option<Timestamp>,
+    /// Since when the link is expected; `None` for a child never heard.
+    since: Option<Timestamp>,
+    /// The record as stored (or being stored).
+    stored: Option<LinkRecord>,
     peer_queue: u64,
     last_error: String,
     silent: bool,
+}
+
+impl Entry {
+    fn record(&self) -> Option<LinkRecord> {
+        Some(LinkRecord {
+            last_heard: self.last_heard,
+            expected_since: self.since?,
+        })
+    }
 }
 
 /// One link as reported.
@@ -78,10 +126,32 @@ pub fn is_silent(
 }
 
 impl LinkTable {
-    pub fn new(started: Timestamp, alert: Duration, parent: Option<NodeCode>) -> LinkTable {
+    /// The table of node `me`, started at `started`, with the link records read from its store.
+    /// Records of peers that are no longer links (neither the parent nor a child) are ignored.
+    pub fn new(
+        me: &NodeCode,
+        started: Timestamp,
+        alert: Duration,
+        parent: Option<NodeCode>,
+        records: Vec<(NodeCode, LinkRecord)>,
+    ) -> LinkTable {
         let mut entries = BTreeMap::new();
+        for (peer, rec) in records {
+            if parent.as_ref() == Some(&peer) || peer.parent().as_ref() == Some(me) {
+                entries.insert(
+                    peer,
+                    Entry {
+                        last_heard: rec.last_heard,
+                        since: Some(rec.expected_since),
+                        stored: Some(rec),
+                        ..Entry::default()
+                    },
+                );
+            }
+        }
         if let Some(p) = &parent {
-            entries.insert(p.clone(), Entry::default());
+            let e = entries.entry(p.clone()).or_default();
+            e.since.get_or_insert(started);
         }
         LinkTable {
             started,
@@ -107,12 +177,62 @@ impl LinkTable {
         }
     }
 
+    /// The record to store before `peer`'s word at `now` counts, if the stored last word is
+    /// missing or older than a tenth of the silence time (see the module documentation); it is
+    /// taken as stored from now on. Pair with [`LinkTable::heard`] once it is written.
+    pub fn to_store(&self, peer: &NodeCode, now: Timestamp) -> Option<LinkRecord> {
+        let renew = self.alert / STORE_FRACTION;
+        self.with(|m| {
+            let e = m.entry(peer.clone()).or_default();
+            let fresh = e
+                .stored
+                .and_then(|r| r.last_heard)
+                .is_some_and(|t| now >= t && now <= t.plus(renew));
+            if fresh {
+                return None;
+            }
+            let rec = LinkRecord {
+                last_heard: Some(now),
+                expected_since: e.since.unwrap_or(now),
+            };
+            e.stored = Some(rec);
+            Some(rec)
+        })
+    }
+
+    /// Storing what [`LinkTable::to_store`] returned failed: try again on the next word.
+    pub fn store_failed(&self, peer: &NodeCode) {
+        self.with(|m| {
+            if let Some(e) = m.get_mut(peer) {
+                e.stored = None;
+            }
+        });
+    }
+
+    /// Every record that differs from what is stored (the parent link's first record, the last
+    /// words since the last write), taken as stored from now on: written at start and at a
+    /// clean shutdown.
+    pub fn unsaved(&self) -> Vec<(NodeCode, LinkRecord)> {
+        self.with(|m| {
+            m.iter_mut()
+                .filter_map(|(peer, e)| {
+                    let rec = e.record()?;
+                    (e.stored != Some(rec)).then(|| {
+                        e.stored = Some(rec);
+                        (peer.clone(), rec)
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Something was heard from `peer` at `now`; it reports `peer_queue` messages for us.
     pub fn heard(&self, peer: &NodeCode, now: Timestamp, peer_queue: u64) {
         let role = self.role_of(peer);
         self.with(|m| {
             let e = m.entry(peer.clone()).or_default();
             e.last_heard = Some(now);
+            e.since.get_or_insert(now);
             e.peer_queue = peer_queue;
             if role == Role::Parent {
                 e.ok = Some(true);
@@ -130,8 +250,8 @@ impl LinkTable {
         });
     }
 
-    /// Every link: the parent, children heard from or ever applied from, and neighbours with
-    /// messages waiting.
+    /// Every link: the parent, children heard from (in this run or as stored) or ever applied
+    /// from, and neighbours with messages waiting.
     pub fn report(
         &self,
         store: &Store,
@@ -147,13 +267,13 @@ impl LinkTable {
             let queue = store.outbox_stats(&peer)?;
             let role = self.role_of(&peer);
             let e = self.with(|m| m.get(&peer).cloned()).unwrap_or_default();
-            let silent = is_silent(now, e.last_heard, self.started, self.alert);
-            let state = match (role, e.ok, e.last_heard) {
-                (_, _, None) if e.ok != Some(false) => State::NeverConnected,
-                (Role::Parent, Some(false), _) => State::BackingOff,
-                (Role::Parent, _, Some(_)) => State::Connected,
-                (Role::Child, _, Some(_)) if !silent => State::Connected,
-                _ => State::BackingOff,
+            let since = e.since.unwrap_or(self.started);
+            let silent = is_silent(now, e.last_heard, since, self.alert);
+            let state = match (role, e.ok) {
+                (Role::Parent, Some(false)) => State::BackingOff,
+                _ if e.last_heard.is_none() => State::NeverConnected,
+                _ if silent => State::BackingOff,
+                _ => State::Connected,
             };
             out.push(LinkView {
                 peer,
@@ -168,6 +288,12 @@ impl LinkTable {
             });
         }
         Ok(out)
+    }
+
+    /// Since when `peer`'s silence counts if nothing was heard.
+    fn since(&self, peer: &NodeCode) -> Timestamp {
+        self.with(|m| m.get(peer).and_then(|e| e.since))
+            .unwrap_or(self.started)
     }
 
     /// Logs links that went silent since the last check (and those that recovered).
@@ -187,12 +313,8 @@ impl LinkTable {
                 let e = m.entry(v.peer.clone()).or_default();
                 std::mem::replace(&mut e.silent, silent)
             });
-            let secs = v
-                .last_heard
-                .map_or(now.millis() - self.started.millis(), |t| {
-                    now.millis() - t.millis()
-                })
-                / 1000;
+            let from = v.last_heard.unwrap_or_else(|| self.since(&v.peer));
+            let secs = now.millis().saturating_sub(from.millis()) / 1000;
             if silent && !was {
                 tracing::warn!(
                     alert = "link_silent",
@@ -247,12 +369,22 @@ mod tests {
         ));
     }
 
+    fn new_table(clock: &ManualClock, records: Vec<(NodeCode, LinkRecord)>) -> LinkTable {
+        LinkTable::new(
+            &c("610116001"),
+            clock.now(),
+            Duration::from_secs(60),
+            Some(c("610116")),
+            records,
+        )
+    }
+
     #[test]
     fn parent_and_child_links_report_their_state() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let clock = ManualClock::new(Timestamp(1_000_000));
-        let table = LinkTable::new(clock.now(), Duration::from_secs(60), Some(c("610116")));
+        let table = new_table(&clock, Vec::new());
         let views = table.report(&store, clock.now()).unwrap();
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].state, State::NeverConnected);
@@ -267,7 +399,7 @@ mod tests {
         assert!(table.report(&store, clock.now()).unwrap()[0].silent);
         table.check_silence(&store, clock.now());
         table.heard(&c("610116"), clock.now(), 3);
-        table.heard(&c("610116001"), clock.now(), 0);
+        table.heard(&c("610116001001"), clock.now(), 0);
         let views = table.report(&store, clock.now()).unwrap();
         assert_eq!(views.len(), 2);
         let parent = views.iter().find(|v| v.role == Role::Parent).unwrap();
@@ -279,13 +411,96 @@ mod tests {
         assert_eq!(child.state, State::Connected);
 
         clock.advance(Duration::from_secs(61));
-        let child = table
-            .report(&store, clock.now())
-            .unwrap()
-            .into_iter()
-            .find(|v| v.role == Role::Child)
-            .unwrap();
+        let views = table.report(&store, clock.now()).unwrap();
+        let child = views.iter().find(|v| v.role == Role::Child).unwrap();
         assert!(child.silent);
         assert_eq!(child.state, State::BackingOff);
+        // A parent silent this long is not shown connected, even before its next call fails.
+        let parent = views.iter().find(|v| v.role == Role::Parent).unwrap();
+        assert!(parent.silent);
+        assert_eq!(parent.state, State::BackingOff);
+    }
+
+    #[test]
+    fn the_last_word_is_stored_once_per_tenth_of_the_silence_time() {
+        let clock = ManualClock::new(Timestamp(1_000_000));
+        let table = new_table(&clock, Vec::new());
+        let child = c("610116001001");
+        // At start, the parent link's first record: expected since now.
+        let start = clock.now();
+        assert_eq!(
+            table.unsaved(),
+            vec![(
+                c("610116"),
+                LinkRecord {
+                    last_heard: None,
+                    expected_since: start
+                }
+            )]
+        );
+        assert!(table.unsaved().is_empty());
+        // A child's first word is stored; more words within 6 s (60 s / 10) are not.
+        clock.advance(Duration::from_secs(1));
+        let first = table.to_store(&child, clock.now()).unwrap();
+        assert_eq!(first.last_heard, Some(clock.now()));
+        assert_eq!(first.expected_since, clock.now());
+        table.heard(&child, clock.now(), 0);
+        for _ in 0..6 {
+            clock.advance(Duration::from_secs(1));
+            assert_eq!(table.to_store(&child, clock.now()), None);
+            table.heard(&child, clock.now(), 0);
+        }
+        clock.advance(Duration::from_millis(1));
+        let next = table.to_store(&child, clock.now()).unwrap();
+        assert_eq!(next.expected_since, first.expected_since);
+        // A failed write is tried again on the next word.
+        table.store_failed(&child);
+        assert!(table.to_store(&child, clock.now()).is_some());
+        table.heard(&child, clock.now(), 0);
+        // At a clean shutdown, the exact last word.
+        clock.advance(Duration::from_secs(2));
+        table.heard(&child, clock.now(), 0);
+        let saved = table.unsaved();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].1.last_heard, Some(clock.now()));
+    }
+
+    #[test]
+    fn a_restart_after_hours_of_silence_flags_the_links_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let t0 = Timestamp(1_000_000);
+        let heard = |at: Timestamp| LinkRecord {
+            last_heard: Some(at),
+            expected_since: t0,
+        };
+        let records = vec![
+            (c("610116"), heard(t0)),
+            (c("610116001001"), heard(t0)),
+            // Neither the parent nor a child of 610116001: not a link any more.
+            (c("610116002"), heard(t0)),
+            (c("610116002001"), heard(t0)),
+        ];
+        let clock = ManualClock::new(t0.plus(Duration::from_secs(3 * 3600)));
+        let table = new_table(&clock, records);
+        let views = table.report(&store, clock.now()).unwrap();
+        let peers: Vec<&str> = views.iter().map(|v| v.peer.as_str()).collect();
+        assert_eq!(peers, vec!["610116", "610116001001"]);
+        for v in &views {
+            assert!(v.silent, "{v:?}");
+            assert_eq!(v.state, State::BackingOff, "{v:?}");
+            assert_eq!(v.last_heard, Some(t0));
+        }
+        assert!(table.unsaved().is_empty(), "nothing new to store");
+
+        // A parent never heard counts from when it was first expected, not from this start.
+        let never = LinkRecord {
+            last_heard: None,
+            expected_since: t0,
+        };
+        let table = new_table(&clock, vec![(c("610116"), never)]);
+        let parent = &table.report(&store, clock.now()).unwrap()[0];
+        assert!(parent.silent);
+        assert_eq!(parent.state, State::NeverConnected);
     }
 }

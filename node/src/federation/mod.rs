@@ -61,6 +61,9 @@
 //! [`links`] keeps each link's state for GetLinks — connected / backing off / never
 //! connected, queue depths both ways, the age of the oldest undelivered message, last heard,
 //! last error — and logs a link silent longer than `federation.link_silence_alert` as an alert.
+//! When each peer was last heard is also kept in the store (renewed once per tenth of the
+//! silence time, not per message), so a node restarted after a peer has been dead for hours
+//! flags that link at once.
 //!
 //! # Layout
 //!
@@ -88,7 +91,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Checks the links for silence every so often (a quarter of the alert time, at most 5 s).
+/// Checks the links for silence at once and then every so often (a quarter of the alert time,
+/// at most 5 s).
 pub fn spawn_silence_check(
     fed: SharedFederation,
     mut shutdown: watch::Receiver<bool>,

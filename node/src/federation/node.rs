@@ -40,7 +40,18 @@ impl Federation {
         deadlines: Deadlines,
         max_message_bytes: usize,
     ) -> Federation {
-        let links = LinkTable::new(clock.now(), config.link_silence_alert, parent.clone());
+        // Link health is advisory: a damaged record must not stop the node, only be reported.
+        let records = store.link_records().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the stored link records; links count from now");
+            Vec::new()
+        });
+        let links = LinkTable::new(
+            &me,
+            clock.now(),
+            config.link_silence_alert,
+            parent.clone(),
+            records,
+        );
         Federation {
             me,
             parent,
@@ -61,6 +72,30 @@ impl Federation {
             now,
             deadlines: &self.deadlines,
             refuse_transfers: self.config.refuse_transfers.as_deref(),
+        }
+    }
+
+    /// Something was heard from neighbour `peer`, which reports `peer_queue` messages for this
+    /// node. Now and then (see [`super::links`]) this first stores the link's last word.
+    pub async fn heard(&self, peer: &NodeCode, peer_queue: u64) {
+        let now = self.clock.now();
+        if let Some(record) = self.links.to_store(peer, now) {
+            if let Err(e) = self.store.record_link(peer.clone(), record).await {
+                tracing::warn!(peer = %peer, error = %e, "cannot store the link's last word");
+                self.links.store_failed(peer);
+            }
+        }
+        self.links.heard(peer, now, peer_queue);
+    }
+
+    /// Stores every link record that changed since it was last stored (at start: the parent
+    /// link's first record; at a clean shutdown: the last words).
+    pub async fn save_links(&self) {
+        for (peer, record) in self.links.unsaved() {
+            if let Err(e) = self.store.record_link(peer.clone(), record).await {
+                tracing::warn!(peer = %peer, error = %e, "cannot store the link record");
+                self.links.store_failed(&peer);
+            }
         }
     }
 

@@ -113,9 +113,7 @@ impl FederationService for FederationApi {
         })?;
         // What the child still holds beyond this batch.
         let remaining = queue_depth.saturating_sub(batch.len() as u64);
-        self.fed
-            .links
-            .heard(&child, self.fed.clock.now(), remaining);
+        self.fed.heard(&child, remaining).await;
         let applied = if batch.is_empty() {
             self.fed.store.applied_through(&child)?
         } else {
@@ -146,7 +144,7 @@ impl FederationService for FederationApi {
             queue_depth,
         } = req.into_inner();
         let fed = &self.fed;
-        fed.links.heard(&child, fed.clock.now(), queue_depth);
+        fed.heard(&child, queue_depth).await;
         // Deleting what the child applied need not hold up the next batch.
         let (store, peer) = (fed.store.clone(), child.clone());
         tokio::spawn(async move {

@@ -53,6 +53,8 @@ pub(crate) enum ValueKind {
     OutboxEntry = 21,
     /// A supervised copy ([`crate::federation::message::CaseCopy`]).
     CaseCopy = 22,
+    /// What is kept of a link ([`crate::federation::links::LinkRecord`]).
+    LinkRecord = 23,
 }
 
 impl ValueKind {
@@ -70,7 +72,10 @@ impl ValueKind {
             | ValueKind::StatsEntry
             | ValueKind::Seq
             | ValueKind::NodeCode => 1,
-            ValueKind::Sequence | ValueKind::OutboxEntry | ValueKind::CaseCopy => 1,
+            ValueKind::Sequence
+            | ValueKind::OutboxEntry
+            | ValueKind::CaseCopy
+            | ValueKind::LinkRecord => 1,
         }
     }
 }

@@ -11,6 +11,9 @@
 //!   gap and stops the batch (the sender resends from its lowest unacknowledged message).
 //! * **Supervised copies** (`case id → copy`): read-only copies of cases owned elsewhere,
 //!   kept out of the cases tree so listings and counts see every case once.
+//! * **Link records** (`peer → record`): when each neighbour was last heard and since when the
+//!   link is expected, written now and then by `federation::links` (not on every message) so
+//!   that a restarted node still knows how long a link has been silent.
 //!
 //! Reads of queued messages may see entries a few milliseconds before they are durable;
 //! senders call [`Store::wait_durable`] after reading and before sending.
@@ -24,6 +27,7 @@ use super::{StorageError, Store, WriteError};
 use crate::code::NodeCode;
 use crate::domain::{Case, DomainError, Event, Timestamp};
 use crate::federation::apply::{CopyChange, Effects, Local, Note};
+use crate::federation::links::LinkRecord;
 use crate::federation::message::{CaseCopy, Message, OutboxEntry, Outgoing};
 
 /// The outcome of [`Store::apply_incoming`].
@@ -259,6 +263,49 @@ impl Store {
             .get(case_id.as_bytes())?
             .map(|v| codec::decode(ValueKind::CaseCopy, TreeId::Copies, case_id.as_bytes(), &v))
             .transpose()
+    }
+
+    /// Stores what is known of the link to `peer` (durably): its last word replaces the stored
+    /// one (a record without a last word keeps it), and the earlier of the two starts is kept.
+    pub async fn record_link(&self, peer: NodeCode, record: LinkRecord) -> Result<(), WriteError> {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    let key = peer.as_str().as_bytes();
+                    let held: Option<LinkRecord> =
+                        tx.get_decoded(TreeId::Links, ValueKind::LinkRecord, key)?;
+                    let merged = match held {
+                        None => record,
+                        Some(h) => LinkRecord {
+                            last_heard: record.last_heard.or(h.last_heard),
+                            expected_since: record.expected_since.min(h.expected_since),
+                        },
+                    };
+                    tx.insert_encoded(TreeId::Links, ValueKind::LinkRecord, key, &merged)
+                })
+            })
+            .await
+    }
+
+    /// Every stored link record, by neighbour. A key that is not a division code is reported
+    /// as corrupt.
+    pub fn link_records(&self) -> Result<Vec<(NodeCode, LinkRecord)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree(TreeId::Links).iter() {
+            let (key, value) = item?;
+            let record: LinkRecord =
+                codec::decode(ValueKind::LinkRecord, TreeId::Links, &key, &value)?;
+            let Some(peer) = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|s| NodeCode::parse(s).ok())
+            else {
+                return Err(corrupt_key(TreeId::Links, &key, "not a division code"));
+            };
+            out.push((peer, record));
+        }
+        Ok(out)
     }
 
     /// Returns once every write committed before the call is durable.

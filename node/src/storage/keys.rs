@@ -93,6 +93,9 @@ trees! {
     StatsEntries => "kind_node_bucket_entry",
     /// local seq ‖ statistics entry key → empty: which entries changed when.
     StatsChanges => "seq_statskey",
+    /// neighbour code → [`crate::federation::links::LinkRecord`]: when the neighbour was last
+    /// heard and since when the link is expected, so link silence survives a restart.
+    Links => "peer_linkrecord",
 }
 
 /// The opened trees, indexed by [`TreeId`], and the signals the writer raises about them.

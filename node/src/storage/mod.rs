@@ -6,7 +6,8 @@
 //! append-only histories, the idempotency and lookup-code maps, the secondary indexes (status,
 //! risk, category, open deadline, and the early-warning indexes of people and respondents
 //! under keyed hashes, see `secret`), the alerts with their time index, the statistics entries
-//! (`stats`: this node's contribution and those received from descendants), and the store
+//! (`stats`: this node's contribution and those received from descendants), the federation's
+//! outboxes, inbox watermarks, supervised copies and link records (`federation`), and the store
 //! metadata (format version, the node's code, per-day sequence counters, the index secret,
 //! cursors). Every value is wrapped in the checksummed, versioned envelope of `codec`; old
 //! formats are read through `migrate`. A store belongs to one node: opening it as another node

@@ -160,3 +160,44 @@ async fn every_change_of_a_supervised_case_sends_a_copy_and_dropping_one_closes_
     assert_eq!(store.outbox_stats(&parent).unwrap().len, 3);
     assert_index_consistency(&store);
 }
+
+#[tokio::test]
+async fn link_records_keep_the_last_word_and_the_first_start_across_a_restart() {
+    use crate::federation::links::LinkRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(store.link_records().unwrap().is_empty());
+    let parent = code(PARENT);
+    let first = LinkRecord {
+        last_heard: None,
+        expected_since: Timestamp(T0),
+    };
+    store.record_link(parent.clone(), first).await.unwrap();
+    let heard = LinkRecord {
+        last_heard: Some(Timestamp(T0 + 5_000)),
+        expected_since: Timestamp(T0 + 5_000),
+    };
+    store.record_link(parent.clone(), heard).await.unwrap();
+    // A record without a word keeps the stored word.
+    store.record_link(parent.clone(), first).await.unwrap();
+    store.shutdown().await;
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(
+        store.link_records().unwrap(),
+        vec![(
+            parent,
+            LinkRecord {
+                last_heard: Some(Timestamp(T0 + 5_000)),
+                expected_since: Timestamp(T0),
+            }
+        )]
+    );
+    // A damaged record is reported, not decoded into nonsense.
+    store.raw_insert(TreeId::Links, PARENT.as_bytes(), b"FQ\x17\x01garbage");
+    assert!(matches!(
+        store.link_records(),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
