@@ -80,7 +80,7 @@ impl Federation {
     pub async fn heard(&self, peer: &NodeCode, peer_queue: u64) {
         let now = self.clock.now();
         if let Some(record) = self.links.to_store(peer, now) {
-            if let Err(e) = self.store.record_link(peer.clone(), record).await {
+            if let Err(e) = self.store.record_links(vec![(peer.clone(), record)]).await {
                 tracing::warn!(peer = %peer, error = %e, "cannot store the link's last word");
                 self.links.store_failed(peer);
             }
@@ -91,10 +91,14 @@ impl Federation {
     /// Stores every link record that changed since it was last stored (at start: the parent
     /// link's first record; at a clean shutdown: the last words).
     pub async fn save_links(&self) {
-        for (peer, record) in self.links.unsaved() {
-            if let Err(e) = self.store.record_link(peer.clone(), record).await {
-                tracing::warn!(peer = %peer, error = %e, "cannot store the link record");
-                self.links.store_failed(&peer);
+        let records = self.links.unsaved();
+        if records.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.record_links(records.clone()).await {
+            tracing::warn!(error = %e, "cannot store the link records");
+            for (peer, _) in &records {
+                self.links.store_failed(peer);
             }
         }
     }

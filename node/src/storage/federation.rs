@@ -265,25 +265,32 @@ impl Store {
             .transpose()
     }
 
-    /// Stores what is known of the link to `peer` (durably): its last word replaces the stored
-    /// one (a record without a last word keeps it), and the earlier of the two starts is kept.
-    pub async fn record_link(&self, peer: NodeCode, record: LinkRecord) -> Result<(), WriteError> {
+    /// Stores what is known of links (durably, in one transaction): a record's last word
+    /// replaces the stored one (a record without a last word keeps it), and the earlier of the
+    /// two starts is kept.
+    pub async fn record_links(
+        &self,
+        records: Vec<(NodeCode, LinkRecord)>,
+    ) -> Result<(), WriteError> {
         let secret = self.inner.secret.clone();
         self.inner
             .writer
             .submit(move |trees| {
                 trees.transaction(&secret, |tx| {
-                    let key = peer.as_str().as_bytes();
-                    let held: Option<LinkRecord> =
-                        tx.get_decoded(TreeId::Links, ValueKind::LinkRecord, key)?;
-                    let merged = match held {
-                        None => record,
-                        Some(h) => LinkRecord {
-                            last_heard: record.last_heard.or(h.last_heard),
-                            expected_since: record.expected_since.min(h.expected_since),
-                        },
-                    };
-                    tx.insert_encoded(TreeId::Links, ValueKind::LinkRecord, key, &merged)
+                    for (peer, record) in &records {
+                        let key = peer.as_str().as_bytes();
+                        let held: Option<LinkRecord> =
+                            tx.get_decoded(TreeId::Links, ValueKind::LinkRecord, key)?;
+                        let merged = match held {
+                            None => *record,
+                            Some(h) => LinkRecord {
+                                last_heard: record.last_heard.or(h.last_heard),
+                                expected_since: record.expected_since.min(h.expected_since),
+                            },
+                        };
+                        tx.insert_encoded(TreeId::Links, ValueKind::LinkRecord, key, &merged)?;
+                    }
+                    Ok(())
                 })
             })
             .await

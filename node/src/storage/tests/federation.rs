@@ -172,14 +172,23 @@ async fn link_records_keep_the_last_word_and_the_first_start_across_a_restart() 
         last_heard: None,
         expected_since: Timestamp(T0),
     };
-    store.record_link(parent.clone(), first).await.unwrap();
+    store
+        .record_links(vec![(parent.clone(), first)])
+        .await
+        .unwrap();
     let heard = LinkRecord {
         last_heard: Some(Timestamp(T0 + 5_000)),
         expected_since: Timestamp(T0 + 5_000),
     };
-    store.record_link(parent.clone(), heard).await.unwrap();
+    store
+        .record_links(vec![(parent.clone(), heard)])
+        .await
+        .unwrap();
     // A record without a word keeps the stored word.
-    store.record_link(parent.clone(), first).await.unwrap();
+    store
+        .record_links(vec![(parent.clone(), first)])
+        .await
+        .unwrap();
     store.shutdown().await;
     drop(store);
 
