@@ -18,7 +18,8 @@
 //! was down: the alert then says how long nothing was heard, and is followed by "heard again"
 //! as soon as the peer answers. Only links that still are links are loaded: the configured
 //! parent and children (one tier below). Connection state, queue depths and errors are not
-//! kept.
+//! kept. Known limit: a child that was retired for good stays listed as silent, and is alerted
+//! once after every start, since nothing yet removes its record.
 //!
 //! The last word is not written on every call: a record is written when the stored last word
 //! is older than a tenth of the silence time ([`STORE_FRACTION`]), before the call's word
