@@ -305,6 +305,25 @@ async fn cases_move_and_are_supervised_across_the_tiers() {
     .await;
     let h = history(&mut town, &sup.id).await;
     assert_eq!(h.last().unwrap().kind, "accepted");
+    // The township lists the cases it supervises, apart from its own.
+    let listed = |supervised| {
+        let mut t = town.clone();
+        async move {
+            t.list_cases(pb::ListCasesRequest {
+                supervised,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .cases
+            .into_iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+        }
+    };
+    assert!(listed(true).await.contains(&sup.id));
+    assert!(!listed(false).await.contains(&sup.id));
     // A supervisor cannot change the case itself.
     let err = town
         .review_case(pb::ReviewCaseRequest {
@@ -395,6 +414,25 @@ async fn cases_move_and_are_supervised_across_the_tiers() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("已移交") && out.contains(TOWN), "{out}");
     owned_at(&mut town, &cli_case.id, TOWN).await;
+    // The city's director lists what the city supervises.
+    let (city_cert, city_key) = fed.pki.operator(CITY, "director", "boss");
+    let args = [
+        "--endpoint".to_string(),
+        fed.node(CITY).url(),
+        "--ca".to_string(),
+        fed.pki.ca().display().to_string(),
+        "--cert".to_string(),
+        city_cert.display().to_string(),
+        "--key".to_string(),
+        city_key.display().to_string(),
+        "--json".to_string(),
+        "case".to_string(),
+        "list".to_string(),
+        "--supervised".to_string(),
+    ];
+    let (code, out, err) = fqctl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&far.id), "{out}");
     let mut args = flags(fed.node(V2));
     args.push("links".into());
     let (code, out, err) = fqctl(&args.iter().map(String::as_str).collect::<Vec<_>>());

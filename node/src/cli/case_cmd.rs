@@ -147,6 +147,9 @@ pub struct ListArgs {
     /// Only cases past their running deadline (review, resolution or follow-up).
     #[arg(long)]
     pub overdue: bool,
+    /// The read-only copies of cases this node supervises (督办) instead of its own cases.
+    #[arg(long)]
+    pub supervised: bool,
     #[arg(long, default_value_t = 50)]
     pub page_size: u32,
     #[arg(long, default_value = "")]
@@ -337,6 +340,7 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 risk: opt_enum::<pb::RiskLevel>("RISK_LEVEL", &a.risk, "risk")?,
                 category: opt_enum::<pb::Category>("CATEGORY", &a.category, "category")?,
                 overdue_only: a.overdue,
+                supervised: a.supervised,
                 page_size: a.page_size,
                 page_token: a.page_token.clone(),
             };

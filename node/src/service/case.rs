@@ -211,6 +211,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             overdue_only,
             page_size,
             page_token,
+            supervised,
         } = req.into_inner();
         let page_size = match page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -227,6 +228,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             risk: convert::optional::<pb::RiskLevel, _>("risk", risk)?,
             category: convert::optional::<pb::Category, _>("category", category)?,
             overdue_at: overdue_only.then_some(now),
+            supervised,
             page_size,
             page_token: (!page_token.is_empty()).then_some(page_token),
         };

@@ -150,6 +150,9 @@ pub struct CaseQuery {
     pub category: Option<Category>,
     /// `Some(now)`: only cases whose [`Case::open_deadline`] is before `now`.
     pub overdue_at: Option<Timestamp>,
+    /// List the supervised read-only copies of cases owned elsewhere instead of this node's
+    /// own cases (the other filters apply to the copies).
+    pub supervised: bool,
     /// Cases per page: 0 means 50, larger than 500 means 500.
     pub page_size: usize,
     /// `next_page_token` of the previous page, for the same filters.

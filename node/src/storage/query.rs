@@ -6,6 +6,10 @@
 //! every case: it visits only the entries of the most selective index we keep, and checks every
 //! filter (the one used for the index included) on the case record.
 //!
+//! A listing of supervised copies walks the copies tree in id order and checks every filter
+//! on each copy: a node supervises few cases (those escalated to it for supervision, or
+//! whose colour calls for its tier), so they have no indexes of their own.
+//!
 //! A page token is `<tree name>:<hex of the last key returned>`. It is opaque to callers; the
 //! tree name lets us refuse a token made for another index, and the key must lie inside the
 //! range of the current listing. Pages continue strictly after that key, so concurrent writes
@@ -40,6 +44,13 @@ struct Plan {
 
 impl Plan {
     fn for_query(q: &CaseQuery) -> Plan {
+        if q.supervised {
+            return Plan {
+                tree: TreeId::Copies,
+                prefix: Vec::new(),
+                end: None,
+            };
+        }
         let by_code = |tree, code: u8| Plan {
             tree,
             prefix: vec![code],
@@ -150,6 +161,14 @@ pub(crate) fn list(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageErro
         let (key, value) = entry?;
         let case = if plan.tree == TreeId::Cases {
             super::codec::decode_case(TreeId::Cases, &key, &value)?
+        } else if plan.tree == TreeId::Copies {
+            let copy: crate::federation::message::CaseCopy = super::codec::decode(
+                super::codec::ValueKind::CaseCopy,
+                TreeId::Copies,
+                &key,
+                &value,
+            )?;
+            copy.case
         } else {
             let corrupt = |reason: &str| StorageError::Corrupt {
                 tree: plan.tree.name(),
@@ -229,6 +248,11 @@ mod tests {
             Plan::for_query(&q(None, None, None, None)).upper_bound(),
             Bound::Unbounded
         );
+        let copies = CaseQuery {
+            supervised: true,
+            ..q(Some(CaseStatus::Accepted), None, None, now)
+        };
+        assert_eq!(Plan::for_query(&copies).tree, TreeId::Copies);
     }
 
     #[test]

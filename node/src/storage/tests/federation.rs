@@ -210,3 +210,96 @@ async fn link_records_keep_the_last_word_and_the_first_start_across_a_restart() 
         Err(StorageError::Corrupt { .. })
     ));
 }
+
+#[tokio::test]
+async fn supervised_copies_are_listed_apart_from_own_cases_with_the_same_filters() {
+    use crate::federation::apply::CopyChange;
+    use crate::federation::message::CaseCopy;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let own = register(&store, "own").await.case;
+    let child = code("610116001001001".get(..12).unwrap());
+    // Copies of three cases owned by a child, one of them red.
+    let copies: Vec<Case> = (1..=3)
+        .map(|n| {
+            let (mut case, _) = new_case("20250201", n);
+            case.id = format!("{child}-20250201-{n:06}");
+            case.owner_node = child.to_string();
+            case.risk = if n == 2 {
+                RiskLevel::Red
+            } else {
+                RiskLevel::Blue
+            };
+            case
+        })
+        .collect();
+    let batch: Vec<(u64, Message)> = copies
+        .iter()
+        .zip(1u64..)
+        .map(|(c, n)| {
+            let mut m = order(&c.id, 0).message;
+            m.origin_seq = n;
+            (n, m)
+        })
+        .collect();
+    let by_id: std::collections::HashMap<String, Case> =
+        copies.iter().map(|c| (c.id.clone(), c.clone())).collect();
+    store
+        .apply_incoming(child.clone(), batch, move |msg, _| Effects {
+            copy: CopyChange::Put(Box::new(CaseCopy {
+                case: by_id[msg.case_id()].clone(),
+                history: Vec::new(),
+            })),
+            ..Effects::default()
+        })
+        .await
+        .unwrap();
+
+    let ids = |page: CasePage| page.cases.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let all_own = store.list_cases(&CaseQuery::default()).unwrap();
+    assert_eq!(
+        ids(all_own),
+        vec![own.id.clone()],
+        "copies are not own cases"
+    );
+    let supervised = CaseQuery {
+        supervised: true,
+        ..CaseQuery::default()
+    };
+    let listed = ids(store.list_cases(&supervised).unwrap());
+    assert_eq!(
+        listed,
+        copies.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+    );
+    let red = store
+        .list_cases(&CaseQuery {
+            risk: Some(RiskLevel::Red),
+            ..supervised.clone()
+        })
+        .unwrap();
+    assert_eq!(ids(red), vec![copies[1].id.clone()]);
+    // Pages continue after the last copy returned; a token of another listing is refused.
+    let first = store
+        .list_cases(&CaseQuery {
+            page_size: 2,
+            ..supervised.clone()
+        })
+        .unwrap();
+    let token = first.next_page_token.clone().expect("a second page");
+    assert_eq!(first.cases.len(), 2);
+    let second = store
+        .list_cases(&CaseQuery {
+            page_size: 2,
+            page_token: Some(token.clone()),
+            ..supervised.clone()
+        })
+        .unwrap();
+    assert_eq!(ids(second), vec![copies[2].id.clone()]);
+    assert!(matches!(
+        store.list_cases(&CaseQuery {
+            page_token: Some(token),
+            ..CaseQuery::default()
+        }),
+        Err(StorageError::BadPageToken(_))
+    ));
+}
