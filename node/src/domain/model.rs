@@ -222,7 +222,9 @@ pub struct Case {
     pub history_len: u64,
     /// Ancestor nodes following this case (提级督办), nearest first. The owner keeps each of
     /// them in sync with a read-only copy; it is changed only through the state machine
-    /// (escalation with mode SUPERVISE, a supervision order, or a risk/deadline rule).
+    /// (escalation with mode SUPERVISE, a supervision order, a risk/deadline rule) and by
+    /// the node that installs a moved case, which re-applies the colour rule and keeps only
+    /// its own ancestors (`rules::reconcile_owner`).
     pub supervising_nodes: Vec<String>,
     /// When the running resolution deadline started: acceptance, or the latest reopen. The
     /// share of time used ([`Case::deadline`]) is measured from here.
@@ -234,7 +236,7 @@ pub struct Case {
     /// The entries of `supervising_nodes` that the rules opened, and why (see
     /// [`super::rules`]). An entry naming a node that is no longer supervising is stale and
     /// ignored; supervision opened by other means (escalation) is not listed here and the
-    /// rules never close it.
+    /// rules never close it (only a move out of its node's subtree ends it).
     pub rule_supervision: Vec<RuleSupervision>,
     /// "六个一" (Zizhou): lead leader, mediation organisation, liaison unit, plan, progress
     /// table and legal briefing.

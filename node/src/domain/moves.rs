@@ -10,11 +10,16 @@
 //!    next epoch.
 //! 2. Every node that passes it on appends [`relay_event`] to the carried history.
 //! 3. [`receive`] at the destination installs it: owner = the destination, epoch = the carried
-//!    one, status as before the move, plus a "received" event. The ancestors that followed it
-//!    (`supervising_nodes`) are kept only where they are still ancestors of the new owner.
+//!    one, status as before the move, plus a "received" event. Then the new owner re-applies
+//!    the supervision rules ([`rules::reconcile_owner`]): the colour rule opens or closes the
+//!    supervision the case's colour needs from the new owner's position (a red case moved
+//!    down from the county is supervised by the county; one taken over by the county is not
+//!    any more), and the ancestors that followed it (`supervising_nodes`) keep following it
+//!    only where they are still ancestors of the new owner. Each change is an event after the
+//!    "received" one.
 //!
 //! A refused transfer comes back and [`restore`] makes the old owner the owner again, with an
-//! epoch above the refused one, so a late or repeated copy of the refused transfer is stale
+//! epoch above the refused one and the same re-application of the rules, so a late or repeated copy of the refused transfer is stale
 //! everywhere. The epoch is a fencing token: it grows with every move, and a write carrying a
 //! smaller epoch than the one a node holds is refused.
 //!
@@ -27,7 +32,10 @@
 //! Like [`super::machine`], everything here is deterministic and free of I/O.
 
 use super::calendar::china_datetime;
-use super::{Case, CaseStatus, Ctx, DomainError, Event, EventKind, Timestamp, mask, validate};
+use super::machine::append_events;
+use super::{
+    Case, CaseStatus, Ctx, DomainError, Event, EventKind, Timestamp, mask, rules, validate,
+};
 
 /// Reasons and instructions attached to moves and orders: required, at most this many
 /// characters.
@@ -138,6 +146,8 @@ pub fn relay_event(history_len: u64, ctx: &Ctx, to: &str) -> Event {
 
 /// The new owner's record of a received case: `carried` is the case as sent (status before the
 /// move), `history_len` the length of the carried history, `epoch` the transfer's epoch.
+/// Returns the case and the events to append: "received", then those of the supervision rules
+/// re-applied for the new owner ([`rules::reconcile_owner`]).
 pub fn receive(
     carried: &Case,
     history_len: u64,
@@ -145,14 +155,7 @@ pub fn receive(
     epoch: u64,
     from: &str,
     kind: MoveKind,
-) -> (Case, Event) {
-    let mut case = carried.clone();
-    case.owner_node = ctx.node.to_owned();
-    case.epoch = epoch;
-    case.moved_to = None;
-    case.updated_at = ctx.now;
-    case.supervising_nodes
-        .retain(|s| is_strict_ancestor(s, ctx.node));
+) -> (Case, Vec<Event>) {
     let mut e = event(
         history_len,
         ctx,
@@ -166,11 +169,29 @@ pub fn receive(
         kind.label_zh(),
         carried.status.label_zh()
     );
-    case.history_len = e.seq;
-    (case, e)
+    install(carried, ctx, epoch, e)
 }
 
-/// The old owner takes a refused case back: owner again, epoch above the refused one. The
+/// Makes `ctx.node` the owner of `carried` at `epoch`, records `first` (the "received" or
+/// "returned" event), then brings supervision in line with the new owner
+/// ([`rules::reconcile_owner`]: the colour rule again, and only ancestors of the owner keep
+/// supervising), one event per change.
+fn install(carried: &Case, ctx: &Ctx, epoch: u64, first: Event) -> (Case, Vec<Event>) {
+    let mut case = carried.clone();
+    case.owner_node = ctx.node.to_owned();
+    case.epoch = epoch;
+    case.moved_to = None;
+    case.updated_at = ctx.now;
+    case.history_len = first.seq;
+    let mut events = vec![first];
+    let drafts = rules::reconcile_owner(&mut case);
+    let status = case.status;
+    append_events(&mut case, ctx, status, drafts, &mut events);
+    (case, events)
+}
+
+/// The old owner takes a refused case back: owner again, epoch above the refused one, the
+/// supervision rules re-applied as by [`receive`] (so the colour rule holds there too). The
 /// reason is the refusing node's own text (its words, or its configured
 /// `federation.refuse_transfers`), so the division codes in it stay readable; only the
 /// parties' data is masked ([`mask::redact_parties`]).
@@ -181,15 +202,7 @@ pub fn restore(
     refused_epoch: u64,
     intended: &str,
     reason: &str,
-) -> (Case, Event) {
-    let (mut case, _) = receive(
-        carried,
-        history_len,
-        ctx,
-        refused_epoch.saturating_add(1),
-        intended,
-        MoveKind::Transfer,
-    );
+) -> (Case, Vec<Event>) {
     let mut e = event(
         history_len,
         ctx,
@@ -202,8 +215,7 @@ pub fn restore(
         ctx.node,
         mask::redact_parties(reason, &carried.parties)
     );
-    case.history_len = e.seq;
-    (case, e)
+    install(carried, ctx, refused_epoch.saturating_add(1), e)
 }
 
 /// 提级督办: asks `supervisor` (the parent) to follow the case. Asking again changes nothing
@@ -302,11 +314,6 @@ fn add_supervisor(case: &mut Case, code: &str) {
     // Nearest first: a longer division code is a lower tier.
     case.supervising_nodes
         .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-}
-
-/// `a` is a strict ancestor of `b` by division code (a strict prefix).
-fn is_strict_ancestor(a: &str, b: &str) -> bool {
-    b.len() > a.len() && b.starts_with(a)
 }
 
 #[cfg(test)]

@@ -32,8 +32,33 @@
 //! `Case::rule_supervision` as (node, cause), so that a rule closes only what it opened:
 //! lowering the risk removes the colour's supervision but keeps the parent's supervision of an
 //! overdue case, and never touches supervision opened by an escalation (提级督办), which has
-//! no entry there. Only the colour rule ever closes supervision; overdue and reopen supervision
-//! stay until someone ends them through the federation.
+//! no entry there. Only the colour rule ever closes supervision in place; overdue and reopen
+//! supervision stay until the case moves out of their node's subtree (below) or someone ends
+//! them through the federation.
+//!
+//! # Supervision after a move
+//!
+//! The colour rule depends on the owner as much as on the colour, so the node that installs a
+//! moved case — the receiver of a transfer or take-over, or the old owner taking back a
+//! refused one — re-applies it ([`reconcile_owner`], called by `moves::receive` and
+//! `moves::restore`), with one event per change, recorded by the installing node after its
+//! "received" or "returned" event:
+//!
+//! * a red case moved down from the county to a village (交办) is supervised by the county; an
+//!   orange case moved from a village to a village of another township by the new township;
+//! * a red village case taken over by the county (提级办理, or a transfer up) loses the
+//!   county's risk supervision: the county owns it now;
+//! * supervision opened for another cause (an escalation, an order, overdue, reopen) is kept
+//!   as long as its node may still supervise.
+//!
+//! A supervisor must be a strict ancestor of the owner: its copies travel up the owner's
+//! parent link, and `federation::supervision` sends nothing to anyone else. So after a move,
+//! every supervisor that is not an ancestor of the new owner — the new owner itself, or an
+//! ancestor of the old owner outside the new one's line — stops supervising, whatever opened
+//! it, with an event naming the rules it supervised for. (The old owner's tombstone already
+//! sent each former supervisor a close.) Nothing is moved to the new owner's ancestors except
+//! by the colour rule here and the overdue rule at the next sweep (a case still overdue is
+//! then supervised by its new parent); the reopen rule fires on a reopen only.
 //!
 //! Invariants kept by [`open`] and [`close`]: every node of `rule_supervision` is in
 //! `supervising_nodes` (stale entries, whose node someone else removed, are dropped first);
@@ -211,18 +236,13 @@ pub fn close(case: &mut Case, cause: SupervisionCause, keep: Option<&str>) -> Ve
 }
 
 /// Brings the colour's supervision in line with the case's current risk and owner: closes
-/// what a former colour opened, opens what this one requires. Returns the events due.
+/// what a former colour (or a former owner's tier) opened, opens what this one requires.
+/// Returns the events due.
 pub fn reconcile_risk(case: &mut Case) -> Vec<Draft> {
     let want = risk_supervisor(&case.owner_node, case.risk);
     let mut drafts = Vec::new();
     for (node, stays) in close(case, SupervisionCause::Risk, want.as_deref()) {
-        let mut detail = format!(
-            "风险等级为{}色，无需{node}跟踪，解除风险督办",
-            case.risk.label_zh()
-        );
-        if stays {
-            detail.push_str("（因其他原因仍在督办）");
-        }
+        let detail = risk_closed_detail(case, &node, stays);
         drafts.push((EventKind::SupervisionClosed, detail));
     }
     if let Some(node) = want {
@@ -234,6 +254,75 @@ pub fn reconcile_risk(case: &mut Case) -> Vec<Draft> {
             ));
         }
     }
+    drafts
+}
+
+/// Brings a moved case's supervision in line with its new owner (`case.owner_node`, already
+/// set by the move): re-applies the colour rule ([`reconcile_risk`]), then ends the
+/// supervision of every node that is not a strict ancestor of the new owner, whatever opened
+/// it (see "Supervision after a move" in the module doc). Returns the events due; none when
+/// nothing changed, so applying it twice changes nothing.
+pub fn reconcile_owner(case: &mut Case) -> Vec<Draft> {
+    let mut drafts = reconcile_risk(case);
+    drafts.extend(drop_non_ancestors(case));
+    drafts
+}
+
+/// `node` may supervise a case owned by `owner`: it is a strict ancestor by division code.
+pub fn may_supervise(node: &str, owner: &str) -> bool {
+    match (NodeCode::parse(node), NodeCode::parse(owner)) {
+        (Ok(node), Ok(owner)) => node.is_ancestor_of(&owner),
+        _ => false,
+    }
+}
+
+/// The event detail of the colour's supervision by `node` ending: because the colour went
+/// down, or because the case moved (to `node` itself, or out of its subtree).
+fn risk_closed_detail(case: &Case, node: &str, stays: bool) -> String {
+    let owner = case.owner_node.as_str();
+    let colour = case.risk.label_zh();
+    if node == owner {
+        return format!("{node}已承办本案，{colour}色风险由其自行跟踪，解除风险督办");
+    }
+    if !may_supervise(node, owner) {
+        // Whatever else `node` supervised for ends next ([`drop_non_ancestors`]).
+        return format!("案件现由{owner}承办，{node}不是其上级，解除风险督办");
+    }
+    let mut detail = format!("风险等级为{colour}色，无需{node}跟踪，解除风险督办");
+    if stays {
+        detail.push_str("（因其他原因仍在督办）");
+    }
+    detail
+}
+
+/// Removes every supervisor that is not a strict ancestor of the owner, with its rule
+/// entries; one event each, naming the rules it supervised for.
+fn drop_non_ancestors(case: &mut Case) -> Vec<Draft> {
+    prune(case);
+    let owner = case.owner_node.clone();
+    let (kept, gone): (Vec<String>, Vec<String>) = std::mem::take(&mut case.supervising_nodes)
+        .into_iter()
+        .partition(|n| may_supervise(n, &owner));
+    case.supervising_nodes = kept;
+    let mut drafts = Vec::with_capacity(gone.len());
+    for node in gone {
+        let causes: Vec<&str> = case
+            .rule_supervision
+            .iter()
+            .filter(|r| r.node == node)
+            .map(|r| r.cause.label_zh())
+            .collect();
+        let mut detail = if node == owner {
+            format!("{node}已承办本案，不再督办")
+        } else {
+            format!("案件现由{owner}承办，{node}不是其上级，督办随之结束")
+        };
+        if !causes.is_empty() {
+            detail.push_str(&format!("（原督办原因：{}）", causes.join("、")));
+        }
+        drafts.push((EventKind::SupervisionClosed, detail));
+    }
+    prune(case);
     drafts
 }
 

@@ -15,9 +15,12 @@
 //! * **transfer** — installed with the carried epoch, unless this node holds a live record of
 //!   the case (refused back), a tombstone of the same or a later epoch (stale: dropped), or
 //!   is closed to incoming cases (`federation.refuse_transfers`, a center being merged or
-//!   dissolved: refused back with the configured reason).
+//!   dissolved: refused back with the configured reason). Installing re-applies the
+//!   supervision rules for the new owner (`rules::reconcile_owner`: the colour rule, and
+//!   only ancestors keep supervising), with their events and a `supervision` alert for each
+//!   node that starts supervising; the storage layer then sends the supervisors their copies.
 //! * **transfer refused** — the old owner restores the case at an epoch above the refused one,
-//!   provided its tombstone is the one the transfer left.
+//!   provided its tombstone is the one the transfer left, re-applying the rules the same way.
 //! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
 //! * **order** — carried out by the owner if the issuer is its ancestor (a supervision order
 //!   lands in the history and makes the issuer a supervisor; a transfer order moves the case
@@ -32,6 +35,7 @@
 //! with the transfer); that check guards against a store restored from an old backup, or a bug.
 
 use crate::code::NodeCode;
+use crate::domain::alert::{self, Alert};
 use crate::domain::moves::{self, MoveKind};
 use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Timestamp};
 
@@ -118,6 +122,9 @@ pub struct Note {
 pub struct Effects {
     /// The new version of the local case record and the events appended to its history.
     pub case: Option<(Case, Vec<Event>)>,
+    /// Alerts raised by that change (supervision opened when a moved case is installed),
+    /// written with it.
+    pub alerts: Vec<Alert>,
     pub copy: CopyChange,
     pub send: Vec<Outgoing>,
     pub note: Option<Note>,
@@ -323,7 +330,7 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
     };
     let actor = moves::node_actor(node.me.as_str());
     let ctx = node.ctx(node.me.as_str(), &actor);
-    let (case, received) = moves::receive(
+    let (case, mine) = moves::receive(
         &t.case,
         t.history.len() as u64,
         &ctx,
@@ -331,9 +338,11 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
         msg.origin.as_str(),
         t.kind,
     );
-    events.push(received);
+    let alerts = alert::of_change(Some(&t.case), &case, &mine, node.now);
+    events.extend(mine);
     Effects {
         case: Some((case, events)),
+        alerts,
         copy: if local.copy.is_some() {
             CopyChange::Remove
         } else {
@@ -369,7 +378,7 @@ fn receive_refusal(node: &Node, r: &Refused, local: &Local) -> Effects {
     };
     let actor = moves::node_actor(node.me.as_str());
     let ctx = node.ctx(node.me.as_str(), &actor);
-    let (case, returned) = moves::restore(
+    let (case, mine) = moves::restore(
         &r.case,
         r.history.len() as u64,
         &ctx,
@@ -377,9 +386,11 @@ fn receive_refusal(node: &Node, r: &Refused, local: &Local) -> Effects {
         r.intended_owner.as_str(),
         &r.reason,
     );
-    events.push(returned);
+    let alerts = alert::of_change(Some(&r.case), &case, &mine, node.now);
+    events.extend(mine);
     Effects {
         case: Some((case, events)),
+        alerts,
         note: Some(Note {
             warn: true,
             text: format!(

@@ -14,6 +14,16 @@
 //! seen, so a late or repeated copy never replaces a newer one, and a close only removes a copy
 //! of the same or an older epoch. Supervisors are strict ancestors of the owner, so these
 //! messages always leave through the owner's parent link.
+//!
+//! A move keeps that true: the node that installs a moved case (a receiver, or an old owner
+//! taking back a refused transfer) brings its supervision in line with the new owner in the
+//! same write (`rules::reconcile_owner`: the colour rule re-applied, supervisors that are not
+//! ancestors of the new owner dropped, each with an event). So the installing write syncs
+//! exactly the supervisors the new owner should have — for a red case moved down from the
+//! county, the county itself, which then holds a copy beside its tombstone — while the old
+//! owner's tombstone has already sent a close to each of its former supervisors. A supervisor
+//! kept across the move gets both; the close carries the old epoch and removes nothing newer.
+//! The ancestor filter in [`plan`] stays as a guard against a record that breaks the rule.
 
 use crate::code::NodeCode;
 use crate::domain::{Case, CaseStatus, Event, mask};

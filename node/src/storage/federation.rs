@@ -388,7 +388,7 @@ where
                 before: local.case.as_ref(),
                 after,
                 events,
-                alerts: &[],
+                alerts: &effects.alerts,
                 outgoing: &effects.send,
             };
             change.check().map_err(abort)?;

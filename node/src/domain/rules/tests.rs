@@ -205,6 +205,52 @@ fn reconcile_follows_the_colour() {
 }
 
 #[test]
+fn reconcile_owner_follows_the_owner() {
+    // A red village case, also overdue (the township) and under the county for both.
+    let mut c = case_at("610116001001");
+    c.risk = RiskLevel::Red;
+    reconcile_risk(&mut c);
+    open(&mut c, "610116001", SupervisionCause::Overdue);
+    open(&mut c, "610116", SupervisionCause::Overdue);
+    assert!(reconcile_owner(&mut c).is_empty(), "nothing to do in place");
+    // Moved to a village of another county: every supervisor ends, one event per rule that
+    // let go of a node, and the new county follows the colour.
+    c.owner_node = "610115001001".into();
+    let d = reconcile_owner(&mut c);
+    let details: Vec<&str> = d.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        details,
+        [
+            "案件现由610115001001承办，610116不是其上级，解除风险督办",
+            "红色风险由县委政法委书记跟踪，提请610115督办",
+            "案件现由610115001001承办，610116001不是其上级，督办随之结束（原督办原因：逾期）",
+            "案件现由610115001001承办，610116不是其上级，督办随之结束（原督办原因：逾期）",
+        ]
+    );
+    assert_eq!(c.supervising_nodes, ["610115"]);
+    assert_eq!(
+        c.rule_supervision,
+        [RuleSupervision {
+            node: "610115".into(),
+            cause: SupervisionCause::Risk
+        }]
+    );
+    assert!(reconcile_owner(&mut c).is_empty(), "idempotent");
+    // The county takes it over: its own colour needs nobody.
+    c.owner_node = "610115".into();
+    assert_eq!(
+        reconcile_owner(&mut c),
+        [(
+            EventKind::SupervisionClosed,
+            "610115已承办本案，红色风险由其自行跟踪，解除风险督办".to_string()
+        )]
+    );
+    assert!(c.supervising_nodes.is_empty() && c.rule_supervision.is_empty());
+    assert!(may_supervise("6101", "610116") && !may_supervise("610116", "610116"));
+    assert!(!may_supervise("610115", "610116001") && !may_supervise("x", "610116"));
+}
+
+#[test]
 fn words_and_normal_forms() {
     assert_eq!(duration_zh(Duration::from_secs(3 * 86_400)), "3天");
     assert_eq!(duration_zh(Duration::from_secs(12 * 3_600)), "12小时");

@@ -388,3 +388,127 @@ fn copies_are_kept_newest_first_and_closed_by_epoch() {
         CopyChange::Keep
     );
 }
+
+/// The transfer of `case` (with `history`) by its owner `from` toward `to`, and the tombstone.
+fn send(case: &Case, history: &[Event], from: &str, to: &str, kind: MoveKind) -> (Case, Message) {
+    let at = At::new(from);
+    let (tomb, _, out) = move_out(&at.node(), case, history, "op", &c(to), kind, "理由").unwrap();
+    (tomb, out.message)
+}
+
+#[test]
+fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
+    use crate::domain::alert::AlertKind;
+    use crate::domain::{EventKind, RiskLevel, rules};
+
+    // 交办: a red county case moved down to a village, through the township.
+    let (mut red, history) = owned("610116");
+    red.risk = RiskLevel::Red;
+    let (_, msg) = send(&red, &history, "610116", "610116001001", MoveKind::Transfer);
+    let town = At::new("610116001");
+    let relayed = incoming(&town.node(), &msg, &Local::default()).send[0]
+        .message
+        .clone();
+    let village = At::new("610116001001");
+    let e = incoming(&village.node(), &relayed, &Local::default());
+    let (case, events) = e.case.expect("installed");
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Registered,
+            EventKind::TransferredOut,
+            EventKind::Relayed,
+            EventKind::Received,
+            EventKind::SupervisionOpened
+        ]
+    );
+    assert_eq!(case.history_len, 5);
+    assert_eq!(case.supervising_nodes, ["610116"]);
+    // The village is alerted, as when it registers a red case itself...
+    assert_eq!(e.alerts.len(), 1);
+    assert_eq!(e.alerts[0].kind, AlertKind::Supervision);
+    assert!(
+        e.alerts[0].message.contains("提请610116督办"),
+        "{:?}",
+        e.alerts
+    );
+    // ...and the write sends the county its copy, up through the township.
+    let plan = supervision::plan(None, &case);
+    assert_eq!(plan.sync, [c("610116")]);
+    let out = supervision::messages(&plan, &case, &events);
+    assert_eq!(out[0].next_hop, c("610116001"));
+
+    // 提级办理 back: the township takes it over (the county still follows red), then the
+    // county, which held the supervised copy: the copy goes, and so does the supervision.
+    // (Nothing was held here before: `events` is the whole history.)
+    let carried = events.clone();
+    let (_, up) = send(
+        &case,
+        &carried,
+        "610116001001",
+        "610116001",
+        MoveKind::TakeOver,
+    );
+    let e = incoming(&town.node(), &up, &Local::default());
+    let (at_town, events) = e.case.expect("installed");
+    assert_eq!(at_town.supervising_nodes, ["610116"]);
+    assert_eq!(events.last().unwrap().kind, EventKind::Received);
+    assert!(e.alerts.is_empty(), "the county was already following");
+    let carried = events;
+    let (_, up) = send(
+        &at_town,
+        &carried,
+        "610116001",
+        "610116",
+        MoveKind::TakeOver,
+    );
+    let county = At::new("610116");
+    let held = Local {
+        copy: Some(supervision::copy_for_supervisor(&case, &carried)),
+        ..Local::default()
+    };
+    let e = incoming(&county.node(), &up, &held);
+    let (at_county, events) = e.case.expect("installed");
+    assert_eq!(e.copy, CopyChange::Remove);
+    assert!(at_county.supervising_nodes.is_empty());
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventKind::SupervisionClosed);
+    assert_eq!(
+        last.detail,
+        "610116已承办本案，红色风险由其自行跟踪，解除风险督办"
+    );
+    assert_eq!(
+        supervision::plan(None, &at_county),
+        supervision::Plan::default()
+    );
+
+    // A refused transfer back at a red village case's owner: the county still follows it.
+    let (mut red, history) = owned("610116001001");
+    red.risk = RiskLevel::Red;
+    rules::reconcile_risk(&mut red);
+    let (tomb, msg) = send(
+        &red,
+        &history,
+        "610116001001",
+        "610116001",
+        MoveKind::TakeOver,
+    );
+    let closed = At {
+        refuse_transfers: Some("撤并".into()),
+        ..At::new("610116001")
+    };
+    let refusal = incoming(&closed.node(), &msg, &Local::default()).send[0]
+        .message
+        .clone();
+    let local = Local {
+        case: Some(tomb.clone()),
+        ..Local::default()
+    };
+    let e = incoming(&village.node(), &refusal, &local);
+    let (back, events) = e.case.expect("restored");
+    assert_eq!(back.supervising_nodes, ["610116"]);
+    assert_eq!(events.last().unwrap().kind, EventKind::Returned);
+    assert!(e.alerts.is_empty());
+    assert_eq!(supervision::plan(Some(&tomb), &back).sync, [c("610116")]);
+}
