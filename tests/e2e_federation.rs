@@ -591,3 +591,148 @@ async fn refused_transfers_come_back_to_the_sender_with_the_reason() {
     assert_eq!(listed(&mut v1, &far.id).await.len(), 1);
     assert!(listed(&mut town, &far.id).await.is_empty());
 }
+
+/// The four-colour rule follows a case across a move, with three real nodes: county 610116
+/// (top), township 610116001, village 610116001001. A red case registered at the county needs
+/// nobody extra; transferred down to the village (交办), the village records that the county
+/// now supervises it, raises the supervision alert, and the county keeps the supervised copy
+/// beside its tombstone. Moved back up to the county, the county owns it and its risk
+/// supervision ends, with the reason in the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_colour_rule_follows_a_case_down_and_back_up() {
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let county_node = NodeProc::start(&pki, root.path(), COUNTY);
+    let town_node = NodeProc::start_with(
+        &pki,
+        root.path(),
+        TOWN,
+        &NodeOpts {
+            parent: Some(county_node.federation_url()),
+            ..NodeOpts::default()
+        },
+    );
+    let village_node = NodeProc::start_with(
+        &pki,
+        root.path(),
+        V1,
+        &NodeOpts {
+            parent: Some(town_node.federation_url()),
+            ..NodeOpts::default()
+        },
+    );
+    let mut county = operator_client(&pki, &county_node, COUNTY, "director", "boss").await;
+    let mut v1 = operator_client(&pki, &village_node, V1, "director", "boss").await;
+
+    let red = county
+        .register_case(request(
+            "red-down",
+            pb::RiskLevel::Red,
+            "610102199001010009",
+            "某建筑公司",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        red.supervising_nodes.is_empty(),
+        "the county follows red itself"
+    );
+    let id = red.id.clone();
+    county
+        .transfer_case(pb::TransferCaseRequest {
+            case_id: id.clone(),
+            to_node: V1.into(),
+            reason: "属地化解，县级跟踪".into(),
+        })
+        .await
+        .unwrap();
+
+    // At the village: owned, supervised by the county because of the colour rule.
+    let got = owned_at(&mut v1, &id, V1).await;
+    assert_eq!(got.supervising_nodes, [COUNTY]);
+    let h = history(&mut v1, &id).await;
+    assert_eq!(
+        kinds(&h),
+        [
+            "registered",
+            "transferred_out",
+            "relayed",
+            "received",
+            "supervision_opened"
+        ]
+    );
+    let opened = &h[4];
+    assert_eq!(opened.node, V1);
+    assert_eq!(opened.actor, format!("spiffe://fengqiao/node/{V1}"));
+    assert_eq!(
+        opened.detail,
+        "红色风险由县委政法委书记跟踪，提请610116督办"
+    );
+    let alerts = v1
+        .list_alerts(pb::ListAlertsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.kind == "supervision" && a.case_ids.contains(&id)),
+        "{alerts:?}"
+    );
+
+    // At the county, once traffic settles: the supervised copy (owner: the village) with the
+    // same history, listed among the supervised cases; its tombstone stays apart.
+    let copy = eventually("the county's supervised copy", SETTLE, || {
+        let mut c = county.clone();
+        let id = id.clone();
+        async move {
+            get(&mut c, &id)
+                .await
+                .filter(|k| k.owner_node == V1 && k.status != pb::CaseStatus::Transferred as i32)
+        }
+    })
+    .await;
+    assert_eq!(copy.supervising_nodes, [COUNTY]);
+    assert_eq!(copy.epoch, got.epoch);
+    assert_eq!(copy.parties[0].id_number, "6101**********0009");
+    let at_county = history(&mut county, &id).await;
+    assert_eq!(at_county.last().unwrap().detail, opened.detail);
+    let supervised = county
+        .list_cases(pb::ListCasesRequest {
+            supervised: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .cases;
+    assert!(supervised.iter().any(|k| k.id == id));
+    let tomb = listed(&mut county, &id).await;
+    assert_eq!(tomb.len(), 1);
+    assert_eq!(tomb[0].status, pb::CaseStatus::Transferred as i32);
+
+    // Back up to the county: it owns the case, so its risk supervision ends.
+    v1.transfer_case(pb::TransferCaseRequest {
+        case_id: id.clone(),
+        to_node: COUNTY.into(),
+        reason: "需县级统筹".into(),
+    })
+    .await
+    .unwrap();
+    let back = owned_at(&mut county, &id, COUNTY).await;
+    assert!(back.supervising_nodes.is_empty(), "{back:?}");
+    let h = history(&mut county, &id).await;
+    let last = h.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.node.as_str()),
+        ("supervision_closed", COUNTY)
+    );
+    assert_eq!(
+        last.detail,
+        "610116已承办本案，红色风险由其自行跟踪，解除风险督办"
+    );
+    assert_eq!(h[h.len() - 2].kind, "received");
+}
