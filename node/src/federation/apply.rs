@@ -19,6 +19,8 @@
 //! * **transfer refused** — the old owner restores the case at an epoch above the refused one,
 //!   provided its tombstone is the one the transfer left.
 //! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
+//! * **alert** — stored for this node's staff under its key (a repeat changes nothing); it
+//!   goes no further.
 //! * **order** — carried out by the owner if the issuer is its ancestor (a supervision order
 //!   lands in the history and makes the issuer a supervisor; a transfer order moves the case
 //!   if the issuer is also an ancestor of, or is, the target). A tombstone passes it on
@@ -32,6 +34,7 @@
 //! with the transfer); that check guards against a store restored from an old backup, or a bug.
 
 use crate::code::NodeCode;
+use crate::domain::alert::Alert;
 use crate::domain::moves::{self, MoveKind};
 use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Timestamp};
 
@@ -118,6 +121,8 @@ pub struct Note {
 pub struct Effects {
     /// The new version of the local case record and the events appended to its history.
     pub case: Option<(Case, Vec<Event>)>,
+    /// Alerts to store here (each once, by key).
+    pub alerts: Vec<Alert>,
     pub copy: CopyChange,
     pub send: Vec<Outgoing>,
     pub note: Option<Note>,
@@ -185,6 +190,13 @@ pub fn incoming(node: &Node, msg: &Message, local: &Local) -> Effects {
         },
         Body::Order(order) => deliver_order(node, msg, order, local),
         Body::Redirect { order, moved_to } => redirect_again(node, order, moved_to),
+        Body::Alert(alert) => Effects {
+            alerts: vec![Alert {
+                forward_to: Vec::new(),
+                ..alert.clone()
+            }],
+            ..Effects::default()
+        },
     }
 }
 
@@ -215,7 +227,11 @@ fn forward(node: &Node, msg: &Message) -> Effects {
         Body::Transfer(Transfer { history, .. }) | Body::Refused(Refused { history, .. }) => {
             history.push(moves::relay_event(history.len() as u64, &ctx, dest));
         }
-        Body::Sync(_) | Body::Close { .. } | Body::Order(_) | Body::Redirect { .. } => {}
+        Body::Sync(_)
+        | Body::Close { .. }
+        | Body::Order(_)
+        | Body::Redirect { .. }
+        | Body::Alert(_) => {}
     }
     Effects {
         forwarded: true,
@@ -334,6 +350,7 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
     events.push(received);
     Effects {
         case: Some((case, events)),
+        alerts: Vec::new(),
         copy: if local.copy.is_some() {
             CopyChange::Remove
         } else {

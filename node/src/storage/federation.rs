@@ -396,6 +396,9 @@ where
         }
         None => change::enqueue(tx, &effects.send)?,
     }
+    for alert in &effects.alerts {
+        tx.raise(alert)?;
+    }
     match &effects.copy {
         CopyChange::Keep => {}
         CopyChange::Put(copy) => tx.insert_encoded(
