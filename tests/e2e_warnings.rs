@@ -1,6 +1,6 @@
 //! End to end: early warnings (repeat person, group dispute), a reopen after a dissatisfied
 //! follow-up, the "六个一" commands, and risk and deadline changes through fqctl, on a real
-//! `fqnode`.
+//! village `fqnode` linked to its township, which receives the village's alerts.
 
 mod support;
 
@@ -10,13 +10,34 @@ use support::*;
 const VILLAGE: &str = "610116001001";
 const TOWNSHIP: &str = "610116001";
 const COUNTY: &str = "610116";
+/// Bound on waits for traffic between the two nodes to settle.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_warnings_reopen_and_the_six_ones() {
     init();
     let pki = Pki::new();
     let root = tempfile::tempdir().unwrap();
-    let village = NodeProc::start(&pki, root.path(), VILLAGE);
+    let township = NodeProc::start_with(
+        &pki,
+        root.path(),
+        TOWNSHIP,
+        &NodeOpts {
+            extra: FAST_LINKS.into(),
+            ..NodeOpts::default()
+        },
+    );
+    let village = NodeProc::start_with(
+        &pki,
+        root.path(),
+        VILLAGE,
+        &NodeOpts {
+            parent: Some(township.federation_url()),
+            extra: FAST_LINKS.into(),
+            ..NodeOpts::default()
+        },
+    );
+    let town_director = operator_client(&pki, &township, TOWNSHIP, "director", "wang").await;
     let mut intake = operator_client(&pki, &village, VILLAGE, "intake", "li").await;
     let mut director = operator_client(&pki, &village, VILLAGE, "director", "zhao").await;
 
@@ -118,6 +139,38 @@ async fn early_warnings_reopen_and_the_six_ones() {
         "newest first: supervision, then the reopen"
     );
     assert_eq!(alerts[0].kind, "supervision");
+
+    // Raised to the parent: the township lists the village's early warnings, the reopen and
+    // the supervision it was asked to take on, each once, as raised at the village.
+    let town_alerts = eventually("the village's alerts at the township", SETTLE, || {
+        let mut t = town_director.clone();
+        async move {
+            let alerts = t
+                .list_alerts(pb::ListAlertsRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .alerts;
+            alerts
+                .iter()
+                .any(|a| a.kind == "reopened")
+                .then_some(alerts)
+        }
+    })
+    .await;
+    for k in ["repeat_person", "group_dispute", "reopened", "supervision"] {
+        let of_kind: Vec<_> = town_alerts.iter().filter(|a| a.kind == k).collect();
+        assert!(!of_kind.is_empty(), "{k} at the township: {town_alerts:?}");
+        assert!(of_kind.iter().all(|a| a.node == VILLAGE), "{of_kind:?}");
+    }
+    let repeat = town_alerts
+        .iter()
+        .find(|a| a.kind == "repeat_person")
+        .unwrap();
+    assert_eq!(repeat.case_ids.len(), 3);
+    assert!(!repeat.message.contains(person), "masked at the parent too");
+    let reopens = town_alerts.iter().filter(|a| a.kind == "reopened").count();
+    assert_eq!(reopens, 1, "delivered exactly once");
 
     // "六个一" through fqctl, shown by `case get`.
     let (code, out, err) = fqctl_as(

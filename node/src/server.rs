@@ -144,12 +144,21 @@ async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
     let server_tls = tls::server_tls_config(&cfg.tls)?;
+    let parent = match &cfg.parent {
+        Some(_) => Some(
+            cfg.code
+                .parent()
+                .ok_or_else(|| ServerError::NoParentTier(cfg.code.to_string()))?,
+        ),
+        None => None,
+    };
     let store = Store::open(
         &cfg.data_dir,
         &StoreOptions {
             node: cfg.code.clone(),
             cache_capacity_bytes: cfg.cache_capacity_bytes,
             opened_at: clock.now(),
+            uplink: parent.clone(),
         },
     )
     .map_err(|source| ServerError::Storage {
@@ -163,14 +172,6 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             found: own.uri(),
         });
     }
-    let parent = match &cfg.parent {
-        Some(_) => Some(
-            cfg.code
-                .parent()
-                .ok_or_else(|| ServerError::NoParentTier(cfg.code.to_string()))?,
-        ),
-        None => None,
-    };
     // Built before any listener, so a bad parent URL stops the start.
     let parent_channel = match (&cfg.parent, &parent) {
         (Some(url), Some(code)) => Some(federation::connect::parent_channel(url, &cfg.tls, code)?),

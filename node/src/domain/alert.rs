@@ -43,6 +43,11 @@ stable_enum!(
 );
 
 impl AlertKind {
+    /// The kind of a machine name ([`AlertKind::as_str`]).
+    pub fn from_name(name: &str) -> Option<AlertKind> {
+        AlertKind::ALL.iter().copied().find(|k| k.as_str() == name)
+    }
+
     /// Machine name used on the wire (`Alert.kind`).
     pub const fn as_str(self) -> &'static str {
         match self {

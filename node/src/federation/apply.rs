@@ -22,6 +22,8 @@
 //! * **transfer refused** — the old owner restores the case at an epoch above the refused one,
 //!   provided its tombstone is the one the transfer left, re-applying the rules the same way.
 //! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
+//! * **alert** — stored for this node's staff under its key (a repeat changes nothing); it
+//!   goes no further.
 //! * **order** — carried out by the owner if the issuer is its ancestor (a supervision order
 //!   lands in the history and makes the issuer a supervisor; a transfer order moves the case
 //!   if the issuer is also an ancestor of, or is, the target). A tombstone passes it on
@@ -122,8 +124,8 @@ pub struct Note {
 pub struct Effects {
     /// The new version of the local case record and the events appended to its history.
     pub case: Option<(Case, Vec<Event>)>,
-    /// Alerts raised by that change (supervision opened when a moved case is installed),
-    /// written with it.
+    /// Alerts to store here (each once, by key): one forwarded to this node, or those the
+    /// case change raises (supervision opened when a moved case is installed).
     pub alerts: Vec<Alert>,
     pub copy: CopyChange,
     pub send: Vec<Outgoing>,
@@ -192,6 +194,13 @@ pub fn incoming(node: &Node, msg: &Message, local: &Local) -> Effects {
         },
         Body::Order(order) => deliver_order(node, msg, order, local),
         Body::Redirect { order, moved_to } => redirect_again(node, order, moved_to),
+        Body::Alert(alert) => Effects {
+            alerts: vec![Alert {
+                forward_to: Vec::new(),
+                ..alert.clone()
+            }],
+            ..Effects::default()
+        },
     }
 }
 
@@ -222,7 +231,11 @@ fn forward(node: &Node, msg: &Message) -> Effects {
         Body::Transfer(Transfer { history, .. }) | Body::Refused(Refused { history, .. }) => {
             history.push(moves::relay_event(history.len() as u64, &ctx, dest));
         }
-        Body::Sync(_) | Body::Close { .. } | Body::Order(_) | Body::Redirect { .. } => {}
+        Body::Sync(_)
+        | Body::Close { .. }
+        | Body::Order(_)
+        | Body::Redirect { .. }
+        | Body::Alert(_) => {}
     }
     Effects {
         forwarded: true,

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::code::NodeCode;
+use crate::domain::alert::Alert;
 use crate::domain::moves::MoveKind;
 use crate::domain::{Case, Event, Timestamp};
 
@@ -35,6 +36,8 @@ impl Message {
             Body::Sync(c) => &c.case.id,
             Body::Close { case_id, .. } => case_id,
             Body::Order(o) | Body::Redirect { order: o, .. } => &o.case_id,
+            // An alert names at least one case (checked when it comes off the wire).
+            Body::Alert(a) => a.case_ids.first().map_or("", String::as_str),
         }
     }
 
@@ -52,6 +55,7 @@ impl Message {
             Body::Close { .. } => "supervision_close",
             Body::Order(_) => "order",
             Body::Redirect { .. } => "order_redirect",
+            Body::Alert(_) => "alert",
         }
     }
 }
@@ -71,6 +75,9 @@ pub enum Body {
     /// An order sent back to its issuer because the case moved out of the redirecting node's
     /// subtree; the issuer routes it again toward `moved_to`.
     Redirect { order: Order, moved_to: NodeCode },
+    /// An alert raised below, for the destination's staff (its `forward_to` is empty: it goes
+    /// no further). Stored under its key, so a repeat changes nothing.
+    Alert(Alert),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

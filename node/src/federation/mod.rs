@@ -37,8 +37,8 @@
 //! to incoming cases (`federation.refuse_transfers`) — then it refuses, and the refusal travels
 //! back so the old owner restores the case at a still higher epoch, with the reason in the
 //! history — or a tombstone of that epoch or later (a stale message, dropped). A transfer no
-//! node can route is refused the same way by the node where it stops. The case travels with its whole history; each hop appends a "relayed"
-//! event and the receiver a "received" one. Between the two writes the case is in flight:
+//! node can route is refused the same way by the node where it stops. The case travels with
+//! its whole history; each hop appends a "relayed" event and the receiver a "received" one. Between the two writes the case is in flight:
 //! owned by the message, never by two nodes, and once traffic settles by exactly one.
 //!
 //! Rules of who may order which move are in `crate::service` (the CaseService handlers) and
@@ -55,6 +55,13 @@
 //! (parties masked, free text redacted) for each of them in the same transaction, and a close
 //! for any removed ([`supervision`]). Copies live outside the cases tree, so listings and
 //! aggregates count each case once; GetCase and GetCaseHistory at a supervisor show the copy.
+//!
+//! # Alerts
+//!
+//! An alert raised here for nodes above (`Alert::forward_to`: the parent, or a supervising
+//! ancestor) is queued to each of them in the transaction that first stores it, and stored
+//! there under the same key ([`apply`]): the parent's ListAlerts shows its children's early
+//! warnings, reopens and supervision requests, each once.
 //!
 //! # Health
 //!

@@ -73,8 +73,22 @@ fn check_batch(child: &NodeCode, batch: &[(u64, Message)]) -> Result<(), Status>
         let owner = match &m.body {
             Body::Transfer(t) => Some(&t.case.owner_node),
             Body::Sync(c) => Some(&c.case.owner_node),
-            Body::Refused(_) | Body::Close { .. } | Body::Order(_) | Body::Redirect { .. } => None,
+            Body::Refused(_)
+            | Body::Close { .. }
+            | Body::Order(_)
+            | Body::Redirect { .. }
+            | Body::Alert(_) => None,
         };
+        if let Body::Alert(a) = &m.body {
+            if a.node != m.origin.as_str() {
+                return Err(Status::permission_denied(format!(
+                    "message {} from {} carries an alert raised by {}",
+                    m.id(),
+                    m.origin,
+                    a.node
+                )));
+            }
+        }
         if let Some(owner) = owner.filter(|o| o.as_str() != m.origin.as_str()) {
             return Err(Status::permission_denied(format!(
                 "message {} from {} is about case {} owned by {owner}",
@@ -231,5 +245,26 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         let e = check_batch(&child, &[(2, own.clone()), (2, own)]).unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_child_forwards_only_alerts_raised_in_its_subtree_by_their_origin() {
+        let child = c("610116001001");
+        let alert = |raised_by: &str| {
+            let mut m = msg("610116001001", "610116001001");
+            m.body = Body::Alert(crate::domain::alert::Alert {
+                key: "reopened/x/1".into(),
+                kind: crate::domain::alert::AlertKind::Reopened,
+                case_ids: vec!["610116001001-20250101-000001".into()],
+                node: raised_by.into(),
+                raised_at: Timestamp(0),
+                message: "m".into(),
+                forward_to: Vec::new(),
+            });
+            m
+        };
+        assert!(check_batch(&child, &[(1, alert("610116001001"))]).is_ok());
+        let forged = check_batch(&child, &[(1, alert("610116001002"))]).unwrap_err();
+        assert_eq!(forged.code(), tonic::Code::PermissionDenied);
     }
 }

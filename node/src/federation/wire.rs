@@ -12,6 +12,7 @@ use crate::code::NodeCode;
 use crate::convert::{
     case_to_proto, event_to_proto, optional, required, ts_from_proto, ts_to_proto,
 };
+use crate::domain::alert::{Alert, AlertKind};
 use crate::domain::moves::MoveKind;
 use crate::domain::{
     Case, CasePlan, DomainError, Event, EventKind, Party, ProgressEntry, RuleSupervision,
@@ -414,6 +415,10 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
             order: Some(order_to_proto(order)),
             moved_to: moved_to.to_string(),
         }),
+        Body::Alert(a) => B::Alert(pb::ForwardedAlert {
+            key: a.key.clone(),
+            alert: Some(crate::convert::alert_to_proto(a)),
+        }),
     };
     pb::Envelope {
         link_seq,
@@ -423,6 +428,42 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
         sent_at: Some(ts_to_proto(*sent_at)),
         body: Some(body),
     }
+}
+
+/// Longest alert key accepted from a peer, in bytes (keys are `kind/case id/...`). The message
+/// text is bounded only by the size limit of a request: it lists the cases of a group dispute,
+/// which can be many, and refusing it would stop the link.
+const MAX_ALERT_KEY: usize = 1_000;
+
+fn alert_from_proto(a: pb::ForwardedAlert) -> Result<Alert> {
+    let pb::ForwardedAlert { key, alert } = a;
+    let pb::Alert {
+        kind,
+        case_ids,
+        node,
+        raised_at,
+        message,
+    } = alert.ok_or_else(|| DomainError::invalid("alert.alert", "is required"))?;
+    if key.is_empty() || key.len() > MAX_ALERT_KEY {
+        return Err(DomainError::invalid("alert.key", "must be 1–1000 bytes"));
+    }
+    let kind = AlertKind::from_name(&kind)
+        .ok_or_else(|| DomainError::invalid("alert.kind", format!("unknown kind {kind:?}")))?;
+    if case_ids.is_empty() {
+        return Err(DomainError::invalid("alert.case_ids", "must name a case"));
+    }
+    for id in &case_ids {
+        crate::storage::check_message_case_id(id)?;
+    }
+    Ok(Alert {
+        key,
+        kind,
+        case_ids,
+        node: code("alert.node", &node)?.to_string(),
+        raised_at: ts("alert.raised_at", raised_at)?,
+        message,
+        forward_to: Vec::new(),
+    })
 }
 
 /// A message from a peer, with its link seq.
@@ -488,6 +529,7 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
             order: order_from_proto(order)?,
             moved_to: code("redirect.moved_to", &moved_to)?,
         },
+        B::Alert(a) => Body::Alert(alert_from_proto(a)?),
     };
     let message = Message {
         origin: code("origin", &origin)?,

@@ -24,7 +24,8 @@ use super::{Registered, StorageError, WriteError, stats};
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;
 use crate::domain::{Case, DomainError, Event};
-use crate::federation::message::{OutboxEntry, Outgoing};
+use crate::federation::message::{Body, Message, OutboxEntry, Outgoing};
+use crate::federation::route;
 use crate::federation::supervision;
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
@@ -43,6 +44,7 @@ pub(crate) struct Tx<'a> {
     signals: &'a super::signals::Signals,
     /// The node the store belongs to.
     pub(super) node: &'a NodeCode,
+    uplink: Option<&'a NodeCode>,
 }
 
 impl Tx<'_> {
@@ -119,13 +121,40 @@ impl Tx<'_> {
         Ok(self.get(TreeId::Alerts, key.as_bytes())?.is_some())
     }
 
-    /// Stores `alert` unless its key is stored already; true if it was new.
-    fn raise(&self, alert: &Alert) -> TxResult<bool> {
+    /// Stores `alert` unless its key is stored already, and then queues it for each node of
+    /// its `forward_to` that a link leads to; true if it was new.
+    pub(crate) fn raise(&self, alert: &Alert) -> TxResult<bool> {
         if alert.key.is_empty() || self.has_alert(&alert.key)? {
             return Ok(false);
         }
         let key = alert.key.as_bytes();
         tx_insert_alert(self, key, alert)?;
+        let forwarded = Alert {
+            forward_to: Vec::new(),
+            ..alert.clone()
+        };
+        let outgoing: Vec<Outgoing> = alert
+            .forward_to
+            .iter()
+            .filter_map(|dest| NodeCode::parse(dest).ok())
+            .filter_map(|dest| {
+                let next_hop = route::next_hop(self.node, self.uplink, &dest)
+                    .peer()?
+                    .clone();
+                Some(Outgoing {
+                    next_hop,
+                    queued_at: alert.raised_at,
+                    message: Message {
+                        origin: self.node.clone(),
+                        origin_seq: 0,
+                        destination: dest,
+                        sent_at: alert.raised_at,
+                        body: Body::Alert(forwarded.clone()),
+                    },
+                })
+            })
+            .collect();
+        enqueue(self, &outgoing)?;
         Ok(true)
     }
 }
@@ -153,6 +182,7 @@ impl Trees {
                 secret,
                 signals: &self.signals,
                 node: self.node(),
+                uplink: self.uplink.as_ref(),
             };
             match body(&tx) {
                 Ok(value) => Ok((value, tx.writes.into_inner())),

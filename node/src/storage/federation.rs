@@ -388,13 +388,16 @@ where
                 before: local.case.as_ref(),
                 after,
                 events,
-                alerts: &effects.alerts,
+                alerts: &[],
                 outgoing: &effects.send,
             };
             change.check().map_err(abort)?;
             change.apply(tx)?;
         }
         None => change::enqueue(tx, &effects.send)?,
+    }
+    for alert in &effects.alerts {
+        tx.raise(alert)?;
     }
     match &effects.copy {
         CopyChange::Keep => {}

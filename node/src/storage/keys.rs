@@ -110,6 +110,8 @@ pub(crate) struct Trees {
     pub(crate) signals: std::sync::Arc<super::signals::Signals>,
     node: NodeCode,
     pub(crate) pending: Option<std::sync::Arc<super::overlay::Pending>>,
+    /// The parent this node links to (see `StoreOptions::uplink`).
+    pub(crate) uplink: Option<NodeCode>,
 }
 
 impl Trees {
@@ -123,6 +125,7 @@ impl Trees {
             signals: Default::default(),
             node,
             pending: None,
+            uplink: None,
         })
     }
 

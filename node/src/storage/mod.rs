@@ -112,6 +112,10 @@ pub struct StoreOptions {
     pub cache_capacity_bytes: u64,
     /// Now, from the node's clock: seeds the statistics versions of a new or rebuilt store.
     pub opened_at: Timestamp,
+    /// The parent this node links to, if any: alerts raised here for nodes above
+    /// (`Alert::forward_to`) are queued to it in the transaction that stores them. Without
+    /// one (the top of the federation, a node run alone) they stay here.
+    pub uplink: Option<NodeCode>,
 }
 
 /// For tests that do not care which node a store belongs to: county 610116.
@@ -130,6 +134,7 @@ impl StoreOptions {
             node,
             cache_capacity_bytes: 16 * 1024 * 1024,
             opened_at,
+            uplink: None,
         }
     }
 }
@@ -254,7 +259,8 @@ impl Store {
             .cache_capacity(opts.cache_capacity_bytes)
             .flush_every_ms(Some(FLUSH_EVERY_MS))
             .open()?;
-        let trees = Trees::open(&db, opts.node.clone())?;
+        let mut trees = Trees::open(&db, opts.node.clone())?;
+        trees.uplink = opts.uplink.clone();
         let found = check_format(&trees)?;
         let secret = Secret::load_or_create(&trees)?;
         if found == 1 {

@@ -512,3 +512,40 @@ fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
     assert!(e.alerts.is_empty());
     assert_eq!(supervision::plan(Some(&tomb), &back).sync, [c("610116")]);
 }
+
+#[test]
+fn an_alert_is_stored_at_its_destination_and_goes_no_further() {
+    let alert = crate::domain::alert::Alert {
+        key: "reopened/c/1".into(),
+        kind: crate::domain::alert::AlertKind::Reopened,
+        case_ids: vec!["610116001001-20250101-000001".into()],
+        node: "610116001001".into(),
+        raised_at: Timestamp(1),
+        message: "m".into(),
+        forward_to: vec!["6101".into()],
+    };
+    let msg = |dest: &str| Message {
+        origin: c("610116001001"),
+        origin_seq: 1,
+        destination: c(dest),
+        sent_at: Timestamp(1),
+        body: Body::Alert(alert.clone()),
+    };
+    let deadlines = crate::domain::Deadlines::default();
+    let node = Node {
+        me: &c("610116001"),
+        uplink: Some(&c("610116")),
+        now: Timestamp(2),
+        deadlines: &deadlines,
+        refuse_transfers: None,
+    };
+    let here = incoming(&node, &msg("610116001"), &Local::default());
+    assert_eq!(here.alerts.len(), 1);
+    assert!(here.alerts[0].forward_to.is_empty());
+    assert!(here.send.is_empty() && here.case.is_none());
+    // For the county: passed on, not stored here.
+    let relayed = incoming(&node, &msg("610116"), &Local::default());
+    assert!(relayed.alerts.is_empty());
+    assert_eq!(relayed.send.len(), 1);
+    assert_eq!(relayed.send[0].next_hop, c("610116"));
+}

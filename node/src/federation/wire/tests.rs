@@ -68,6 +68,7 @@ fn every_body_round_trips() {
             order,
             moved_to: c("610116001"),
         },
+        Body::Alert(sample_alert(&case.id)),
     ];
     for body in bodies {
         let m = Message {
@@ -119,4 +120,54 @@ fn bad_peers_input_is_invalid_argument() {
     }));
     let err = envelope_from_proto(e).unwrap_err();
     assert!(err.to_string().contains("transfer.kind"), "{err}");
+}
+
+fn sample_alert(case_id: &str) -> crate::domain::alert::Alert {
+    crate::domain::alert::Alert {
+        key: format!("reopened/{case_id}/3"),
+        kind: crate::domain::alert::AlertKind::Reopened,
+        case_ids: vec![case_id.to_owned()],
+        node: "610116".into(),
+        raised_at: Timestamp(7_000),
+        message: "回访不满意".into(),
+        // Not carried: a forwarded alert goes no further.
+        forward_to: Vec::new(),
+    }
+}
+
+#[test]
+fn malformed_alerts_from_peers_are_invalid_argument() {
+    let case = sample_case(parties());
+    let m = Message {
+        origin: c("610116"),
+        origin_seq: 1,
+        destination: c("6101"),
+        sent_at: Timestamp(1),
+        body: Body::Alert(sample_alert(&case.id)),
+    };
+    let good = envelope_to_proto(1, &m);
+    let with = |edit: &dyn Fn(&mut pb::ForwardedAlert)| {
+        let mut e = good.clone();
+        if let Some(pb::envelope::Body::Alert(a)) = &mut e.body {
+            edit(a);
+        }
+        envelope_from_proto(e)
+    };
+    assert!(with(&|_| {}).is_ok());
+    let field = |r: Result<(u64, Message)>| r.unwrap_err().to_string();
+    assert!(field(with(&|a| a.key.clear())).contains("alert.key"));
+    assert!(field(with(&|a| a.alert = None)).contains("alert.alert"));
+    assert!(
+        field(with(&|a| a.alert.as_mut().unwrap().kind = "panic".into())).contains("alert.kind")
+    );
+    assert!(
+        field(with(&|a| a.alert.as_mut().unwrap().case_ids.clear())).contains("alert.case_ids")
+    );
+    assert!(
+        field(with(&|a| a.alert.as_mut().unwrap().node = "6101x".into())).contains("alert.node")
+    );
+    // A long message (a group dispute lists every case) is not refused: that would stop the
+    // link.
+    assert!(with(&|a| a.alert.as_mut().unwrap().message = "长".repeat(10_000)).is_ok());
+    assert!(field(with(&|a| a.key = "k".repeat(1_001))).contains("alert.key"));
 }

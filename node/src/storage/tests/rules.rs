@@ -15,6 +15,64 @@ fn alert(key: &str, at: i64) -> Alert {
     }
 }
 
+/// Alerts meant for nodes above are queued to the parent link with the alert, once; without
+/// a parent link they stay here.
+#[tokio::test]
+async fn new_alerts_are_queued_for_the_nodes_they_are_for() {
+    use crate::federation::message::Body;
+    let parent = NodeCode::parse("610116001").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_again(
+        dir.path(),
+        &StoreOptions {
+            uplink: Some(parent.clone()),
+            ..options()
+        },
+    )
+    .unwrap();
+    let mut for_county = alert("b", 2);
+    for_county.forward_to = vec!["610116".into()];
+    let mut local_only = alert("c", 3);
+    local_only.forward_to.clear();
+    store
+        .raise_alerts(vec![alert("a", 1), for_county, local_only])
+        .await
+        .unwrap();
+    store.raise_alerts(vec![alert("a", 9)]).await.unwrap();
+    let queued = store.outbox_after(&parent, 0, 10, usize::MAX).unwrap();
+    let sent: Vec<(String, String)> = queued
+        .iter()
+        .map(|(_, e)| match &e.message.body {
+            Body::Alert(a) => {
+                assert!(a.forward_to.is_empty(), "it goes no further");
+                (a.key.clone(), e.message.destination.to_string())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("a".to_string(), "610116001".to_string()),
+            ("b".to_string(), "610116".to_string())
+        ],
+        "one message per new alert, routed through the parent"
+    );
+    store.shutdown().await;
+    drop(store);
+
+    // The same store without a parent link queues nothing more.
+    let store = open(dir.path());
+    store.raise_alerts(vec![alert("z", 5)]).await.unwrap();
+    assert_eq!(
+        store
+            .outbox_after(&parent, 0, 10, usize::MAX)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 #[tokio::test]
 async fn alerts_are_raised_once_and_listed_newest_first() {
     let dir = tempfile::tempdir().unwrap();
