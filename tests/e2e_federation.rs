@@ -713,6 +713,24 @@ async fn the_colour_rule_follows_a_case_down_and_back_up() {
     let tomb = listed(&mut county, &id).await;
     assert_eq!(tomb.len(), 1);
     assert_eq!(tomb[0].status, pb::CaseStatus::Transferred as i32);
+    // The village's supervision alert reaches the county, the node it is for.
+    let alert = eventually("the supervision alert at the county", SETTLE, || {
+        let mut c = county.clone();
+        let id = id.clone();
+        async move {
+            let alerts = c
+                .list_alerts(pb::ListAlertsRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .alerts;
+            alerts
+                .into_iter()
+                .find(|a| a.kind == "supervision" && a.case_ids.contains(&id))
+        }
+    })
+    .await;
+    assert_eq!(alert.node, V1);
 
     // Back up to the county: it owns the case, so its risk supervision ends.
     v1.transfer_case(pb::TransferCaseRequest {
