@@ -21,6 +21,8 @@
 //! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
 //! * **alert** — stored for this node's staff under its key (a repeat changes nothing); it
 //!   goes no further.
+//! * **person sighting** — stored in the subtree person index, passed on to this node's
+//!   parent, and counted ([`super::subtree`]): a repeat changes nothing.
 //! * **order** — carried out by the owner if the issuer is its ancestor (a supervision order
 //!   lands in the history and makes the issuer a supervisor; a transfer order moves the case
 //!   if the issuer is also an ancestor of, or is, the target). A tombstone passes it on
@@ -36,9 +38,11 @@
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;
 use crate::domain::moves::{self, MoveKind};
-use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Timestamp};
+use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Policy, Timestamp};
 
-use super::message::{Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refused, Transfer};
+use super::message::{
+    Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refused, Sighting, Transfer,
+};
 use super::route::{self, Hop};
 use super::supervision;
 
@@ -55,6 +59,8 @@ pub struct Node<'a> {
     pub deadlines: &'a Deadlines,
     /// `federation.refuse_transfers`: set, this node takes in no case, and this is why.
     pub refuse_transfers: Option<&'a str>,
+    /// `[early_warning]`: the subtree repeat-person count uses its threshold and window.
+    pub policy: &'a Policy,
 }
 
 impl Node<'_> {
@@ -72,7 +78,7 @@ impl Node<'_> {
     }
 
     /// A message created here, queued toward its destination; `None` if unroutable.
-    fn originate(&self, destination: NodeCode, body: Body) -> Option<Outgoing> {
+    pub(super) fn originate(&self, destination: NodeCode, body: Body) -> Option<Outgoing> {
         let next_hop = self.route(&destination).peer()?.clone();
         Some(Outgoing {
             next_hop,
@@ -97,6 +103,9 @@ pub struct Local {
     pub history: Vec<Event>,
     /// The supervised copy held here, if any.
     pub copy: Option<CaseCopy>,
+    /// For a person sighting: this node's stored sightings of that person near its time
+    /// (see [`super::subtree::READ_AROUND`]).
+    pub sightings: Vec<super::subtree::Seen>,
 }
 
 /// A change to the supervised copy.
@@ -124,6 +133,8 @@ pub struct Effects {
     /// Alerts to store here (each once, by key).
     pub alerts: Vec<Alert>,
     pub copy: CopyChange,
+    /// A person sighting to store in the subtree person index.
+    pub sighting: Option<Sighting>,
     pub send: Vec<Outgoing>,
     pub note: Option<Note>,
     /// The message was passed on toward another node (a store-and-forward hop).
@@ -197,6 +208,7 @@ pub fn incoming(node: &Node, msg: &Message, local: &Local) -> Effects {
             }],
             ..Effects::default()
         },
+        Body::Sighting(s) => super::subtree::receive(node, s, local),
     }
 }
 
@@ -231,7 +243,8 @@ fn forward(node: &Node, msg: &Message) -> Effects {
         | Body::Close { .. }
         | Body::Order(_)
         | Body::Redirect { .. }
-        | Body::Alert(_) => {}
+        | Body::Alert(_)
+        | Body::Sighting(_) => {}
     }
     Effects {
         forwarded: true,
@@ -356,6 +369,7 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
         } else {
             CopyChange::Keep
         },
+        sighting: None,
         send: Vec::new(),
         note: Some(Note {
             warn: false,

@@ -23,6 +23,8 @@ pub struct Federation {
     pub store: Store,
     pub clock: SharedClock,
     pub deadlines: Deadlines,
+    /// `[early_warning]`, for the subtree repeat-person count.
+    pub policy: crate::domain::Policy,
     pub links: LinkTable,
     /// Budget of one batch on the wire (`limits.max_message_bytes`; peers accept 4 times it).
     pub batch_bytes: usize,
@@ -38,6 +40,7 @@ impl Federation {
         store: Store,
         clock: SharedClock,
         deadlines: Deadlines,
+        policy: crate::domain::Policy,
         max_message_bytes: usize,
     ) -> Federation {
         // Link health is advisory: a damaged record must not stop the node, only be reported.
@@ -59,6 +62,7 @@ impl Federation {
             store,
             clock,
             deadlines,
+            policy,
             links,
             batch_bytes: max_message_bytes.max(4096),
         }
@@ -72,6 +76,7 @@ impl Federation {
             now,
             deadlines: &self.deadlines,
             refuse_transfers: self.config.refuse_transfers.as_deref(),
+            policy: &self.policy,
         }
     }
 
@@ -114,6 +119,7 @@ impl Federation {
         let uplink = self.parent.clone();
         let deadlines = self.deadlines.clone();
         let refuse_transfers = self.config.refuse_transfers.clone();
+        let policy = self.policy.clone();
         let now = self.clock.now();
         let applied = self
             .store
@@ -124,6 +130,7 @@ impl Federation {
                     now,
                     deadlines: &deadlines,
                     refuse_transfers: refuse_transfers.as_deref(),
+                    policy: &policy,
                 };
                 apply::incoming(&node, msg, local)
             })

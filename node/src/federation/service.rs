@@ -77,8 +77,20 @@ fn check_batch(child: &NodeCode, batch: &[(u64, Message)]) -> Result<(), Status>
             | Body::Close { .. }
             | Body::Order(_)
             | Body::Redirect { .. }
-            | Body::Alert(_) => None,
+            | Body::Alert(_)
+            | Body::Sighting(_) => None,
         };
+        if let Body::Sighting(s) = &m.body {
+            if !route::in_subtree(child, &s.node) || !route::in_subtree(&m.origin, &s.node) {
+                return Err(Status::permission_denied(format!(
+                    "message {} from {} reports a person in case {} held at {}, outside its subtree",
+                    m.id(),
+                    m.origin,
+                    s.case_id,
+                    s.node
+                )));
+            }
+        }
         if let Body::Alert(a) = &m.body {
             if a.node != m.origin.as_str() {
                 return Err(Status::permission_denied(format!(
