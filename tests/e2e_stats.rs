@@ -33,8 +33,11 @@ const NODES: [&str; 5] = [CITY, COUNTY, TOWNSHIP, V1, V2];
 /// Short intervals so that the test converges in seconds.
 const STATS: &str = "[stats]\npush_delay = \"50ms\"\nheartbeat = \"500ms\"\nstale_after = \"3s\"\n\
                      overdue_refresh = \"500ms\"\n";
-/// Village 2 must review within 2 s, so its unreviewed cases run overdue during the test.
-const V2_DEADLINES: &str = "[deadlines]\nreview = \"2s\"\n";
+/// Village 2 must review within an hour; after the workload its clock is moved two hours
+/// ahead (a restart with `clock_offset`), so its unreviewed cases are overdue without waiting.
+const V2_DEADLINES: &str = "[deadlines]\nreview = \"1h\"\n";
+/// How far village 2's clock is moved ahead, as configured and in milliseconds.
+const V2_AHEAD: (&str, i64) = ("2h", 2 * 3_600_000);
 /// How long any one condition may take to come true.
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -42,6 +45,8 @@ struct Fed {
     pki: Pki,
     root: tempfile::TempDir,
     nodes: BTreeMap<&'static str, NodeProc>,
+    /// How far each node's clock runs ahead of the test's, in milliseconds.
+    ahead_ms: BTreeMap<&'static str, i64>,
 }
 
 impl Fed {
@@ -68,7 +73,25 @@ impl Fed {
             let node = NodeProc::start_with(&pki, root.path(), code, &opts);
             nodes.insert(code, node);
         }
-        Fed { pki, root, nodes }
+        Fed {
+            pki,
+            root,
+            nodes,
+            ahead_ms: BTreeMap::new(),
+        }
+    }
+
+    /// Restarts `code` with its clock `ahead` (config text, milliseconds) of the test's.
+    fn move_clock(&mut self, code: &'static str, ahead: (&str, i64)) {
+        let root = self.root.path().to_path_buf();
+        let node = self.nodes.get_mut(code).unwrap();
+        restart_at(node, &root, ahead.0);
+        self.ahead_ms.insert(code, ahead.1);
+    }
+
+    /// Now at `code`, by its clock.
+    fn now_at(&self, code: &str) -> i64 {
+        now_ms() + self.ahead_ms.get(code).copied().unwrap_or(0)
     }
 
     async fn channel(&self, code: &str) -> Channel {
@@ -249,15 +272,15 @@ fn recount(holder: &str, cases: &[pb::Case], now: i64, into: &mut Figs) {
 }
 
 /// The recount of `scope`'s subtree; `frozen` gives the listing of nodes that are down.
+/// Each node's cases are counted overdue or not by that node's clock.
 async fn expected(fed: &Fed, scope: &str, frozen: &BTreeMap<&str, Vec<pb::Case>>) -> Figs {
-    let now = now_ms();
     let mut out = Figs::new();
     for code in NODES.iter().filter(|c| c.starts_with(scope)) {
         let cases = match frozen.get(code) {
             Some(cases) => cases.clone(),
             None => fed.list(code).await,
         };
-        recount(code, &cases, now, &mut out);
+        recount(code, &cases, fed.now_at(code), &mut out);
     }
     out
 }
@@ -407,7 +430,7 @@ async fn workload(fed: &Fed) {
     register(&mut v1, "v1-5", Labor, 800).await;
 
     let mut v2 = fed.cases(V2).await;
-    register(&mut v2, "v2-1", Labor, 1_000).await; // runs overdue (review within 2 s)
+    register(&mut v2, "v2-1", Labor, 1_000).await; // overdue once village 2's clock moves
     register(&mut v2, "v2-2", LandContract, 0).await;
     let d3 = register(&mut v2, "v2-3", MarriageFamily, 20_000).await;
     accept(&mut v2, &d3).await;
@@ -435,8 +458,9 @@ async fn figures_stay_exact_across_the_tree_through_a_partition() {
     init();
     let mut fed = Fed::start();
     workload(&fed).await;
+    fed.move_clock(V2, V2_AHEAD);
     let none = BTreeMap::new();
-    // Equal everywhere, once village 2's unreviewed cases are overdue.
+    // Equal everywhere, with village 2's unreviewed cases overdue.
     converge(&fed, &none, |city| city.get("overdue_review") == Some(&2)).await;
     let city = expected(&fed, CITY, &none).await;
     assert_eq!(city["received"], 11);

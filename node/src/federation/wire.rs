@@ -441,8 +441,10 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
     }
 }
 
-/// Longest alert key and message accepted from a peer, in bytes.
-const MAX_ALERT_TEXT: usize = 2_000;
+/// Longest alert key accepted from a peer, in bytes (keys are `kind/case id/...`). The message
+/// text is bounded only by the size limit of a request: it lists the cases of a group dispute,
+/// which can be many, and refusing it would stop the link.
+const MAX_ALERT_KEY: usize = 1_000;
 
 fn alert_from_proto(a: pb::ForwardedAlert) -> Result<Alert> {
     let pb::ForwardedAlert { key, alert } = a;
@@ -453,11 +455,8 @@ fn alert_from_proto(a: pb::ForwardedAlert) -> Result<Alert> {
         raised_at,
         message,
     } = alert.ok_or_else(|| DomainError::invalid("alert.alert", "is required"))?;
-    if key.is_empty() || key.len() > MAX_ALERT_TEXT {
-        return Err(DomainError::invalid("alert.key", "must be 1–2000 bytes"));
-    }
-    if message.len() > MAX_ALERT_TEXT {
-        return Err(DomainError::invalid("alert.message", "is over 2000 bytes"));
+    if key.is_empty() || key.len() > MAX_ALERT_KEY {
+        return Err(DomainError::invalid("alert.key", "must be 1–1000 bytes"));
     }
     let kind = AlertKind::from_name(&kind)
         .ok_or_else(|| DomainError::invalid("alert.kind", format!("unknown kind {kind:?}")))?;
