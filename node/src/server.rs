@@ -185,16 +185,18 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         (Some(url), Some(code)) => Some(federation::connect::parent_channel(url, &cfg.tls, code)?),
         _ => None,
     };
-    let fed = Arc::new(Federation::new(
-        cfg.code.clone(),
-        parent,
-        cfg.federation.clone(),
-        store.clone(),
-        clock.clone(),
-        cfg.deadlines.clone(),
-        cfg.policy.clone(),
-        cfg.max_message_bytes,
-    ));
+    let fed = Arc::new(
+        Federation::new(
+            cfg.code.clone(),
+            parent,
+            cfg.federation.clone(),
+            store.clone(),
+            clock.clone(),
+            cfg.deadlines.clone(),
+            cfg.max_message_bytes,
+        )
+        .with_policy(cfg.policy.clone()),
+    );
     // The parent link counts as expected from this node's first start with it.
     fed.save_links().await;
     let stats = Arc::new(StatsNode::new(

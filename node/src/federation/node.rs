@@ -40,7 +40,6 @@ impl Federation {
         store: Store,
         clock: SharedClock,
         deadlines: Deadlines,
-        policy: crate::domain::Policy,
         max_message_bytes: usize,
     ) -> Federation {
         // Link health is advisory: a damaged record must not stop the node, only be reported.
@@ -62,10 +61,16 @@ impl Federation {
             store,
             clock,
             deadlines,
-            policy,
+            policy: crate::domain::Policy::default(),
             links,
             batch_bytes: max_message_bytes.max(4096),
         }
+    }
+
+    /// This federation state with the node's `[early_warning]` policy.
+    pub fn with_policy(mut self, policy: crate::domain::Policy) -> Federation {
+        self.policy = policy;
+        self
     }
 
     /// The node as the pure layer sees it, at the current time.

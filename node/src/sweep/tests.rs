@@ -45,7 +45,6 @@ fn node(dir: &Path, policy: Policy, cadence: Option<crate::report::Cadence>) -> 
         store.clone(),
         clock.clone(),
         Deadlines::default(),
-        crate::domain::Policy::default(),
         1 << 20,
     ));
     let state = Arc::new(NodeState {
