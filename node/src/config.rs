@@ -44,6 +44,7 @@ repeat_person_cases = 3
 repeat_person_window = "180d"
 respondent_open_cases = 3
 reopen_supervise = true
+person_key_file = ""
 
 [rules]
 sweep_every = "30s"
@@ -154,6 +155,7 @@ struct RawEarlyWarning {
     repeat_person_window: String,
     respondent_open_cases: u32,
     reopen_supervise: bool,
+    person_key_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +223,12 @@ pub struct NodeConfig {
     /// `[early_warning]` `repeat_person_cases` (0 = off), `repeat_person_window`,
     /// `respondent_open_cases` (0 = off), `reopen_supervise`: see [`Policy`].
     pub policy: Policy,
+    /// `[early_warning]` `person_key_file`: the federation's person key (`person.key`, made by
+    /// `fqctl pki init` next to the CA, the same file at every node of a federation). With it,
+    /// the repeat-person count also runs over each node's subtree: ID numbers are hashed with
+    /// it and the hashes (never the numbers) reported up the tree. Empty (the default): no
+    /// subtree matching, every node counts its own cases only. Read when the node starts.
+    pub person_key_file: Option<PathBuf>,
     /// `[rules]` `sweep_every`: how often the node applies its deadline rules, catches up on
     /// early warnings and writes due reports (1s–1d).
     pub sweep_every: Duration,
@@ -550,6 +558,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         respondent_open_cases: early_warning.respondent_open_cases,
         reopen_supervise: early_warning.reopen_supervise,
     };
+    let person_key_file = Some(early_warning.person_key_file).filter(|p| !p.as_os_str().is_empty());
     let sweep_every = parse_duration("rules.sweep_every", &rules.sweep_every)?;
     if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&sweep_every) {
         return Err(invalid("rules.sweep_every", "must be 1s–1d"));
@@ -602,6 +611,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         cache_capacity_bytes: storage.cache_capacity_mb << 20,
         deadlines,
         policy,
+        person_key_file,
         sweep_every,
         report_cadence,
         reports_dir,

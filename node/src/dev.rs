@@ -87,6 +87,7 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
     let pki_dir = dir.join("pki");
     std::fs::create_dir_all(&pki_dir).map_err(io_err("cannot create", &pki_dir))?;
     pki::init_ca(&pki_dir)?;
+    let person_key = pki::init_person_key(&pki_dir)?;
     let clock: SharedClock = std::sync::Arc::new(SystemClock::default());
     let mut nodes: Vec<(RunningNode, PathBuf)> = Vec::new();
     for (i, code_str) in DEV_NODES.iter().enumerate() {
@@ -112,7 +113,8 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
         let body = format!(
             "# Written by `fqnode dev`; run this node alone with `fqnode --config {file}`.\n\
              code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\n\
-             parent = \"{parent}\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+             parent = \"{parent}\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[early_warning]\nperson_key_file = \"{person_key}\"\n",
+            person_key = person_key.display(),
             file = node_file.display(),
             parent = parent_url.unwrap_or_default(),
             data = dir.join("data").join(code.as_str()).display(),

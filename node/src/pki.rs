@@ -208,6 +208,32 @@ fn paths(dir: &Path, stem: &str) -> IssuedPaths {
     }
 }
 
+/// The federation's person key file in `dir`: `person.key`.
+pub fn person_key_path(dir: &Path) -> PathBuf {
+    dir.join("person.key")
+}
+
+/// Creates the federation's person key (`person.key`, 0600: 32 random bytes as hex, see
+/// `early_warning.person_key_file`) in `dir` unless one exists, which is kept (it must be the
+/// same file at every node). Returns its path.
+pub fn init_person_key(dir: &Path) -> Result<PathBuf, PkiError> {
+    let path = person_key_path(dir);
+    if path.exists() {
+        crate::storage::PersonKey::read(&path).map_err(|e| PkiError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        return Ok(path);
+    }
+    fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let key = crate::storage::PersonKey::generate();
+    write_file(&path, key.to_hex().as_bytes(), true)?;
+    Ok(path)
+}
+
 /// Creates a CA in `dir` (created if missing): `ca.pem` and `ca.key`, valid for ten years.
 ///
 /// Idempotent: if both files exist they are kept and [`CaInit::Existing`] is returned. If only
@@ -577,6 +603,20 @@ mod tests {
     fn mode(path: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
         fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_person_key_is_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = init_person_key(dir.path()).unwrap();
+        assert_eq!(path, dir.path().join("person.key"));
+        assert_eq!(mode(&path), 0o600);
+        let first = fs::read(&path).unwrap();
+        crate::storage::PersonKey::read(&path).unwrap();
+        init_person_key(dir.path()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), first, "kept");
+        fs::write(&path, "not a key").unwrap();
+        assert!(init_person_key(dir.path()).is_err());
     }
 
     #[test]

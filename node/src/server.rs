@@ -29,7 +29,7 @@ use crate::service::case::CaseApi;
 use crate::service::exchange::ExchangeApi;
 use crate::service::stats::StatsApi;
 use crate::stats::node::StatsNode;
-use crate::storage::{Store, StoreOptions};
+use crate::storage::{PersonKey, Store, StoreOptions};
 use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,9 @@ pub enum ServerError {
     WrongIdentity { expected: String, found: String },
     #[error("parent is set, but node {0} is a province and has no parent tier")]
     NoParentTier(String),
+    /// `early_warning.person_key_file` is set but cannot be read.
+    #[error("early_warning.person_key_file: {0}")]
+    PersonKey(String),
     #[error("first sweep of the rules: {0}")]
     Sweep(#[from] crate::sweep::SweepError),
 }
@@ -152,6 +155,10 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         ),
         None => None,
     };
+    let person_key = match &cfg.person_key_file {
+        Some(path) => Some(PersonKey::read(path).map_err(ServerError::PersonKey)?),
+        None => None,
+    };
     let store = Store::open(
         &cfg.data_dir,
         &StoreOptions {
@@ -159,6 +166,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             cache_capacity_bytes: cfg.cache_capacity_bytes,
             opened_at: clock.now(),
             uplink: parent.clone(),
+            person_key,
         },
     )
     .map_err(|source| ServerError::Storage {
@@ -177,15 +185,18 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         (Some(url), Some(code)) => Some(federation::connect::parent_channel(url, &cfg.tls, code)?),
         _ => None,
     };
-    let fed = Arc::new(Federation::new(
-        cfg.code.clone(),
-        parent,
-        cfg.federation.clone(),
-        store.clone(),
-        clock.clone(),
-        cfg.deadlines.clone(),
-        cfg.max_message_bytes,
-    ));
+    let fed = Arc::new(
+        Federation::new(
+            cfg.code.clone(),
+            parent,
+            cfg.federation.clone(),
+            store.clone(),
+            clock.clone(),
+            cfg.deadlines.clone(),
+            cfg.max_message_bytes,
+        )
+        .with_policy(cfg.policy.clone()),
+    );
     // The parent link counts as expected from this node's first start with it.
     fed.save_links().await;
     let stats = Arc::new(StatsNode::new(

@@ -12,7 +12,8 @@ use crate::pki;
 
 #[derive(Subcommand)]
 pub enum PkiCommand {
-    /// Create a dev CA: DIR/ca.pem and DIR/ca.key (kept if both exist).
+    /// Create a dev CA: DIR/ca.pem and DIR/ca.key (kept if both exist), and the federation's
+    /// person key DIR/person.key (0600, kept if it exists; see early_warning.person_key_file).
     Init {
         #[arg(long)]
         dir: PathBuf,
@@ -49,7 +50,14 @@ pub fn run(cmd: &PkiCommand) -> ExitCode {
         PkiCommand::Init { dir } => match pki::init_ca(dir) {
             Ok(p) => {
                 println!("{}", p.display());
-                ExitCode::SUCCESS
+                // The federation's person key (early_warning.person_key_file) lives beside it.
+                match pki::init_person_key(dir) {
+                    Ok(k) => {
+                        println!("{}", k.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
             }
             Err(e) => fail(e),
         },

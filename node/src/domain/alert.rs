@@ -15,6 +15,7 @@
 //! | `overdue`       | a running deadline has passed                                 | case, due time |
 //! | `supervision`   | a node starts supervising a case (rules or registration)      | case, node, seq|
 //! | `repeat_person` | a new case makes one ID number's count in the window reach the threshold | case |
+//! | `repeat_person` | the same over a subtree, at an ancestor (`federation::subtree`) | node, case |
 //! | `group_dispute` | a new case makes a respondent's open cases reach the threshold | case          |
 //! | `reopened`      | a dissatisfied follow-up reopens a case                       | case, seq      |
 //!
@@ -154,6 +155,37 @@ pub fn repeat_person(
         raised_at: now,
         message,
         forward_to: parent(case),
+    }
+}
+
+/// `repeat_person` over a subtree, raised at ancestor `at`: the cases `case_ids` of one person
+/// (known there only by a keyed hash: no ID number to show), held at `holders`, registered
+/// within `policy.repeat_person_window` up to `newest` (held at `newest_holder`). Keyed by
+/// `at` and `newest`, so raised once; for `at` and its parent.
+pub fn repeat_person_subtree(
+    at: &str,
+    newest: &str,
+    newest_holder: &str,
+    case_ids: &[String],
+    holders: &[String],
+    policy: &Policy,
+    now: Timestamp,
+) -> Alert {
+    Alert {
+        key: format!("repeat_person_subtree/{at}/{newest}"),
+        kind: AlertKind::RepeatPerson,
+        case_ids: case_ids.to_vec(),
+        node: at.to_owned(),
+        raised_at: now,
+        message: format!(
+            "重复来访预警（辖区比对）：同一当事人{}内在{at}辖区{}个中心（{}）共有{}件案件（{}），最新案件{newest}由{newest_holder}办理",
+            rules::duration_zh(policy.repeat_person_window),
+            holders.len(),
+            holders.join("、"),
+            case_ids.len(),
+            case_ids.join("、")
+        ),
+        forward_to: rules::parent_of(at).into_iter().collect(),
     }
 }
 

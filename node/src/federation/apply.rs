@@ -24,6 +24,8 @@
 //! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
 //! * **alert** — stored for this node's staff under its key (a repeat changes nothing); it
 //!   goes no further.
+//! * **person sighting** — stored in the subtree person index, passed on to this node's
+//!   parent, and counted ([`super::subtree`]): a repeat changes nothing.
 //! * **order** — carried out by the owner if the issuer is its ancestor (a supervision order
 //!   lands in the history and makes the issuer a supervisor; a transfer order moves the case
 //!   if the issuer is also an ancestor of, or is, the target). A tombstone passes it on
@@ -39,9 +41,11 @@
 use crate::code::NodeCode;
 use crate::domain::alert::{self, Alert};
 use crate::domain::moves::{self, MoveKind};
-use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Timestamp};
+use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Policy, Timestamp};
 
-use super::message::{Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refused, Transfer};
+use super::message::{
+    Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refused, Sighting, Transfer,
+};
 use super::route::{self, Hop};
 use super::supervision;
 
@@ -58,6 +62,8 @@ pub struct Node<'a> {
     pub deadlines: &'a Deadlines,
     /// `federation.refuse_transfers`: set, this node takes in no case, and this is why.
     pub refuse_transfers: Option<&'a str>,
+    /// `[early_warning]`: the subtree repeat-person count uses its threshold and window.
+    pub policy: &'a Policy,
 }
 
 impl Node<'_> {
@@ -75,7 +81,7 @@ impl Node<'_> {
     }
 
     /// A message created here, queued toward its destination; `None` if unroutable.
-    fn originate(&self, destination: NodeCode, body: Body) -> Option<Outgoing> {
+    pub(super) fn originate(&self, destination: NodeCode, body: Body) -> Option<Outgoing> {
         let next_hop = self.route(&destination).peer()?.clone();
         Some(Outgoing {
             next_hop,
@@ -100,6 +106,9 @@ pub struct Local {
     pub history: Vec<Event>,
     /// The supervised copy held here, if any.
     pub copy: Option<CaseCopy>,
+    /// For a person sighting: this node's stored sightings of that person near its time
+    /// (see [`super::subtree::READ_AROUND`]).
+    pub sightings: Vec<super::subtree::Seen>,
 }
 
 /// A change to the supervised copy.
@@ -128,6 +137,8 @@ pub struct Effects {
     /// case change raises (supervision opened when a moved case is installed).
     pub alerts: Vec<Alert>,
     pub copy: CopyChange,
+    /// A person sighting to store in the subtree person index.
+    pub sighting: Option<Sighting>,
     pub send: Vec<Outgoing>,
     pub note: Option<Note>,
     /// The message was passed on toward another node (a store-and-forward hop).
@@ -201,6 +212,7 @@ pub fn incoming(node: &Node, msg: &Message, local: &Local) -> Effects {
             }],
             ..Effects::default()
         },
+        Body::Sighting(s) => super::subtree::receive(node, s, local),
     }
 }
 
@@ -235,7 +247,8 @@ fn forward(node: &Node, msg: &Message) -> Effects {
         | Body::Close { .. }
         | Body::Order(_)
         | Body::Redirect { .. }
-        | Body::Alert(_) => {}
+        | Body::Alert(_)
+        | Body::Sighting(_) => {}
     }
     Effects {
         forwarded: true,
@@ -361,6 +374,7 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
         } else {
             CopyChange::Keep
         },
+        sighting: None,
         send: Vec::new(),
         note: Some(Note {
             warn: false,

@@ -38,6 +38,7 @@ impl Message {
             Body::Order(o) | Body::Redirect { order: o, .. } => &o.case_id,
             // An alert names at least one case (checked when it comes off the wire).
             Body::Alert(a) => a.case_ids.first().map_or("", String::as_str),
+            Body::Sighting(s) => &s.case_id,
         }
     }
 
@@ -56,6 +57,7 @@ impl Message {
             Body::Order(_) => "order",
             Body::Redirect { .. } => "order_redirect",
             Body::Alert(_) => "alert",
+            Body::Sighting(_) => "person_sighting",
         }
     }
 }
@@ -78,6 +80,23 @@ pub enum Body {
     /// An alert raised below, for the destination's staff (its `forward_to` is empty: it goes
     /// no further). Stored under its key, so a repeat changes nothing.
     Alert(Alert),
+    /// A person seen in a case of the origin's subtree, for the subtree repeat-person count
+    /// (see `crate::storage::subtree`). Stored under hash ‖ registered at ‖ case id, so a
+    /// repeat (or the same case reported again after a move) changes nothing.
+    Sighting(Sighting),
+}
+
+/// A person (by the federation-wide hash of an ID number: never the number or a name) in one
+/// case, reported up the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    /// The keyed hash of the ID number (`storage::secret::Secret::subtree_person`).
+    pub person: [u8; 16],
+    pub case_id: String,
+    /// When the case was registered (its `created_at`): what the window counts.
+    pub registered_at: Timestamp,
+    /// The node that holds the case (where an order about it goes).
+    pub node: NodeCode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

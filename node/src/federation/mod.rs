@@ -88,6 +88,7 @@ pub mod message;
 pub mod node;
 pub mod route;
 pub mod service;
+pub mod subtree;
 pub mod supervision;
 pub mod wire;
 

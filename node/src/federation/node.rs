@@ -23,6 +23,8 @@ pub struct Federation {
     pub store: Store,
     pub clock: SharedClock,
     pub deadlines: Deadlines,
+    /// `[early_warning]`, for the subtree repeat-person count.
+    pub policy: crate::domain::Policy,
     pub links: LinkTable,
     /// Budget of one batch on the wire (`limits.max_message_bytes`; peers accept 4 times it).
     pub batch_bytes: usize,
@@ -59,9 +61,16 @@ impl Federation {
             store,
             clock,
             deadlines,
+            policy: crate::domain::Policy::default(),
             links,
             batch_bytes: max_message_bytes.max(4096),
         }
+    }
+
+    /// This federation state with the node's `[early_warning]` policy.
+    pub fn with_policy(mut self, policy: crate::domain::Policy) -> Federation {
+        self.policy = policy;
+        self
     }
 
     /// The node as the pure layer sees it, at the current time.
@@ -72,6 +81,7 @@ impl Federation {
             now,
             deadlines: &self.deadlines,
             refuse_transfers: self.config.refuse_transfers.as_deref(),
+            policy: &self.policy,
         }
     }
 
@@ -114,6 +124,7 @@ impl Federation {
         let uplink = self.parent.clone();
         let deadlines = self.deadlines.clone();
         let refuse_transfers = self.config.refuse_transfers.clone();
+        let policy = self.policy.clone();
         let now = self.clock.now();
         let applied = self
             .store
@@ -124,6 +135,7 @@ impl Federation {
                     now,
                     deadlines: &deadlines,
                     refuse_transfers: refuse_transfers.as_deref(),
+                    policy: &policy,
                 };
                 apply::incoming(&node, msg, local)
             })

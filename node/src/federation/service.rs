@@ -77,8 +77,20 @@ fn check_batch(child: &NodeCode, batch: &[(u64, Message)]) -> Result<(), Status>
             | Body::Close { .. }
             | Body::Order(_)
             | Body::Redirect { .. }
-            | Body::Alert(_) => None,
+            | Body::Alert(_)
+            | Body::Sighting(_) => None,
         };
+        if let Body::Sighting(s) = &m.body {
+            if !route::in_subtree(child, &s.node) || !route::in_subtree(&m.origin, &s.node) {
+                return Err(Status::permission_denied(format!(
+                    "message {} from {} reports a person in case {} held at {}, outside its subtree",
+                    m.id(),
+                    m.origin,
+                    s.case_id,
+                    s.node
+                )));
+            }
+        }
         if let Body::Alert(a) = &m.body {
             if a.node != m.origin.as_str() {
                 return Err(Status::permission_denied(format!(
@@ -266,5 +278,28 @@ mod tests {
         assert!(check_batch(&child, &[(1, alert("610116001001"))]).is_ok());
         let forged = check_batch(&child, &[(1, alert("610116001002"))]).unwrap_err();
         assert_eq!(forged.code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn a_child_reports_only_people_in_cases_of_its_subtree() {
+        let child = c("610116001001");
+        let sighting = |origin: &str, held_at: &str| {
+            let mut m = msg(origin, origin);
+            m.body = Body::Sighting(crate::federation::message::Sighting {
+                person: [1; 16],
+                case_id: "610116001001-20250101-000001".into(),
+                registered_at: Timestamp(0),
+                node: c(held_at),
+            });
+            m
+        };
+        assert!(check_batch(&child, &[(1, sighting("610116001001", "610116001001"))]).is_ok());
+        let e = check_batch(&child, &[(1, sighting("610116001001", "610116001002"))]).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        // A township relays its villages' sightings, never another township's.
+        let town = c("610116001");
+        assert!(check_batch(&town, &[(1, sighting("610116001", "610116001002"))]).is_ok());
+        let e = check_batch(&town, &[(1, sighting("610116001", "610116002001"))]).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
     }
 }

@@ -19,7 +19,7 @@ use crate::domain::{
     SupervisionCause,
 };
 
-use super::message::{Body, CaseCopy, Message, Order, OrderKind, Refused, Transfer};
+use super::message::{Body, CaseCopy, Message, Order, OrderKind, Refused, Sighting, Transfer};
 
 type Result<T> = std::result::Result<T, DomainError>;
 
@@ -419,6 +419,17 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
             key: a.key.clone(),
             alert: Some(crate::convert::alert_to_proto(a)),
         }),
+        Body::Sighting(Sighting {
+            person,
+            case_id,
+            registered_at,
+            node,
+        }) => B::Sighting(pb::PersonSighting {
+            person: person.to_vec(),
+            case_id: case_id.clone(),
+            registered_at: Some(ts_to_proto(*registered_at)),
+            node: node.to_string(),
+        }),
     };
     pb::Envelope {
         link_seq,
@@ -530,6 +541,20 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
             moved_to: code("redirect.moved_to", &moved_to)?,
         },
         B::Alert(a) => Body::Alert(alert_from_proto(a)?),
+        B::Sighting(pb::PersonSighting {
+            person,
+            case_id,
+            registered_at,
+            node,
+        }) => Body::Sighting(Sighting {
+            person: person
+                .as_slice()
+                .try_into()
+                .map_err(|_| DomainError::invalid("sighting.person", "must be 16 bytes"))?,
+            case_id,
+            registered_at: ts("sighting.registered_at", registered_at)?,
+            node: code("sighting.node", &node)?,
+        }),
     };
     let message = Message {
         origin: code("origin", &origin)?,

@@ -22,9 +22,11 @@ use super::overlay::{Write, WriteSet};
 use super::secret::Secret;
 use super::{Registered, StorageError, WriteError, stats};
 use crate::code::NodeCode;
+use crate::domain::CaseStatus;
 use crate::domain::alert::Alert;
+use crate::domain::rules::normalize_id_number;
 use crate::domain::{Case, DomainError, Event};
-use crate::federation::message::{Body, Message, OutboxEntry, Outgoing};
+use crate::federation::message::{Body, Message, OutboxEntry, Outgoing, Sighting};
 use crate::federation::route;
 use crate::federation::supervision;
 
@@ -106,6 +108,46 @@ impl Tx<'_> {
         };
         self.writes.borrow_mut().put(tree, key, write);
         Ok(())
+    }
+
+    /// Up to `around` keys of `tree` starting with `prefix` on each side of `at` (below it, and
+    /// from it on), with the writes of the batch and of this transaction to that prefix, in
+    /// key order.
+    pub(crate) fn around(
+        &self,
+        tree: TreeId,
+        prefix: &[u8],
+        at: &[u8],
+        around: usize,
+    ) -> TxResult<Vec<(Vec<u8>, IVec)>> {
+        let mut found = std::collections::BTreeMap::new();
+        let sled = &self.trees[tree as usize];
+        for entry in sled.range(prefix.to_vec()..at.to_vec()).rev().take(around) {
+            let (k, v) = entry?;
+            found.insert(k.to_vec(), Some(v));
+        }
+        let upper = keys::prefix_end(prefix);
+        let after = match &upper {
+            Some(end) => sled.range(at.to_vec()..end.clone()),
+            None => sled.range(at.to_vec()..),
+        };
+        for entry in after.take(around) {
+            let (k, v) = entry?;
+            found.insert(k.to_vec(), Some(v));
+        }
+        for set in [self.base, &*self.writes.borrow()] {
+            for (k, w) in set.with_prefix(tree, prefix) {
+                let v = match w {
+                    Write::Put(v) => Some(v.clone()),
+                    Write::Remove | Write::Forget => None,
+                };
+                found.insert(k.clone(), v);
+            }
+        }
+        Ok(found
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect())
     }
 
     pub(crate) fn get_case(&self, id: &str) -> TxResult<Option<Case>> {
@@ -305,6 +347,7 @@ impl Change<'_> {
             tx.insert(entry.0, &entry.1, Vec::new())?;
         }
 
+        report_people(tx, self.before, case)?;
         for alert in self.alerts {
             tx.raise(alert)?;
         }
@@ -324,6 +367,70 @@ impl Change<'_> {
         }
         stats::on_case_change(tx, self.before, case)
     }
+}
+
+/// With the federation's person key: each ID number a live case brings into this node (a
+/// registration, a case installed by a transfer, a party added) is a sighting, stored in the
+/// subtree person index and queued to the parent (see `federation::subtree`).
+fn report_people(tx: &Tx<'_>, before: Option<&Case>, after: &Case) -> TxResult<()> {
+    if !tx.secret.has_person_key() || after.status == CaseStatus::Transferred {
+        return Ok(());
+    }
+    let numbers = |c: &Case| -> Vec<String> {
+        let mut v: Vec<String> = c
+            .parties
+            .iter()
+            .map(|p| normalize_id_number(&p.id_number))
+            .filter(|n| !n.is_empty())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let had = before
+        .filter(|b| b.status != CaseStatus::Transferred)
+        .map(numbers)
+        .unwrap_or_default();
+    for number in numbers(after).into_iter().filter(|n| !had.contains(n)) {
+        let Some(person) = tx.secret.subtree_person(&number) else {
+            continue;
+        };
+        let sighting = Sighting {
+            person,
+            case_id: after.id.clone(),
+            registered_at: after.created_at,
+            node: tx.node.clone(),
+        };
+        store_sighting(tx, &sighting)?;
+        if let Some(up) = tx.uplink {
+            enqueue(
+                tx,
+                &[Outgoing {
+                    next_hop: up.clone(),
+                    queued_at: after.updated_at,
+                    message: Message {
+                        origin: tx.node.clone(),
+                        origin_seq: 0,
+                        destination: up.clone(),
+                        sent_at: after.updated_at,
+                        body: Body::Sighting(sighting),
+                    },
+                }],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores a sighting in the subtree person index (its holder replacing the one stored).
+pub(crate) fn store_sighting(tx: &Tx<'_>, s: &Sighting) -> TxResult<()> {
+    let key = keys::person(&s.person, s.registered_at, &s.case_id);
+    tx.insert_encoded(
+        TreeId::SubtreePerson,
+        ValueKind::NodeCode,
+        &key,
+        s.node.as_str(),
+    )
 }
 
 /// The first `len` events of a case's stored history, read inside the transaction.

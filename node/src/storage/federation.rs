@@ -28,7 +28,8 @@ use crate::code::NodeCode;
 use crate::domain::{Case, DomainError, Event, Timestamp};
 use crate::federation::apply::{CopyChange, Effects, Local, Note};
 use crate::federation::links::LinkRecord;
-use crate::federation::message::{CaseCopy, Message, OutboxEntry, Outgoing};
+use crate::federation::message::{Body, CaseCopy, Message, OutboxEntry, Outgoing, Sighting};
+use crate::federation::subtree::{READ_AROUND, Seen};
 
 /// The outcome of [`Store::apply_incoming`].
 #[derive(Debug, Clone, Default)]
@@ -346,6 +347,27 @@ fn corrupt_key(tree: TreeId, key: &[u8], reason: &str) -> StorageError {
     }
 }
 
+/// The stored sightings of `s`'s person near its time (see `federation::subtree`).
+fn read_sightings(tx: &Tx<'_>, s: &Sighting) -> TxResult<Vec<Seen>> {
+    let prefix = keys::person_prefix(&s.person);
+    let at = keys::person(&s.person, s.registered_at, "");
+    let mut out = Vec::new();
+    for (key, value) in tx.around(TreeId::SubtreePerson, &prefix, &at, READ_AROUND)? {
+        let corrupt = |reason: &str| abort(corrupt_key(TreeId::SubtreePerson, &key, reason));
+        let (registered_at, case_id) =
+            keys::person_parts(&key).ok_or_else(|| corrupt("malformed key"))?;
+        let node: String = codec::decode(ValueKind::NodeCode, TreeId::SubtreePerson, &key, &value)
+            .map_err(abort)?;
+        let node = NodeCode::parse(&node).map_err(|_| corrupt("holder is not a division code"))?;
+        out.push(Seen {
+            registered_at,
+            case_id: case_id.to_owned(),
+            node,
+        });
+    }
+    Ok(out)
+}
+
 /// One incoming message, as one transaction: what this node holds, the effects, the new
 /// watermark.
 fn apply_one<F>(
@@ -376,12 +398,20 @@ where
     };
     let copy: Option<CaseCopy> =
         tx.get_decoded(TreeId::Copies, ValueKind::CaseCopy, case_id.as_bytes())?;
+    let sightings = match &msg.body {
+        Body::Sighting(s) => read_sightings(tx, s)?,
+        _ => Vec::new(),
+    };
     let local = Local {
         case,
         history,
         copy,
+        sightings,
     };
     let effects = f(msg, &local);
+    if let Some(s) = &effects.sighting {
+        change::store_sighting(tx, s)?;
+    }
     match &effects.case {
         Some((after, events)) => {
             let change = Change {

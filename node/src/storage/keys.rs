@@ -19,6 +19,10 @@
 //!   sub-range. The respondent index is `hash(respondent name) (16 bytes) ‖ case id`, for open
 //!   cases only. Both hashes are keyed with the store's secret (see `secret`), so neither ID
 //!   numbers nor names appear in clear in an index;
+//! * the subtree person index has the person index's layout, with the federation-wide hash
+//!   (see `secret::PersonKey`): `hash (16 bytes) ‖ registered at ‖ case id`, the value being
+//!   the node that holds the case. It lists the sightings of this node's whole subtree (its
+//!   own cases included), so a case reported twice (after a move) is one entry;
 //! * alerts are stored under their key (UTF-8), and indexed by `raised at (8 bytes) ‖ key`.
 //!
 //! * a statistics entry key is `kind (1 byte) ‖ node code (ASCII digits) ‖ 0x00 ‖ bucket (u32
@@ -96,6 +100,9 @@ trees! {
     /// neighbour code → [`crate::federation::links::LinkRecord`]: when the neighbour was last
     /// heard and since when the link is expected, so link silence survives a restart.
     Links => "peer_linkrecord",
+    /// federation hash(ID number) ‖ registered at ‖ case id → the node holding the case: the
+    /// person sightings of this node's subtree (see `subtree`).
+    SubtreePerson => "subtreepersonhash_registeredat_caseid_node",
 }
 
 /// The opened trees, indexed by [`TreeId`], and the signals the writer raises about them.
@@ -335,6 +342,14 @@ pub(crate) fn person_case_id(key: &[u8]) -> Option<&[u8]> {
     key.get(HASH_LEN + 8..).filter(|id| !id.is_empty())
 }
 
+/// (registered at, case id) of a person or subtree person index key.
+pub(crate) fn person_parts(key: &[u8]) -> Option<(Timestamp, &str)> {
+    let at = key.get(HASH_LEN..HASH_LEN + 8)?;
+    let at = u64::from_be_bytes(at.try_into().ok()?) ^ (1 << 63);
+    let id = std::str::from_utf8(person_case_id(key)?).ok()?;
+    Some((Timestamp(at as i64), id))
+}
+
 /// Respondent index key.
 pub(crate) fn respondent(hash: &[u8; HASH_LEN], case_id: &str) -> Vec<u8> {
     [hash.as_slice(), case_id.as_bytes()].concat()
@@ -470,6 +485,20 @@ mod tests {
         assert!(!other.starts_with(&outbox_prefix("610116001")));
         assert_eq!(outbox_parts(&b), Some(("610116001", 256)));
         assert_eq!(outbox_parts(b"x"), None);
+    }
+
+    #[test]
+    fn person_keys_parse_back() {
+        let key = person(
+            &[5; HASH_LEN],
+            Timestamp(-3),
+            "610116001001-20250101-000001",
+        );
+        assert_eq!(
+            person_parts(&key),
+            Some((Timestamp(-3), "610116001001-20250101-000001"))
+        );
+        assert_eq!(person_parts(&key[..HASH_LEN + 8]), None);
     }
 
     #[test]

@@ -90,6 +90,7 @@ use keys::{TreeId, Trees};
 use secret::Secret;
 
 pub use rules::{PersonMatch, RespondentMatch};
+pub use secret::PersonKey;
 pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 
 /// Version of the layout of trees and keys; written at creation, checked on open. Version 2
@@ -116,6 +117,10 @@ pub struct StoreOptions {
     /// (`Alert::forward_to`) are queued to it in the transaction that stores them. Without
     /// one (the top of the federation, a node run alone) they stay here.
     pub uplink: Option<NodeCode>,
+    /// The federation's person key (`early_warning.person_key_file`): with it, the ID numbers
+    /// of the cases stored here are also hashed federation-wide and reported to the parent as
+    /// sightings for the subtree repeat-person count (see `subtree`). Without it, none.
+    pub person_key: Option<PersonKey>,
 }
 
 /// For tests that do not care which node a store belongs to: county 610116.
@@ -135,6 +140,7 @@ impl StoreOptions {
             cache_capacity_bytes: 16 * 1024 * 1024,
             opened_at,
             uplink: None,
+            person_key: None,
         }
     }
 }
@@ -262,7 +268,7 @@ impl Store {
         let mut trees = Trees::open(&db, opts.node.clone())?;
         trees.uplink = opts.uplink.clone();
         let found = check_format(&trees)?;
-        let secret = Secret::load_or_create(&trees)?;
+        let secret = Secret::load_or_create(&trees)?.with_person_key(opts.person_key.as_ref());
         if found == 1 {
             upgrade_from_1(&trees, &secret)?;
         }

@@ -55,6 +55,17 @@ impl WriteSet {
         self.trees[tree as usize].get(key)
     }
 
+    /// The writes of one tree to keys starting with `prefix`.
+    pub(crate) fn with_prefix<'a>(
+        &'a self,
+        tree: TreeId,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Write)> + 'a {
+        self.trees[tree as usize]
+            .iter()
+            .filter(move |(k, _)| k.starts_with(prefix))
+    }
+
     pub(crate) fn put(&mut self, tree: TreeId, key: &[u8], write: Write) {
         self.trees[tree as usize].insert(key.to_vec(), write);
     }

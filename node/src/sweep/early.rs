@@ -13,8 +13,9 @@
 //!   registered raises its `supervision` alert here (registration writes one event and no
 //!   alert).
 //!
-//! Counting is local: the indexes hold this node's cases only. Counting "in a subtree" needs
-//! the federation to share identities across nodes (see `storage::secret`).
+//! Counting here is local: the indexes hold this node's cases only. The count over a subtree
+//! runs at the ancestors, on sightings reported up the tree under the federation's person key
+//! (see `federation::subtree` and `storage::secret`).
 
 use std::sync::Arc;
 

@@ -14,6 +14,7 @@ struct At {
     up: Option<NodeCode>,
     deadlines: Deadlines,
     refuse_transfers: Option<String>,
+    policy: crate::domain::Policy,
 }
 
 impl At {
@@ -24,6 +25,7 @@ impl At {
             me,
             deadlines: Deadlines::default(),
             refuse_transfers: None,
+            policy: crate::domain::Policy::default(),
         }
     }
     fn top(me: &str) -> At {
@@ -39,6 +41,7 @@ impl At {
             now: NOW,
             deadlines: &self.deadlines,
             refuse_transfers: self.refuse_transfers.as_deref(),
+            policy: &self.policy,
         }
     }
 }
@@ -261,6 +264,7 @@ fn a_supervision_order_lands_in_the_history_and_adds_the_issuer() {
         case: Some(case),
         history,
         copy: None,
+        sightings: Vec::new(),
     };
     let got = install(&village, &msg, &local);
     assert_eq!(got.supervising_nodes, vec!["6101".to_string()]);
@@ -286,6 +290,7 @@ fn a_transfer_order_moves_the_case_sideways() {
         case: Some(case),
         history,
         copy: None,
+        sightings: Vec::new(),
     };
     let e = incoming(&village.node(), &msg, &local);
     let (tomb, events) = e.case.unwrap();
@@ -538,6 +543,7 @@ fn an_alert_is_stored_at_its_destination_and_goes_no_further() {
         now: Timestamp(2),
         deadlines: &deadlines,
         refuse_transfers: None,
+        policy: &crate::domain::Policy::default(),
     };
     let here = incoming(&node, &msg("610116001"), &Local::default());
     assert_eq!(here.alerts.len(), 1);

@@ -69,6 +69,7 @@ fn every_body_round_trips() {
             moved_to: c("610116001"),
         },
         Body::Alert(sample_alert(&case.id)),
+        Body::Sighting(sample_sighting(&case.id)),
     ];
     for body in bodies {
         let m = Message {
@@ -170,4 +171,41 @@ fn malformed_alerts_from_peers_are_invalid_argument() {
     // link.
     assert!(with(&|a| a.alert.as_mut().unwrap().message = "长".repeat(10_000)).is_ok());
     assert!(field(with(&|a| a.key = "k".repeat(1_001))).contains("alert.key"));
+}
+
+fn sample_sighting(case_id: &str) -> Sighting {
+    Sighting {
+        person: [0xab; 16],
+        case_id: case_id.to_owned(),
+        registered_at: Timestamp(5_000),
+        node: c("610116001001"),
+    }
+}
+
+#[test]
+fn malformed_sightings_from_peers_are_invalid_argument() {
+    let case = sample_case(parties());
+    let m = Message {
+        origin: c("610116001001"),
+        origin_seq: 1,
+        destination: c("610116001"),
+        sent_at: Timestamp(1),
+        body: Body::Sighting(sample_sighting(&case.id)),
+    };
+    let good = envelope_to_proto(1, &m);
+    let with = |edit: &dyn Fn(&mut pb::PersonSighting)| {
+        let mut e = good.clone();
+        if let Some(pb::envelope::Body::Sighting(s)) = &mut e.body {
+            edit(s);
+        }
+        envelope_from_proto(e)
+    };
+    assert!(with(&|_| {}).is_ok());
+    let field = |r: Result<(u64, Message)>| r.unwrap_err().to_string();
+    assert!(field(with(&|s| s.person.pop().map_or((), drop))).contains("sighting.person"));
+    assert!(field(with(&|s| s.person = vec![1; 32])).contains("sighting.person"));
+    assert!(field(with(&|s| s.registered_at = None)).contains("sighting.registered_at"));
+    assert!(field(with(&|s| s.node = "61011600100x".into())).contains("sighting.node"));
+    assert!(field(with(&|s| s.case_id.clear())).contains("case"));
+    assert!(field(with(&|s| s.case_id = "a\0b".into())).contains("case"));
 }

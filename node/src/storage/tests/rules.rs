@@ -313,3 +313,65 @@ async fn a_format_1_store_is_upgraded_at_open() {
     .unwrap();
     assert_eq!(format, 2);
 }
+
+/// With the federation's person key, a registration reports its people to the parent in the
+/// same write, by a hash equal at every store holding the key; without the key, nothing.
+#[tokio::test]
+async fn registrations_report_people_up_by_the_federation_hash() {
+    use crate::federation::message::Body;
+    let parent = NodeCode::parse("610116001").unwrap();
+    let sightings = |store: &Store| -> Vec<crate::federation::message::Sighting> {
+        store
+            .outbox_after(&parent, 0, 10, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, e)| match e.message.body {
+                Body::Sighting(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for with_key in [true, true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_again(
+            dir.path(),
+            &StoreOptions {
+                uplink: Some(parent.clone()),
+                person_key: with_key.then(super::super::PersonKey::for_tests),
+                ..options()
+            },
+        )
+        .unwrap();
+        let reg = store
+            .register("k".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+            .await
+            .unwrap();
+        // A repeat of the registration reports nothing more.
+        store
+            .register("k".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+            .await
+            .unwrap();
+        let s = sightings(&store);
+        if !with_key {
+            assert!(s.is_empty(), "{s:?}");
+            continue;
+        }
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].case_id, reg.case.id);
+        assert_eq!(s[0].registered_at, reg.case.created_at);
+        assert_eq!(s[0].node.as_str(), NODE);
+        // No ID number in the message, in any form.
+        let queued = format!(
+            "{:?}",
+            store.outbox_after(&parent, 0, 10, usize::MAX).unwrap()
+        );
+        assert!(!queued.contains("610116199001010000"));
+        seen.push(s[0].person);
+        store.shutdown().await;
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "the same person hashes alike at two stores"
+    );
+}
