@@ -98,20 +98,62 @@ async fn one_person_at_two_villages_is_matched_at_their_township() {
     assert!(!alert.message.contains(person), "{}", alert.message);
     assert!(!alert.message.contains("1234"), "{}", alert.message);
 
-    // Raised once: no village raised one (each has fewer than three cases), and the township
+    // The township told village 2, which holds the newest case, to raise its risk one
+    // colour: done there through its own rule's command, with the reason in the history.
+    let newest = ids[2].clone();
+    let raised = eventually("the newest case raised at village 2", SETTLE, || {
+        let mut d = director2.clone();
+        let id = newest.clone();
+        async move {
+            let c = get(&mut d, &id).await;
+            (c.risk == pb::RiskLevel::Orange as i32).then_some(c)
+        }
+    })
+    .await;
+    assert_eq!(raised.supervising_nodes, [TOWNSHIP], "orange at a village");
+    let history = director2
+        .get_case_history(pb::GetCaseRequest {
+            case_id: newest.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(
+        history
+            .iter()
+            .any(|e| e.kind == "risk_changed" && e.detail.contains("辖区比对")),
+        "{history:?}"
+    );
+    // Raised once: village 1 raised nothing (it has two cases), village 2 holds the alert of
+    // the order, which also keeps its own rule from raising the case again; the township
     // holds exactly one.
-    for (client, node) in [(&mut director1, V1), (&mut director2, V2)] {
-        let alerts = client
+    let repeat_alerts = |alerts: Vec<pb::Alert>| {
+        alerts
+            .into_iter()
+            .filter(|a| a.kind == "repeat_person")
+            .collect::<Vec<_>>()
+    };
+    let at_v1 = repeat_alerts(
+        director1
             .list_alerts(pb::ListAlertsRequest {})
             .await
             .unwrap()
             .into_inner()
-            .alerts;
-        assert!(
-            !alerts.iter().any(|a| a.kind == "repeat_person"),
-            "{node}: {alerts:?}"
-        );
-    }
+            .alerts,
+    );
+    assert!(at_v1.is_empty(), "{at_v1:?}");
+    let at_v2 = repeat_alerts(
+        director2
+            .list_alerts(pb::ListAlertsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .alerts,
+    );
+    assert_eq!(at_v2.len(), 1, "{at_v2:?}");
+    assert_eq!(at_v2[0].case_ids, std::slice::from_ref(&newest));
+    assert!(!at_v2[0].message.contains(person));
     let mut t = town.clone();
     let at_town = t
         .list_alerts(pb::ListAlertsRequest {})

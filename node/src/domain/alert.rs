@@ -148,7 +148,7 @@ pub fn repeat_person(
         ));
     }
     Alert {
-        key: format!("repeat_person/{}", case.id),
+        key: repeat_person_key(&case.id),
         kind: AlertKind::RepeatPerson,
         case_ids: case_ids.to_vec(),
         node: case.owner_node.clone(),
@@ -186,6 +186,42 @@ pub fn repeat_person_subtree(
             case_ids.join("、")
         ),
         forward_to: rules::parent_of(at).into_iter().collect(),
+    }
+}
+
+/// The key of a case's own `repeat_person` alert: held, the case's risk was raised for it once
+/// (by this node's rule, or by an ancestor's order), and neither does it again.
+pub fn repeat_person_key(case_id: &str) -> String {
+    format!("repeat_person/{case_id}")
+}
+
+/// `repeat_person` at the owner, for an ancestor's order after the count over its subtree
+/// (`reason` names the count; no personal data). Kept here: the ancestor's own alert went up.
+pub fn repeat_person_ordered(
+    case: &Case,
+    issuer: &str,
+    reason: &str,
+    raised_to: RiskLevel,
+    now: Timestamp,
+) -> Alert {
+    let risk = if raised_to != case.risk {
+        format!(
+            "案件{}风险由{}色升为{}色",
+            case.id,
+            case.risk.label_zh(),
+            raised_to.label_zh()
+        )
+    } else {
+        format!("案件{}已为{}色风险", case.id, case.risk.label_zh())
+    };
+    Alert {
+        key: repeat_person_key(&case.id),
+        kind: AlertKind::RepeatPerson,
+        case_ids: vec![case.id.clone()],
+        node: case.owner_node.clone(),
+        raised_at: now,
+        message: format!("{issuer}辖区比对发现重复来访：{reason}；{risk}"),
+        forward_to: Vec::new(),
     }
 }
 

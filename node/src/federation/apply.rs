@@ -41,7 +41,9 @@
 use crate::code::NodeCode;
 use crate::domain::alert::{self, Alert};
 use crate::domain::moves::{self, MoveKind};
-use crate::domain::{Case, CaseStatus, Ctx, Deadlines, DomainError, Event, Policy, Timestamp};
+use crate::domain::{
+    Case, CaseStatus, Command, Ctx, Deadlines, DomainError, Event, Policy, Timestamp, machine,
+};
 
 use super::message::{
     Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refused, Sighting, Transfer,
@@ -109,6 +111,9 @@ pub struct Local {
     /// For a person sighting: this node's stored sightings of that person near its time
     /// (see [`super::subtree::READ_AROUND`]).
     pub sightings: Vec<super::subtree::Seen>,
+    /// For a risk-raise order: the case's repeat-person alert is held here already (its own
+    /// rule, or an earlier order, raised the risk).
+    pub repeat_person_held: bool,
 }
 
 /// A change to the supervised copy.
@@ -538,6 +543,42 @@ fn deliver_order(node: &Node, msg: &Message, order: &Order, local: &Local) -> Ef
                 },
                 Err(MoveError::Domain(e)) => not_done(e.to_string()),
                 Err(MoveError::Unroutable) => not_done(format!("无法送达{to_node}")),
+            }
+        }
+        OrderKind::RaiseRisk { reason } => {
+            if local.repeat_person_held {
+                return Effects::note(
+                    false,
+                    format!(
+                        "order {}: the risk of {} was raised for this person already",
+                        msg.id(),
+                        case.id
+                    ),
+                );
+            }
+            let cmd = Command::RaiseRisk {
+                reason: reason.clone(),
+            };
+            match machine::apply(case, &ctx, &cmd) {
+                Ok((next, events)) => {
+                    let mut alerts = vec![alert::repeat_person_ordered(
+                        case,
+                        issuer.as_str(),
+                        reason,
+                        next.risk,
+                        node.now,
+                    )];
+                    alerts.extend(alert::of_change(Some(case), &next, &events, node.now));
+                    Effects {
+                        case: Some((next, events)),
+                        alerts,
+                        ..Effects::default()
+                    }
+                }
+                Err(e) => Effects::note(
+                    true,
+                    format!("order {} not executed on {}: {e}", msg.id(), case.id),
+                ),
             }
         }
     }

@@ -148,6 +148,9 @@ pub enum OrderKind {
     },
     /// Move the case to `to_node`.
     Transfer { to_node: NodeCode, reason: String },
+    /// Raise the risk one colour (the repeat-person rule over the issuer's subtree), unless
+    /// the case's own repeat-person alert is held already.
+    RaiseRisk { reason: String },
 }
 
 impl OrderKind {
@@ -156,6 +159,7 @@ impl OrderKind {
         match self {
             OrderKind::Supervise { .. } => "督办".to_owned(),
             OrderKind::Transfer { to_node, .. } => format!("流转至{to_node}"),
+            OrderKind::RaiseRisk { .. } => "风险升级".to_owned(),
         }
     }
 }

@@ -19,17 +19,23 @@
 //! (so once), for this node and its parent. It names the cases and the nodes holding them;
 //! it can show no ID number, as the ancestor has none.
 //!
-//! Not (yet) done here: the order to the owner of the newest case to raise its risk one
-//! colour; sightings raised at a node for its own registrations are stored but only counted
-//! when a sighting from below arrives; cases stored before the key was configured are not
-//! reported.
+//! With the alert goes an order to the holder of the newest case to raise its risk one colour
+//! ([`OrderKind::RaiseRisk`], routed like every order, following the case if it moved). The
+//! owner carries it out through the same state-machine command as its own repeat-person rule,
+//! gated by the case's own `repeat_person` alert: a case is raised once, by whichever comes
+//! first.
+//!
+//! Not (yet) done here: sightings raised at a node for its own registrations are stored but
+//! only counted when a sighting from below arrives (and a node holding the newest case itself
+//! sends no order); cases stored before the key was configured are not reported.
 
 use crate::code::NodeCode;
 use crate::domain::Timestamp;
 use crate::domain::alert;
 
 use super::apply::{Effects, Local, Node};
-use super::message::{Body, Sighting};
+use super::message::{Body, Order, OrderKind, Outgoing, Sighting};
+use crate::domain::moves;
 
 /// Most stored sightings of one person read on each side of a new sighting's time: bounds the
 /// work for a person with very many cases (an alert lists at most these).
@@ -93,13 +99,33 @@ pub fn receive(node: &Node, s: &Sighting, local: &Local) -> Effects {
     }
     // A case that only changed hands was counted when first seen.
     if !moved {
-        effects.alerts = detect(node, s.registered_at, &seen);
+        for (alert, newest) in detect(node, s.registered_at, &seen) {
+            effects
+                .send
+                .extend(raise_order(node, &newest, &alert.message));
+            effects.alerts.push(alert);
+        }
     }
     effects
 }
 
-/// The alerts due once `seen` (one person's sightings, time-ordered) holds one at `from`.
-fn detect(node: &Node, from: Timestamp, seen: &[Seen]) -> Vec<alert::Alert> {
+/// The order to the holder of `newest` to raise its risk one colour, with `reason`. None when
+/// this node holds the case itself (nothing to route; its own rule counts its own cases).
+fn raise_order(node: &Node, newest: &Seen, reason: &str) -> Option<Outgoing> {
+    let order = Order {
+        case_id: newest.case_id.clone(),
+        actor: moves::node_actor(node.me.as_str()),
+        redirects: 0,
+        kind: OrderKind::RaiseRisk {
+            reason: reason.to_owned(),
+        },
+    };
+    node.originate(newest.node.clone(), Body::Order(order))
+}
+
+/// The alerts due once `seen` (one person's sightings, time-ordered) holds one at `from`, each
+/// with the newest case it counts.
+fn detect(node: &Node, from: Timestamp, seen: &[Seen]) -> Vec<(alert::Alert, Seen)> {
     let threshold = node.policy.repeat_person_cases as usize;
     if threshold == 0 {
         return Vec::new();
@@ -128,7 +154,7 @@ fn detect(node: &Node, from: Timestamp, seen: &[Seen]) -> Vec<alert::Alert> {
         holders.sort();
         holders.dedup();
         let ids: Vec<String> = within.iter().map(|c| c.case_id.clone()).collect();
-        out.push(alert::repeat_person_subtree(
+        let raised = alert::repeat_person_subtree(
             node.me.as_str(),
             &newest.case_id,
             newest.node.as_str(),
@@ -136,7 +162,8 @@ fn detect(node: &Node, from: Timestamp, seen: &[Seen]) -> Vec<alert::Alert> {
             &holders,
             node.policy,
             node.now,
-        ));
+        );
+        out.push((raised, newest.clone()));
     }
     out
 }
@@ -224,10 +251,19 @@ mod tests {
         assert_eq!(a.case_ids, ["a", "b", "c"]);
         assert_eq!(a.node, TOWN);
         assert_eq!(a.forward_to, ["610116"]);
-        // Passed on to the parent, as is.
-        assert_eq!(e.send.len(), 1);
+        // Passed on to the parent, as is; and the holder of the newest case is told to raise
+        // its risk (routed down to village 2).
+        assert_eq!(e.send.len(), 2);
         assert_eq!(e.send[0].message.destination, c("610116"));
         assert!(matches!(&e.send[0].message.body, Body::Sighting(x) if x.case_id == "c"));
+        let order = &e.send[1];
+        assert_eq!(order.message.destination, c(V2));
+        assert_eq!(order.next_hop, c(V2));
+        assert!(matches!(
+            &order.message.body,
+            Body::Order(Order { case_id, kind: OrderKind::RaiseRisk { reason }, .. })
+                if case_id == "c" && reason == &a.message
+        ));
         // The same sighting again: nothing at all.
         let mut again = held;
         again.push(seen("c", 30, V2));

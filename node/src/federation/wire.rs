@@ -317,6 +317,9 @@ fn order_to_proto(o: &Order) -> pb::CaseOrder {
                 reason: reason.clone(),
             })
         }
+        OrderKind::RaiseRisk { reason } => pb::case_order::Kind::RaiseRisk(pb::RiskRaiseOrder {
+            reason: reason.clone(),
+        }),
     };
     pb::CaseOrder {
         case_id: case_id.clone(),
@@ -346,6 +349,9 @@ fn order_from_proto(o: Option<pb::CaseOrder>) -> Result<Order> {
                 to_node: code("order.transfer.to_node", &to_node)?,
                 reason,
             }
+        }
+        pb::case_order::Kind::RaiseRisk(pb::RiskRaiseOrder { reason }) => {
+            OrderKind::RaiseRisk { reason }
         }
     };
     Ok(Order {

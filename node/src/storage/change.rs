@@ -159,7 +159,7 @@ impl Tx<'_> {
         }
     }
 
-    fn has_alert(&self, key: &str) -> TxResult<bool> {
+    pub(crate) fn has_alert(&self, key: &str) -> TxResult<bool> {
         Ok(self.get(TreeId::Alerts, key.as_bytes())?.is_some())
     }
 

@@ -28,7 +28,9 @@ use crate::code::NodeCode;
 use crate::domain::{Case, DomainError, Event, Timestamp};
 use crate::federation::apply::{CopyChange, Effects, Local, Note};
 use crate::federation::links::LinkRecord;
-use crate::federation::message::{Body, CaseCopy, Message, OutboxEntry, Outgoing, Sighting};
+use crate::federation::message::{
+    Body, CaseCopy, Message, Order, OrderKind, OutboxEntry, Outgoing, Sighting,
+};
 use crate::federation::subtree::{READ_AROUND, Seen};
 
 /// The outcome of [`Store::apply_incoming`].
@@ -402,11 +404,19 @@ where
         Body::Sighting(s) => read_sightings(tx, s)?,
         _ => Vec::new(),
     };
+    let repeat_person_held = match &msg.body {
+        Body::Order(Order {
+            kind: OrderKind::RaiseRisk { .. },
+            ..
+        }) => tx.has_alert(&crate::domain::alert::repeat_person_key(case_id))?,
+        _ => false,
+    };
     let local = Local {
         case,
         history,
         copy,
         sightings,
+        repeat_person_held,
     };
     let effects = f(msg, &local);
     if let Some(s) = &effects.sighting {

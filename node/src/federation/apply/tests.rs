@@ -265,6 +265,7 @@ fn a_supervision_order_lands_in_the_history_and_adds_the_issuer() {
         history,
         copy: None,
         sightings: Vec::new(),
+        repeat_person_held: false,
     };
     let got = install(&village, &msg, &local);
     assert_eq!(got.supervising_nodes, vec!["6101".to_string()]);
@@ -291,6 +292,7 @@ fn a_transfer_order_moves_the_case_sideways() {
         history,
         copy: None,
         sightings: Vec::new(),
+        repeat_person_held: false,
     };
     let e = incoming(&village.node(), &msg, &local);
     let (tomb, events) = e.case.unwrap();
@@ -554,4 +556,47 @@ fn an_alert_is_stored_at_its_destination_and_goes_no_further() {
     assert!(relayed.alerts.is_empty());
     assert_eq!(relayed.send.len(), 1);
     assert_eq!(relayed.send[0].next_hop, c("610116"));
+}
+
+#[test]
+fn a_risk_raise_order_raises_once_with_the_owners_alert() {
+    let msg = order(
+        "610116001",
+        "610116001001",
+        OrderKind::RaiseRisk {
+            reason: "同一当事人6个月内在辖区共有3件案件".into(),
+        },
+    );
+    let village = At::new("610116001001");
+    let (case, history) = owned("610116001001");
+    let before = case.risk;
+    let local = Local {
+        case: Some(case.clone()),
+        history,
+        copy: None,
+        sightings: Vec::new(),
+        repeat_person_held: false,
+    };
+    let e = incoming(&village.node(), &msg, &local);
+    let (raised, events) = e.case.expect("the risk goes up");
+    assert_eq!(raised.risk, before.raised());
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.detail.contains("同一当事人6个月内在辖区共有3件案件")),
+        "{events:?}"
+    );
+    let own = e
+        .alerts
+        .iter()
+        .find(|a| a.key == crate::domain::alert::repeat_person_key(&case.id))
+        .expect("the owner's alert, which gates its own rule");
+    assert!(own.forward_to.is_empty() && own.message.contains("610116001"));
+    // Already raised for this person (its own rule or an earlier order): nothing changes.
+    let held = Local {
+        repeat_person_held: true,
+        ..local
+    };
+    let e = incoming(&village.node(), &msg, &held);
+    assert!(e.case.is_none() && e.alerts.is_empty());
 }

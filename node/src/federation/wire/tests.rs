@@ -64,6 +64,12 @@ fn every_body_round_trips() {
             },
             ..order.clone()
         }),
+        Body::Order(Order {
+            kind: OrderKind::RaiseRisk {
+                reason: "辖区比对".into(),
+            },
+            ..order.clone()
+        }),
         Body::Redirect {
             order,
             moved_to: c("610116001"),
