@@ -154,6 +154,57 @@ async fn one_person_at_two_villages_is_matched_at_their_township() {
     assert_eq!(at_v2.len(), 1, "{at_v2:?}");
     assert_eq!(at_v2[0].case_ids, std::slice::from_ref(&newest));
     assert!(!at_v2[0].message.contains(person));
+    // A case registered at the township itself counts with its villages' cases: two at
+    // village 1 and the township's own make three, and the township raises its own case.
+    let other = "610102198507071234";
+    let mut town_intake = operator_client(&pki, &township, TOWNSHIP, "intake", "sun").await;
+    let mut intake1 = operator_client(&pki, &v1, V1, "intake", "li").await;
+    for i in 0..2 {
+        intake1
+            .register_case(request(
+                &format!("q{i}"),
+                pb::RiskLevel::Blue,
+                other,
+                &format!("另一被申请人{i}"),
+            ))
+            .await
+            .unwrap();
+    }
+    // The township has village 1's two sightings (acknowledged, so applied) before its own
+    // registration.
+    eventually("village 1's sightings at the township", SETTLE, || {
+        let mut links = director1.clone();
+        async move {
+            let l = links
+                .get_links(pb::GetLinksRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            l.links.iter().all(|k| k.queue_out == 0).then_some(())
+        }
+    })
+    .await;
+    let own = town_intake
+        .register_case(request(
+            "q-town",
+            pb::RiskLevel::Blue,
+            other,
+            "镇上被申请人",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let own_raised = eventually("the township's own case raised", SETTLE, || {
+        let mut t = town_intake.clone();
+        let id = own.id.clone();
+        async move {
+            let c = get(&mut t, &id).await;
+            (c.risk == pb::RiskLevel::Yellow as i32).then_some(c)
+        }
+    })
+    .await;
+    assert_eq!(own_raised.owner_node, TOWNSHIP);
+
     let mut t = town.clone();
     let at_town = t
         .list_alerts(pb::ListAlertsRequest {})
@@ -161,9 +212,20 @@ async fn one_person_at_two_villages_is_matched_at_their_township() {
         .unwrap()
         .into_inner()
         .alerts;
+    let subtree: Vec<_> = at_town
+        .iter()
+        .filter(|a| a.kind == "repeat_person" && a.node == TOWNSHIP)
+        .collect();
     assert_eq!(
-        at_town.iter().filter(|a| a.kind == "repeat_person").count(),
+        subtree
+            .iter()
+            .filter(|a| a.case_ids.contains(&ids[2]))
+            .count(),
         1,
+        "{at_town:?}"
+    );
+    assert!(
+        subtree.iter().any(|a| a.case_ids.contains(&own.id)),
         "{at_town:?}"
     );
 }

@@ -25,9 +25,12 @@
 //! gated by the case's own `repeat_person` alert: a case is raised once, by whichever comes
 //! first.
 //!
-//! Not (yet) done here: sightings raised at a node for its own registrations are stored but
-//! only counted when a sighting from below arrives (and a node holding the newest case itself
-//! sends no order); cases stored before the key was configured are not reported.
+//! A case registered at a node with children is counted too, right after its registration
+//! ([`check_own`], from `sweep::early`): its sightings join those from below, and when the
+//! newest case counted is the node's own, the node raises its risk itself (the same command
+//! and gate as the order).
+//!
+//! Not done: cases stored before the key was configured are not reported.
 
 use crate::code::NodeCode;
 use crate::domain::Timestamp;
@@ -107,6 +110,35 @@ pub fn receive(node: &Node, s: &Sighting, local: &Local) -> Effects {
         }
     }
     effects
+}
+
+/// A case registered at this node brought the sighting `s` (already stored, so possibly in
+/// `held`): the alerts it completes over the subtree, each with the order for the holder of
+/// the newest case it counts (`None` when this node holds that case: then this node raises
+/// it itself) and that newest case.
+pub fn check_own(
+    node: &Node,
+    s: &Sighting,
+    held: &[Seen],
+) -> Vec<(alert::Alert, Option<Outgoing>, Seen)> {
+    let mut seen: Vec<Seen> = held
+        .iter()
+        .filter(|x| !(x.case_id == s.case_id && x.registered_at == s.registered_at))
+        .cloned()
+        .collect();
+    seen.push(Seen {
+        registered_at: s.registered_at,
+        case_id: s.case_id.clone(),
+        node: s.node.clone(),
+    });
+    seen.sort_by(|a, b| (a.registered_at, &a.case_id).cmp(&(b.registered_at, &b.case_id)));
+    detect(node, s.registered_at, &seen)
+        .into_iter()
+        .map(|(alert, newest)| {
+            let order = raise_order(node, &newest, &alert.message);
+            (alert, order, newest)
+        })
+        .collect()
 }
 
 /// The order to the holder of `newest` to raise its risk one colour, with `reason`. None when
@@ -269,6 +301,40 @@ mod tests {
         again.push(seen("c", 30, V2));
         let e = run(TOWN, Some("610116"), sighting("c", 30, V2), again);
         assert!(e.sighting.is_none() && e.alerts.is_empty() && e.send.is_empty());
+    }
+
+    #[test]
+    fn a_case_registered_at_the_node_counts_with_those_from_below() {
+        let deadlines = Deadlines::default();
+        let policy = Policy::default();
+        let town = c(TOWN);
+        let up = c("610116");
+        let node = Node {
+            me: &town,
+            uplink: Some(&up),
+            now: Timestamp(1_000 * DAY),
+            deadlines: &deadlines,
+            refuse_transfers: None,
+            policy: &policy,
+        };
+        // Two cases at village 1, then one registered at the township itself (already stored).
+        let own = sighting("t", 30, TOWN);
+        let held = vec![seen("a", 10, V1), seen("b", 20, V1), seen("t", 30, TOWN)];
+        let due = check_own(&node, &own, &held);
+        assert_eq!(due.len(), 1);
+        let (alert, order, newest) = &due[0];
+        assert_eq!(alert.case_ids, ["a", "b", "t"]);
+        assert_eq!(newest.node, town, "the newest case is the township's own");
+        assert!(order.is_none(), "raised here, not ordered");
+        // The newest case at a child: ordered there.
+        let late = vec![seen("a", 10, V1), seen("t", 20, TOWN), seen("c", 25, V2)];
+        let due = check_own(&node, &sighting("t", 20, TOWN), &late);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].2.case_id, "c");
+        let order = due[0].1.as_ref().expect("an order to village 2");
+        assert_eq!(order.message.destination, c(V2));
+        // Too few: nothing.
+        assert!(check_own(&node, &own, &held[1..]).is_empty());
     }
 
     #[test]

@@ -150,6 +150,11 @@ impl Tx<'_> {
             .collect())
     }
 
+    /// The store's keys (index secret and, if configured, the federation's person key).
+    pub(crate) fn secret(&self) -> &Secret {
+        self.secret
+    }
+
     pub(crate) fn get_case(&self, id: &str) -> TxResult<Option<Case>> {
         match self.get(TreeId::Cases, id.as_bytes())? {
             Some(bytes) => codec::decode_case(TreeId::Cases, id.as_bytes(), &bytes)
@@ -376,17 +381,7 @@ fn report_people(tx: &Tx<'_>, before: Option<&Case>, after: &Case) -> TxResult<(
     if !tx.secret.has_person_key() || after.status == CaseStatus::Transferred {
         return Ok(());
     }
-    let numbers = |c: &Case| -> Vec<String> {
-        let mut v: Vec<String> = c
-            .parties
-            .iter()
-            .map(|p| normalize_id_number(&p.id_number))
-            .filter(|n| !n.is_empty())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    };
+    let numbers = id_numbers;
     let had = before
         .filter(|b| b.status != CaseStatus::Transferred)
         .map(numbers)
@@ -420,6 +415,19 @@ fn report_people(tx: &Tx<'_>, before: Option<&Case>, after: &Case) -> TxResult<(
         }
     }
     Ok(())
+}
+
+/// The distinct ID numbers of a case's parties, normalised.
+pub(crate) fn id_numbers(c: &Case) -> Vec<String> {
+    let mut v: Vec<String> = c
+        .parties
+        .iter()
+        .map(|p| normalize_id_number(&p.id_number))
+        .filter(|n| !n.is_empty())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Stores a sighting in the subtree person index (its holder replacing the one stored).

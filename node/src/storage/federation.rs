@@ -25,6 +25,7 @@ use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId};
 use super::{StorageError, Store, WriteError};
 use crate::code::NodeCode;
+use crate::domain::alert::Alert;
 use crate::domain::{Case, DomainError, Event, Timestamp};
 use crate::federation::apply::{CopyChange, Effects, Local, Note};
 use crate::federation::links::LinkRecord;
@@ -316,6 +317,54 @@ impl Store {
             out.push((peer, record));
         }
         Ok(out)
+    }
+
+    /// For a case registered here, with the federation's person key: hands each of its people's
+    /// sighting and the stored sightings around it to `f` (`federation::subtree::check_own`),
+    /// raises each alert `f` returns once, and queues its order only when the alert is new.
+    /// Returns the new alerts with the newest case each counts.
+    pub async fn check_own_sightings<F>(
+        &self,
+        case_id: String,
+        f: F,
+    ) -> Result<Vec<(Alert, Seen)>, WriteError>
+    where
+        F: Fn(&Sighting, &[Seen]) -> Vec<(Alert, Option<Outgoing>, Seen)> + Send + 'static,
+    {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    let mut new = Vec::new();
+                    let Some(case) = tx.get_case(&case_id)? else {
+                        return Ok(new);
+                    };
+                    if case.status == crate::domain::CaseStatus::Transferred {
+                        return Ok(new);
+                    }
+                    for number in change::id_numbers(&case) {
+                        let Some(person) = tx.secret().subtree_person(&number) else {
+                            continue;
+                        };
+                        let s = Sighting {
+                            person,
+                            case_id: case.id.clone(),
+                            registered_at: case.created_at,
+                            node: tx.node.clone(),
+                        };
+                        let held = read_sightings(tx, &s)?;
+                        for (alert, order, newest) in f(&s, &held) {
+                            if tx.raise(&alert)? {
+                                change::enqueue(tx, order.as_slice())?;
+                                new.push((alert, newest));
+                            }
+                        }
+                    }
+                    Ok(new)
+                })
+            })
+            .await
     }
 
     /// Returns once every write committed before the call is durable.

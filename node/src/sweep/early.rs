@@ -45,8 +45,71 @@ pub async fn after_register(
         new += state.store.raise_alerts(alerts).await?;
     }
     new += repeat_person(state, case, now).await?;
+    new += subtree_repeat_person(state, case, now).await?;
     new += group_dispute(state, case, now).await?;
     Ok(new)
+}
+
+/// The repeat-person count over this node's subtree, for a case registered here (see
+/// `federation::subtree::check_own`): only at a node with children, and with the federation's
+/// person key. An alert it completes orders the holder of the newest case to raise its risk;
+/// when that case is held here, it is raised here, through the same command and gate.
+async fn subtree_repeat_person(
+    state: &Arc<NodeState>,
+    case: &Case,
+    now: Timestamp,
+) -> Result<usize, SweepError> {
+    if state.policy.repeat_person_cases == 0 || state.code.tier() == crate::code::Tier::Village {
+        return Ok(0);
+    }
+    let fed = state.federation.clone();
+    let new = state
+        .store
+        .check_own_sightings(case.id.clone(), move |s, held| {
+            crate::federation::subtree::check_own(&fed.node(now), s, held)
+        })
+        .await?;
+    let count = new.len();
+    for (raised, newest) in new {
+        tracing::info!(case_id = %newest.case_id, "early warning: repeat person over the subtree");
+        if newest.node != state.code {
+            continue;
+        }
+        let node = state.code.as_str().to_owned();
+        let actor = state.rule_actor();
+        let deadlines = state.deadlines.clone();
+        let reason = raised.message.clone();
+        let gate = alert::repeat_person_key(&newest.case_id);
+        let written = state
+            .store
+            .apply_once(newest.case_id.clone(), gate, move |before| {
+                let ctx = Ctx {
+                    now,
+                    node: &node,
+                    actor: &actor,
+                    deadlines: &deadlines,
+                };
+                let cmd = Command::RaiseRisk {
+                    reason: reason.clone(),
+                };
+                let (next, events) = machine::apply(before, &ctx, &cmd)?;
+                let mut alerts = vec![alert::repeat_person_ordered(
+                    before, &node, &reason, next.risk, now,
+                )];
+                alerts.extend(alert::of_change(Some(before), &next, &events, now));
+                Ok((next, events, alerts))
+            })
+            .await;
+        match written {
+            Ok(_) => {}
+            // Closed meanwhile: the alert stands, the colour no longer matters.
+            Err(WriteError::Domain(e)) => {
+                tracing::debug!(case_id = %newest.case_id, "subtree repeat-person rule: {e}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(count)
 }
 
 async fn repeat_person(
