@@ -75,31 +75,16 @@ async fn subtree_repeat_person(
         if newest.node != state.code {
             continue;
         }
-        let node = state.code.as_str().to_owned();
-        let actor = state.rule_actor();
-        let deadlines = state.deadlines.clone();
+        let me = state.code.to_string();
         let reason = raised.message.clone();
-        let gate = alert::repeat_person_key(&newest.case_id);
-        let written = state
-            .store
-            .apply_once(newest.case_id.clone(), gate, move |before| {
-                let ctx = Ctx {
-                    now,
-                    node: &node,
-                    actor: &actor,
-                    deadlines: &deadlines,
-                };
-                let cmd = Command::RaiseRisk {
-                    reason: reason.clone(),
-                };
-                let (next, events) = machine::apply(before, &ctx, &cmd)?;
-                let mut alerts = vec![alert::repeat_person_ordered(
-                    before, &node, &reason, next.risk, now,
-                )];
-                alerts.extend(alert::of_change(Some(before), &next, &events, now));
-                Ok((next, events, alerts))
-            })
-            .await;
+        let written = raise_once(
+            state,
+            &newest.case_id,
+            reason.clone(),
+            now,
+            move |before, to| alert::repeat_person_ordered(before, &me, &reason, to, now),
+        )
+        .await;
         match written {
             Ok(_) => {}
             // Closed meanwhile: the alert stands, the colour no longer matters.
@@ -122,8 +107,7 @@ async fn repeat_person(
     if threshold == 0 {
         return Ok(0);
     }
-    let gate = format!("repeat_person/{}", case.id);
-    if state.store.has_alert(&gate)? {
+    if state.store.has_alert(&alert::repeat_person_key(&case.id))? {
         return Ok(0);
     }
     let window = i64::try_from(policy.repeat_person_window.as_millis()).unwrap_or(i64::MAX);
@@ -143,9 +127,6 @@ async fn repeat_person(
         let a = alert::repeat_person(case, &masked, &m.case_ids, policy, case.risk, now);
         return Ok(state.store.raise_alerts(vec![a]).await?);
     }
-    let node = state.code.as_str().to_owned();
-    let actor = state.rule_actor();
-    let deadlines = state.deadlines.clone();
     let policy = policy.clone();
     let reason = format!(
         "同一当事人（身份证号{masked}）{}内第{}件案件",
@@ -153,26 +134,10 @@ async fn repeat_person(
         m.case_ids.len()
     );
     let ids = m.case_ids;
-    let written = state
-        .store
-        .apply_once(case.id.clone(), gate, move |before| {
-            let ctx = Ctx {
-                now,
-                node: &node,
-                actor: &actor,
-                deadlines: &deadlines,
-            };
-            let cmd = Command::RaiseRisk {
-                reason: reason.clone(),
-            };
-            let (next, events) = machine::apply(before, &ctx, &cmd)?;
-            let mut alerts = vec![alert::repeat_person(
-                before, &masked, &ids, &policy, next.risk, now,
-            )];
-            alerts.extend(alert::of_change(Some(before), &next, &events, now));
-            Ok((next, events, alerts))
-        })
-        .await;
+    let written = raise_once(state, &case.id, reason, now, move |before, to| {
+        alert::repeat_person(before, &masked, &ids, &policy, to, now)
+    })
+    .await;
     match written {
         Ok(Some(after)) => {
             tracing::info!(case_id = %after.id, risk = ?after.risk, "early warning: repeat person");
@@ -186,6 +151,41 @@ async fn repeat_person(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Raises the risk of `case_id` one colour for a repeat person, with `reason`, and stores the
+/// alert `alert_of(case before, risk after)` under the case's repeat-person key, which gates
+/// it: applied once per case, whichever rule (this node's, or the count over its subtree) comes
+/// first. `Ok(None)` when the gate was held.
+async fn raise_once(
+    state: &Arc<NodeState>,
+    case_id: &str,
+    reason: String,
+    now: Timestamp,
+    alert_of: impl Fn(&Case, crate::domain::RiskLevel) -> Alert + Send + 'static,
+) -> Result<Option<Case>, WriteError> {
+    let node = state.code.as_str().to_owned();
+    let actor = state.rule_actor();
+    let deadlines = state.deadlines.clone();
+    let gate = alert::repeat_person_key(case_id);
+    state
+        .store
+        .apply_once(case_id.to_owned(), gate, move |before| {
+            let ctx = Ctx {
+                now,
+                node: &node,
+                actor: &actor,
+                deadlines: &deadlines,
+            };
+            let cmd = Command::RaiseRisk {
+                reason: reason.clone(),
+            };
+            let (next, events) = machine::apply(before, &ctx, &cmd)?;
+            let mut alerts = vec![alert_of(before, next.risk)];
+            alerts.extend(alert::of_change(Some(before), &next, &events, now));
+            Ok((next, events, alerts))
+        })
+        .await
 }
 
 async fn group_dispute(
