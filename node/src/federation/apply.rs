@@ -85,17 +85,13 @@ impl Node<'_> {
     /// A message created here, queued toward its destination; `None` if unroutable.
     pub(super) fn originate(&self, destination: NodeCode, body: Body) -> Option<Outgoing> {
         let next_hop = self.route(&destination).peer()?.clone();
-        Some(Outgoing {
+        Some(Outgoing::new(
+            self.me,
             next_hop,
-            queued_at: self.now,
-            message: Message {
-                origin: self.me.clone(),
-                origin_seq: 0,
-                destination,
-                sent_at: self.now,
-                body,
-            },
-        })
+            destination,
+            self.now,
+            body,
+        ))
     }
 }
 

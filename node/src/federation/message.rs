@@ -174,6 +174,30 @@ pub struct Outgoing {
     pub message: Message,
 }
 
+impl Outgoing {
+    /// A message created at `origin` at `at` for `destination`, queued for `next_hop`; its
+    /// `origin_seq` is assigned when storage queues it.
+    pub fn new(
+        origin: &NodeCode,
+        next_hop: NodeCode,
+        destination: NodeCode,
+        at: Timestamp,
+        body: Body,
+    ) -> Outgoing {
+        Outgoing {
+            next_hop,
+            queued_at: at,
+            message: Message {
+                origin: origin.clone(),
+                origin_seq: 0,
+                destination,
+                sent_at: at,
+                body,
+            },
+        }
+    }
+}
+
 /// A queued message as stored in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {

@@ -28,7 +28,7 @@
 use crate::code::NodeCode;
 use crate::domain::{Case, CaseStatus, Event, mask};
 
-use super::message::{Body, CaseCopy, Message, Outgoing};
+use super::message::{Body, CaseCopy, Outgoing};
 
 /// What one case write owes the supervisors.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -109,16 +109,8 @@ pub fn messages(plan: &Plan, after: &Case, history: &[Event]) -> Vec<Outgoing> {
     };
     let epoch = after.epoch;
     let at = after.updated_at;
-    let message = |destination: &NodeCode, body: Body| Outgoing {
-        next_hop: parent.clone(),
-        queued_at: at,
-        message: Message {
-            origin: owner.clone(),
-            origin_seq: 0,
-            destination: destination.clone(),
-            sent_at: at,
-            body,
-        },
+    let message = |destination: &NodeCode, body: Body| {
+        Outgoing::new(owner, parent.clone(), destination.clone(), at, body)
     };
     let mut out = Vec::new();
     if !plan.sync.is_empty() {

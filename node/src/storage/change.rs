@@ -26,7 +26,7 @@ use crate::domain::CaseStatus;
 use crate::domain::alert::Alert;
 use crate::domain::rules::normalize_id_number;
 use crate::domain::{Case, DomainError, Event};
-use crate::federation::message::{Body, Message, OutboxEntry, Outgoing, Sighting};
+use crate::federation::message::{Body, OutboxEntry, Outgoing, Sighting};
 use crate::federation::route;
 use crate::federation::supervision;
 
@@ -150,11 +150,6 @@ impl Tx<'_> {
             .collect())
     }
 
-    /// The store's keys (index secret and, if configured, the federation's person key).
-    pub(crate) fn secret(&self) -> &Secret {
-        self.secret
-    }
-
     pub(crate) fn get_case(&self, id: &str) -> TxResult<Option<Case>> {
         match self.get(TreeId::Cases, id.as_bytes())? {
             Some(bytes) => codec::decode_case(TreeId::Cases, id.as_bytes(), &bytes)
@@ -188,17 +183,13 @@ impl Tx<'_> {
                 let next_hop = route::next_hop(self.node, self.uplink, &dest)
                     .peer()?
                     .clone();
-                Some(Outgoing {
+                Some(Outgoing::new(
+                    self.node,
                     next_hop,
-                    queued_at: alert.raised_at,
-                    message: Message {
-                        origin: self.node.clone(),
-                        origin_seq: 0,
-                        destination: dest,
-                        sent_at: alert.raised_at,
-                        body: Body::Alert(forwarded.clone()),
-                    },
-                })
+                    dest,
+                    alert.raised_at,
+                    Body::Alert(forwarded.clone()),
+                ))
             })
             .collect();
         enqueue(self, &outgoing)?;
@@ -381,40 +372,38 @@ fn report_people(tx: &Tx<'_>, before: Option<&Case>, after: &Case) -> TxResult<(
     if !tx.secret.has_person_key() || after.status == CaseStatus::Transferred {
         return Ok(());
     }
-    let numbers = id_numbers;
     let had = before
         .filter(|b| b.status != CaseStatus::Transferred)
-        .map(numbers)
+        .map(id_numbers)
         .unwrap_or_default();
-    for number in numbers(after).into_iter().filter(|n| !had.contains(n)) {
-        let Some(person) = tx.secret.subtree_person(&number) else {
+    for number in id_numbers(after).into_iter().filter(|n| !had.contains(n)) {
+        let Some(sighting) = sighting_here(tx, after, &number) else {
             continue;
-        };
-        let sighting = Sighting {
-            person,
-            case_id: after.id.clone(),
-            registered_at: after.created_at,
-            node: tx.node.clone(),
         };
         store_sighting(tx, &sighting)?;
         if let Some(up) = tx.uplink {
-            enqueue(
-                tx,
-                &[Outgoing {
-                    next_hop: up.clone(),
-                    queued_at: after.updated_at,
-                    message: Message {
-                        origin: tx.node.clone(),
-                        origin_seq: 0,
-                        destination: up.clone(),
-                        sent_at: after.updated_at,
-                        body: Body::Sighting(sighting),
-                    },
-                }],
-            )?;
+            let out = Outgoing::new(
+                tx.node,
+                up.clone(),
+                up.clone(),
+                after.updated_at,
+                Body::Sighting(sighting),
+            );
+            enqueue(tx, &[out])?;
         }
     }
     Ok(())
+}
+
+/// The sighting of the person with ID `number` in `case`, held here; `None` without the
+/// federation's person key.
+pub(crate) fn sighting_here(tx: &Tx<'_>, case: &Case, number: &str) -> Option<Sighting> {
+    Some(Sighting {
+        person: tx.secret.subtree_person(number)?,
+        case_id: case.id.clone(),
+        registered_at: case.created_at,
+        node: tx.node.clone(),
+    })
 }
 
 /// The distinct ID numbers of a case's parties, normalised.

@@ -344,14 +344,8 @@ impl Store {
                         return Ok(new);
                     }
                     for number in change::id_numbers(&case) {
-                        let Some(person) = tx.secret().subtree_person(&number) else {
+                        let Some(s) = change::sighting_here(tx, &case, &number) else {
                             continue;
-                        };
-                        let s = Sighting {
-                            person,
-                            case_id: case.id.clone(),
-                            registered_at: case.created_at,
-                            node: tx.node.clone(),
                         };
                         let held = read_sightings(tx, &s)?;
                         for (alert, order, newest) in f(&s, &held) {
