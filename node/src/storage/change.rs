@@ -29,6 +29,7 @@ use crate::domain::{Case, DomainError, Event};
 use crate::federation::message::{Body, OutboxEntry, Outgoing, Sighting};
 use crate::federation::route;
 use crate::federation::supervision;
+use crate::stats::figures::Buckets;
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
 
@@ -37,7 +38,8 @@ pub(crate) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<Wr
 }
 
 /// A transaction: reads see its own writes, then those of the batch it runs in, then sled;
-/// its writes are kept in its own [`WriteSet`] until it succeeds (see `overlay`).
+/// its writes, and the statistics deltas of its case changes, are kept in its own
+/// [`WriteSet`] until it succeeds (see `overlay`).
 pub(crate) struct Tx<'a> {
     trees: &'a [sled::Tree],
     base: &'a WriteSet,
@@ -47,9 +49,23 @@ pub(crate) struct Tx<'a> {
     /// The node the store belongs to.
     pub(super) node: &'a NodeCode,
     uplink: Option<&'a NodeCode>,
+    /// The transaction settles the statistics deltas of `base` (see [`Trees::settle`]).
+    settles_base: bool,
 }
 
 impl Tx<'_> {
+    /// Adds the statistics delta of a case change, to be settled with the batch (`stats`).
+    pub(crate) fn add_stats(&self, delta: &Buckets) {
+        self.writes.borrow_mut().add_stats(delta);
+    }
+
+    /// Whether statistics deltas are held that a read of the statistics entries or seq would
+    /// not see: this transaction's own, or (unless it settles them) those of its batch.
+    pub(crate) fn stats_unsettled(&self) -> bool {
+        !self.writes.borrow().stats.is_empty()
+            || (!self.settles_base && !self.base.stats.is_empty())
+    }
+
     pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
         if let Some(value) = self.writes.borrow().get(tree, key) {
             return Ok(value.cloned());
@@ -204,45 +220,113 @@ fn tx_insert_alert(tx: &Tx<'_>, key: &[u8], alert: &Alert) -> TxResult<()> {
 
 impl Trees {
     /// Runs `body` as one transaction that may read and write every tree. `body` runs once;
-    /// if it fails, nothing it wrote is kept. On the writer thread its writes join the batch
-    /// in progress, which reaches sled as a whole before the batch is synced; elsewhere (when
-    /// a store is opened) they are written at once, in one sled transaction.
+    /// if it fails, nothing it wrote is kept. On the writer thread its writes (and the
+    /// statistics deltas of its case changes) join the batch in progress, which reaches sled
+    /// as a whole, settled, before the batch is synced; elsewhere (when a store is opened) its
+    /// deltas are settled at its end and its writes written at once, in one sled transaction.
+    ///
+    /// A body that reads the statistics entries or seq must run on settled statistics: on the
+    /// writer thread, call [`Trees::settle`] before (the reads refuse unsettled deltas).
     pub(crate) fn transaction<A>(
         &self,
         secret: &Secret,
         body: impl FnOnce(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A, WriteError> {
-        let run = |base: &WriteSet| {
-            let tx = Tx {
-                trees: self.all(),
-                base,
-                writes: RefCell::new(WriteSet::default()),
-                secret,
-                signals: &self.signals,
-                node: self.node(),
-                uplink: self.uplink.as_ref(),
-            };
-            match body(&tx) {
-                Ok(value) => Ok((value, tx.writes.into_inner())),
-                Err(ConflictableTransactionError::Abort(e)) => Err(e),
-                Err(ConflictableTransactionError::Storage(e)) => Err(WriteError::Storage(e.into())),
-                Err(ConflictableTransactionError::Conflict) => Err(WriteError::Storage(
-                    StorageError::InvalidRecord("a transaction reported a conflict".into()),
-                )),
-            }
-        };
         match &self.pending {
             Some(pending) => {
                 let mut batch = pending.lock();
-                let (value, writes) = run(&batch)?;
+                let (value, writes) = self.run(secret, &batch, false, body)?;
                 batch.absorb(writes);
                 Ok(value)
             }
             None => {
-                let (value, writes) = run(&WriteSet::default())?;
+                let (value, writes) = self.run(secret, &WriteSet::default(), false, |tx| {
+                    let value = body(tx)?;
+                    let deltas = std::mem::take(&mut tx.writes.borrow_mut().stats);
+                    stats::settle(tx, &deltas)?;
+                    Ok(value)
+                })?;
                 writes.write_to(self.all())?;
                 Ok(value)
             }
+        }
+    }
+
+    /// On the writer thread: settles the statistics deltas of the batch in progress into its
+    /// pending writes, as a step of its own, so that what follows reads settled statistics.
+    /// Elsewhere nothing is left unsettled between transactions, and this does nothing.
+    pub(crate) fn settle(&self) -> Result<(), WriteError> {
+        match &self.pending {
+            Some(pending) => self.settle_into(&mut pending.lock(), pending.secret()),
+            None => Ok(()),
+        }
+    }
+
+    /// Turns the statistics deltas of `batch` into writes of this node's own entries, under
+    /// one new seq (`stats::settle`), in a transaction over `batch`. The deltas are cleared
+    /// only once their writes are in `batch`: a failed settle leaves it as it was.
+    pub(crate) fn settle_into(
+        &self,
+        batch: &mut WriteSet,
+        secret: &Secret,
+    ) -> Result<(), WriteError> {
+        if batch.stats.is_empty() {
+            return Ok(());
+        }
+        let ((), writes) = self.run(secret, batch, true, |tx| stats::settle(tx, &tx.base.stats))?;
+        batch.stats.clear();
+        batch.absorb(writes);
+        Ok(())
+    }
+
+    /// On the writer thread: settles the batch in progress and writes it to sled in one sled
+    /// transaction (`overlay::Pending::write_out`); returns the number of keys written.
+    pub(crate) fn write_out(&self) -> Result<usize, StorageError> {
+        match &self.pending {
+            Some(pending) => {
+                pending.write_out(self.all(), &|batch| self.settle_for_write_out(batch))
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// [`Trees::settle_into`] as the `settle` step of a write-out of the batch in progress.
+    pub(crate) fn settle_for_write_out(&self, batch: &mut WriteSet) -> Result<(), StorageError> {
+        let Some(pending) = &self.pending else {
+            return Ok(());
+        };
+        self.settle_into(batch, pending.secret())
+            .map_err(|e| match e {
+                WriteError::Storage(e) => e,
+                other => StorageError::InvalidRecord(format!("settling statistics: {other}")),
+            })
+    }
+
+    /// Runs `body` over `base` and returns its value and writes.
+    fn run<A>(
+        &self,
+        secret: &Secret,
+        base: &WriteSet,
+        settles_base: bool,
+        body: impl FnOnce(&Tx<'_>) -> TxResult<A>,
+    ) -> Result<(A, WriteSet), WriteError> {
+        let tx = Tx {
+            trees: self.all(),
+            base,
+            writes: RefCell::new(WriteSet::default()),
+            secret,
+            signals: &self.signals,
+            node: self.node(),
+            uplink: self.uplink.as_ref(),
+            settles_base,
+        };
+        match body(&tx) {
+            Ok(value) => Ok((value, tx.writes.into_inner())),
+            Err(ConflictableTransactionError::Abort(e)) => Err(e),
+            Err(ConflictableTransactionError::Storage(e)) => Err(WriteError::Storage(e.into())),
+            Err(ConflictableTransactionError::Conflict) => Err(WriteError::Storage(
+                StorageError::InvalidRecord("a transaction reported a conflict".into()),
+            )),
         }
     }
 }

@@ -4,10 +4,11 @@
 //! runtime) and await a oneshot reply. The dedicated std thread takes whatever is queued (up to
 //! [`MAX_BATCH`]) and runs each request as its own transaction against the batch's pending
 //! writes (`overlay`): a request that fails leaves nothing behind, one that succeeds is seen by
-//! the next. Then it writes the batch to sled as one sled transaction, makes it durable with
-//! one [`Syncer::sync`], and only then replies to every request of the batch. A failed
-//! write-out or sync fails the whole batch and latches the store into the failed state: no
-//! later write runs.
+//! the next. Then it settles the batch's statistics (the summed deltas of its case changes
+//! become one write per entry, see `stats`), writes the batch to sled as one sled transaction,
+//! makes it durable with one [`Syncer::sync`], and only then replies to every request of the
+//! batch. A failed settle, write-out or sync fails the whole batch and latches the store into
+//! the failed state: no later write runs.
 //!
 //! Shutdown closes the channel, drains what was already queued (committing and syncing it),
 //! drops the thread's handles on the database, then signals every waiting caller. Dropping the
@@ -276,12 +277,10 @@ impl WriterThread {
         }
     }
 
-    /// Writes the batch's transactions to sled, as one sled transaction.
+    /// Settles the batch's statistics and writes its transactions to sled, as one sled
+    /// transaction.
     fn write_out(&self) -> Result<(), StorageError> {
-        match &self.trees.pending {
-            Some(pending) => pending.write_out(self.trees.all()).map(|_| ()),
-            None => Ok(()),
-        }
+        self.trees.write_out().map(|_| ())
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {

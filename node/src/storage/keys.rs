@@ -110,7 +110,7 @@ trees! {
 ///
 /// Also carries the code of the node the store belongs to, which derived data (statistics)
 /// depends on, and, in the writer thread's copy only, the writes of the batch in progress
-/// that are not in sled yet (see `overlay`).
+/// that are not in sled yet, with its unsettled statistics deltas (see `overlay`).
 #[derive(Clone)]
 pub(crate) struct Trees {
     trees: Vec<sled::Tree>,
@@ -137,10 +137,12 @@ impl Trees {
     }
 
     /// The writer thread's copy: transactions collect their writes in the batch in progress
-    /// instead of writing to sled at once.
-    pub(crate) fn for_writer(&self) -> Trees {
+    /// instead of writing to sled at once. `secret` is the store's, for settling statistics.
+    pub(crate) fn for_writer(&self, secret: &super::secret::Secret) -> Trees {
         Trees {
-            pending: Some(Default::default()),
+            pending: Some(std::sync::Arc::new(super::overlay::Pending::new(
+                secret.clone(),
+            ))),
             ..self.clone()
         }
     }
@@ -150,11 +152,11 @@ impl Trees {
         &self.node
     }
 
-    /// One tree, for direct reads (range scans). On the writer thread this first writes out
-    /// the batch in progress, so that the scan sees every write before it.
+    /// One tree, for direct reads (range scans). On the writer thread this first settles and
+    /// writes out the batch in progress, so that the scan sees every write before it.
     pub(crate) fn get(&self, id: TreeId) -> &sled::Tree {
         if let Some(pending) = &self.pending {
-            pending.write_out_quietly(&self.trees);
+            pending.write_out_quietly(&self.trees, &|batch| self.settle_for_write_out(batch));
         }
         &self.trees[id as usize]
     }

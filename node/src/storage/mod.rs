@@ -20,8 +20,11 @@
 //!   counter change together or not at all, and so does the node's statistics contribution.
 //!   The writer runs the transactions of a group-commit batch against an in-memory overlay and
 //!   hands the batch to sled as one sled transaction (`overlay`): sled, and every reader,
-//!   sees a batch whole or not at all. Indexes and the contribution therefore always equal
-//!   what a recount over the cases tree would give.
+//!   sees a batch whole or not at all. The contribution is kept as per-bucket deltas while
+//!   the batch runs and settled into the statistics entries, once per entry, before any
+//!   write-out of the batch (`stats`), so sled never holds a case change without it. Indexes
+//!   and the contribution therefore always equal what a recount over the cases tree would
+//!   give, in sled and for any transaction that reads statistics.
 //! * History is append-only: a write must continue the stored history (`seq` = previous
 //!   `history_len` + 1, ...), must leave `Case::history_len` equal to the last seq, and never
 //!   overwrites an event; a case id is never reused and a lookup code maps to one case.
@@ -44,7 +47,8 @@
 //!
 //! * An acknowledged write (the async call returned `Ok`) survives `kill -9`, a crash of the
 //!   machine or a power loss, to the extent the disk honours fsync.
-//! * If the flush or a sync fails, every request of the batch fails and the store refuses all
+//! * If the flush or a sync fails (or the write-out of the batch, or the settling of its
+//!   statistics before it), every request of the batch fails and the store refuses all
 //!   further writes ([`StorageError::Failed`]) until it is reopened: after a failed fsync the
 //!   kernel may have dropped the dirty pages, so nothing written since can be trusted.
 //! * A write that returned an error wrote nothing, except when the error is `Failed` or
@@ -275,7 +279,7 @@ impl Store {
         stats::open(&trees, &secret, opts.opened_at)?;
         let mut syncer = commit::Syncer::open(dir, created)?;
         syncer.sync(&db)?;
-        let writer = commit::Writer::spawn(db, trees.for_writer(), syncer)?;
+        let writer = commit::Writer::spawn(db, trees.for_writer(&secret), syncer)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 trees,

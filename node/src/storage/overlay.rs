@@ -8,6 +8,14 @@
 //! fails drops it, and the whole batch then goes to sled as one transaction just before the
 //! sync ([`Pending::write_out`]). A request therefore reads every write of the requests before
 //! it, and sled (and with it every reader on another thread) sees a batch whole or not at all.
+//!
+//! A write set also carries the statistics deltas of the case changes it made ([`WriteSet::stats`],
+//! see `stats`): they are added up like the writes (a request's into the batch's when it
+//! succeeds, dropped with it when it fails) and turned into writes of the statistics entries
+//! only when the batch is *settled*, once per bucket. Every write-out settles first
+//! (the `settle` argument of [`Pending::write_out`] and [`Pending::write_out_quietly`]), and
+//! [`WriteSet::write_to`] refuses a set that still holds deltas, so sled never receives a case
+//! change without its statistics.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -17,6 +25,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::StorageError;
 use super::keys::TreeId;
+use super::secret::Secret;
+use crate::stats::figures::Buckets;
 
 /// One write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,16 +38,22 @@ pub(crate) enum Write {
     Forget,
 }
 
-/// Writes by tree and key; the last write of a key wins.
+/// Writes by tree and key; the last write of a key wins. Also the statistics deltas not yet
+/// settled into writes.
 #[derive(Debug)]
 pub(crate) struct WriteSet {
     trees: Vec<HashMap<Vec<u8>, Write>>,
+    /// Per bucket, the sum of the statistics deltas of the case changes in this set that are
+    /// not yet written to this node's own entries (`stats::on_case_change`). Buckets whose sum
+    /// is zero are dropped.
+    pub(crate) stats: Buckets,
 }
 
 impl Default for WriteSet {
     fn default() -> Self {
         WriteSet {
             trees: TreeId::ALL.iter().map(|_| HashMap::new()).collect(),
+            stats: Buckets::new(),
         }
     }
 }
@@ -70,8 +86,24 @@ impl WriteSet {
         self.trees[tree as usize].insert(key.to_vec(), write);
     }
 
-    /// Adds `later`'s writes, which win over this set's.
+    /// Adds statistics deltas to those of the set, bucket by bucket.
+    pub(crate) fn add_stats(&mut self, delta: &Buckets) {
+        for (bucket, cells) in delta {
+            let sum = self.stats.entry(*bucket).or_default();
+            sum.merge(cells, true);
+            if sum.is_zero() {
+                self.stats.remove(bucket);
+            }
+        }
+    }
+
+    /// Adds `later`'s writes, which win over this set's, and its statistics deltas.
     pub(crate) fn absorb(&mut self, later: WriteSet) {
+        if self.stats.is_empty() {
+            self.stats = later.stats;
+        } else {
+            self.add_stats(&later.stats);
+        }
         for (mine, theirs) in self.trees.iter_mut().zip(later.trees) {
             for (key, write) in theirs {
                 match write {
@@ -86,8 +118,9 @@ impl WriteSet {
         }
     }
 
+    /// Neither writes nor statistics deltas.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.stats.is_empty()
     }
 
     /// Number of keys to write or remove in sled.
@@ -100,8 +133,15 @@ impl WriteSet {
     }
 
     /// Writes the set to `trees` (indexed by [`TreeId`]) atomically: one sled transaction
-    /// over the trees it touches, or one batch when it touches a single tree.
+    /// over the trees it touches, or one batch when it touches a single tree. A set whose
+    /// statistics deltas are not settled is refused: its case changes would reach sled
+    /// without their statistics.
     pub(crate) fn write_to(&self, trees: &[sled::Tree]) -> Result<(), StorageError> {
+        if !self.stats.is_empty() {
+            return Err(StorageError::InvalidRecord(
+                "a write-out with statistics deltas not settled".into(),
+            ));
+        }
         let touched: Vec<usize> = (0..self.trees.len())
             .filter(|&i| self.trees[i].values().any(|w| *w != Write::Forget))
             .collect();
@@ -150,27 +190,51 @@ impl WriteSet {
 }
 
 /// The writes of the batch in progress on the writer thread that are not in sled yet.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Pending {
     writes: Mutex<WriteSet>,
     /// Why an early write-out ([`Pending::write_out_quietly`]) failed: the batch must fail.
     failure: Mutex<Option<String>>,
+    /// The store's secret, for the transaction that settles the batch's statistics (it hashes
+    /// nothing, but every transaction carries the secret).
+    secret: Secret,
 }
 
+/// Turns the statistics deltas of a write set into writes (see `Trees::settle`).
+pub(crate) type Settle<'a> = &'a dyn Fn(&mut WriteSet) -> Result<(), StorageError>;
+
 impl Pending {
+    pub(crate) fn new(secret: Secret) -> Pending {
+        Pending {
+            writes: Mutex::default(),
+            failure: Mutex::default(),
+            secret,
+        }
+    }
+
+    pub(crate) fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
     /// The pending writes. A request that panicked while holding them had not added its own
-    /// (that happens after it returns), so they are intact and the poison is ignored.
+    /// (that happens after it returns), so they are intact and the poison is ignored; so is a
+    /// settle, which clears the deltas only once their writes are added.
     pub(crate) fn lock(&self) -> MutexGuard<'_, WriteSet> {
         self.writes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes what is pending to sled and clears it; returns the number of keys written.
-    /// Fails if this or an earlier write-out of the batch failed.
-    pub(crate) fn write_out(&self, trees: &[sled::Tree]) -> Result<usize, StorageError> {
+    /// Settles what is pending (`settle`), writes it to sled and clears it; returns the number
+    /// of keys written. Fails if this or an earlier write-out of the batch failed.
+    pub(crate) fn write_out(
+        &self,
+        trees: &[sled::Tree],
+        settle: Settle<'_>,
+    ) -> Result<usize, StorageError> {
         if let Some(reason) = self.take_failure() {
             return Err(StorageError::Failed(reason));
         }
         let mut writes = self.lock();
+        settle(&mut writes)?;
         let len = writes.len();
         if len > 0 {
             writes.write_to(trees)?;
@@ -180,14 +244,14 @@ impl Pending {
     }
 
     /// [`Pending::write_out`] for a request about to read sled directly (a range scan), which
-    /// must see the writes of the requests before it. A failure is kept for the batch's own
-    /// write-out to report.
-    pub(crate) fn write_out_quietly(&self, trees: &[sled::Tree]) {
+    /// must see the writes of the requests before it. A failure (of the settle or of the
+    /// write) is kept for the batch's own write-out to report, and nothing is written.
+    pub(crate) fn write_out_quietly(&self, trees: &[sled::Tree], settle: Settle<'_>) {
         let mut writes = self.lock();
         if writes.is_empty() {
             return;
         }
-        match writes.write_to(trees) {
+        match settle(&mut writes).and_then(|()| writes.write_to(trees)) {
             Ok(()) => *writes = WriteSet::default(),
             Err(e) => {
                 let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
@@ -246,14 +310,15 @@ mod tests {
     fn write_out_reaches_every_tree_and_clears() {
         let (_dir, trees) = temp_trees();
         trees[TreeId::Cases as usize].insert(b"gone", b"x").unwrap();
-        let pending = Pending::default();
+        let pending = Pending::new(Secret::for_tests());
+        let settled: Settle<'_> = &|_| Ok(());
         {
             let mut w = pending.lock();
             w.put(TreeId::Cases, b"gone", Write::Remove);
             w.put(TreeId::Cases, b"new", Write::Put(IVec::from(b"c")));
             w.put(TreeId::ByStatus, b"idx", Write::Put(IVec::from(b"")));
         }
-        assert_eq!(pending.write_out(&trees).unwrap(), 3);
+        assert_eq!(pending.write_out(&trees, settled).unwrap(), 3);
         assert!(pending.lock().is_empty());
         let cases = &trees[TreeId::Cases as usize];
         assert!(cases.get(b"gone").unwrap().is_none());
@@ -268,11 +333,61 @@ mod tests {
         pending
             .lock()
             .put(TreeId::Meta, b"k", Write::Put(IVec::from(b"v")));
-        assert_eq!(pending.write_out(&trees).unwrap(), 1);
+        assert_eq!(pending.write_out(&trees, settled).unwrap(), 1);
         assert_eq!(
             trees[TreeId::Meta as usize].get(b"k").unwrap().unwrap(),
             b"v"
         );
-        assert_eq!(pending.write_out(&trees).unwrap(), 0);
+        assert_eq!(pending.write_out(&trees, settled).unwrap(), 0);
+    }
+
+    #[test]
+    fn statistics_deltas_add_up_and_block_a_write_out_until_settled() {
+        use crate::stats::figures::{Cells, Figures};
+        let delta = |bucket, received| {
+            let mut cells = Cells::default();
+            cells.apply(
+                &[],
+                &Figures {
+                    received,
+                    ..Figures::default()
+                },
+                true,
+            );
+            Buckets::from([(bucket, cells)])
+        };
+        let mut batch = WriteSet::default();
+        batch.add_stats(&delta(202501, 1));
+        let mut later = WriteSet::default();
+        later.add_stats(&delta(202501, 2));
+        later.add_stats(&delta(202502, 1));
+        batch.absorb(later);
+        assert_eq!(batch.stats[&202501].total.received, 3);
+        assert_eq!(batch.stats[&202502].total.received, 1);
+        // A sum of zero leaves no bucket behind.
+        batch.add_stats(&delta(202502, 1u64.wrapping_neg()));
+        assert_eq!(batch.stats.keys().copied().collect::<Vec<_>>(), [202501]);
+        assert!(!batch.is_empty(), "deltas alone make a set non-empty");
+
+        let (_dir, trees) = temp_trees();
+        batch.put(TreeId::Cases, b"c", Write::Put(IVec::from(b"v")));
+        assert!(batch.write_to(&trees).is_err(), "unsettled deltas");
+        assert!(trees[TreeId::Cases as usize].is_empty());
+
+        // A write-out settles first; a failed settle writes nothing and fails the batch.
+        let pending = Pending::new(Secret::for_tests());
+        *pending.lock() = batch;
+        pending.write_out_quietly(&trees, &|_| Err(StorageError::InvalidRecord("no".into())));
+        assert!(trees[TreeId::Cases as usize].is_empty());
+        let settled: Settle<'_> = &|set| {
+            set.stats.clear();
+            Ok(())
+        };
+        assert!(
+            pending.write_out(&trees, settled).is_err(),
+            "the earlier failure"
+        );
+        assert_eq!(pending.write_out(&trees, settled).unwrap(), 1);
+        assert!(trees[TreeId::Cases as usize].get(b"c").unwrap().is_some());
     }
 }

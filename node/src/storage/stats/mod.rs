@@ -11,16 +11,36 @@
 //!   so "what changed since seq n" is a range scan.
 //! * meta `stats_seq`: the last local seq handed out; `stats_format`; `node_code`.
 //!
+//! # How the own contribution is kept
+//!
+//! A case change does not write the entries itself: [`on_case_change`] adds its delta to the
+//! deltas of its transaction (`overlay::WriteSet::stats`). On the writer thread a transaction
+//! that succeeds adds them to those of the group-commit batch, one that fails drops them; the
+//! batch is *settled* ([`settle`], through `Trees::settle_into`) before any of it is written to
+//! sled: each (OWN, self) and (SUBTREE, self) entry a bucket of the batch touched is read,
+//! changed and written once, all under one new seq. That happens before the batch's write-out,
+//! before an early write-out (`Trees::get`, a request about to read sled directly), and, as a
+//! step of its own, before a transaction that reads the entries or the seq ([`merge`],
+//! [`set_overdue`], through `Trees::settle`); [`read_entry`] and [`next_seq`] refuse to run
+//! while deltas are unsettled. A transaction run outside the writer thread (at open) settles
+//! its own deltas at its end. So a batch of 256 registrations decodes and encodes each entry
+//! once, not 256 times, and hands out one seq, not 256.
+//!
 //! # Invariants
+//!
+//! These hold in sled, and so for every reader and every transaction that reads statistics,
+//! at all times; inside a batch in progress, only once it is settled.
 //!
 //! * (OWN, self) equals `figures::recount(self, every record in the cases tree)` plus the
 //!   overdue figures of the last refresh: every case write goes through `Change::apply`, which
-//!   calls [`on_case_change`] in the same transaction.
+//!   calls [`on_case_change`] in the same transaction, and its delta is settled into the
+//!   entries before the case reaches sled.
 //! * (SUBTREE, self) equals (OWN, self) plus the stored (SUBTREE, c) of every child c, bucket
 //!   by bucket: [`merge`] applies a child's change to it in the same transaction.
 //! * A stored descendant entry only ever moves to a strictly higher version.
 //! * Local seqs grow strictly. A new or rebuilt store starts them at `opened_at × 2^20` (in ms),
 //!   so the versions of a node whose store was lost and rebuilt outrank what its parent kept.
+//!   One settle hands out one seq for all the case changes it carries.
 //!
 //! Records must reach this module only through `Change::apply`: a record in the cases tree is
 //! counted (live records and tombstones alike). A supervised read-only copy of another node's
@@ -37,7 +57,7 @@ use super::secret::Secret;
 use super::{StorageError, WriteError};
 use crate::code::NodeCode;
 use crate::domain::{Case, Timestamp};
-use crate::stats::figures::{self, Bucket, CURRENT, Cells};
+use crate::stats::figures::{self, Bucket, Buckets, CURRENT, Cells};
 use crate::stats::{Dim, Kind};
 
 pub use entry::StoredEntry;
@@ -81,7 +101,19 @@ fn entry_key(kind: Kind, node: &str, bucket: Bucket) -> Vec<u8> {
     keys::stats_entry(kind.code(), node, bucket)
 }
 
+/// Refuses to read the statistics while deltas are held that the read would miss (a caller
+/// that forgot to settle first, see `Trees::settle`).
+fn check_settled(tx: &Tx<'_>) -> TxResult<()> {
+    if tx.stats_unsettled() {
+        return Err(abort(StorageError::InvalidRecord(
+            "statistics read before the batch's deltas were settled".into(),
+        )));
+    }
+    Ok(())
+}
+
 fn read_entry(tx: &Tx<'_>, key: &[u8]) -> TxResult<Option<StoredEntry>> {
+    check_settled(tx)?;
     match tx.get(TreeId::StatsEntries, key)? {
         Some(bytes) => entry::decode(key, &bytes, &Dim::ALL)
             .map(Some)
@@ -92,6 +124,7 @@ fn read_entry(tx: &Tx<'_>, key: &[u8]) -> TxResult<Option<StoredEntry>> {
 
 /// Hands out the next local seq.
 fn next_seq(tx: &Tx<'_>) -> TxResult<u64> {
+    check_settled(tx)?;
     let last: u64 = tx
         .get_decoded(TreeId::Meta, ValueKind::Seq, keys::META_STATS_SEQ)?
         .unwrap_or(0);
@@ -140,15 +173,25 @@ fn add_to_own(tx: &Tx<'_>, kind: Kind, bucket: Bucket, delta: &Cells, seq: u64) 
     write_entry(tx, &key, old.as_ref(), &new)
 }
 
-/// The part of `Change::apply` that keeps this node's contribution: applies
-/// `figures::delta(before, after)` to (OWN, self) and (SUBTREE, self).
+/// The part of `Change::apply` that keeps this node's contribution: adds
+/// `figures::delta(before, after)` to the transaction's deltas, which [`settle`] applies to
+/// (OWN, self) and (SUBTREE, self) before anything of the transaction reaches sled.
 pub(super) fn on_case_change(tx: &Tx<'_>, before: Option<&Case>, after: &Case) -> TxResult<()> {
     let delta = figures::delta(tx.node, before, Some(after));
-    if delta.is_empty() {
+    if !delta.is_empty() {
+        tx.add_stats(&delta);
+    }
+    Ok(())
+}
+
+/// Applies summed case-change deltas (per bucket) to (OWN, self) and (SUBTREE, self): each
+/// entry is read, changed and written once, all under one new seq. Nothing when there are none.
+pub(super) fn settle(tx: &Tx<'_>, deltas: &Buckets) -> TxResult<()> {
+    if deltas.is_empty() {
         return Ok(());
     }
     let seq = next_seq(tx)?;
-    for (bucket, cells) in &delta {
+    for (bucket, cells) in deltas {
         add_to_own(tx, Kind::Own, *bucket, cells, seq)?;
         add_to_own(tx, Kind::Subtree, *bucket, cells, seq)?;
     }
@@ -164,6 +207,7 @@ pub(crate) fn merge(
     child: &NodeCode,
     incoming: &[Incoming],
 ) -> Result<MergeOutcome, WriteError> {
+    trees.settle()?;
     trees.transaction(secret, |tx| {
         let mut outcome = MergeOutcome::default();
         let mut seq = None;
@@ -227,6 +271,7 @@ pub(crate) fn set_overdue(
     secret: &Secret,
     snapshot: &Cells,
 ) -> Result<bool, WriteError> {
+    trees.settle()?;
     trees.transaction(secret, |tx| {
         let key = entry_key(Kind::Own, tx.node.as_str(), CURRENT);
         let before = read_entry(tx, &key)?.map(|e| e.cells).unwrap_or_default();

@@ -9,6 +9,10 @@ use crate::domain::machine;
 use crate::stats::Dim;
 use crate::stats::figures::{self, Buckets};
 use crate::stats::workload::{self, START};
+use crate::storage::change::{Change, abort};
+use crate::storage::keys::Trees as StoreTrees;
+use crate::storage::secret::Secret;
+use crate::storage::stats as store_stats;
 
 const VILLAGE: &str = "610116001001";
 const TOWNSHIP: &str = "610116001";
@@ -23,20 +27,20 @@ fn open_as(dir: &Path, node: &str) -> Store {
 
 /// Every stored entry of (kind, node), zero buckets dropped.
 fn stored(store: &Store, kind: Kind, node: &str) -> Buckets {
+    stored_in(&store.inner.trees, kind, node).unwrap()
+}
+
+/// [`stored`] read through `trees` (on the writer thread: after an early write-out).
+fn stored_in(trees: &StoreTrees, kind: Kind, node: &str) -> Result<Buckets, StorageError> {
     let node = code(node);
-    let mut out: Buckets = store
-        .stats_months(kind, &node, 1, Bucket::MAX, &Dim::ALL)
-        .unwrap()
+    let mut out: Buckets = store_stats::months(trees, kind, &node, 1, Bucket::MAX, &Dim::ALL)?
         .into_iter()
         .collect();
-    if let Some(e) = store
-        .stats_entry(kind, &node, figures::CURRENT, &Dim::ALL)
-        .unwrap()
-    {
+    if let Some(e) = store_stats::entry(trees, kind, &node, figures::CURRENT, &Dim::ALL)? {
         out.insert(figures::CURRENT, e.cells);
     }
     out.retain(|_, c| !c.is_zero());
-    out
+    Ok(out)
 }
 
 fn all_cases(store: &Store) -> Vec<Case> {
@@ -264,4 +268,232 @@ async fn wait_durable_answers_after_a_sync_and_fails_with_the_store() {
         "the write fails"
     );
     assert!(store.wait_durable().await.is_err());
+}
+
+/// Runs `work` on the store's writer thread as one request: every transaction it runs is a
+/// transaction of one group-commit batch, which is settled, written out and synced once
+/// `work` has returned, exactly as for a batch of separate requests.
+async fn one_batch<T: Send + 'static>(
+    store: &Store,
+    work: impl FnOnce(&StoreTrees, &Secret) -> Result<T, WriteError> + Send + 'static,
+) -> Result<T, WriteError> {
+    let secret = store.inner.secret.clone();
+    store
+        .inner
+        .writer
+        .submit(move |trees| work(trees, &secret))
+        .await
+}
+
+/// One registration at `node` as its own transaction, with the test case shape of `new_case`.
+fn register_at(
+    trees: &StoreTrees,
+    secret: &Secret,
+    node: &'static str,
+    key: &str,
+) -> Result<Registered, WriteError> {
+    super::change::register(trees, secret, key, DAY, &|seq| {
+        let (mut case, event) = new_case(DAY, seq);
+        case.id = machine::case_id(node, DAY, seq);
+        case.owner_node = node.into();
+        case.origin_node = node.into();
+        Ok((case, event))
+    })
+}
+
+#[tokio::test]
+async fn a_batch_of_registrations_settles_once_and_equals_a_recount() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_as(dir.path(), VILLAGE);
+    // A first batch, so that the next one changes entries already in sled.
+    one_batch(&store, |t, s| register_at(t, s, VILLAGE, "first"))
+        .await
+        .unwrap();
+    let seq = store.stats_last_seq().unwrap();
+
+    one_batch(&store, |trees, secret| {
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            ids.push(
+                register_at(trees, secret, VILLAGE, &format!("k{i}"))?
+                    .case
+                    .id,
+            );
+        }
+        // An update of a case registered in the same batch.
+        super::change::update(trees, secret, &ids[0], None, &|c: &Case| {
+            let (next, events) = step(c, 1, |n| n.status = CaseStatus::Accepted);
+            Ok((next, events, Vec::new()))
+        })?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let cases = all_cases(&store);
+    assert_eq!(cases.len(), 7);
+    let recount = figures::recount(&code(VILLAGE), &cases);
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), recount);
+    assert_eq!(stored(&store, Kind::Subtree, VILLAGE), recount);
+    assert_eq!(
+        store.stats_last_seq().unwrap(),
+        seq + 1,
+        "one seq for the whole batch"
+    );
+    let current = store
+        .stats_entry(Kind::Own, &code(VILLAGE), figures::CURRENT, &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!((current.seq, current.version), (seq + 1, seq + 1));
+    // One change-index key per entry: the batch's moves of them left nothing behind.
+    let changes = store.stats_changed_since(0, usize::MAX).unwrap();
+    assert_eq!(changes.len(), 2 * recount.len());
+
+    // Outside the writer thread (as at open) a transaction settles its own deltas.
+    let secret = store.inner.secret.clone();
+    register_at(&store.inner.trees, &secret, VILLAGE, "direct").unwrap();
+    let cases = all_cases(&store);
+    assert_eq!(cases.len(), 8);
+    let recount = figures::recount(&code(VILLAGE), &cases);
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), recount);
+    assert_eq!(stored(&store, Kind::Subtree, VILLAGE), recount);
+    assert_eq!(store.stats_last_seq().unwrap(), seq + 2);
+}
+
+#[tokio::test]
+async fn a_failed_transaction_of_a_batch_counts_for_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_as(dir.path(), VILLAGE);
+    // Registered in another month than the rest, so that it alone would create entries.
+    let (mut lost, event) = new_case(DAY, 99);
+    lost.created_at = Timestamp(T0 + 40 * DAY_MS);
+    let lost_buckets: Vec<Bucket> = figures::case_parts(&code(VILLAGE), &lost)
+        .parts
+        .iter()
+        .map(|(b, _)| *b)
+        .filter(|b| *b != figures::CURRENT)
+        .collect();
+    assert!(!lost_buckets.is_empty());
+    let case = lost.clone();
+
+    let refused = one_batch(&store, move |trees, secret| {
+        register_at(trees, secret, VILLAGE, "a")?;
+        // The whole case change is applied, then the transaction fails.
+        let refused = trees.transaction(secret, |tx| {
+            let change = Change {
+                before: None,
+                after: &case,
+                events: std::slice::from_ref(&event),
+                alerts: &[],
+                outgoing: &[],
+            };
+            change.apply(tx)?;
+            Err::<(), _>(abort(StorageError::InvalidRecord("refused".into())))
+        });
+        register_at(trees, secret, VILLAGE, "b")?;
+        Ok(refused)
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            refused,
+            Err(WriteError::Storage(StorageError::InvalidRecord(_)))
+        ),
+        "{refused:?}"
+    );
+
+    let cases = all_cases(&store);
+    assert_eq!(cases.len(), 2);
+    assert!(store.get_case(&lost.id).unwrap().is_none());
+    let recount = figures::recount(&code(VILLAGE), &cases);
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), recount);
+    assert_eq!(stored(&store, Kind::Subtree, VILLAGE), recount);
+    for bucket in lost_buckets {
+        assert_eq!(
+            store
+                .stats_entry(Kind::Own, &code(VILLAGE), bucket, &[])
+                .unwrap(),
+            None,
+            "bucket {bucket}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_merge_in_a_batch_of_registrations_sees_and_keeps_both() {
+    let vdir = tempfile::tempdir().unwrap();
+    let village = open_as(vdir.path(), VILLAGE);
+    random_workload(&village, VILLAGE, 51, 40).await;
+    let incoming = pushable(&village);
+    let village_subtree = stored(&village, Kind::Subtree, VILLAGE);
+    assert!(!village_subtree.is_empty());
+
+    let tdir = tempfile::tempdir().unwrap();
+    let township = open_as(tdir.path(), TOWNSHIP);
+    one_batch(&township, |t, s| register_at(t, s, TOWNSHIP, "t0"))
+        .await
+        .unwrap();
+    let sent = incoming.len();
+    let outcome = one_batch(&township, move |trees, secret| {
+        for i in 1..4 {
+            register_at(trees, secret, TOWNSHIP, &format!("t{i}"))?;
+        }
+        let outcome = store_stats::merge(trees, secret, &code(VILLAGE), &incoming)?;
+        for i in 4..6 {
+            register_at(trees, secret, TOWNSHIP, &format!("t{i}"))?;
+        }
+        Ok(outcome)
+    })
+    .await
+    .unwrap();
+    assert_eq!((outcome.applied, outcome.ignored), (sent, 0));
+
+    let cases = all_cases(&township);
+    assert_eq!(cases.len(), 6);
+    let own = figures::recount(&code(TOWNSHIP), &cases);
+    assert_eq!(stored(&township, Kind::Own, TOWNSHIP), own);
+    let mut subtree = own.clone();
+    for (bucket, cells) in &village_subtree {
+        subtree.entry(*bucket).or_default().merge(cells, true);
+    }
+    subtree.retain(|_, c| !c.is_zero());
+    assert_eq!(stored(&township, Kind::Subtree, TOWNSHIP), subtree);
+    assert_eq!(stored(&township, Kind::Subtree, VILLAGE), village_subtree);
+}
+
+#[tokio::test]
+async fn an_early_write_out_carries_the_statistics_of_the_batch_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_as(dir.path(), VILLAGE);
+    let (in_sled, stats_in_sled) = one_batch(&store, |trees, secret| {
+        for i in 0..3 {
+            register_at(trees, secret, VILLAGE, &format!("k{i}"))?;
+        }
+        // A direct read of sled (a range scan) writes the batch so far out first.
+        let mut cases = Vec::new();
+        for item in trees.get(TreeId::Cases).iter() {
+            let (key, bytes) = item.map_err(StorageError::from)?;
+            cases.push(codec::decode_case(TreeId::Cases, &key, &bytes)?);
+        }
+        let stats = (
+            stored_in(trees, Kind::Own, VILLAGE)?,
+            stored_in(trees, Kind::Subtree, VILLAGE)?,
+        );
+        for i in 3..5 {
+            register_at(trees, secret, VILLAGE, &format!("k{i}"))?;
+        }
+        Ok((cases, stats))
+    })
+    .await
+    .unwrap();
+    assert_eq!(in_sled.len(), 3);
+    let recount = figures::recount(&code(VILLAGE), &in_sled);
+    assert_eq!(stats_in_sled, (recount.clone(), recount));
+
+    let cases = all_cases(&store);
+    assert_eq!(cases.len(), 5);
+    let recount = figures::recount(&code(VILLAGE), &cases);
+    assert_eq!(stored(&store, Kind::Own, VILLAGE), recount);
+    assert_eq!(stored(&store, Kind::Subtree, VILLAGE), recount);
 }

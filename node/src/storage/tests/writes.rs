@@ -354,7 +354,7 @@ async fn requests_of_one_batch_see_each_other_and_a_refused_one_leaves_nothing()
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let secret = &store.inner.secret;
-    let writer = store.inner.trees.for_writer();
+    let writer = store.inner.trees.for_writer(secret);
     let build = |seq| Ok(new_case(DAY, seq));
 
     let first = super::change::register(&writer, secret, "a", DAY, &build).unwrap();
@@ -395,8 +395,7 @@ async fn requests_of_one_batch_see_each_other_and_a_refused_one_leaves_nothing()
         None,
         "not in sled before the write-out"
     );
-    let pending = writer.pending.as_ref().unwrap();
-    assert!(pending.write_out(writer.all()).unwrap() > 0);
+    assert!(writer.write_out().unwrap() > 0);
     assert_eq!(store.get_case(&id).unwrap(), Some(updated));
     assert_eq!(store.history(&id).unwrap().len(), 2);
     assert_eq!(
