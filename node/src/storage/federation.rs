@@ -331,6 +331,9 @@ impl Store {
     where
         F: Fn(&Sighting, &[Seen]) -> Vec<(Alert, Option<Outgoing>, Seen)> + Send + 'static,
     {
+        if self.own_sightings_quiet(&case_id, &f)? {
+            return Ok(Vec::new());
+        }
         let secret = self.inner.secret.clone();
         self.inner
             .writer
@@ -359,6 +362,65 @@ impl Store {
                 })
             })
             .await
+    }
+
+    /// The read-only pre-check of [`Store::check_own_sightings`], on what sled holds: true
+    /// when `f` finds nothing to raise (no person key, no ID number, too few sightings), so
+    /// that the common registration costs the writer no second transaction. It is called after
+    /// the case's registration is durable, so of two cases of one person registered at once,
+    /// the later check sees both; the transaction re-reads everything when this finds work.
+    fn own_sightings_quiet<F>(&self, case_id: &str, f: &F) -> Result<bool, StorageError>
+    where
+        F: Fn(&Sighting, &[Seen]) -> Vec<(Alert, Option<Outgoing>, Seen)>,
+    {
+        let secret = &self.inner.secret;
+        if !secret.has_person_key() {
+            return Ok(true);
+        }
+        let Some(case) = self.get_case(case_id)? else {
+            return Ok(true);
+        };
+        if case.status == crate::domain::CaseStatus::Transferred {
+            return Ok(true);
+        }
+        let tree = self.tree(TreeId::SubtreePerson);
+        for number in change::id_numbers(&case) {
+            let Some(person) = secret.subtree_person(&number) else {
+                continue;
+            };
+            let s = Sighting {
+                person,
+                case_id: case.id.clone(),
+                registered_at: case.created_at,
+                node: self.inner.trees.node().clone(),
+            };
+            let prefix = keys::person_prefix(&s.person);
+            let at = keys::person(&s.person, s.registered_at, "");
+            let mut rows = Vec::new();
+            for entry in tree
+                .range(prefix.to_vec()..at.clone())
+                .rev()
+                .take(READ_AROUND)
+            {
+                rows.push(entry?);
+            }
+            rows.reverse();
+            let after = match keys::prefix_end(&prefix) {
+                Some(end) => tree.range(at..end),
+                None => tree.range(at..),
+            };
+            for entry in after.take(READ_AROUND) {
+                rows.push(entry?);
+            }
+            let held = rows
+                .iter()
+                .map(|(key, value)| seen_row(key, value))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !f(&s, &held).is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Returns once every write committed before the call is durable.
@@ -396,21 +458,24 @@ fn corrupt_key(tree: TreeId, key: &[u8], reason: &str) -> StorageError {
 fn read_sightings(tx: &Tx<'_>, s: &Sighting) -> TxResult<Vec<Seen>> {
     let prefix = keys::person_prefix(&s.person);
     let at = keys::person(&s.person, s.registered_at, "");
-    let mut out = Vec::new();
-    for (key, value) in tx.around(TreeId::SubtreePerson, &prefix, &at, READ_AROUND)? {
-        let corrupt = |reason: &str| abort(corrupt_key(TreeId::SubtreePerson, &key, reason));
-        let (registered_at, case_id) =
-            keys::person_parts(&key).ok_or_else(|| corrupt("malformed key"))?;
-        let node: String = codec::decode(ValueKind::NodeCode, TreeId::SubtreePerson, &key, &value)
-            .map_err(abort)?;
-        let node = NodeCode::parse(&node).map_err(|_| corrupt("holder is not a division code"))?;
-        out.push(Seen {
-            registered_at,
-            case_id: case_id.to_owned(),
-            node,
-        });
-    }
-    Ok(out)
+    tx.around(TreeId::SubtreePerson, &prefix, &at, READ_AROUND)?
+        .iter()
+        .map(|(key, value)| seen_row(key, value).map_err(abort))
+        .collect()
+}
+
+/// One entry of the subtree person index.
+fn seen_row(key: &[u8], value: &[u8]) -> Result<Seen, StorageError> {
+    let corrupt = |reason: &str| corrupt_key(TreeId::SubtreePerson, key, reason);
+    let (registered_at, case_id) =
+        keys::person_parts(key).ok_or_else(|| corrupt("malformed key"))?;
+    let node: String = codec::decode(ValueKind::NodeCode, TreeId::SubtreePerson, key, value)?;
+    let node = NodeCode::parse(&node).map_err(|_| corrupt("holder is not a division code"))?;
+    Ok(Seen {
+        registered_at,
+        case_id: case_id.to_owned(),
+        node,
+    })
 }
 
 /// One incoming message, as one transaction: what this node holds, the effects, the new
