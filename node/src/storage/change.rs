@@ -274,8 +274,8 @@ impl Trees {
             return Ok(());
         }
         let ((), writes) = self.run(secret, batch, true, |tx| stats::settle(tx, &tx.base.stats))?;
-        batch.stats.clear();
         batch.absorb(writes);
+        batch.stats.clear();
         Ok(())
     }
 

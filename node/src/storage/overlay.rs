@@ -9,13 +9,13 @@
 //! sync ([`Pending::write_out`]). A request therefore reads every write of the requests before
 //! it, and sled (and with it every reader on another thread) sees a batch whole or not at all.
 //!
-//! A write set also carries the statistics deltas of the case changes it made ([`WriteSet::stats`],
-//! see `stats`): they are added up like the writes (a request's into the batch's when it
-//! succeeds, dropped with it when it fails) and turned into writes of the statistics entries
-//! only when the batch is *settled*, once per bucket. Every write-out settles first
-//! (the `settle` argument of [`Pending::write_out`] and [`Pending::write_out_quietly`]), and
-//! [`WriteSet::write_to`] refuses a set that still holds deltas, so sled never receives a case
-//! change without its statistics.
+//! A write set also carries the statistics deltas of the case changes it made
+//! ([`WriteSet::stats`], see `stats`): they are added up like the writes (a request's into the
+//! batch's when it succeeds, dropped with it when it fails) and turned into writes of the
+//! statistics entries only when the batch is *settled*, once per bucket. Every write-out
+//! settles first (the `settle` argument of [`Pending::write_out`] and
+//! [`Pending::write_out_quietly`]), and [`WriteSet::write_to`] refuses a set that still holds
+//! deltas, so sled never receives a case change without its statistics.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
