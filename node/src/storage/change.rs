@@ -39,7 +39,7 @@ pub(crate) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<Wr
 /// A transaction: reads see its own writes, then those of the batch it runs in, then sled;
 /// its writes are kept in its own [`WriteSet`] until it succeeds (see `overlay`).
 pub(crate) struct Tx<'a> {
-    trees: &'a [sled::Tree],
+    trees: &'a Trees,
     base: &'a WriteSet,
     writes: RefCell<WriteSet>,
     secret: &'a Secret,
@@ -57,7 +57,7 @@ impl Tx<'_> {
         if let Some(value) = self.base.get(tree, key) {
             return Ok(value.cloned());
         }
-        Ok(self.trees[tree as usize].get(key)?)
+        Ok(self.trees.space(tree).get(key)?)
     }
 
     pub(crate) fn get_decoded<T: DeserializeOwned>(
@@ -101,7 +101,7 @@ impl Tx<'_> {
             Some(Write::Forget) => return Ok(()),
             None => matches!(self.base.write(tree, key), Some(Write::Put(_))),
         };
-        let write = if below && self.trees[tree as usize].get(key)?.is_none() {
+        let write = if below && self.trees.space(tree).get(key)?.is_none() {
             Write::Forget
         } else {
             Write::Remove
@@ -121,7 +121,7 @@ impl Tx<'_> {
         around: usize,
     ) -> TxResult<Vec<(Vec<u8>, IVec)>> {
         let mut found = std::collections::BTreeMap::new();
-        let sled = &self.trees[tree as usize];
+        let sled = self.trees.space(tree);
         for entry in sled.range(prefix.to_vec()..at.to_vec()).rev().take(around) {
             let (k, v) = entry?;
             found.insert(k.to_vec(), Some(v));
@@ -206,7 +206,7 @@ impl Trees {
     /// Runs `body` as one transaction that may read and write every tree. `body` runs once;
     /// if it fails, nothing it wrote is kept. On the writer thread its writes join the batch
     /// in progress, which reaches sled as a whole before the batch is synced; elsewhere (when
-    /// a store is opened) they are written at once, in one sled transaction.
+    /// a store is opened) they are written at once, in one sled batch.
     pub(crate) fn transaction<A>(
         &self,
         secret: &Secret,
@@ -214,7 +214,7 @@ impl Trees {
     ) -> Result<A, WriteError> {
         let run = |base: &WriteSet| {
             let tx = Tx {
-                trees: self.all(),
+                trees: self,
                 base,
                 writes: RefCell::new(WriteSet::default()),
                 secret,
@@ -240,7 +240,7 @@ impl Trees {
             }
             None => {
                 let (value, writes) = run(&WriteSet::default())?;
-                writes.write_to(self.all())?;
+                writes.write_to(self.sled())?;
                 Ok(value)
             }
         }

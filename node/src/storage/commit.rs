@@ -4,7 +4,7 @@
 //! runtime) and await a oneshot reply. The dedicated std thread takes whatever is queued (up to
 //! [`MAX_BATCH`]) and runs each request as its own transaction against the batch's pending
 //! writes (`overlay`): a request that fails leaves nothing behind, one that succeeds is seen by
-//! the next. Then it writes the batch to sled as one sled transaction, makes it durable with
+//! the next. Then it writes the batch to sled as one atomic sled batch, makes it durable with
 //! one [`Syncer::sync`], and only then replies to every request of the batch. A failed
 //! write-out or sync fails the whole batch and latches the store into the failed state: no
 //! later write runs.
@@ -276,10 +276,10 @@ impl WriterThread {
         }
     }
 
-    /// Writes the batch's transactions to sled, as one sled transaction.
+    /// Writes the batch's transactions to sled, as one sled batch.
     fn write_out(&self) -> Result<(), StorageError> {
         match &self.trees.pending {
-            Some(pending) => pending.write_out(self.trees.all()).map(|_| ()),
+            Some(pending) => pending.write_out(self.trees.sled()).map(|_| ()),
             None => Ok(()),
         }
     }

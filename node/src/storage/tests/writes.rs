@@ -396,7 +396,7 @@ async fn requests_of_one_batch_see_each_other_and_a_refused_one_leaves_nothing()
         "not in sled before the write-out"
     );
     let pending = writer.pending.as_ref().unwrap();
-    assert!(pending.write_out(writer.all()).unwrap() > 0);
+    assert!(pending.write_out(writer.sled()).unwrap() > 0);
     assert_eq!(store.get_case(&id).unwrap(), Some(updated));
     assert_eq!(store.history(&id).unwrap().len(), 2);
     assert_eq!(
