@@ -28,6 +28,12 @@ use tonic::transport::Channel;
 
 #[path = "fqbench/federation.rs"]
 mod federation;
+#[path = "fqbench/floor.rs"]
+mod floor;
+
+// The allocator fqnode runs with, so that `floor` measures sled as the node runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +84,14 @@ enum Bench {
         /// Requests in flight while queueing.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+    },
+    /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 11
+    /// or so a registration writes (the floor under RegisterCase; uses --warmup and
+    /// --duration).
+    Floor {
+        /// Cases per group commit.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
     },
 }
 
@@ -211,6 +225,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             messages,
             concurrency,
         }) => return federation::drain(fqnode, messages, concurrency).await,
+        Some(Bench::Floor { batch }) => return floor::run(batch, args.warmup, args.duration),
         Some(Bench::Register) | None => {}
     }
     let tmp = tempfile::tempdir()?;

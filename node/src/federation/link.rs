@@ -2,9 +2,10 @@
 //!
 //! * **push** sends the outbox for the parent, oldest first, in batches of at most
 //!   `federation.batch_max` messages (and about `limits.max_message_bytes`), each only after
-//!   it is durable here; on the parent's answer it deletes what the parent reports applied
-//!   (in the background, while the next batch goes out). It wakes as soon as a durable write
-//!   queues something, and otherwise sleeps.
+//!   it is durable here; while the parent applies one batch it reads and encodes the next;
+//!   on the parent's answer it deletes what the parent reports applied (in the background,
+//!   while the next batch goes out). It wakes as soon as a durable write queues something,
+//!   and otherwise sleeps.
 //! * **pull** long-polls the parent for messages queued for this node, applies each batch
 //!   durably, and acknowledges it with the next poll's `applied_through`. The first poll (and
 //!   the first after a failure) does not wait, so the link's state is known at once; the
@@ -104,6 +105,37 @@ fn describe(s: &tonic::Status) -> String {
     )
 }
 
+/// A batch read from the outbox and encoded for the wire.
+struct Prepared {
+    /// The link seq it was read after, and that of its last message.
+    after: u64,
+    last: u64,
+    messages: Vec<pb::Envelope>,
+}
+
+/// The messages queued for `parent` after link seq `after` (at most `batch_max`, about
+/// `batch_bytes`), encoded; `None` when there are none.
+fn prepare(
+    fed: &SharedFederation,
+    parent: &NodeCode,
+    after: u64,
+) -> Result<Option<Prepared>, crate::storage::StorageError> {
+    let queued = fed
+        .store
+        .outbox_after(parent, after, fed.config.batch_max, fed.batch_bytes)?;
+    let Some(&(last, _)) = queued.last() else {
+        return Ok(None);
+    };
+    Ok(Some(Prepared {
+        after,
+        last,
+        messages: queued
+            .iter()
+            .map(|(seq, e)| wire::envelope_to_proto(*seq, &e.message))
+            .collect(),
+    }))
+}
+
 async fn push_loop(
     fed: SharedFederation,
     mut client: FederationServiceClient<Channel>,
@@ -115,15 +147,25 @@ async fn push_loop(
     // What the parent reported applied in this run: the next batch starts after it while the
     // deletion of acknowledged messages runs in the background (after a restart: 0, and the
     // outbox starts at its lowest entry).
-    let mut acked = 0;
+    let mut acked: u64 = 0;
+    // The batch after the one in flight, read and encoded while the parent applies that one
+    // (a queue drains at the pace of the parent's writes, not of both ends' in turn). Used
+    // only if the parent applied everything before it.
+    let mut next: Option<Prepared> = None;
     while !*shutdown.borrow() {
         changes.borrow_and_update();
-        let queued =
-            match fed
-                .store
-                .outbox_after(&parent, acked, fed.config.batch_max, fed.batch_bytes)
-            {
-                Ok(q) => q,
+        let ready = next.take().filter(|p| p.after == acked);
+        let batch = match ready {
+            Some(p) => p,
+            None => match prepare(&fed, &parent, acked) {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    tokio::select! {
+                        r = changes.changed() => if r.is_err() { break },
+                        _ = shutdown.wait_for(|s| *s) => break,
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox for the parent");
                     if !pause(backoff.next_delay(), &mut shutdown).await {
@@ -131,30 +173,27 @@ async fn push_loop(
                     }
                     continue;
                 }
-            };
-        if queued.is_empty() {
-            tokio::select! {
-                r = changes.changed() => if r.is_err() { break },
-                _ = shutdown.wait_for(|s| *s) => break,
-            }
-            continue;
-        }
+            },
+        };
         if let Err(e) = fed.store.wait_durable().await {
             tracing::error!(error = %e, "store failed; the link to the parent stops sending");
             break;
         }
-        let last = queued.last().map_or(0, |(s, _)| *s);
+        let last = batch.last;
         let depth = fed.store.outbox_stats(&parent).map_or(0, |s| s.len);
         let mut req = tonic::Request::new(pb::PushRequest {
-            messages: queued
-                .iter()
-                .map(|(seq, e)| wire::envelope_to_proto(*seq, &e.message))
-                .collect(),
+            messages: batch.messages,
             queue_depth: depth,
         });
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
-        let result = tokio::select! {
-            r = client.push(req) => r,
+        let push = client.push(req);
+        let read_ahead = async {
+            // Let the request go out first.
+            tokio::task::yield_now().await;
+            prepare(&fed, &parent, last)
+        };
+        let (result, ahead) = tokio::select! {
+            r = async { tokio::join!(push, read_ahead) } => r,
             // Dropping a push in flight is safe: whatever the parent applied it skips next time.
             _ = shutdown.wait_for(|s| *s) => break,
         };
@@ -171,6 +210,8 @@ async fn push_loop(
                     );
                 }
                 acked = acked.max(resp.applied_through);
+                // A failed read-ahead is simply read again.
+                next = ahead.ok().flatten();
                 let (store, peer, through) = (fed.store.clone(), parent.clone(), acked);
                 tokio::spawn(async move {
                     if let Err(e) = store.ack(&peer, through).await {

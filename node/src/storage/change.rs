@@ -41,7 +41,7 @@ pub(crate) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<Wr
 /// its writes, and the statistics deltas of its case changes, are kept in its own
 /// [`WriteSet`] until it succeeds (see `overlay`).
 pub(crate) struct Tx<'a> {
-    trees: &'a [sled::Tree],
+    trees: &'a Trees,
     base: &'a WriteSet,
     writes: RefCell<WriteSet>,
     secret: &'a Secret,
@@ -73,7 +73,7 @@ impl Tx<'_> {
         if let Some(value) = self.base.get(tree, key) {
             return Ok(value.cloned());
         }
-        Ok(self.trees[tree as usize].get(key)?)
+        Ok(self.trees.space(tree).get(key)?)
     }
 
     pub(crate) fn get_decoded<T: DeserializeOwned>(
@@ -117,7 +117,7 @@ impl Tx<'_> {
             Some(Write::Forget) => return Ok(()),
             None => matches!(self.base.write(tree, key), Some(Write::Put(_))),
         };
-        let write = if below && self.trees[tree as usize].get(key)?.is_none() {
+        let write = if below && self.trees.space(tree).get(key)?.is_none() {
             Write::Forget
         } else {
             Write::Remove
@@ -137,7 +137,7 @@ impl Tx<'_> {
         around: usize,
     ) -> TxResult<Vec<(Vec<u8>, IVec)>> {
         let mut found = std::collections::BTreeMap::new();
-        let sled = &self.trees[tree as usize];
+        let sled = self.trees.space(tree);
         for entry in sled.range(prefix.to_vec()..at.to_vec()).rev().take(around) {
             let (k, v) = entry?;
             found.insert(k.to_vec(), Some(v));
@@ -223,7 +223,7 @@ impl Trees {
     /// if it fails, nothing it wrote is kept. On the writer thread its writes (and the
     /// statistics deltas of its case changes) join the batch in progress, which reaches sled
     /// as a whole, settled, before the batch is synced; elsewhere (when a store is opened) its
-    /// deltas are settled at its end and its writes written at once, in one sled transaction.
+    /// deltas are settled at its end and its writes written at once, in one sled batch.
     ///
     /// A body that reads the statistics entries or seq must run on settled statistics: on the
     /// writer thread, call [`Trees::settle`] before (the reads refuse unsettled deltas).
@@ -246,7 +246,7 @@ impl Trees {
                     stats::settle(tx, &deltas)?;
                     Ok(value)
                 })?;
-                writes.write_to(self.all())?;
+                writes.write_to(self.sled())?;
                 Ok(value)
             }
         }
@@ -280,11 +280,11 @@ impl Trees {
     }
 
     /// On the writer thread: settles the batch in progress and writes it to sled in one sled
-    /// transaction (`overlay::Pending::write_out`); returns the number of keys written.
+    /// batch (`overlay::Pending::write_out`); returns the number of keys written.
     pub(crate) fn write_out(&self) -> Result<usize, StorageError> {
         match &self.pending {
             Some(pending) => {
-                pending.write_out(self.all(), &|batch| self.settle_for_write_out(batch))
+                pending.write_out(self.sled(), &|batch| self.settle_for_write_out(batch))
             }
             None => Ok(0),
         }
@@ -311,7 +311,7 @@ impl Trees {
         body: impl FnOnce(&Tx<'_>) -> TxResult<A>,
     ) -> Result<(A, WriteSet), WriteError> {
         let tx = Tx {
-            trees: self.all(),
+            trees: self,
             base,
             writes: RefCell::new(WriteSet::default()),
             secret,

@@ -5,8 +5,8 @@
 //! [`MAX_BATCH`]) and runs each request as its own transaction against the batch's pending
 //! writes (`overlay`): a request that fails leaves nothing behind, one that succeeds is seen by
 //! the next. Then it settles the batch's statistics (the summed deltas of its case changes
-//! become one write per entry, see `stats`), writes the batch to sled as one sled transaction,
-//! makes it durable with one [`Syncer::sync`], and only then replies to every request of the
+//! become one write per entry, see `stats`), writes the batch to sled as one atomic sled
+//! batch, makes it durable with one [`Syncer::sync`], and only then replies to every request of the
 //! batch. A failed settle, write-out or sync fails the whole batch and latches the store into
 //! the failed state: no later write runs.
 //!
@@ -277,8 +277,7 @@ impl WriterThread {
         }
     }
 
-    /// Settles the batch's statistics and writes its transactions to sled, as one sled
-    /// transaction.
+    /// Settles the batch's statistics and writes its transactions to sled, as one sled batch.
     fn write_out(&self) -> Result<(), StorageError> {
         self.trees.write_out().map(|_| ())
     }

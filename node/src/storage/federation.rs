@@ -158,12 +158,12 @@ impl Store {
             .writer
             .submit(move |trees| {
                 let tree = trees.get(TreeId::Outbox);
-                let mut batch = sled::Batch::default();
-                for item in tree.range(prefix..end) {
-                    let (key, _) = item.map_err(StorageError::from)?;
-                    batch.remove(key);
-                }
-                tree.apply_batch(batch).map_err(StorageError::from)?;
+                let keys = tree
+                    .range(prefix..end)
+                    .map(|item| item.map(|(key, _)| key))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(StorageError::from)?;
+                tree.remove_keys(keys).map_err(StorageError::from)?;
                 Ok(())
             })
             .await
@@ -434,7 +434,7 @@ impl Store {
     }
 }
 
-fn watermark(tree: &sled::Tree, peer: &NodeCode) -> Result<u64, StorageError> {
+fn watermark(tree: super::space::Space<'_>, peer: &NodeCode) -> Result<u64, StorageError> {
     let key = peer.as_str().as_bytes();
     tree.get(key)?
         .map(|v| codec::decode(ValueKind::Sequence, TreeId::Inbox, key, &v))

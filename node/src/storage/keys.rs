@@ -1,9 +1,11 @@
-//! Every sled tree of the store, declared once, and the byte encoding of every key.
+//! Every tree of the store, declared once, and the byte encoding of every key.
 //!
-//! Tree names follow the `<key>_<value>` convention so that a name says what a tree maps.
-//! Adding a tree is one line in the `trees!` invocation below: [`Trees::open`] opens every
-//! declared tree and a write transaction may touch any of them, so a new tree can be written in
-//! the same transaction as a case change without touching the transaction plumbing.
+//! A tree is a key space of the store's one sled tree, under a prefix byte of its own (see
+//! `space`). Tree names follow the `<key>_<value>` convention so that a name says what a tree
+//! maps. Adding a tree is one line in the `trees!` invocation below, with a new prefix byte: a
+//! write transaction may touch any tree, so a new tree can be written in the same transaction
+//! as a case change without touching the transaction plumbing. The keys described below are
+//! those within a tree, without the prefix.
 //!
 //! Key encodings are order-preserving where order matters:
 //! * case ids are stored as their UTF-8 bytes, so the cases tree iterates in id order;
@@ -35,13 +37,15 @@
 //! Index trees store empty values: the key is the whole entry.
 
 use super::secret::{HASH_LEN, Secret};
+use super::space::{STORE_TREE, Space};
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;
 use crate::domain::{Case, PartyRole, Timestamp};
 
 macro_rules! trees {
-    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
-        /// One sled tree of the store.
+    ($($(#[$doc:meta])* $variant:ident => $name:literal = $prefix:literal,)+) => {
+        /// One key space of the store (a "tree": in the one sled tree of the store, the keys
+        /// that start with its prefix byte).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub(crate) enum TreeId { $($(#[$doc])* $variant,)+ }
 
@@ -49,9 +53,16 @@ macro_rules! trees {
             /// Every tree, in declaration order (which is also the order of [`Trees`]).
             pub(crate) const ALL: &'static [TreeId] = &[$(TreeId::$variant,)+];
 
-            /// The sled tree name (persistent: never rename).
+            /// The tree's name: in errors, and the name of the sled tree that held it before
+            /// format 3 (persistent: never rename).
             pub(crate) const fn name(self) -> &'static str {
                 match self { $(TreeId::$variant => $name,)+ }
+            }
+
+            /// The first byte of every key of the tree in the store's sled tree (persistent:
+            /// never change or reuse one).
+            pub(crate) const fn prefix(self) -> u8 {
+                match self { $(TreeId::$variant => $prefix,)+ }
             }
         }
     };
@@ -59,61 +70,61 @@ macro_rules! trees {
 
 trees! {
     /// Store metadata: the store format version and the per-day registration counters.
-    Meta => "meta",
+    Meta => "meta" = 0x01,
     /// case id → [`Case`].
-    Cases => "caseid_case",
+    Cases => "caseid_case" = 0x02,
     /// case id ‖ 0x00 ‖ seq (u64 BE) → [`crate::domain::Event`].
-    Events => "caseid_seq_event",
+    Events => "caseid_seq_event" = 0x03,
     /// idempotency key of a registration → case id.
-    Idempotency => "idempotencykey_caseid",
+    Idempotency => "idempotencykey_caseid" = 0x04,
     /// lookup code given to the citizen → case id.
-    LookupCodes => "lookupcode_caseid",
+    LookupCodes => "lookupcode_caseid" = 0x05,
     /// status code ‖ case id → empty.
-    ByStatus => "status_caseid",
+    ByStatus => "status_caseid" = 0x06,
     /// risk code ‖ case id → empty.
-    ByRisk => "risk_caseid",
+    ByRisk => "risk_caseid" = 0x07,
     /// category code ‖ case id → empty.
-    ByCategory => "category_caseid",
+    ByCategory => "category_caseid" = 0x08,
     /// open deadline ‖ case id → empty (only cases with a running deadline).
-    ByDeadline => "deadline_caseid",
+    ByDeadline => "deadline_caseid" = 0x09,
     /// hash(ID number) ‖ registered at ‖ case id → empty (every party with an ID number).
-    ByPerson => "personhash_registeredat_caseid",
+    ByPerson => "personhash_registeredat_caseid" = 0x0a,
     /// hash(respondent name) ‖ case id → empty (respondents of open cases only).
-    ByRespondent => "respondenthash_caseid",
+    ByRespondent => "respondenthash_caseid" = 0x0b,
     /// alert key → [`crate::domain::alert::Alert`].
-    Alerts => "alertkey_alert",
+    Alerts => "alertkey_alert" = 0x0c,
     /// raised at ‖ alert key → empty.
-    AlertsByTime => "raisedat_alertkey",
+    AlertsByTime => "raisedat_alertkey" = 0x0d,
     /// neighbour code ‖ 0x00 ‖ link seq (u64 BE) → [`crate::federation::message::OutboxEntry`]:
     /// messages queued for a neighbour, deleted once it acknowledges them.
-    Outbox => "peer_seq_outboxentry",
+    Outbox => "peer_seq_outboxentry" = 0x0e,
     /// neighbour code → highest link seq applied from it (u64): the inbox watermark.
-    Inbox => "peer_appliedthrough",
+    Inbox => "peer_appliedthrough" = 0x0f,
     /// case id → [`crate::federation::message::CaseCopy`]: read-only copies of cases owned
     /// elsewhere that this node supervises. Kept out of the cases tree and its indexes so that
     /// listings and aggregates never count a case twice.
-    Copies => "caseid_supervisedcopy",
+    Copies => "caseid_supervisedcopy" = 0x10,
     /// kind ‖ node ‖ 0x00 ‖ bucket → statistics entry (`stats::StoredEntry`).
-    StatsEntries => "kind_node_bucket_entry",
+    StatsEntries => "kind_node_bucket_entry" = 0x11,
     /// local seq ‖ statistics entry key → empty: which entries changed when.
-    StatsChanges => "seq_statskey",
+    StatsChanges => "seq_statskey" = 0x12,
     /// neighbour code → [`crate::federation::links::LinkRecord`]: when the neighbour was last
     /// heard and since when the link is expected, so link silence survives a restart.
-    Links => "peer_linkrecord",
+    Links => "peer_linkrecord" = 0x13,
     /// federation hash(ID number) ‖ registered at ‖ case id → the node holding the case: the
     /// person sightings of this node's subtree (see `subtree`).
-    SubtreePerson => "subtreepersonhash_registeredat_caseid_node",
+    SubtreePerson => "subtreepersonhash_registeredat_caseid_node" = 0x14,
 }
 
-/// The opened trees, indexed by [`TreeId`], and the signals the writer raises about them.
-/// Cheap to clone (sled trees are handles).
+/// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
+/// raises about it. Cheap to clone (a sled tree is a handle).
 ///
 /// Also carries the code of the node the store belongs to, which derived data (statistics)
 /// depends on, and, in the writer thread's copy only, the writes of the batch in progress
 /// that are not in sled yet, with its unsettled statistics deltas (see `overlay`).
 #[derive(Clone)]
 pub(crate) struct Trees {
-    trees: Vec<sled::Tree>,
+    tree: sled::Tree,
     pub(crate) signals: std::sync::Arc<super::signals::Signals>,
     node: NodeCode,
     pub(crate) pending: Option<std::sync::Arc<super::overlay::Pending>>,
@@ -122,13 +133,10 @@ pub(crate) struct Trees {
 }
 
 impl Trees {
+    /// The trees of the store's sled tree ([`STORE_TREE`]) in `db`.
     pub(crate) fn open(db: &sled::Db, node: NodeCode) -> sled::Result<Trees> {
-        let trees = TreeId::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<sled::Result<_>>()?;
         Ok(Trees {
-            trees,
+            tree: db.open_tree(STORE_TREE)?,
             signals: Default::default(),
             node,
             pending: None,
@@ -154,16 +162,21 @@ impl Trees {
 
     /// One tree, for direct reads (range scans). On the writer thread this first settles and
     /// writes out the batch in progress, so that the scan sees every write before it.
-    pub(crate) fn get(&self, id: TreeId) -> &sled::Tree {
+    pub(crate) fn get(&self, id: TreeId) -> Space<'_> {
         if let Some(pending) = &self.pending {
-            pending.write_out_quietly(&self.trees, &|batch| self.settle_for_write_out(batch));
+            pending.write_out_quietly(&self.tree, &|batch| self.settle_for_write_out(batch));
         }
-        &self.trees[id as usize]
+        Space::new(&self.tree, id)
     }
 
-    /// Every tree, indexed by [`TreeId`], without writing out the batch in progress.
-    pub(crate) fn all(&self) -> &[sled::Tree] {
-        &self.trees
+    /// One tree, without writing out the batch in progress.
+    pub(crate) fn space(&self, id: TreeId) -> Space<'_> {
+        Space::new(&self.tree, id)
+    }
+
+    /// The store's sled tree, holding every tree.
+    pub(crate) fn sled(&self) -> &sled::Tree {
+        &self.tree
     }
 }
 

@@ -2,14 +2,14 @@
 //!
 //! # What it owns
 //!
-//! One sled database per node, holding the trees declared in `keys`: the cases, their
-//! append-only histories, the idempotency and lookup-code maps, the secondary indexes (status,
-//! risk, category, open deadline, and the early-warning indexes of people and respondents
-//! under keyed hashes, see `secret`), the alerts with their time index, the statistics entries
-//! (`stats`: this node's contribution and those received from descendants), the federation's
-//! outboxes, inbox watermarks, supervised copies and link records (`federation`), and the store
-//! metadata (format version, the node's code, per-day sequence counters, the index secret,
-//! cursors). Every value is wrapped in the checksummed, versioned envelope of `codec`; old
+//! One sled database per node, holding in one sled tree (`space`) the trees declared in
+//! `keys`: the cases, their append-only histories, the idempotency and lookup-code maps, the
+//! secondary indexes (status, risk, category, open deadline, and the early-warning indexes of
+//! people and respondents under keyed hashes, see `secret`), the alerts with their time index,
+//! the statistics entries (`stats`: this node's contribution and those received from
+//! descendants), the federation's outboxes, inbox watermarks, supervised copies and link
+//! records (`federation`), and the store metadata (format version, the node's code, per-day
+//! sequence counters, the index secret, cursors). Every value is wrapped in the checksummed, versioned envelope of `codec`; old
 //! formats are read through `migrate`. A store belongs to one node: opening it as another node
 //! is refused.
 //!
@@ -19,12 +19,13 @@
 //!   index entries, its lookup code and (for a registration) its idempotency entry and day
 //!   counter change together or not at all, and so does the node's statistics contribution.
 //!   The writer runs the transactions of a group-commit batch against an in-memory overlay and
-//!   hands the batch to sled as one sled transaction (`overlay`): sled, and every reader,
-//!   sees a batch whole or not at all. The contribution is kept as per-bucket deltas while
-//!   the batch runs and settled into the statistics entries, once per entry, before any
-//!   write-out of the batch (`stats`), so sled never holds a case change without it. Indexes
-//!   and the contribution therefore always equal what a recount over the cases tree would
-//!   give, in sled and for any transaction that reads statistics.
+//!   hands the batch to sled as one atomic sled batch on the store's single sled tree
+//!   (`overlay`, `space`): sled, and every reader, sees a batch whole or not at all. The
+//!   contribution is kept as per-bucket deltas while the batch runs and settled into the
+//!   statistics entries, once per entry, before any write-out of the batch (`stats`), so sled
+//!   never holds a case change without it. Indexes and the contribution therefore always
+//!   equal what a recount over the cases tree would give, in sled and for any transaction
+//!   that reads statistics.
 //! * History is append-only: a write must continue the stored history (`seq` = previous
 //!   `history_len` + 1, ...), must leave `Case::history_len` equal to the last seq, and never
 //!   overwrites an event; a case id is never reused and a lookup code maps to one case.
@@ -39,8 +40,8 @@
 //! sled 0.34's `flush()` writes its log with `sync_file_range`, which neither persists file
 //! metadata nor flushes the disk cache, and its background fsync runs only every
 //! `flush_every_ms`. So the writer thread group-commits: it takes every queued request (at
-//! most 256), runs each as its own transaction, writes the batch to sled in one sled
-//! transaction, then calls `flush()` and `fdatasync`s sled's
+//! most 256), runs each as its own transaction, writes the batch to sled in one atomic sled
+//! batch, then calls `flush()` and `fdatasync`s sled's
 //! files itself (the `db` log, new or grown files in `blobs/`, and the directories when their
 //! entries change; `conf` and the directories once at open), and only then answers the
 //! requests of the batch.
@@ -76,6 +77,7 @@ mod query;
 mod rules;
 mod secret;
 mod signals;
+mod space;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -99,9 +101,10 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 
 /// Version of the layout of trees and keys; written at creation, checked on open. Version 2
 /// added the person and respondent indexes and the alerts; a version-1 store is upgraded when
-/// opened (see [`upgrade_from_1`]). The statistics trees have their own format marker
-/// (`stats`), and are rebuilt on open when it is missing.
-const STORE_FORMAT: u32 = 2;
+/// opened (see [`upgrade_from_1`]). Version 3 keeps every tree in one sled tree (see `space`);
+/// the trees of a version 1 or 2 store are moved there when it is opened. The statistics
+/// trees have their own format marker (`stats`), and are rebuilt on open when it is missing.
+const STORE_FORMAT: u32 = 3;
 
 /// Period of sled's own background flush and segment cleaning, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 1000;
@@ -269,15 +272,24 @@ impl Store {
             .cache_capacity(opts.cache_capacity_bytes)
             .flush_every_ms(Some(FLUSH_EVERY_MS))
             .open()?;
+        let mut syncer = commit::Syncer::open(dir, created)?;
+        space::adopt_older_layout(&db, &mut syncer)?;
         let mut trees = Trees::open(&db, opts.node.clone())?;
         trees.uplink = opts.uplink.clone();
         let found = check_format(&trees)?;
         let secret = Secret::load_or_create(&trees)?.with_person_key(opts.person_key.as_ref());
-        if found == 1 {
-            upgrade_from_1(&trees, &secret)?;
+        match found {
+            1 => upgrade_from_1(&trees, &secret)?,
+            2 => {
+                // Format 3 changed the layout only, and `adopt_older_layout` moved the trees.
+                trees.get(TreeId::Meta).insert(
+                    keys::META_FORMAT,
+                    codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
+                )?;
+            }
+            _ => {}
         }
         stats::open(&trees, &secret, opts.opened_at)?;
-        let mut syncer = commit::Syncer::open(dir, created)?;
         syncer.sync(&db)?;
         let writer = commit::Writer::spawn(db, trees.for_writer(&secret), syncer)?;
         Ok(Store {
@@ -529,7 +541,7 @@ impl Store {
         self.inner.writer.shutdown().await;
     }
 
-    fn tree(&self, id: TreeId) -> &sled::Tree {
+    fn tree(&self, id: TreeId) -> space::Space<'_> {
         self.inner.trees.get(id)
     }
 
@@ -563,7 +575,7 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
                 keys::META_FORMAT,
                 &bytes,
             )?;
-            if found != STORE_FORMAT && found != 1 {
+            if !(1..=STORE_FORMAT).contains(&found) {
                 return Err(StorageError::UnsupportedFormat {
                     found,
                     supported: STORE_FORMAT,
@@ -571,7 +583,7 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
             }
             Ok(found)
         }
-        None if trees.all().iter().all(sled::Tree::is_empty) => {
+        None if trees.sled().is_empty() => {
             meta.insert(
                 keys::META_FORMAT,
                 codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
@@ -587,7 +599,7 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
 }
 
 /// Upgrades a version-1 store at open, before any write: files every case in the indexes
-/// version 2 added, then records version 2. Interrupted, it simply runs again at the next open
+/// version 2 added, then records the current version. Interrupted, it simply runs again at the next open
 /// (index entries are idempotent).
 fn upgrade_from_1(trees: &Trees, secret: &Secret) -> Result<(), StorageError> {
     let mut cases = 0;

@@ -1,12 +1,12 @@
-//! Write sets: writes held in memory until they go to sled together in one transaction.
+//! Write sets: writes held in memory until they go to sled together in one atomic batch.
 //!
 //! sled 0.34 rolls its log buffer twice for every transaction and every batch (its `pin_log`)
 //! and hands each buffer to its I/O threads, so a transaction costs several times the writes
 //! it carries. The writer thread therefore runs each write of a group-commit batch against
 //! a [`WriteSet`] of its own, layered over the writes of the batch's earlier requests
 //! ([`Pending`]) and over sled; a request that succeeds adds its set to the batch's, one that
-//! fails drops it, and the whole batch then goes to sled as one transaction just before the
-//! sync ([`Pending::write_out`]). A request therefore reads every write of the requests before
+//! fails drops it, and the whole batch then goes to sled as one batch (`Tree::apply_batch` on
+//! the store's one sled tree, see `space`) just before the sync ([`Pending::write_out`]). A request therefore reads every write of the requests before
 //! it, and sled (and with it every reader on another thread) sees a batch whole or not at all.
 //!
 //! A write set also carries the statistics deltas of the case changes it made
@@ -21,11 +21,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sled::IVec;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::StorageError;
 use super::keys::TreeId;
 use super::secret::Secret;
+use super::space::full_key;
 use crate::stats::figures::Buckets;
 
 /// One write of a key.
@@ -132,60 +132,31 @@ impl WriteSet {
             .count()
     }
 
-    /// Writes the set to `trees` (indexed by [`TreeId`]) atomically: one sled transaction
-    /// over the trees it touches, or one batch when it touches a single tree. A set whose
-    /// statistics deltas are not settled is refused: its case changes would reach sled
-    /// without their statistics.
-    pub(crate) fn write_to(&self, trees: &[sled::Tree]) -> Result<(), StorageError> {
+    /// Writes the set to the store's sled tree atomically, as one sled batch (see `space`).
+    /// A set whose statistics deltas are not settled is refused: its case changes would reach
+    /// sled without their statistics.
+    pub(crate) fn write_to(&self, tree: &sled::Tree) -> Result<(), StorageError> {
         if !self.stats.is_empty() {
             return Err(StorageError::InvalidRecord(
                 "a write-out with statistics deltas not settled".into(),
             ));
         }
-        let touched: Vec<usize> = (0..self.trees.len())
-            .filter(|&i| self.trees[i].values().any(|w| *w != Write::Forget))
-            .collect();
-        match touched.as_slice() {
-            [] => Ok(()),
-            &[only] => {
-                let mut batch = sled::Batch::default();
-                for (key, write) in &self.trees[only] {
-                    match write {
-                        Write::Put(v) => batch.insert(key.as_slice(), v.clone()),
-                        Write::Remove => batch.remove(key.as_slice()),
-                        Write::Forget => {}
-                    }
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for (&id, writes) in TreeId::ALL.iter().zip(&self.trees) {
+            for (key, write) in writes {
+                match write {
+                    Write::Put(v) => batch.insert(full_key(id, key), v.clone()),
+                    Write::Remove => batch.remove(full_key(id, key)),
+                    Write::Forget => continue,
                 }
-                Ok(trees[only].apply_batch(batch)?)
-            }
-            _ => {
-                let targets: Vec<&sled::Tree> = touched.iter().map(|&i| &trees[i]).collect();
-                // Only inserts and removals of fixed values: running it again is harmless.
-                let written = targets[..].transaction(|views| {
-                    for (view, &i) in views.iter().zip(&touched) {
-                        for (key, write) in &self.trees[i] {
-                            match write {
-                                Write::Put(v) => {
-                                    view.insert(key.as_slice(), v.clone())?;
-                                }
-                                Write::Remove => {
-                                    view.remove(key.as_slice())?;
-                                }
-                                Write::Forget => {}
-                            }
-                        }
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                });
-                match written {
-                    Ok(()) => Ok(()),
-                    Err(TransactionError::Storage(e)) => Err(e.into()),
-                    Err(TransactionError::Abort(())) => Err(StorageError::InvalidRecord(
-                        "a write-out transaction aborted".into(),
-                    )),
-                }
+                any = true;
             }
         }
+        if any {
+            tree.apply_batch(batch)?;
+        }
+        Ok(())
     }
 }
 
@@ -227,7 +198,7 @@ impl Pending {
     /// of keys written. Fails if this or an earlier write-out of the batch failed.
     pub(crate) fn write_out(
         &self,
-        trees: &[sled::Tree],
+        tree: &sled::Tree,
         settle: Settle<'_>,
     ) -> Result<usize, StorageError> {
         if let Some(reason) = self.take_failure() {
@@ -237,7 +208,7 @@ impl Pending {
         settle(&mut writes)?;
         let len = writes.len();
         if len > 0 {
-            writes.write_to(trees)?;
+            writes.write_to(tree)?;
             *writes = WriteSet::default();
         }
         Ok(len)
@@ -246,12 +217,12 @@ impl Pending {
     /// [`Pending::write_out`] for a request about to read sled directly (a range scan), which
     /// must see the writes of the requests before it. A failure (of the settle or of the
     /// write) is kept for the batch's own write-out to report, and nothing is written.
-    pub(crate) fn write_out_quietly(&self, trees: &[sled::Tree], settle: Settle<'_>) {
+    pub(crate) fn write_out_quietly(&self, tree: &sled::Tree, settle: Settle<'_>) {
         let mut writes = self.lock();
         if writes.is_empty() {
             return;
         }
-        match settle(&mut writes).and_then(|()| writes.write_to(trees)) {
+        match settle(&mut writes).and_then(|()| writes.write_to(tree)) {
             Ok(()) => *writes = WriteSet::default(),
             Err(e) => {
                 let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
@@ -272,14 +243,11 @@ impl Pending {
 mod tests {
     use super::*;
 
-    fn temp_trees() -> (tempfile::TempDir, Vec<sled::Tree>) {
+    fn temp_tree() -> (tempfile::TempDir, sled::Tree) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let trees = TreeId::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()).unwrap())
-            .collect();
-        (dir, trees)
+        let tree = db.open_tree(crate::storage::space::STORE_TREE).unwrap();
+        (dir, tree)
     }
 
     #[test]
@@ -308,8 +276,11 @@ mod tests {
 
     #[test]
     fn write_out_reaches_every_tree_and_clears() {
-        let (_dir, trees) = temp_trees();
-        trees[TreeId::Cases as usize].insert(b"gone", b"x").unwrap();
+        let (_dir, tree) = temp_tree();
+        let space = |id| crate::storage::space::Space::new(&tree, id);
+        space(TreeId::Cases)
+            .insert(b"gone", b"x".as_slice())
+            .unwrap();
         let pending = Pending::new(Secret::for_tests());
         let settled: Settle<'_> = &|_| Ok(());
         {
@@ -317,28 +288,18 @@ mod tests {
             w.put(TreeId::Cases, b"gone", Write::Remove);
             w.put(TreeId::Cases, b"new", Write::Put(IVec::from(b"c")));
             w.put(TreeId::ByStatus, b"idx", Write::Put(IVec::from(b"")));
+            w.put(TreeId::ByRisk, b"never", Write::Forget);
         }
-        assert_eq!(pending.write_out(&trees, settled).unwrap(), 3);
+        assert_eq!(pending.write_out(&tree, settled).unwrap(), 3);
         assert!(pending.lock().is_empty());
-        let cases = &trees[TreeId::Cases as usize];
+        let cases = space(TreeId::Cases);
         assert!(cases.get(b"gone").unwrap().is_none());
         assert_eq!(cases.get(b"new").unwrap().unwrap(), b"c");
-        assert!(
-            trees[TreeId::ByStatus as usize]
-                .get(b"idx")
-                .unwrap()
-                .is_some()
-        );
-        // A single tree goes through a batch.
-        pending
-            .lock()
-            .put(TreeId::Meta, b"k", Write::Put(IVec::from(b"v")));
-        assert_eq!(pending.write_out(&trees, settled).unwrap(), 1);
-        assert_eq!(
-            trees[TreeId::Meta as usize].get(b"k").unwrap().unwrap(),
-            b"v"
-        );
-        assert_eq!(pending.write_out(&trees, settled).unwrap(), 0);
+        assert!(space(TreeId::ByStatus).get(b"idx").unwrap().is_some());
+        assert!(space(TreeId::ByRisk).is_empty());
+        // Every key is under its tree's prefix, and nothing else was written.
+        assert_eq!(tree.len(), 2);
+        assert_eq!(pending.write_out(&tree, settled).unwrap(), 0);
     }
 
     #[test]
@@ -369,25 +330,26 @@ mod tests {
         assert_eq!(batch.stats.keys().copied().collect::<Vec<_>>(), [202501]);
         assert!(!batch.is_empty(), "deltas alone make a set non-empty");
 
-        let (_dir, trees) = temp_trees();
+        let (_dir, tree) = temp_tree();
         batch.put(TreeId::Cases, b"c", Write::Put(IVec::from(b"v")));
-        assert!(batch.write_to(&trees).is_err(), "unsettled deltas");
-        assert!(trees[TreeId::Cases as usize].is_empty());
+        assert!(batch.write_to(&tree).is_err(), "unsettled deltas");
+        assert!(tree.is_empty());
 
         // A write-out settles first; a failed settle writes nothing and fails the batch.
         let pending = Pending::new(Secret::for_tests());
         *pending.lock() = batch;
-        pending.write_out_quietly(&trees, &|_| Err(StorageError::InvalidRecord("no".into())));
-        assert!(trees[TreeId::Cases as usize].is_empty());
+        pending.write_out_quietly(&tree, &|_| Err(StorageError::InvalidRecord("no".into())));
+        assert!(tree.is_empty());
         let settled: Settle<'_> = &|set| {
             set.stats.clear();
             Ok(())
         };
         assert!(
-            pending.write_out(&trees, settled).is_err(),
+            pending.write_out(&tree, settled).is_err(),
             "the earlier failure"
         );
-        assert_eq!(pending.write_out(&trees, settled).unwrap(), 1);
-        assert!(trees[TreeId::Cases as usize].get(b"c").unwrap().is_some());
+        assert_eq!(pending.write_out(&tree, settled).unwrap(), 1);
+        let cases = crate::storage::space::Space::new(&tree, TreeId::Cases);
+        assert!(cases.get(b"c").unwrap().is_some());
     }
 }

@@ -170,9 +170,10 @@ impl Secret {
         let bytes = codec::encode(ValueKind::Bytes, secret.as_slice())?;
         // Only the first opener of a new store gets here; sled's compare-and-swap keeps a
         // secret another handle wrote meanwhile.
-        match meta.compare_and_swap(keys::META_SECRET, None::<&[u8]>, Some(bytes))? {
-            Ok(()) => Ok(Secret::from_bytes(&secret)),
-            Err(_) => Secret::load_or_create(trees),
+        if meta.insert_new(keys::META_SECRET, bytes)? {
+            Ok(Secret::from_bytes(&secret))
+        } else {
+            Secret::load_or_create(trees)
         }
     }
 

@@ -68,7 +68,7 @@ fn rebuild(trees: &Trees, secret: &Secret, opened_at: Timestamp) -> Result<(), S
         trees
             .get(tree)
             .iter()
-            .keys()
+            .map(|item| item.map(|(key, _)| key))
             .collect::<Result<_, _>>()
             .map_err(StorageError::from)
     };

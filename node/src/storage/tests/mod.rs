@@ -33,6 +33,33 @@ fn options() -> StoreOptions {
 
 /// Opens the store in `dir`. After a store in the same folder was dropped, sled's background
 /// I/O threads may hold its file lock for a moment longer: a lock error is retried (bounded).
+/// Rewrites the closed store in `dir` the way format 1 or 2 laid it out: one sled tree per
+/// tree, named after it, and `format` in the meta tree.
+fn to_older_layout(dir: &Path, format: u32) {
+    let db = sled::open(dir).unwrap();
+    let store = db.open_tree(space::STORE_TREE).unwrap();
+    for item in store.iter() {
+        let (key, value) = item.unwrap();
+        let id = TreeId::ALL
+            .iter()
+            .find(|t| t.prefix() == key[0])
+            .expect("a known prefix");
+        db.open_tree(id.name())
+            .unwrap()
+            .insert(&key[1..], value)
+            .unwrap();
+    }
+    db.drop_tree(space::STORE_TREE).unwrap();
+    db.open_tree(TreeId::Meta.name())
+        .unwrap()
+        .insert(
+            keys::META_FORMAT,
+            codec::encode(ValueKind::FormatVersion, &format).unwrap(),
+        )
+        .unwrap();
+    db.flush().unwrap();
+}
+
 fn open(dir: &Path) -> Store {
     Store::open_again(dir, &options()).expect("open store")
 }

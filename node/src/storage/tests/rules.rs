@@ -275,20 +275,11 @@ async fn a_format_1_store_is_upgraded_at_open() {
     let case = register_shaped(&store, "a", with_person("610102199001011234", 0)).await;
     store.shutdown().await;
     drop(store);
+    // What a version-1 store looks like: a sled tree per tree, no person index, format 1.
+    super::to_older_layout(dir.path(), 1);
     {
-        // What a version-1 store looks like: no person index, format 1.
         let db = sled::open(dir.path()).unwrap();
-        db.open_tree(TreeId::ByPerson.name())
-            .unwrap()
-            .clear()
-            .unwrap();
-        db.open_tree(TreeId::Meta.name())
-            .unwrap()
-            .insert(
-                keys::META_FORMAT,
-                codec::encode(ValueKind::FormatVersion, &1u32).unwrap(),
-            )
-            .unwrap();
+        db.drop_tree(TreeId::ByPerson.name()).unwrap();
         db.flush().unwrap();
     }
     let store = open(dir.path());
@@ -311,7 +302,7 @@ async fn a_format_1_store_is_upgraded_at_open() {
         &format,
     )
     .unwrap();
-    assert_eq!(format, 2);
+    assert_eq!(format, 3);
 }
 
 /// With the federation's person key, a registration reports its people to the parent in the
