@@ -6,9 +6,9 @@
 //! writes (`overlay`): a request that fails leaves nothing behind, one that succeeds is seen by
 //! the next. Then it settles the batch's statistics (the summed deltas of its case changes
 //! become one write per entry, see `stats`), writes the batch to sled as one atomic sled
-//! batch, makes it durable with one [`Syncer::sync`], and only then replies to every request of the
-//! batch. A failed settle, write-out or sync fails the whole batch and latches the store into
-//! the failed state: no later write runs.
+//! batch, makes it durable with one [`Syncer::sync`], and only then replies to every request
+//! of the batch. A failed settle, write-out or sync fails the whole batch and latches the
+//! store into the failed state: no later write runs.
 //!
 //! Shutdown closes the channel, drains what was already queued (committing and syncing it),
 //! drops the thread's handles on the database, then signals every waiting caller. Dropping the

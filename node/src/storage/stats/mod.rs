@@ -18,7 +18,8 @@
 //! that succeeds adds them to those of the group-commit batch, one that fails drops them; the
 //! batch is *settled* ([`settle`], through `Trees::settle_into`) before any of it is written to
 //! sled: each (OWN, self) and (SUBTREE, self) entry a bucket of the batch touched is read,
-//! changed and written once, all under one new seq. That happens before the batch's write-out,
+//! changed and written once, all under one new seq (a bucket whose deltas add up to zero is
+//! left as it is). That happens before the batch's write-out,
 //! before an early write-out (`Trees::get`, a request about to read sled directly), and, as a
 //! step of its own, before a transaction that reads the entries or the seq ([`merge`],
 //! [`set_overdue`], through `Trees::settle`); [`read_entry`] and [`next_seq`] refuse to run
