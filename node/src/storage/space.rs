@@ -133,8 +133,12 @@ pub(crate) struct Space<'a> {
 
 /// The full key of `key` in `tree`'s space.
 pub(crate) fn full_key(tree: TreeId, key: &[u8]) -> Vec<u8> {
+    prefixed(tree.prefix(), key)
+}
+
+fn prefixed(prefix: u8, key: &[u8]) -> Vec<u8> {
     let mut full = Vec::with_capacity(key.len() + 1);
-    full.push(tree.prefix());
+    full.push(prefix);
     full.extend_from_slice(key);
     full
 }
@@ -148,10 +152,7 @@ impl<'a> Space<'a> {
     }
 
     fn full(&self, key: &[u8]) -> Vec<u8> {
-        let mut full = Vec::with_capacity(key.len() + 1);
-        full.push(self.prefix);
-        full.extend_from_slice(key);
-        full
+        prefixed(self.prefix, key)
     }
 
     pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> sled::Result<Option<IVec>> {

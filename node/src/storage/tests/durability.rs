@@ -2,13 +2,11 @@
 
 use super::*;
 
-#[tokio::test]
-async fn data_survives_shutdown_and_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+/// Registers cases "a", "b" and "c" and rejects "b"; returns the ids and "b" as rejected.
+async fn three_cases_one_rejected(store: &Store) -> (Vec<String>, Case) {
     let mut ids = Vec::new();
     for key in ["a", "b", "c"] {
-        ids.push(register(&store, key).await.case.id);
+        ids.push(register(store, key).await.case.id);
     }
     let updated = store
         .update(ids[1].clone(), |c| {
@@ -16,6 +14,37 @@ async fn data_survives_shutdown_and_reopen() {
         })
         .await
         .unwrap();
+    (ids, updated)
+}
+
+/// What [`three_cases_one_rejected`] wrote is all there, by every way of reading it, and the
+/// idempotency keys and day counter still work.
+async fn assert_three_cases(store: &Store, ids: &[String], updated: Case) {
+    assert_eq!(store.get_case(&ids[1]).unwrap(), Some(updated.clone()));
+    assert_eq!(store.history(&ids[1]).unwrap().len(), 2);
+    assert_eq!(
+        store.case_by_lookup_code(&updated.lookup_code).unwrap(),
+        Some(updated)
+    );
+    let all = store.list_cases(&CaseQuery::default()).unwrap();
+    assert_eq!(
+        all.cases.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        ids
+    );
+    assert!(!register(store, "a").await.created, "idempotency survives");
+    assert_eq!(
+        seq_of(&register(store, "d").await.case),
+        4,
+        "the day counter survives"
+    );
+    assert_index_consistency(store);
+}
+
+#[tokio::test]
+async fn data_survives_shutdown_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (ids, updated) = three_cases_one_rejected(&store).await;
     store.shutdown().await;
     let closed = store
         .register("d".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
@@ -33,24 +62,7 @@ async fn data_survives_shutdown_and_reopen() {
     drop(store);
 
     let store = open(dir.path());
-    assert_eq!(store.get_case(&ids[1]).unwrap(), Some(updated.clone()));
-    assert_eq!(store.history(&ids[1]).unwrap().len(), 2);
-    assert_eq!(
-        store.case_by_lookup_code(&updated.lookup_code).unwrap(),
-        Some(updated)
-    );
-    let all = store.list_cases(&CaseQuery::default()).unwrap();
-    assert_eq!(
-        all.cases.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        ids
-    );
-    assert!(!register(&store, "a").await.created, "idempotency survives");
-    assert_eq!(
-        seq_of(&register(&store, "d").await.case),
-        4,
-        "the day counter survives"
-    );
-    assert_index_consistency(&store);
+    assert_three_cases(&store, &ids, updated).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,16 +252,7 @@ async fn open_checks_the_store_format() {
 async fn a_format_2_store_is_moved_into_one_tree_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let mut ids = Vec::new();
-    for key in ["a", "b", "c"] {
-        ids.push(register(&store, key).await.case.id);
-    }
-    let updated = store
-        .update(ids[1].clone(), |c| {
-            Ok(step(c, 1, |n| n.status = CaseStatus::Rejected))
-        })
-        .await
-        .unwrap();
+    let (ids, updated) = three_cases_one_rejected(&store).await;
     store.shutdown().await;
     drop(store);
     super::to_older_layout(dir.path(), 2);
@@ -266,20 +269,7 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
     }
 
     let store = Store::open_again(dir.path(), &options()).unwrap();
-    assert_eq!(store.get_case(&ids[1]).unwrap(), Some(updated.clone()));
-    assert_eq!(store.history(&ids[1]).unwrap().len(), 2);
-    assert_eq!(
-        store.case_by_lookup_code(&updated.lookup_code).unwrap(),
-        Some(updated)
-    );
-    let all = store.list_cases(&CaseQuery::default()).unwrap();
-    assert_eq!(
-        all.cases.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        ids
-    );
-    assert!(!register(&store, "a").await.created, "idempotency survives");
-    assert_eq!(seq_of(&register(&store, "d").await.case), 4);
-    assert_index_consistency(&store);
+    assert_three_cases(&store, &ids, updated).await;
     store.shutdown().await;
     drop(store);
 
