@@ -466,24 +466,8 @@ async fn cases_move_and_are_supervised_across_the_tiers() {
 
 /// Every listed (owned or tombstone) record of case `id` at `c`'s node.
 async fn listed(c: &mut Client, id: &str) -> Vec<pb::Case> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .list_cases(pb::ListCasesRequest {
-                page_size: 500,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.cases.into_iter().filter(|k| k.id == id));
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
+    let all = list_all(c, pb::ListCasesRequest::default()).await;
+    all.into_iter().filter(|k| k.id == id).collect()
 }
 
 /// Refused transfers, with two real nodes: township 610116001 at the top of its federation

@@ -24,24 +24,7 @@ const WORKERS: usize = 16;
 type Client = CaseServiceClient<Channel>;
 
 async fn all_cases(c: &mut Client) -> Vec<pb::Case> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .list_cases(pb::ListCasesRequest {
-                page_size: 500,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.cases);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
+    list_all(c, pb::ListCasesRequest::default()).await
 }
 
 /// Runs `op` for every index on `WORKERS` tasks.

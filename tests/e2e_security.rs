@@ -12,24 +12,7 @@ const NODE: &str = "610116001";
 const OTHER: &str = "610116002";
 
 async fn count_cases(c: &mut CaseServiceClient<tonic::transport::Channel>) -> usize {
-    let mut n = 0;
-    let mut token = String::new();
-    loop {
-        let page = c
-            .list_cases(pb::ListCasesRequest {
-                page_size: 500,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        n += page.cases.len();
-        if page.next_page_token.is_empty() {
-            return n;
-        }
-        token = page.next_page_token;
-    }
+    list_all(c, pb::ListCasesRequest::default()).await.len()
 }
 
 /// A handshake that must fail: either connect fails or the first RPC does.

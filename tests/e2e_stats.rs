@@ -112,19 +112,7 @@ impl Fed {
     /// Every case record `code` holds, as listed to its director.
     async fn list(&self, code: &str) -> Vec<pb::Case> {
         let mut client = self.cases(code).await;
-        let mut req = pb::ListCasesRequest {
-            page_size: 500,
-            ..Default::default()
-        };
-        let mut out = Vec::new();
-        loop {
-            let page = client.list_cases(req.clone()).await.unwrap().into_inner();
-            out.extend(page.cases);
-            if page.next_page_token.is_empty() {
-                return out;
-            }
-            req.page_token = page.next_page_token;
-        }
+        list_all(&mut client, pb::ListCasesRequest::default()).await
     }
 }
 

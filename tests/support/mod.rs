@@ -438,6 +438,25 @@ pub fn restart_at(node: &mut NodeProc, root: &Path, offset: &str) {
     node.restart(root);
 }
 
+/// Every case `req` lists, page after page (500 a page unless `req` says otherwise).
+pub async fn list_all(
+    c: &mut CaseServiceClient<Channel>,
+    mut req: pb::ListCasesRequest,
+) -> Vec<pb::Case> {
+    if req.page_size == 0 {
+        req.page_size = 500;
+    }
+    let mut out = Vec::new();
+    loop {
+        let page = c.list_cases(req.clone()).await.unwrap().into_inner();
+        out.extend(page.cases);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        req.page_token = page.next_page_token;
+    }
+}
+
 /// A case by id.
 pub async fn get(c: &mut CaseServiceClient<Channel>, id: &str) -> pb::Case {
     c.get_case(pb::GetCaseRequest {
