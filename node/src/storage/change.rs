@@ -137,18 +137,7 @@ impl Tx<'_> {
         around: usize,
     ) -> TxResult<Vec<(Vec<u8>, IVec)>> {
         let mut found = std::collections::BTreeMap::new();
-        let sled = self.trees.space(tree);
-        for entry in sled.range(prefix.to_vec()..at.to_vec()).rev().take(around) {
-            let (k, v) = entry?;
-            found.insert(k.to_vec(), Some(v));
-        }
-        let upper = keys::prefix_end(prefix);
-        let after = match &upper {
-            Some(end) => sled.range(at.to_vec()..end.clone()),
-            None => sled.range(at.to_vec()..),
-        };
-        for entry in after.take(around) {
-            let (k, v) = entry?;
+        for (k, v) in self.trees.space(tree).around(prefix, at, around)? {
             found.insert(k.to_vec(), Some(v));
         }
         for set in [self.base, &*self.writes.borrow()] {
@@ -482,11 +471,22 @@ fn report_people(tx: &Tx<'_>, before: Option<&Case>, after: &Case) -> TxResult<(
 /// The sighting of the person with ID `number` in `case`, held here; `None` without the
 /// federation's person key.
 pub(crate) fn sighting_here(tx: &Tx<'_>, case: &Case, number: &str) -> Option<Sighting> {
+    sighting_at(tx.secret, tx.node, case, number)
+}
+
+/// The sighting of the person with ID `number` on `case`, held at `node`; `None` without the
+/// federation's person key.
+pub(crate) fn sighting_at(
+    secret: &Secret,
+    node: &NodeCode,
+    case: &Case,
+    number: &str,
+) -> Option<Sighting> {
     Some(Sighting {
-        person: tx.secret.subtree_person(number)?,
+        person: secret.subtree_person(number)?,
         case_id: case.id.clone(),
         registered_at: case.created_at,
-        node: tx.node.clone(),
+        node: node.clone(),
     })
 }
 

@@ -384,35 +384,15 @@ impl Store {
             return Ok(true);
         }
         let tree = self.tree(TreeId::SubtreePerson);
+        let node = self.inner.trees.node();
         for number in change::id_numbers(&case) {
-            let Some(person) = secret.subtree_person(&number) else {
+            let Some(s) = change::sighting_at(secret, node, &case, &number) else {
                 continue;
-            };
-            let s = Sighting {
-                person,
-                case_id: case.id.clone(),
-                registered_at: case.created_at,
-                node: self.inner.trees.node().clone(),
             };
             let prefix = keys::person_prefix(&s.person);
             let at = keys::person(&s.person, s.registered_at, "");
-            let mut rows = Vec::new();
-            for entry in tree
-                .range(prefix.to_vec()..at.clone())
-                .rev()
-                .take(READ_AROUND)
-            {
-                rows.push(entry?);
-            }
-            rows.reverse();
-            let after = match keys::prefix_end(&prefix) {
-                Some(end) => tree.range(at..end),
-                None => tree.range(at..),
-            };
-            for entry in after.take(READ_AROUND) {
-                rows.push(entry?);
-            }
-            let held = rows
+            let held = tree
+                .around(&prefix, &at, READ_AROUND)?
                 .iter()
                 .map(|(key, value)| seen_row(key, value))
                 .collect::<Result<Vec<_>, _>>()?;

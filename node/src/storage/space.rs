@@ -209,6 +209,30 @@ impl<'a> Space<'a> {
         Iter(self.tree.range::<Vec<u8>, _>((start, end)))
     }
 
+    /// Up to `around` keys starting with `prefix` on each side of `at` (below it, and from it
+    /// on), in key order.
+    pub(crate) fn around(
+        &self,
+        prefix: &[u8],
+        at: &[u8],
+        around: usize,
+    ) -> sled::Result<Vec<(IVec, IVec)>> {
+        let mut rows = self
+            .range(prefix..at)
+            .rev()
+            .take(around)
+            .collect::<sled::Result<Vec<_>>>()?;
+        rows.reverse();
+        let after = match keys::prefix_end(prefix) {
+            Some(end) => self.range(at..end.as_slice()),
+            None => self.range(at..),
+        };
+        for entry in after.take(around) {
+            rows.push(entry?);
+        }
+        Ok(rows)
+    }
+
     /// The keys starting with `prefix`, in order.
     pub(crate) fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
         Iter(self.tree.scan_prefix(self.full(prefix.as_ref())))
