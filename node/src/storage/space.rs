@@ -80,7 +80,9 @@ pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(
         store.apply_batch(batch)?;
         copied += in_batch;
     }
-    syncer.sync(db)?;
+    if copied > 0 {
+        syncer.sync(db)?;
+    }
     legacy_meta.insert(
         keys::META_FORMAT,
         codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
