@@ -231,7 +231,7 @@ async fn open_checks_the_store_format() {
     );
 
     let store = {
-        let db = sled::open(dir.path()).unwrap();
+        let db = super::sled_again(dir.path());
         db.open_tree(TreeId::Meta.name())
             .unwrap()
             .insert(keys::META_FORMAT, b"FQ\x05\x01\0\0\0\0\x01".as_slice())
@@ -258,7 +258,7 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
     super::to_older_layout(dir.path(), 2);
     {
         // An earlier move that stopped part-way: some keys already in the store tree.
-        let db = sled::open(dir.path()).unwrap();
+        let db = super::sled_again(dir.path());
         let store_tree = db.open_tree(space::STORE_TREE).unwrap();
         let cases = db.open_tree(TreeId::Cases.name()).unwrap();
         let (key, value) = cases.iter().next().unwrap().unwrap();
@@ -275,7 +275,7 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
 
     // Only the store tree is left, and the old meta tree holds the format alone, so that an
     // older binary refuses the store instead of starting an empty one in it.
-    let db = sled::open(dir.path()).unwrap();
+    let db = super::sled_again(dir.path());
     for id in TreeId::ALL.iter().filter(|&&t| t != TreeId::Meta) {
         assert!(
             !db.tree_names().iter().any(|n| n == id.name().as_bytes()),

@@ -31,12 +31,29 @@ fn options() -> StoreOptions {
     StoreOptions::new(NodeCode::parse(NODE).unwrap(), Timestamp(T0))
 }
 
-/// Opens the store in `dir`. After a store in the same folder was dropped, sled's background
-/// I/O threads may hold its file lock for a moment longer: a lock error is retried (bounded).
+/// Opens the sled database in `dir` directly, as tests that simulate damage or older layouts
+/// do. After a handle on the same folder was dropped, sled's background I/O threads may hold its
+/// file lock for a moment longer: a lock error is retried for up to 5 seconds, as in
+/// [`Store::open_again`].
+fn sled_again(dir: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.expect("open sled"),
+        }
+    }
+}
+
 /// Rewrites the closed store in `dir` the way format 1 or 2 laid it out: one sled tree per
 /// tree, named after it, and `format` in the meta tree.
 fn to_older_layout(dir: &Path, format: u32) {
-    let db = sled::open(dir).unwrap();
+    let db = sled_again(dir);
     let store = db.open_tree(space::STORE_TREE).unwrap();
     for item in store.iter() {
         let (key, value) = item.unwrap();

@@ -278,7 +278,7 @@ async fn a_format_1_store_is_upgraded_at_open() {
     // What a version-1 store looks like: a sled tree per tree, no person index, format 1.
     super::to_older_layout(dir.path(), 1);
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = super::sled_again(dir.path());
         db.drop_tree(TreeId::ByPerson.name()).unwrap();
         db.flush().unwrap();
     }
