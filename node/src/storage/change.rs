@@ -126,6 +126,44 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Every key of `tree` starting with `prefix`, with the writes of the batch and of this
+    /// transaction to that prefix, in key order.
+    pub(crate) fn scan_prefix(
+        &self,
+        tree: TreeId,
+        prefix: &[u8],
+    ) -> TxResult<Vec<(Vec<u8>, IVec)>> {
+        let mut found = std::collections::BTreeMap::new();
+        for item in self.trees.space(tree).scan_prefix(prefix) {
+            let (k, v) = item?;
+            found.insert(k.to_vec(), Some(v));
+        }
+        self.overlay_prefix(tree, prefix, &mut found);
+        Ok(found
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect())
+    }
+
+    /// Lays the writes of the batch and of this transaction to keys of `tree` starting with
+    /// `prefix` over `found` (a removal as `None`).
+    fn overlay_prefix(
+        &self,
+        tree: TreeId,
+        prefix: &[u8],
+        found: &mut std::collections::BTreeMap<Vec<u8>, Option<IVec>>,
+    ) {
+        for set in [self.base, &*self.writes.borrow()] {
+            for (k, w) in set.with_prefix(tree, prefix) {
+                let v = match w {
+                    Write::Put(v) => Some(v.clone()),
+                    Write::Remove | Write::Forget => None,
+                };
+                found.insert(k.clone(), v);
+            }
+        }
+    }
+
     /// Up to `around` keys of `tree` starting with `prefix` on each side of `at` (below it, and
     /// from it on), with the writes of the batch and of this transaction to that prefix, in
     /// key order.
@@ -140,15 +178,7 @@ impl Tx<'_> {
         for (k, v) in self.trees.space(tree).around(prefix, at, around)? {
             found.insert(k.to_vec(), Some(v));
         }
-        for set in [self.base, &*self.writes.borrow()] {
-            for (k, w) in set.with_prefix(tree, prefix) {
-                let v = match w {
-                    Write::Put(v) => Some(v.clone()),
-                    Write::Remove | Write::Forget => None,
-                };
-                found.insert(k.clone(), v);
-            }
-        }
+        self.overlay_prefix(tree, prefix, &mut found);
         Ok(found
             .into_iter()
             .filter_map(|(k, v)| Some((k, v?)))
@@ -373,8 +403,10 @@ impl Change<'_> {
         }
         tx.insert_encoded(TreeId::Cases, ValueKind::Case, id, case)?;
 
-        for event in self.events {
-            let key = keys::event(&case.id, event.seq);
+        // The change's events are one run, under the key of the first (`check` made them
+        // consecutive, following the stored history).
+        if let Some(first) = self.events.first() {
+            let key = keys::event(&case.id, first.seq);
             if tx.get(TreeId::Events, &key)?.is_some() {
                 return Err(abort(StorageError::Corrupt {
                     tree: TreeId::Events.name(),
@@ -382,7 +414,7 @@ impl Change<'_> {
                     reason: format!("event exists beyond history_len of case {}", case.id),
                 }));
             }
-            tx.insert_encoded(TreeId::Events, ValueKind::Event, &key, event)?;
+            tx.insert_encoded(TreeId::Events, ValueKind::Events, &key, self.events)?;
         }
 
         let old_code = self.before.map(|b| b.lookup_code.as_str());
@@ -516,17 +548,57 @@ pub(crate) fn store_sighting(tx: &Tx<'_>, s: &Sighting) -> TxResult<()> {
 
 /// The first `len` events of a case's stored history, read inside the transaction.
 pub(crate) fn read_history(tx: &Tx<'_>, case_id: &str, len: u64) -> TxResult<Vec<Event>> {
-    let mut events = Vec::with_capacity(len as usize);
-    for seq in 1..=len {
-        let key = keys::event(case_id, seq);
-        let Some(event) = tx.get_decoded::<Event>(TreeId::Events, ValueKind::Event, &key)? else {
-            return Err(abort(StorageError::Corrupt {
-                tree: TreeId::Events.name(),
-                key: keys::display(&key),
-                reason: format!("missing event {seq} of case {case_id}"),
-            }));
+    let prefix = keys::events_prefix(case_id);
+    let runs = tx.scan_prefix(TreeId::Events, &prefix)?;
+    let mut events = history_from_runs(&prefix, runs.into_iter().map(Ok)).map_err(abort)?;
+    if (events.len() as u64) < len {
+        let key = keys::event(case_id, events.len() as u64 + 1);
+        return Err(abort(StorageError::Corrupt {
+            tree: TreeId::Events.name(),
+            key: keys::display(&key),
+            reason: format!("missing event {} of case {case_id}", events.len() + 1),
+        }));
+    }
+    events.truncate(len as usize);
+    Ok(events)
+}
+
+/// A case's history from the values of the events tree under its `prefix`, in key order: runs
+/// of consecutive events, each under the key of its first, together numbered 1, 2, 3, ...
+/// A key that does not match its run, an empty run or a gap is corrupt.
+pub(crate) fn history_from_runs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    prefix: &[u8],
+    runs: impl IntoIterator<Item = Result<(K, V), StorageError>>,
+) -> Result<Vec<Event>, StorageError> {
+    let mut events: Vec<Event> = Vec::new();
+    for item in runs {
+        let (key, bytes) = item?;
+        let key = key.as_ref();
+        let run = codec::decode_events(TreeId::Events, key, bytes.as_ref())?;
+        let corrupt = |reason: String| StorageError::Corrupt {
+            tree: TreeId::Events.name(),
+            key: keys::display(key),
+            reason,
         };
-        events.push(event);
+        let Some(first) = run.first() else {
+            return Err(corrupt("an empty run of events".into()));
+        };
+        if keys::event_seq(key, prefix) != Some(first.seq) {
+            return Err(corrupt(format!(
+                "key does not match event seq {}",
+                first.seq
+            )));
+        }
+        let next = events.len() as u64 + 1;
+        for (event, seq) in run.iter().zip(next..) {
+            if event.seq != seq {
+                return Err(corrupt(format!(
+                    "event seq {} where {seq} was due",
+                    event.seq
+                )));
+            }
+        }
+        events.extend(run);
     }
     Ok(events)
 }

@@ -29,6 +29,7 @@ const HEADER_LEN: usize = 8;
 pub(crate) enum ValueKind {
     /// A case ([`crate::domain::Case`]); read it with [`decode_case`].
     Case = 1,
+    /// One event ([`crate::domain::Event`]): how format 3 and older stored history.
     Event = 2,
     /// A case id (values of the idempotency and lookup-code trees).
     CaseId = 3,
@@ -40,6 +41,9 @@ pub(crate) enum ValueKind {
     Alert = 6,
     /// Bytes: the index secret, a cursor.
     Bytes = 7,
+    /// A run of consecutive events of one case (`Vec<Event>`), as one case write appends them;
+    /// read it with [`decode_events`], which also reads a single [`ValueKind::Event`].
+    Events = 8,
     /// A statistics entry (`stats::StoredEntry`).
     StatsEntry = 16,
     /// A 64-bit sequence counter (u64).
@@ -64,6 +68,7 @@ impl ValueKind {
             // 2: deadlines (resolve start, follow-up, extension), rule supervision, the plan.
             ValueKind::Case => 2,
             ValueKind::Event
+            | ValueKind::Events
             | ValueKind::CaseId
             | ValueKind::Counter
             | ValueKind::FormatVersion
@@ -93,6 +98,21 @@ pub(crate) fn decode_case(
                 .map(Into::into)
         }
         _ => decode(ValueKind::Case, tree, key, bytes),
+    }
+}
+
+/// Decodes a value of the events tree: a run of events ([`ValueKind::Events`]) or, as stores
+/// of format 3 and older hold them, one event ([`ValueKind::Event`]).
+pub(crate) fn decode_events(
+    tree: TreeId,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<Vec<crate::domain::Event>, StorageError> {
+    match bytes.get(2) {
+        Some(&kind) if kind == ValueKind::Event as u8 => {
+            decode(ValueKind::Event, tree, key, bytes).map(|e| vec![e])
+        }
+        _ => decode(ValueKind::Events, tree, key, bytes),
     }
 }
 

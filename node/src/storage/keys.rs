@@ -73,7 +73,8 @@ trees! {
     Meta => "meta" = 0x01,
     /// case id → [`Case`].
     Cases => "caseid_case" = 0x02,
-    /// case id ‖ 0x00 ‖ seq (u64 BE) → [`crate::domain::Event`].
+    /// case id ‖ 0x00 ‖ seq (u64 BE) → the events one case write appended, from that seq on
+    /// (a run, `codec::ValueKind::Events`; a single event in stores of format 3 and older).
     Events => "caseid_seq_event" = 0x03,
     /// idempotency key of a registration → case id.
     Idempotency => "idempotencykey_caseid" = 0x04,

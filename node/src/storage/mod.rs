@@ -102,9 +102,11 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 /// Version of the layout of trees and keys; written at creation, checked on open. Version 2
 /// added the person and respondent indexes and the alerts; a version-1 store is upgraded when
 /// opened (see [`upgrade_from_1`]). Version 3 keeps every tree in one sled tree (see `space`);
-/// the trees of a version 1 or 2 store are moved there when it is opened. The statistics
+/// the trees of a version 1 or 2 store are moved there when it is opened. Version 4 stores the
+/// events of one case write as one run under one key (`ValueKind::Events`); the single events
+/// of older stores are read as runs of one, so nothing is rewritten. The statistics
 /// trees have their own format marker (`stats`), and are rebuilt on open when it is missing.
-const STORE_FORMAT: u32 = 3;
+const STORE_FORMAT: u32 = 4;
 
 /// Period of sled's own background flush and segment cleaning, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 1000;
@@ -280,8 +282,9 @@ impl Store {
         let secret = Secret::load_or_create(&trees)?.with_person_key(opts.person_key.as_ref());
         match found {
             1 => upgrade_from_1(&trees, &secret)?,
-            2 => {
-                // Format 3 changed the layout only, and `adopt_older_layout` moved the trees.
+            2 | 3 => {
+                // Format 3 changed the layout only, and `adopt_older_layout` moved the trees;
+                // format 4 reads the single events of older formats as they are.
                 trees.get(TreeId::Meta).insert(
                     keys::META_FORMAT,
                     codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
@@ -349,20 +352,8 @@ impl Store {
     /// The history of a case, ordered by seq; empty for an unknown case.
     pub fn history(&self, id: &str) -> Result<Vec<Event>, StorageError> {
         let prefix = keys::events_prefix(id);
-        let mut events = Vec::new();
-        for item in self.tree(TreeId::Events).scan_prefix(&prefix) {
-            let (key, bytes) = item?;
-            let event: Event = codec::decode(ValueKind::Event, TreeId::Events, &key, &bytes)?;
-            if keys::event_seq(&key, &prefix) != Some(event.seq) {
-                return Err(StorageError::Corrupt {
-                    tree: TreeId::Events.name(),
-                    key: keys::display(&key),
-                    reason: format!("key does not match event seq {}", event.seq),
-                });
-            }
-            events.push(event);
-        }
-        Ok(events)
+        let runs = self.tree(TreeId::Events).scan_prefix(&prefix);
+        change::history_from_runs(&prefix, runs.map(|item| item.map_err(StorageError::from)))
     }
 
     /// One page of cases matching `q`; see the `query` module for how the index is chosen.

@@ -17,7 +17,7 @@
 //! [`Pending::write_out_quietly`]), and [`WriteSet::write_to`] refuses a set that still holds
 //! deltas, so sled never receives a case change without its statistics.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sled::IVec;
@@ -42,7 +42,8 @@ pub(crate) enum Write {
 /// settled into writes.
 #[derive(Debug)]
 pub(crate) struct WriteSet {
-    trees: Vec<HashMap<Vec<u8>, Write>>,
+    /// Ordered, so that the writes under a prefix are a range (`with_prefix`).
+    trees: Vec<BTreeMap<Vec<u8>, Write>>,
     /// Per bucket, the sum of the statistics deltas of the case changes in this set that are
     /// not yet written to this node's own entries (`stats::on_case_change`). Buckets whose sum
     /// is zero are dropped.
@@ -52,7 +53,7 @@ pub(crate) struct WriteSet {
 impl Default for WriteSet {
     fn default() -> Self {
         WriteSet {
-            trees: TreeId::ALL.iter().map(|_| HashMap::new()).collect(),
+            trees: TreeId::ALL.iter().map(|_| BTreeMap::new()).collect(),
             stats: Buckets::new(),
         }
     }
@@ -78,8 +79,11 @@ impl WriteSet {
         prefix: &'a [u8],
     ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Write)> + 'a {
         self.trees[tree as usize]
-            .iter()
-            .filter(move |(k, _)| k.starts_with(prefix))
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(k, _)| k.starts_with(prefix))
     }
 
     pub(crate) fn put(&mut self, tree: TreeId, key: &[u8], write: Write) {
@@ -127,7 +131,7 @@ impl WriteSet {
     pub(crate) fn len(&self) -> usize {
         self.trees
             .iter()
-            .flat_map(HashMap::values)
+            .flat_map(BTreeMap::values)
             .filter(|w| **w != Write::Forget)
             .count()
     }

@@ -2,6 +2,15 @@
 
 use super::*;
 
+fn expect_corrupt<T: std::fmt::Debug>(r: Result<T, StorageError>, tree: TreeId, key: &str) {
+    match r {
+        Err(StorageError::Corrupt {
+            tree: t, key: k, ..
+        }) => assert_eq!((t, k.as_str()), (tree.name(), key)),
+        other => panic!("expected Corrupt in {}, got {other:?}", tree.name()),
+    }
+}
+
 /// Registers cases "a", "b" and "c" and rejects "b"; returns the ids and "b" as rejected.
 async fn three_cases_one_rejected(store: &Store) -> (Vec<String>, Case) {
     let mut ids = Vec::new();
@@ -142,15 +151,6 @@ async fn damaged_values_are_reported_as_corrupt() {
     let store = open(dir.path());
     let case = register(&store, "k1").await.case;
     let other = register(&store, "k2").await.case;
-    fn expect_corrupt<T: std::fmt::Debug>(r: Result<T, StorageError>, tree: TreeId, key: &str) {
-        match r {
-            Err(StorageError::Corrupt {
-                tree: t, key: k, ..
-            }) => assert_eq!((t, k.as_str()), (tree.name(), key)),
-            other => panic!("expected Corrupt in {}, got {other:?}", tree.name()),
-        }
-    }
-
     let mut bytes = store
         .inner
         .trees
@@ -214,7 +214,7 @@ async fn open_checks_the_store_format() {
     store.raw_insert(
         TreeId::Meta,
         keys::META_FORMAT,
-        &codec::encode(ValueKind::FormatVersion, &4u32).unwrap(),
+        &codec::encode(ValueKind::FormatVersion, &(super::super::STORE_FORMAT + 1)).unwrap(),
     );
     store.shutdown().await;
     drop(store);
@@ -222,10 +222,8 @@ async fn open_checks_the_store_format() {
     assert!(
         matches!(
             r,
-            Err(StorageError::UnsupportedFormat {
-                found: 4,
-                supported: 3
-            })
+            Err(StorageError::UnsupportedFormat { found, supported })
+                if found == super::super::STORE_FORMAT + 1 && supported == super::super::STORE_FORMAT
         ),
         "{r:?}"
     );
@@ -292,5 +290,88 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
         &meta.get(keys::META_FORMAT).unwrap().unwrap(),
     )
     .unwrap();
-    assert_eq!(format, 3);
+    assert_eq!(format, super::super::STORE_FORMAT);
+}
+
+/// A change's events are one run under one key. Format 3 stored each event under its own key:
+/// such a history is read as it is, the store opens as the current format without rewriting
+/// it, and later changes append runs after it. A gap between runs is corrupt.
+#[tokio::test]
+async fn histories_of_single_events_and_of_runs_read_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (ids, updated) = three_cases_one_rejected(&store).await;
+    let three = store
+        .update(ids[0].clone(), |c| Ok(step(c, 3, |_| {})))
+        .await
+        .unwrap();
+    let prefix = keys::events_prefix(&ids[0]);
+    let keys_of = |store: &Store| {
+        store
+            .inner
+            .trees
+            .get(TreeId::Events)
+            .scan_prefix(&prefix)
+            .count()
+    };
+    assert_eq!(keys_of(&store), 2, "registration, then one run of three");
+    assert_eq!(store.history(&ids[0]).unwrap().len(), 4);
+
+    // What format 3 wrote: every event under its own key, as a single event.
+    let runs: Vec<_> = store
+        .inner
+        .trees
+        .get(TreeId::Events)
+        .iter()
+        .map(Result::unwrap)
+        .collect();
+    for (key, value) in &runs {
+        let (case_prefix, _) = key.split_at(key.len() - 8);
+        for e in codec::decode_events(TreeId::Events, key, value).unwrap() {
+            let single = [case_prefix, &e.seq.to_be_bytes()].concat();
+            let bytes = codec::encode(ValueKind::Event, &e).unwrap();
+            store.raw_insert(TreeId::Events, &single, &bytes);
+        }
+    }
+    let format_3 = codec::encode(ValueKind::FormatVersion, &3u32).unwrap();
+    store.raw_insert(TreeId::Meta, keys::META_FORMAT, &format_3);
+    store.shutdown().await;
+    drop(store);
+
+    let store = Store::open_again(dir.path(), &options()).unwrap();
+    assert_eq!(keys_of(&store), 4, "nothing rewritten at open");
+    let format: u32 = codec::decode(
+        ValueKind::FormatVersion,
+        TreeId::Meta,
+        keys::META_FORMAT,
+        &store
+            .tree(TreeId::Meta)
+            .get(keys::META_FORMAT)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(format, super::super::STORE_FORMAT);
+    assert_eq!(store.history(&ids[0]).unwrap().len(), 4);
+    let six = store
+        .update(ids[0].clone(), |c| Ok(step(c, 2, |_| {})))
+        .await
+        .unwrap();
+    assert_eq!(six.history_len, three.history_len + 2);
+    let history = store.history(&ids[0]).unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(keys_of(&store), 5);
+    assert_three_cases(&store, &ids, updated).await;
+
+    // A run that does not follow the one before it.
+    let (_, events) = step(&six, 1, |_| {});
+    let mut late = events;
+    late[0].seq = 8;
+    let key = keys::event(&ids[0], 8);
+    let bytes = codec::encode(ValueKind::Events, &late).unwrap();
+    store.raw_insert(TreeId::Events, &key, &bytes);
+    expect_corrupt(store.history(&ids[0]), TreeId::Events, &keys::display(&key));
 }

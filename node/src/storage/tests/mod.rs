@@ -51,7 +51,7 @@ fn sled_again(dir: &Path) -> sled::Db {
 }
 
 /// Rewrites the closed store in `dir` the way format 1 or 2 laid it out: one sled tree per
-/// tree, named after it, and `format` in the meta tree.
+/// tree, named after it, each event under its own key, and `format` in the meta tree.
 fn to_older_layout(dir: &Path, format: u32) {
     let db = sled_again(dir);
     let store = db.open_tree(space::STORE_TREE).unwrap();
@@ -61,10 +61,18 @@ fn to_older_layout(dir: &Path, format: u32) {
             .iter()
             .find(|t| t.prefix() == key[0])
             .expect("a known prefix");
-        db.open_tree(id.name())
-            .unwrap()
-            .insert(&key[1..], value)
-            .unwrap();
+        let older = db.open_tree(id.name()).unwrap();
+        if *id == TreeId::Events {
+            // Formats before 4 kept each event under its own key.
+            let (case_prefix, _) = key[1..].split_at(key.len() - 9);
+            for e in codec::decode_events(*id, &key[1..], &value).unwrap() {
+                let single = [case_prefix, &e.seq.to_be_bytes()].concat();
+                let bytes = codec::encode(ValueKind::Event, &e).unwrap();
+                older.insert(single, bytes).unwrap();
+            }
+        } else {
+            older.insert(&key[1..], value).unwrap();
+        }
     }
     db.drop_tree(space::STORE_TREE).unwrap();
     db.open_tree(TreeId::Meta.name())
@@ -212,6 +220,12 @@ fn assert_index_consistency(store: &Store) {
         );
         lookups.insert((case.lookup_code.clone(), case.id.clone()));
         events += case.history_len as usize;
+        assert_eq!(
+            store.history(&case.id).unwrap().len() as u64,
+            case.history_len,
+            "history of {}",
+            case.id
+        );
     }
     let mut actual = BTreeSet::new();
     for tree in [
@@ -239,7 +253,16 @@ fn assert_index_consistency(store: &Store) {
         })
         .collect();
     assert_eq!(stored_lookups, lookups);
-    assert_eq!(trees.get(TreeId::Events).len(), events);
+    // No events beyond the cases' histories (a run holds one or more).
+    let stored_events: usize = trees
+        .get(TreeId::Events)
+        .iter()
+        .map(|e| {
+            let (k, v) = e.unwrap();
+            codec::decode_events(TreeId::Events, &k, &v).unwrap().len()
+        })
+        .sum();
+    assert_eq!(stored_events, events);
 }
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.

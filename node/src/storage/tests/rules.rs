@@ -302,7 +302,7 @@ async fn a_format_1_store_is_upgraded_at_open() {
         &format,
     )
     .unwrap();
-    assert_eq!(format, 3);
+    assert_eq!(format, super::super::STORE_FORMAT);
 }
 
 /// With the federation's person key, a registration reports its people to the parent in the
