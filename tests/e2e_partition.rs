@@ -82,9 +82,10 @@ async fn a_thousand_escalations_cross_a_faulty_link_exactly_once() {
 
     // Chaos while escalating: a bounded cycle of drop, stall and cut.
     let done = Arc::new(AtomicBool::new(false));
+    let chaos_over = Arc::new(AtomicBool::new(false));
     let proxy = Arc::new(proxy);
     let chaos = {
-        let (proxy, done) = (proxy.clone(), done.clone());
+        let (proxy, done, over) = (proxy.clone(), done.clone(), chaos_over.clone());
         tokio::spawn(async move {
             let pause = || tokio::time::sleep(Duration::from_millis(150));
             for round in 0..200 {
@@ -100,14 +101,16 @@ async fn a_thousand_escalations_cross_a_faulty_link_exactly_once() {
                 proxy.heal();
                 pause().await;
             }
+            over.store(true, Ordering::SeqCst);
         })
     };
-    // Watch the village's link while the chaos runs: the faults must be seen.
+    // Watch the village's link while the chaos runs (at least two rounds of each fault, however
+    // fast the escalations are made): the faults must be seen.
     let saw_fault = {
-        let (done, mut vc) = (done.clone(), v.clone());
+        let (over, mut vc) = (chaos_over.clone(), v.clone());
         tokio::spawn(async move {
             let mut seen = false;
-            while !done.load(Ordering::SeqCst) {
+            while !over.load(Ordering::SeqCst) {
                 if let Ok(l) = vc.get_links(pb::GetLinksRequest {}).await {
                     seen |= l.into_inner().links.iter().any(|k| {
                         k.state == pb::LinkState::BackingOff as i32 || !k.last_error.is_empty()
