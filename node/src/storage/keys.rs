@@ -80,11 +80,12 @@ trees! {
     Idempotency => "idempotencykey_caseid" = 0x04,
     /// lookup code given to the citizen → case id.
     LookupCodes => "lookupcode_caseid" = 0x05,
-    /// status code ‖ case id → empty.
+    /// status code ‖ case id → empty: the status index of formats 1 to 4, emptied at open
+    /// since format 5 (see [`TreeId::ByFacets`]).
     ByStatus => "status_caseid" = 0x06,
-    /// risk code ‖ case id → empty.
+    /// risk code ‖ case id → empty: as [`TreeId::ByStatus`], up to format 4.
     ByRisk => "risk_caseid" = 0x07,
-    /// category code ‖ case id → empty.
+    /// category code ‖ case id → empty: as [`TreeId::ByStatus`], up to format 4.
     ByCategory => "category_caseid" = 0x08,
     /// open deadline ‖ case id → empty (only cases with a running deadline).
     ByDeadline => "deadline_caseid" = 0x09,
@@ -115,6 +116,9 @@ trees! {
     /// federation hash(ID number) ‖ registered at ‖ case id → the node holding the case: the
     /// person sightings of this node's subtree (see `subtree`).
     SubtreePerson => "subtreepersonhash_registeredat_caseid_node" = 0x14,
+    /// status code ‖ risk code ‖ category code ‖ case id → empty: one entry per case serves
+    /// the listings by status, by risk and by category (see `query`).
+    ByFacets => "status_risk_category_caseid" = 0x15,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
@@ -320,13 +324,16 @@ pub(crate) fn event_seq(key: &[u8], prefix: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(rest.try_into().ok()?))
 }
 
-/// Key of a one-byte-code index (status, risk, category).
-pub(crate) fn code_index(code: u8, case_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + case_id.len());
-    key.push(code);
-    key.extend_from_slice(case_id.as_bytes());
+/// Key of the facets index: status, risk and category codes, then the case id.
+pub(crate) fn facets(case: &Case) -> Vec<u8> {
+    let mut key = Vec::with_capacity(FACETS_LEN + case.id.len());
+    key.extend_from_slice(&[case.status.code(), case.risk.code(), case.category.code()]);
+    key.extend_from_slice(case.id.as_bytes());
     key
 }
+
+/// Bytes of the codes before the case id in a key of the facets index.
+pub(crate) const FACETS_LEN: usize = 3;
 
 /// Order-preserving encoding of a timestamp; also the exclusive upper bound of the deadline
 /// index range "deadline < at".
@@ -382,14 +389,7 @@ pub(crate) fn alert_time(alert: &Alert) -> Vec<u8> {
 
 /// Every index entry a case has: what [`super::change::Change`] keeps in sync.
 pub(crate) fn index_entries(case: &Case, secret: &Secret) -> Vec<(TreeId, Vec<u8>)> {
-    let mut entries = vec![
-        (TreeId::ByStatus, code_index(case.status.code(), &case.id)),
-        (TreeId::ByRisk, code_index(case.risk.code(), &case.id)),
-        (
-            TreeId::ByCategory,
-            code_index(case.category.code(), &case.id),
-        ),
-    ];
+    let mut entries = vec![(TreeId::ByFacets, facets(case))];
     if let Some(at) = case.open_deadline() {
         entries.push((TreeId::ByDeadline, deadline(at, &case.id)));
     }

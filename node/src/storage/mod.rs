@@ -104,9 +104,11 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 /// opened (see [`upgrade_from_1`]). Version 3 keeps every tree in one sled tree (see `space`);
 /// the trees of a version 1 or 2 store are moved there when it is opened. Version 4 stores the
 /// events of one case write as one run under one key (`ValueKind::Events`); the single events
-/// of older stores are read as runs of one, so nothing is rewritten. The statistics
+/// of older stores are read as runs of one, so nothing is rewritten. Version 5 replaces the
+/// status, risk and category indexes by the one facets index, rebuilt at open (see
+/// [`upgrade`]). The statistics
 /// trees have their own format marker (`stats`), and are rebuilt on open when it is missing.
-const STORE_FORMAT: u32 = 4;
+const STORE_FORMAT: u32 = 5;
 
 /// Period of sled's own background flush and segment cleaning, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 1000;
@@ -280,17 +282,8 @@ impl Store {
         trees.uplink = opts.uplink.clone();
         let found = check_format(&trees)?;
         let secret = Secret::load_or_create(&trees)?.with_person_key(opts.person_key.as_ref());
-        match found {
-            1 => upgrade_from_1(&trees, &secret)?,
-            2 | 3 => {
-                // Format 3 changed the layout only, and `adopt_older_layout` moved the trees;
-                // format 4 reads the single events of older formats as they are.
-                trees.get(TreeId::Meta).insert(
-                    keys::META_FORMAT,
-                    codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
-                )?;
-            }
-            _ => {}
+        if found < STORE_FORMAT {
+            upgrade(&trees, &secret, found)?;
         }
         stats::open(&trees, &secret, opts.opened_at)?;
         syncer.sync(&db)?;
@@ -589,23 +582,49 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
     }
 }
 
-/// Upgrades a version-1 store at open, before any write: files every case in the indexes
-/// version 2 added, then records the current version. Interrupted, it simply runs again at the next open
-/// (index entries are idempotent).
-fn upgrade_from_1(trees: &Trees, secret: &Secret) -> Result<(), StorageError> {
+/// Upgrades a store of an older `format` at open, before any write, then records the current
+/// format. Interrupted, it simply runs again at the next open (index entries are idempotent).
+///
+/// * format 1: every case is filed in the indexes version 2 added (and in the rest);
+/// * formats 1 to 4: the status, risk and category indexes give way to the facets index;
+/// * format 3 changed the layout only (`space::adopt_older_layout` moved the trees), and
+///   format 4 reads the single events of older formats as they are.
+fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageError> {
     let mut cases = 0;
     for entry in trees.get(TreeId::Cases).iter() {
         let (key, bytes) = entry?;
         let case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
-        for (tree, key) in keys::index_entries(&case, secret) {
+        let entries = if format == 1 {
+            keys::index_entries(&case, secret)
+        } else {
+            vec![(TreeId::ByFacets, keys::facets(&case))]
+        };
+        for (tree, key) in entries {
             trees.get(tree).insert(key, Vec::new())?;
         }
         cases += 1;
+    }
+    for older in [TreeId::ByStatus, TreeId::ByRisk, TreeId::ByCategory] {
+        let space = trees.get(older);
+        loop {
+            let keys: Vec<sled::IVec> = space
+                .iter()
+                .take(10_000)
+                .map(|entry| entry.map(|(key, _)| key))
+                .collect::<Result<_, _>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            space.remove_keys(keys)?;
+        }
     }
     trees.get(TreeId::Meta).insert(
         keys::META_FORMAT,
         codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
     )?;
-    tracing::info!(cases, "store upgraded from format 1 to {STORE_FORMAT}");
+    tracing::info!(
+        cases,
+        "store upgraded from format {format} to {STORE_FORMAT}"
+    );
     Ok(())
 }

@@ -1,26 +1,32 @@
 //! Listing and pagination of cases.
 //!
-//! A listing walks exactly one tree, chosen from the filters in this order: the status index,
-//! else the risk index, else the category index, else (for an overdue listing) the deadline
-//! index below `now`, else the cases tree itself in id order. So a filtered listing never scans
-//! every case: it visits only the entries of the most selective index we keep, and checks every
-//! filter (the one used for the index included) on the case record.
+//! A listing walks exactly one tree, chosen from the filters: the facets index (status ‖ risk
+//! ‖ category ‖ case id) when status, risk or category is filtered, else (for an overdue
+//! listing) the deadline index below `now`, else the cases tree itself in id order. So a
+//! filtered listing never scans every case: it visits only the index entries that match the
+//! status, risk and category filters, and checks every filter on the case record.
+//!
+//! In the facets index a listing is a few key ranges, walked in key order: one for a status
+//! (with its risk and category, when given), one per status for a risk, one per status and
+//! risk for a category alone. So a listing by status comes grouped by risk, then category, then
+//! in id order; an overdue listing comes in deadline order; an unfiltered one in id order.
 //!
 //! A listing of supervised copies walks the copies tree in id order and checks every filter
 //! on each copy: a node supervises few cases (those escalated to it for supervision, or
 //! whose colour calls for its tier), so they have no indexes of their own.
 //!
-//! A page token is `<tree name>:<hex of the last key returned>`. It is opaque to callers; the
-//! tree name lets us refuse a token made for another index, and the key must lie inside the
-//! range of the current listing. Pages continue strictly after that key, so concurrent writes
-//! never make a listing return a case twice under the same key; a case whose index key changes
-//! between pages may be seen twice or not at all (the listing is not a snapshot).
+//! A page token is `<tree name>/<filters>:<hex of the last key returned>`. It is opaque to
+//! callers; the tree name and filters let us refuse a token made for another listing, and the
+//! key must lie inside one of the current listing's ranges. Pages continue strictly after that
+//! key, so concurrent writes never make a listing return a case twice under the same key; a
+//! case whose index key changes between pages may be seen twice or not at all (the listing is
+//! not a snapshot).
 
 use std::ops::Bound;
 
 use super::keys::{self, TreeId, Trees};
 use super::{CasePage, CaseQuery, StorageError, read_case};
-use crate::domain::Case;
+use crate::domain::{Case, CaseStatus, Category, RiskLevel};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 500;
@@ -32,75 +38,120 @@ pub(crate) fn page_size(requested: usize) -> usize {
     }
 }
 
-/// Which tree a listing walks and the key range of the listing in it.
+/// Which tree a listing walks and the key ranges of the listing in it.
 #[derive(Debug, PartialEq, Eq)]
 struct Plan {
     tree: TreeId,
-    /// Bytes every key of the listing starts with (the index code), possibly empty.
-    prefix: Vec<u8>,
-    /// Exclusive upper bound of the range; `None` means the end of the prefix range.
+    /// The ranges, in key order: the keys starting with each prefix (possibly empty).
+    prefixes: Vec<Vec<u8>>,
+    /// Exclusive upper bound of the (single) range; `None` means the end of each prefix range.
     end: Option<Vec<u8>>,
+    /// What distinguishes this listing from others on the same tree, in its page tokens.
+    filters: String,
 }
 
 impl Plan {
     fn for_query(q: &CaseQuery) -> Plan {
+        let whole = |tree| Plan {
+            tree,
+            prefixes: vec![Vec::new()],
+            end: None,
+            filters: String::new(),
+        };
         if q.supervised {
+            return whole(TreeId::Copies);
+        }
+        if q.status.is_some() || q.risk.is_some() || q.category.is_some() {
+            return Plan::facets(q.status, q.risk, q.category);
+        }
+        if let Some(now) = q.overdue_at {
             return Plan {
-                tree: TreeId::Copies,
-                prefix: Vec::new(),
-                end: None,
+                end: Some(keys::deadline_bound(now).to_vec()),
+                ..whole(TreeId::ByDeadline)
             };
         }
-        let by_code = |tree, code: u8| Plan {
-            tree,
-            prefix: vec![code],
-            end: None,
-        };
-        if let Some(status) = q.status {
-            by_code(TreeId::ByStatus, status.code())
-        } else if let Some(risk) = q.risk {
-            by_code(TreeId::ByRisk, risk.code())
-        } else if let Some(category) = q.category {
-            by_code(TreeId::ByCategory, category.code())
-        } else if let Some(now) = q.overdue_at {
-            Plan {
-                tree: TreeId::ByDeadline,
-                prefix: Vec::new(),
-                end: Some(keys::deadline_bound(now).to_vec()),
-            }
+        whole(TreeId::Cases)
+    }
+
+    /// The ranges of the facets index that hold the cases with these codes: the codes given,
+    /// and every code of a facet not given that comes before one given.
+    fn facets(
+        status: Option<CaseStatus>,
+        risk: Option<RiskLevel>,
+        category: Option<Category>,
+    ) -> Plan {
+        let depth = if category.is_some() {
+            3
+        } else if risk.is_some() {
+            2
         } else {
-            Plan {
-                tree: TreeId::Cases,
-                prefix: Vec::new(),
-                end: None,
-            }
+            1
+        };
+        let facets: [Vec<u8>; 3] = [
+            status.map_or_else(
+                || CaseStatus::ALL.iter().map(|s| s.code()).collect(),
+                |s| vec![s.code()],
+            ),
+            risk.map_or_else(
+                || RiskLevel::ALL.iter().map(|r| r.code()).collect(),
+                |r| vec![r.code()],
+            ),
+            category.map_or_else(
+                || Category::ALL.iter().map(|c| c.code()).collect(),
+                |c| vec![c.code()],
+            ),
+        ];
+        let mut prefixes = vec![Vec::new()];
+        for codes in &facets[..depth] {
+            let mut codes = codes.clone();
+            codes.sort_unstable();
+            prefixes = prefixes
+                .iter()
+                .flat_map(|p| codes.iter().map(move |c| [p.as_slice(), &[*c]].concat()))
+                .collect();
+        }
+        let code = |c: Option<u8>| c.map_or_else(|| "-".to_owned(), |c| c.to_string());
+        Plan {
+            tree: TreeId::ByFacets,
+            prefixes,
+            end: None,
+            filters: format!(
+                "{}.{}.{}",
+                code(status.map(|s| s.code())),
+                code(risk.map(|r| r.code())),
+                code(category.map(|c| c.code()))
+            ),
         }
     }
 
     /// The case id inside a key of this plan's tree.
     fn case_id<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
         let skip = match self.tree {
-            TreeId::ByStatus | TreeId::ByRisk | TreeId::ByCategory => 1,
+            TreeId::ByFacets => keys::FACETS_LEN,
             TreeId::ByDeadline => 8,
             _ => 0,
         };
         key.get(skip..).filter(|id| !id.is_empty())
     }
 
+    fn name(&self) -> String {
+        format!("{}/{}", self.tree.name(), self.filters)
+    }
+
     fn token(&self, last_key: &[u8]) -> String {
         let hex: String = last_key.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:{hex}", self.tree.name())
+        format!("{}:{hex}", self.name())
     }
 
     /// The key a token continues after, if the token was made for this listing.
     fn resume_key(&self, token: &str) -> Result<Vec<u8>, StorageError> {
         let bad = |why: &str| StorageError::BadPageToken(why.to_owned());
-        let (name, hex) = token.split_once(':').ok_or_else(|| bad("malformed"))?;
-        if name != self.tree.name() {
+        let (name, hex) = token.rsplit_once(':').ok_or_else(|| bad("malformed"))?;
+        if name != self.name() {
             return Err(bad("made for another listing"));
         }
         let key = decode_hex(hex).ok_or_else(|| bad("malformed"))?;
-        let in_range = key.starts_with(&self.prefix)
+        let in_range = self.prefixes.iter().any(|p| key.starts_with(p))
             && self.case_id(&key).is_some()
             && self.end.as_ref().is_none_or(|end| key < *end);
         if !in_range {
@@ -109,19 +160,15 @@ impl Plan {
         Ok(key)
     }
 
-    fn upper_bound(&self) -> Bound<Vec<u8>> {
+    /// The end of the range of keys starting with `prefix`.
+    fn upper_bound(&self, prefix: &[u8]) -> Bound<Vec<u8>> {
         if let Some(end) = &self.end {
             return Bound::Excluded(end.clone());
         }
-        // The smallest key above every key starting with the prefix.
-        let mut next = self.prefix.clone();
-        while let Some(last) = next.pop() {
-            if last < u8::MAX {
-                next.push(last + 1);
-                return Bound::Excluded(next);
-            }
+        match keys::prefix_end(prefix) {
+            Some(next) => Bound::Excluded(next),
+            None => Bound::Unbounded,
         }
-        Bound::Unbounded
     }
 }
 
@@ -145,13 +192,23 @@ pub(crate) fn matches(q: &CaseQuery, case: &Case) -> bool {
 pub(crate) fn list(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageError> {
     let plan = Plan::for_query(q);
     let limit = page_size(q.page_size);
-    let start = match &q.page_token {
-        Some(token) => Bound::Excluded(plan.resume_key(token)?),
-        None => Bound::Included(plan.prefix.clone()),
-    };
-    let mut entries = trees
-        .get(plan.tree)
-        .range::<Vec<u8>, _>((start, plan.upper_bound()));
+    let resume = q
+        .page_token
+        .as_deref()
+        .map(|token| plan.resume_key(token))
+        .transpose()?;
+    let tree = trees.get(plan.tree);
+    // Every range in key order, each from the token's key on if the token lies in it; the
+    // ranges before the token's are skipped.
+    let ranges = plan.prefixes.iter().filter_map(|prefix| {
+        let start = match &resume {
+            Some(key) if key.starts_with(prefix) => Bound::Excluded(key.clone()),
+            Some(key) if key.as_slice() > prefix.as_slice() => return None,
+            _ => Bound::Included(prefix.clone()),
+        };
+        Some((start, plan.upper_bound(prefix)))
+    });
+    let mut entries = ranges.flat_map(|range| tree.range::<Vec<u8>, _>(range));
     let mut page = CasePage::default();
     let mut last_key = None;
     while page.cases.len() < limit {
@@ -194,7 +251,7 @@ pub(crate) fn list(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CaseStatus, Category, RiskLevel, Timestamp};
+    use crate::domain::Timestamp;
 
     #[test]
     fn page_size_is_clamped() {
@@ -206,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn index_is_chosen_by_priority() {
+    fn index_and_ranges_follow_the_filters() {
         let q = |status, risk, category, overdue_at| CaseQuery {
             status,
             risk,
@@ -215,39 +272,55 @@ mod tests {
             ..Default::default()
         };
         let now = Some(Timestamp(1000));
-        let all = q(
+        let (accepted, red, labor) = (
+            CaseStatus::Accepted.code(),
+            RiskLevel::Red.code(),
+            Category::Labor.code(),
+        );
+        let all = Plan::for_query(&q(
             Some(CaseStatus::Accepted),
             Some(RiskLevel::Red),
             Some(Category::Labor),
             now,
-        );
-        assert_eq!(Plan::for_query(&all).tree, TreeId::ByStatus);
+        ));
+        assert_eq!(all.tree, TreeId::ByFacets);
+        assert_eq!(all.prefixes, vec![vec![accepted, red, labor]]);
+        let status = Plan::for_query(&q(Some(CaseStatus::Accepted), None, None, now));
+        assert_eq!(status.prefixes, vec![vec![accepted]]);
+        let risk = Plan::for_query(&q(None, Some(RiskLevel::Red), None, None));
+        assert_eq!(risk.prefixes.len(), CaseStatus::ALL.len());
+        assert!(risk.prefixes.iter().all(|p| p.len() == 2 && p[1] == red));
+        let category = Plan::for_query(&q(None, None, Some(Category::Labor), None));
         assert_eq!(
-            Plan::for_query(&all).prefix,
-            vec![CaseStatus::Accepted.code()]
+            category.prefixes.len(),
+            CaseStatus::ALL.len() * RiskLevel::ALL.len()
         );
-        assert_eq!(
-            Plan::for_query(&q(None, Some(RiskLevel::Red), Some(Category::Labor), now)).tree,
-            TreeId::ByRisk
+        assert!(
+            category
+                .prefixes
+                .iter()
+                .all(|p| p.len() == 3 && p[2] == labor)
         );
-        assert_eq!(
-            Plan::for_query(&q(None, None, Some(Category::Labor), now)).tree,
-            TreeId::ByCategory
-        );
+        let status_category = Plan::for_query(&q(
+            Some(CaseStatus::Accepted),
+            None,
+            Some(Category::Labor),
+            None,
+        ));
+        assert_eq!(status_category.prefixes.len(), RiskLevel::ALL.len());
+        for plan in [&risk, &category, &status_category] {
+            assert!(plan.prefixes.is_sorted(), "ranges in key order");
+        }
+
         let overdue = Plan::for_query(&q(None, None, None, now));
         assert_eq!(overdue.tree, TreeId::ByDeadline);
         assert_eq!(
-            overdue.upper_bound(),
+            overdue.upper_bound(&[]),
             Bound::Excluded(keys::deadline_bound(Timestamp(1000)).to_vec())
         );
-        assert_eq!(
-            Plan::for_query(&q(None, None, None, None)).tree,
-            TreeId::Cases
-        );
-        assert_eq!(
-            Plan::for_query(&q(None, None, None, None)).upper_bound(),
-            Bound::Unbounded
-        );
+        let unfiltered = Plan::for_query(&q(None, None, None, None));
+        assert_eq!(unfiltered.tree, TreeId::Cases);
+        assert_eq!(unfiltered.upper_bound(&[]), Bound::Unbounded);
         let copies = CaseQuery {
             supervised: true,
             ..q(Some(CaseStatus::Accepted), None, None, now)
@@ -255,39 +328,51 @@ mod tests {
         assert_eq!(Plan::for_query(&copies).tree, TreeId::Copies);
     }
 
+    fn case_with(status: CaseStatus, risk: RiskLevel, id: &str) -> Case {
+        let (mut case, _) = crate::storage::tests::new_case("20250131", 1);
+        case.id = id.to_owned();
+        case.status = status;
+        case.risk = risk;
+        case
+    }
+
     #[test]
     fn tokens_round_trip_and_are_checked() {
-        let plan = Plan {
-            tree: TreeId::ByRisk,
-            prefix: vec![4],
-            end: None,
-        };
-        let key = keys::code_index(4, "610116-20250131-000001");
+        let plan = Plan::facets(None, Some(RiskLevel::Red), None);
+        let key = keys::facets(&case_with(
+            CaseStatus::Accepted,
+            RiskLevel::Red,
+            "610116-20250131-000001",
+        ));
         assert_eq!(plan.resume_key(&plan.token(&key)).unwrap(), key);
-        assert_eq!(plan.upper_bound(), Bound::Excluded(vec![5]));
 
         let bad =
             |token: &str| matches!(plan.resume_key(token), Err(StorageError::BadPageToken(_)));
+        let name = plan.name();
         assert!(bad(""));
-        assert!(bad("risk_caseid"));
-        assert!(bad("risk_caseid:0"));
-        assert!(bad("risk_caseid:zz"));
-        assert!(bad("risk_caseid:04"), "no case id after the code");
+        assert!(bad(&name));
+        assert!(bad(&format!("{name}:0")));
+        assert!(bad(&format!("{name}:zz")));
+        assert!(bad(&format!("{name}:020401")), "no case id after the codes");
         assert!(
-            bad(&plan.token(&keys::code_index(3, "x"))),
+            bad(&plan.token(&keys::facets(&case_with(
+                CaseStatus::Accepted,
+                RiskLevel::Blue,
+                "x"
+            )))),
             "another risk level"
         );
-        let other = Plan {
-            tree: TreeId::ByStatus,
-            prefix: vec![4],
-            end: None,
-        };
-        assert!(bad(&other.token(&key)), "another index");
+        let other = Plan::facets(Some(CaseStatus::Accepted), None, None);
+        assert!(
+            bad(&other.token(&key)),
+            "another listing, though the key fits"
+        );
 
         let overdue = Plan {
             tree: TreeId::ByDeadline,
-            prefix: vec![],
+            prefixes: vec![vec![]],
             end: Some(keys::deadline_bound(Timestamp(10)).to_vec()),
+            filters: String::new(),
         };
         assert!(
             overdue

@@ -251,11 +251,6 @@ impl<'a> Space<'a> {
     }
 
     #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.iter().count()
-    }
-
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.iter().next().is_none()
     }

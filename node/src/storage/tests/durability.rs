@@ -295,7 +295,8 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
 
 /// A change's events are one run under one key. Format 3 stored each event under its own key:
 /// such a history is read as it is, the store opens as the current format without rewriting
-/// it, and later changes append runs after it. A gap between runs is corrupt.
+/// it, and later changes append runs after it. A gap between runs is corrupt. (Its status, risk
+/// and category indexes give way to the facets index: `assert_three_cases` checks them.)
 #[tokio::test]
 async fn histories_of_single_events_and_of_runs_read_alike() {
     let dir = tempfile::tempdir().unwrap();
@@ -331,6 +332,19 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
             let single = [case_prefix, &e.seq.to_be_bytes()].concat();
             let bytes = codec::encode(ValueKind::Event, &e).unwrap();
             store.raw_insert(TreeId::Events, &single, &bytes);
+        }
+    }
+    // And its status, risk and category indexes.
+    let facets: Vec<_> = store
+        .inner
+        .trees
+        .get(TreeId::ByFacets)
+        .iter()
+        .map(Result::unwrap)
+        .collect();
+    for (key, _) in &facets {
+        for (tree, entry) in super::legacy_index_entries(key) {
+            store.raw_insert(tree, &entry, b"");
         }
     }
     let format_3 = codec::encode(ValueKind::FormatVersion, &3u32).unwrap();

@@ -50,8 +50,19 @@ fn sled_again(dir: &Path) -> sled::Db {
     }
 }
 
+/// The status, risk and category index entries of formats 1 to 4 for a facets index key.
+fn legacy_index_entries(facets: &[u8]) -> Vec<(TreeId, Vec<u8>)> {
+    let (codes, id) = facets.split_at(keys::FACETS_LEN);
+    [TreeId::ByStatus, TreeId::ByRisk, TreeId::ByCategory]
+        .into_iter()
+        .zip(codes)
+        .map(|(tree, code)| (tree, [&[*code], id].concat()))
+        .collect()
+}
+
 /// Rewrites the closed store in `dir` the way format 1 or 2 laid it out: one sled tree per
-/// tree, named after it, each event under its own key, and `format` in the meta tree.
+/// tree, named after it, each event under its own key, separate status, risk and category
+/// indexes, and `format` in the meta tree.
 fn to_older_layout(dir: &Path, format: u32) {
     let db = sled_again(dir);
     let store = db.open_tree(space::STORE_TREE).unwrap();
@@ -69,6 +80,14 @@ fn to_older_layout(dir: &Path, format: u32) {
                 let single = [case_prefix, &e.seq.to_be_bytes()].concat();
                 let bytes = codec::encode(ValueKind::Event, &e).unwrap();
                 older.insert(single, bytes).unwrap();
+            }
+        } else if *id == TreeId::ByFacets {
+            // Formats before 5 had an index each for status, risk and category.
+            for (tree, code) in legacy_index_entries(&key[1..]) {
+                db.open_tree(tree.name())
+                    .unwrap()
+                    .insert(code, b"")
+                    .unwrap();
             }
         } else {
             older.insert(&key[1..], value).unwrap();
@@ -232,6 +251,7 @@ fn assert_index_consistency(store: &Store) {
         TreeId::ByStatus,
         TreeId::ByRisk,
         TreeId::ByCategory,
+        TreeId::ByFacets,
         TreeId::ByDeadline,
         TreeId::ByPerson,
         TreeId::ByRespondent,
