@@ -84,6 +84,9 @@ enum Bench {
         /// Requests in flight while queueing.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// The nodes' `federation.batch_max`: most messages per push (the node's default).
+        #[arg(long, default_value_t = 256)]
+        batch_max: usize,
     },
     /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 11
     /// or so a registration writes (the floor under RegisterCase; uses --warmup and
@@ -224,7 +227,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(Bench::Drain {
             messages,
             concurrency,
-        }) => return federation::drain(fqnode, messages, concurrency).await,
+            batch_max,
+        }) => return federation::drain(fqnode, messages, concurrency, batch_max).await,
         Some(Bench::Floor { batch }) => return floor::run(batch, args.warmup, args.duration),
         Some(Bench::Register) | None => {}
     }
