@@ -22,6 +22,9 @@ pub(crate) const STORE_TREE: &str = "store";
 /// Keys copied per sled batch when an older store's trees are moved into the store tree.
 const COPY_BATCH: usize = 10_000;
 
+/// The first store format with every tree in the store tree.
+const ONE_TREE_FORMAT: u32 = 3;
+
 /// Moves the trees of a store of format 1 or 2 (one sled tree per tree, each named
 /// [`TreeId::name`]) into the store tree, at open, before anything else reads the store.
 ///
@@ -32,6 +35,10 @@ const COPY_BATCH: usize = 10_000;
 /// the move simply runs again at the next open (the copy overwrites what it copied before),
 /// or, once the format is written, only the dropping does. The meta tree of the store keeps
 /// the format it had (1 or 2) until `storage::check_format` upgrades it.
+///
+/// A store of format 3 or later is in the store tree already: only the format in the old meta
+/// tree moves up to the current one, so that the builds that read its older format refuse it
+/// from now on (the store's own format follows when it is upgraded, see `storage::upgrade`).
 pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(), StorageError> {
     let legacy_meta = db.open_tree(TreeId::Meta.name())?;
     let marker: Option<u32> = legacy_meta
@@ -52,7 +59,16 @@ pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(
                 supported: STORE_FORMAT,
             });
         }
-        Some(STORE_FORMAT) => return drop_older_trees(db, &legacy_meta, syncer),
+        Some(found) if found >= ONE_TREE_FORMAT => {
+            if found != STORE_FORMAT {
+                legacy_meta.insert(
+                    keys::META_FORMAT,
+                    codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
+                )?;
+                syncer.sync(db)?;
+            }
+            return drop_older_trees(db, &legacy_meta, syncer);
+        }
         _ => {}
     }
     let names = db.tree_names();

@@ -351,9 +351,19 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     store.raw_insert(TreeId::Meta, keys::META_FORMAT, &format_3);
     store.shutdown().await;
     drop(store);
+    {
+        // The old meta tree of a format-3 store holds that format; a stray key in it must not
+        // be taken for the metadata of a store still to be moved into the store tree.
+        let db = super::sled_again(dir.path());
+        let legacy = db.open_tree(TreeId::Meta.name()).unwrap();
+        legacy.insert(keys::META_FORMAT, format_3.clone()).unwrap();
+        legacy.insert(b"stray", b"x".as_slice()).unwrap();
+        db.flush().unwrap();
+    }
 
     let store = Store::open_again(dir.path(), &options()).unwrap();
     assert_eq!(keys_of(&store), 4, "nothing rewritten at open");
+    assert!(store.tree(TreeId::Meta).get(b"stray").unwrap().is_none());
     let format: u32 = codec::decode(
         ValueKind::FormatVersion,
         TreeId::Meta,
@@ -388,4 +398,20 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     let bytes = codec::encode(ValueKind::Events, &late).unwrap();
     store.raw_insert(TreeId::Events, &key, &bytes);
     expect_corrupt(store.history(&ids[0]), TreeId::Events, &keys::display(&key));
+    store.shutdown().await;
+    drop(store);
+
+    // Builds that read format 3 now refuse the store: the old meta tree says the current one.
+    let db = super::sled_again(dir.path());
+    let legacy = db.open_tree(TreeId::Meta.name()).unwrap();
+    let bytes = legacy.get(keys::META_FORMAT).unwrap().unwrap();
+    let format: u32 = codec::decode(
+        ValueKind::FormatVersion,
+        TreeId::Meta,
+        keys::META_FORMAT,
+        &bytes,
+    )
+    .unwrap();
+    assert_eq!(format, super::super::STORE_FORMAT);
+    assert_eq!(legacy.len(), 1);
 }
