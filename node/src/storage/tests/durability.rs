@@ -319,31 +319,14 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     assert_eq!(store.history(&ids[0]).unwrap().len(), 4);
 
     // What format 3 wrote: every event under its own key, as a single event.
-    let runs: Vec<_> = store
-        .inner
-        .trees
-        .get(TreeId::Events)
-        .iter()
-        .map(Result::unwrap)
-        .collect();
-    for (key, value) in &runs {
-        let (case_prefix, _) = key.split_at(key.len() - 8);
-        for e in codec::decode_events(TreeId::Events, key, value).unwrap() {
-            let single = [case_prefix, &e.seq.to_be_bytes()].concat();
-            let bytes = codec::encode(ValueKind::Event, &e).unwrap();
+    for (key, value) in super::raw_entries(&store, TreeId::Events) {
+        for (single, bytes) in super::single_events(&key, &value) {
             store.raw_insert(TreeId::Events, &single, &bytes);
         }
     }
     // And its status, risk and category indexes.
-    let facets: Vec<_> = store
-        .inner
-        .trees
-        .get(TreeId::ByFacets)
-        .iter()
-        .map(Result::unwrap)
-        .collect();
-    for (key, _) in &facets {
-        for (tree, entry) in super::legacy_index_entries(key) {
+    for (key, _) in super::raw_entries(&store, TreeId::ByFacets) {
+        for (tree, entry) in super::legacy_index_entries(&key) {
             store.raw_insert(tree, &entry, b"");
         }
     }

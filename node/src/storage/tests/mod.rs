@@ -50,6 +50,31 @@ fn sled_again(dir: &Path) -> sled::Db {
     }
 }
 
+/// A run of events (key and value in the events tree) as formats before 4 kept it: each event
+/// under its own key, as a single event.
+fn single_events(key: &[u8], run: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let (case_prefix, _) = key.split_at(key.len() - 8);
+    codec::decode_events(TreeId::Events, key, run)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let single = [case_prefix, &e.seq.to_be_bytes()].concat();
+            (single, codec::encode(ValueKind::Event, e).unwrap())
+        })
+        .collect()
+}
+
+/// Every key and value of one tree of the store, read directly.
+fn raw_entries(store: &Store, tree: TreeId) -> Vec<(sled::IVec, sled::IVec)> {
+    store
+        .inner
+        .trees
+        .get(tree)
+        .iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// The status, risk and category index entries of formats 1 to 4 for a facets index key.
 fn legacy_index_entries(facets: &[u8]) -> Vec<(TreeId, Vec<u8>)> {
     let (codes, id) = facets.split_at(keys::FACETS_LEN);
@@ -74,11 +99,7 @@ fn to_older_layout(dir: &Path, format: u32) {
             .expect("a known prefix");
         let older = db.open_tree(id.name()).unwrap();
         if *id == TreeId::Events {
-            // Formats before 4 kept each event under its own key.
-            let (case_prefix, _) = key[1..].split_at(key.len() - 9);
-            for e in codec::decode_events(*id, &key[1..], &value).unwrap() {
-                let single = [case_prefix, &e.seq.to_be_bytes()].concat();
-                let bytes = codec::encode(ValueKind::Event, &e).unwrap();
+            for (single, bytes) in single_events(&key[1..], &value) {
                 older.insert(single, bytes).unwrap();
             }
         } else if *id == TreeId::ByFacets {
