@@ -88,9 +88,8 @@ enum Bench {
         #[arg(long, default_value_t = 256)]
         batch_max: usize,
     },
-    /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 11
-    /// or so a registration writes (the floor under RegisterCase; uses --warmup and
-    /// --duration).
+    /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 8 a
+    /// registration writes (the floor under RegisterCase; uses --warmup and --duration).
     Floor {
         /// Cases per group commit.
         #[arg(long, default_value_t = 64)]
