@@ -590,6 +590,10 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
 /// * format 3 changed the layout only (`space::adopt_older_layout` moved the trees), and
 ///   format 4 reads the single events of older formats as they are.
 fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageError> {
+    // It reads every case: on a large store the node takes a while to start.
+    tracing::info!(
+        "upgrading the store from format {format} to {STORE_FORMAT}: re-indexing every case"
+    );
     let mut cases = 0;
     for entry in trees.get(TreeId::Cases).iter() {
         let (key, bytes) = entry?;
