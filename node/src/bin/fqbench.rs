@@ -84,9 +84,9 @@ enum Bench {
         /// Requests in flight while queueing.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        /// The nodes' `federation.batch_max`: most messages per push (the node's default).
-        #[arg(long, default_value_t = 256)]
-        batch_max: usize,
+        /// The nodes' `federation.batch_max`: most messages per push (default: the node's own).
+        #[arg(long)]
+        batch_max: Option<usize>,
     },
     /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 8 a
     /// registration writes (the floor under RegisterCase; uses --warmup and --duration).

@@ -41,12 +41,12 @@ struct Bench {
     fqnode: PathBuf,
     _tmp: tempfile::TempDir,
     dir: PathBuf,
-    /// `federation.batch_max` of every node started.
-    batch_max: usize,
+    /// `federation.batch_max` of every node started; `None`: the node's default.
+    batch_max: Option<usize>,
 }
 
 impl Bench {
-    fn new(fqnode: PathBuf, batch_max: usize) -> Result<Bench, BoxError> {
+    fn new(fqnode: PathBuf, batch_max: Option<usize>) -> Result<Bench, BoxError> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_owned();
         pki::init_ca(&dir)?;
@@ -68,8 +68,11 @@ impl Bench {
             format!(
                 "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{fed_port}\"\n\
                  parent = \"{parent}\"\ndata_dir = \"{data}\"\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
-                 [log]\nlevel = \"warn\"\n[federation]\nbackoff_max = \"1s\"\nbatch_max = {batch_max}\n",
-                batch_max = self.batch_max,
+                 [log]\nlevel = \"warn\"\n[federation]\nbackoff_max = \"1s\"\n{batch_max}",
+                batch_max = self
+                    .batch_max
+                    .map(|n| format!("batch_max = {n}\n"))
+                    .unwrap_or_default(),
                 parent = parent
                     .map(|p| format!("https://127.0.0.1:{p}"))
                     .unwrap_or_default(),
@@ -163,7 +166,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn escalate(fqnode: PathBuf, cases: usize, pause: Duration) -> Result<(), BoxError> {
-    let b = Bench::new(fqnode, 256)?;
+    let b = Bench::new(fqnode, None)?;
     let codes = ["6101", "610116", "610116001", "610116001001"];
     let mut nodes = Vec::new();
     let mut parent = None;
@@ -261,7 +264,7 @@ pub async fn drain(
     fqnode: PathBuf,
     messages: usize,
     concurrency: usize,
-    batch_max: usize,
+    batch_max: Option<usize>,
 ) -> Result<(), BoxError> {
     let b = Bench::new(fqnode, batch_max)?;
     let town_port = free_port()?;
@@ -269,7 +272,8 @@ pub async fn drain(
     let village_node = b.start("610116001001", free_port()?, Some(town_port))?;
     let village = b.director("610116001001", &village_node).await?;
     println!(
-        "fqbench drain: queueing {messages} escalations behind a cut link ({concurrency} in flight; batch_max {batch_max})"
+        "fqbench drain: queueing {messages} escalations behind a cut link ({concurrency} in flight; batch_max {})",
+        batch_max.map_or_else(|| "default".to_owned(), |n| n.to_string())
     );
     let t = Instant::now();
     let ids = Arc::new(
