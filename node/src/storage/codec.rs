@@ -116,6 +116,16 @@ pub(crate) fn decode_events(
     }
 }
 
+/// Decodes a format marker (the store's, the statistics') stored under `key` of the meta tree.
+pub(crate) fn decode_format(key: &[u8], bytes: &[u8]) -> Result<u32, StorageError> {
+    decode(ValueKind::FormatVersion, TreeId::Meta, key, bytes)
+}
+
+/// Encodes a format marker for the meta tree.
+pub(crate) fn encode_format(format: u32) -> Result<Vec<u8>, StorageError> {
+    encode(ValueKind::FormatVersion, &format)
+}
+
 pub(crate) fn encode<T: Serialize + ?Sized>(
     kind: ValueKind,
     value: &T,

@@ -429,11 +429,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tree_names_are_unique() {
+    fn tree_names_and_prefixes_are_unique() {
         let mut names: Vec<_> = TreeId::ALL.iter().map(|t| t.name()).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), TreeId::ALL.len());
+        // Prefixes also stay clear of the first and last byte (see `space`).
+        let mut prefixes: Vec<u8> = TreeId::ALL.iter().map(|t| t.prefix()).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        assert_eq!(prefixes.len(), TreeId::ALL.len());
+        assert!(!prefixes.contains(&0) && !prefixes.contains(&u8::MAX));
         for (i, t) in TreeId::ALL.iter().enumerate() {
             assert_eq!(*t as usize, i);
         }

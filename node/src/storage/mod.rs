@@ -553,12 +553,7 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
     let meta = trees.get(TreeId::Meta);
     match meta.get(keys::META_FORMAT)? {
         Some(bytes) => {
-            let found: u32 = codec::decode(
-                ValueKind::FormatVersion,
-                TreeId::Meta,
-                keys::META_FORMAT,
-                &bytes,
-            )?;
+            let found: u32 = codec::decode_format(keys::META_FORMAT, &bytes)?;
             if !(1..=STORE_FORMAT).contains(&found) {
                 return Err(StorageError::UnsupportedFormat {
                     found,
@@ -568,10 +563,7 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
             Ok(found)
         }
         None if trees.sled().is_empty() => {
-            meta.insert(
-                keys::META_FORMAT,
-                codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
-            )?;
+            meta.insert(keys::META_FORMAT, codec::encode_format(STORE_FORMAT)?)?;
             Ok(STORE_FORMAT)
         }
         None => Err(StorageError::Corrupt {
@@ -622,10 +614,9 @@ fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
             space.remove_keys(keys)?;
         }
     }
-    trees.get(TreeId::Meta).insert(
-        keys::META_FORMAT,
-        codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
-    )?;
+    trees
+        .get(TreeId::Meta)
+        .insert(keys::META_FORMAT, codec::encode_format(STORE_FORMAT)?)?;
     tracing::info!(
         cases,
         "store upgraded from format {format} to {STORE_FORMAT}"

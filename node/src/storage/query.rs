@@ -102,9 +102,8 @@ impl Plan {
             ),
         ];
         let mut prefixes = vec![Vec::new()];
+        // `ALL` is in discriminant order, which is code order: the ranges come out in key order.
         for codes in &facets[..depth] {
-            let mut codes = codes.clone();
-            codes.sort_unstable();
             prefixes = prefixes
                 .iter()
                 .flat_map(|p| codes.iter().map(move |c| [p.as_slice(), &[*c]].concat()))

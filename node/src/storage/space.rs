@@ -11,7 +11,7 @@ use std::ops::{Bound, RangeBounds};
 
 use sled::IVec;
 
-use super::codec::{self, ValueKind};
+use super::codec;
 use super::commit::Syncer;
 use super::keys::{self, TreeId};
 use super::{STORE_FORMAT, StorageError};
@@ -43,14 +43,7 @@ pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(
     let legacy_meta = db.open_tree(TreeId::Meta.name())?;
     let marker: Option<u32> = legacy_meta
         .get(keys::META_FORMAT)?
-        .map(|bytes| {
-            codec::decode(
-                ValueKind::FormatVersion,
-                TreeId::Meta,
-                keys::META_FORMAT,
-                &bytes,
-            )
-        })
+        .map(|bytes| codec::decode_format(keys::META_FORMAT, &bytes))
         .transpose()?;
     match marker {
         Some(found) if found > STORE_FORMAT => {
@@ -61,10 +54,7 @@ pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(
         }
         Some(found) if found >= ONE_TREE_FORMAT => {
             if found != STORE_FORMAT {
-                legacy_meta.insert(
-                    keys::META_FORMAT,
-                    codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
-                )?;
+                legacy_meta.insert(keys::META_FORMAT, codec::encode_format(STORE_FORMAT)?)?;
                 syncer.sync(db)?;
             }
             return drop_older_trees(db, &legacy_meta, syncer);
@@ -99,10 +89,7 @@ pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(
     if copied > 0 {
         syncer.sync(db)?;
     }
-    legacy_meta.insert(
-        keys::META_FORMAT,
-        codec::encode(ValueKind::FormatVersion, &STORE_FORMAT)?,
-    )?;
+    legacy_meta.insert(keys::META_FORMAT, codec::encode_format(STORE_FORMAT)?)?;
     syncer.sync(db)?;
     if copied > 0 {
         tracing::info!(
@@ -350,14 +337,5 @@ mod tests {
         assert!(cases.is_empty());
         assert_eq!(keys(events.iter()).len(), 4);
         assert_eq!(keys(last.iter()).len(), 3);
-    }
-
-    #[test]
-    fn prefixes_are_unique_and_below_the_last_byte() {
-        let mut prefixes: Vec<u8> = TreeId::ALL.iter().map(|t| t.prefix()).collect();
-        prefixes.sort_unstable();
-        prefixes.dedup();
-        assert_eq!(prefixes.len(), TreeId::ALL.len());
-        assert!(!prefixes.contains(&0) && !prefixes.contains(&u8::MAX));
     }
 }

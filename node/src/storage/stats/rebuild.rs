@@ -41,14 +41,7 @@ pub(crate) fn open(
     }
     let format: Option<u32> = meta
         .get(keys::META_STATS_FORMAT)?
-        .map(|b| {
-            codec::decode(
-                ValueKind::FormatVersion,
-                TreeId::Meta,
-                keys::META_STATS_FORMAT,
-                &b,
-            )
-        })
+        .map(|b| codec::decode_format(keys::META_STATS_FORMAT, &b))
         .transpose()?;
     if format == Some(STATS_FORMAT) {
         return Ok(());

@@ -214,7 +214,7 @@ async fn open_checks_the_store_format() {
     store.raw_insert(
         TreeId::Meta,
         keys::META_FORMAT,
-        &codec::encode(ValueKind::FormatVersion, &(super::super::STORE_FORMAT + 1)).unwrap(),
+        &codec::encode_format(super::super::STORE_FORMAT + 1).unwrap(),
     );
     store.shutdown().await;
     drop(store);
@@ -283,9 +283,7 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
     }
     let meta = db.open_tree(TreeId::Meta.name()).unwrap();
     assert_eq!(meta.len(), 1);
-    let format: u32 = codec::decode(
-        ValueKind::FormatVersion,
-        TreeId::Meta,
+    let format: u32 = codec::decode_format(
         keys::META_FORMAT,
         &meta.get(keys::META_FORMAT).unwrap().unwrap(),
     )
@@ -330,7 +328,7 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
             store.raw_insert(tree, &entry, b"");
         }
     }
-    let format_3 = codec::encode(ValueKind::FormatVersion, &3u32).unwrap();
+    let format_3 = codec::encode_format(3).unwrap();
     store.raw_insert(TreeId::Meta, keys::META_FORMAT, &format_3);
     store.shutdown().await;
     drop(store);
@@ -347,9 +345,7 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     let store = Store::open_again(dir.path(), &options()).unwrap();
     assert_eq!(keys_of(&store), 4, "nothing rewritten at open");
     assert!(store.tree(TreeId::Meta).get(b"stray").unwrap().is_none());
-    let format: u32 = codec::decode(
-        ValueKind::FormatVersion,
-        TreeId::Meta,
+    let format: u32 = codec::decode_format(
         keys::META_FORMAT,
         &store
             .tree(TreeId::Meta)
@@ -388,13 +384,7 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     let db = super::sled_again(dir.path());
     let legacy = db.open_tree(TreeId::Meta.name()).unwrap();
     let bytes = legacy.get(keys::META_FORMAT).unwrap().unwrap();
-    let format: u32 = codec::decode(
-        ValueKind::FormatVersion,
-        TreeId::Meta,
-        keys::META_FORMAT,
-        &bytes,
-    )
-    .unwrap();
+    let format: u32 = codec::decode_format(keys::META_FORMAT, &bytes).unwrap();
     assert_eq!(format, super::super::STORE_FORMAT);
     assert_eq!(legacy.len(), 1);
 }

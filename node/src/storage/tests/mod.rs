@@ -117,10 +117,7 @@ fn to_older_layout(dir: &Path, format: u32) {
     db.drop_tree(space::STORE_TREE).unwrap();
     db.open_tree(TreeId::Meta.name())
         .unwrap()
-        .insert(
-            keys::META_FORMAT,
-            codec::encode(ValueKind::FormatVersion, &format).unwrap(),
-        )
+        .insert(keys::META_FORMAT, codec::encode_format(format).unwrap())
         .unwrap();
     db.flush().unwrap();
 }

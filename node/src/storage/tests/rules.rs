@@ -295,13 +295,7 @@ async fn a_format_1_store_is_upgraded_at_open() {
         .get(keys::META_FORMAT)
         .unwrap()
         .unwrap();
-    let format: u32 = codec::decode(
-        ValueKind::FormatVersion,
-        TreeId::Meta,
-        keys::META_FORMAT,
-        &format,
-    )
-    .unwrap();
+    let format: u32 = codec::decode_format(keys::META_FORMAT, &format).unwrap();
     assert_eq!(format, super::super::STORE_FORMAT);
 }
 
