@@ -57,6 +57,7 @@ fn transfer(origin: &str, owner: &str, to: &str) -> pb::Envelope {
         origin_seq: 1,
         destination: to.into(),
         sent_at: ts(1_735_660_800),
+        withheld: String::new(),
         body: Some(pb::envelope::Body::Transfer(pb::CaseTransfer {
             case: Some(case),
             history: vec![event],
@@ -137,6 +138,7 @@ async fn a_village_cannot_link_straight_to_a_county() {
             max_messages: 10,
             wait_ms: 0,
             queue_depth: 0,
+            refused: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -195,24 +197,51 @@ async fn a_village_cannot_pose_as_another_or_move_cases_it_does_not_own() {
     let town = NodeProc::start(&pki, root.path(), TOWN);
     let mut c = federation_client(&pki, &town, pki.node(V1)).await;
 
-    // Messages claiming to come from the sibling village.
-    let err = push(&mut c, vec![transfer(V2, V2, TOWN)])
+    // Messages claiming to come from the sibling village, and the village's own name on a case
+    // the message itself says the sibling owns: each is refused on its own (the link moves on),
+    // and a good message in the same batch is applied.
+    let mut forged_origin = transfer(V2, V2, TOWN);
+    forged_origin.link_seq = 1;
+    let mut forged_owner = transfer(V1, V2, TOWN);
+    forged_owner.link_seq = 2;
+    let r = push(&mut c, vec![forged_origin, forged_owner])
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    // Its own name on a case the message itself says another village owns.
-    let err = push(&mut c, vec![transfer(V1, V2, TOWN)])
+        .unwrap();
+    assert_eq!(r.applied_through, 2, "the link moves past refused messages");
+    let kinds: Vec<_> = r.refused.iter().map(|x| (x.link_seq, x.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (1, pb::RefusalKind::Forbidden as i32),
+            (2, pb::RefusalKind::Forbidden as i32)
+        ]
+    );
+    // Link seqs that do not ascend refuse the whole batch.
+    let mut a = transfer(V1, V1, TOWN);
+    a.link_seq = 4;
+    let mut b = transfer(V1, V1, TOWN);
+    b.link_seq = 3;
+    let err = push(&mut c, vec![a, b]).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut op = operator_client(&pki, &town, TOWN, "auditor", "sun").await;
+    let cases = op
+        .list_cases(pb::ListCasesRequest::default())
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    // One bad message refuses the whole batch.
-    let mut good = transfer(V1, V1, TOWN);
-    good.origin_seq = 7;
-    let mut bad = transfer(V2, V2, TOWN);
-    bad.link_seq = 2;
-    let err = push(&mut c, vec![good, bad]).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    nothing_changed(&pki, &town).await;
+        .unwrap()
+        .into_inner()
+        .cases;
+    assert!(cases.is_empty(), "{cases:?}");
+    let alerts = op
+        .list_alerts(pb::ListAlertsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    let security = alerts.iter().filter(|a| a.kind == "security").count();
+    assert_eq!(
+        security, 3,
+        "two messages and one batch refused: {alerts:?}"
+    );
 
     // A node configured with another village's code but presenting its own certificate does
     // not start.

@@ -21,6 +21,7 @@ fn state(v: i32, lang: Lang) -> &'static str {
         Ok(pb::LinkState::Connected) => lang.t("已连接", "connected"),
         Ok(pb::LinkState::BackingOff) => lang.t("重试中", "backing off"),
         Ok(pb::LinkState::NeverConnected) => lang.t("从未连接", "never connected"),
+        Ok(pb::LinkState::Blocked) => lang.t("投递受阻", "blocked"),
         _ => "-",
     }
 }
@@ -39,6 +40,8 @@ pub fn links_table(l: &pb::Links, lang: Lang) -> String {
         lang.t("最早未送达", "oldest undelivered"),
         lang.t("最后联系", "last heard"),
         lang.t("告警", "alert"),
+        lang.t("故障起始", "failing since"),
+        lang.t("拒收(收/发)", "refused (in/out)"),
         lang.t("最近错误", "last error"),
     ];
     let rows: Vec<Vec<String>> = l
@@ -58,6 +61,8 @@ pub fn links_table(l: &pb::Links, lang: Lang) -> String {
                 } else {
                     String::new()
                 },
+                fmt_time(&k.failing_since),
+                format!("{}/{}", k.refused_in, k.refused_out),
                 k.last_error.clone(),
             ]
         })
@@ -85,6 +90,9 @@ pub fn links_json(l: &pb::Links) -> Value {
             "last_heard": ts(&k.last_heard),
             "silent": k.silent,
             "last_error": k.last_error,
+            "failing_since": ts(&k.failing_since),
+            "refused_in": k.refused_in,
+            "refused_out": k.refused_out,
         })).collect::<Vec<_>>(),
     })
 }
@@ -123,6 +131,7 @@ mod tests {
                 last_heard: None,
                 silent: true,
                 last_error: "UNAVAILABLE: connection refused".into(),
+                ..Default::default()
             }],
         };
         let t = links_table(&l, Lang::Zh);

@@ -18,6 +18,8 @@
 //! | `repeat_person` | the same over a subtree, at an ancestor (`federation::subtree`) | node, case |
 //! | `group_dispute` | a new case makes a respondent's open cases reach the threshold | case          |
 //! | `reopened`      | a dissatisfied follow-up reopens a case                       | case, seq      |
+//! | `security`      | a message from a neighbour failed verification and was refused (`federation::trust`) | neighbour, message |
+//! | `undelivered`   | a neighbour refused a message this node sent it, or a link is blocked | neighbour, message |
 //!
 //! [`after_command`] is the pure post-step of every operator command: it applies the reopen
 //! rule (supervision by the parent) and derives the alerts of the change, so that both are
@@ -40,6 +42,8 @@ stable_enum!(
         RepeatPerson = 3 => "重复来访", "repeat person";
         GroupDispute = 4 => "群体性纠纷苗头", "group dispute";
         Reopened = 5 => "回访不满意", "reopened";
+        Security = 6 => "安全告警", "security";
+        Undelivered = 7 => "消息被拒收", "undelivered";
     }
 );
 
@@ -57,6 +61,8 @@ impl AlertKind {
             AlertKind::RepeatPerson => "repeat_person",
             AlertKind::GroupDispute => "group_dispute",
             AlertKind::Reopened => "reopened",
+            AlertKind::Security => "security",
+            AlertKind::Undelivered => "undelivered",
         }
     }
 }
@@ -75,6 +81,62 @@ pub struct Alert {
     pub message: String,
     /// Nodes it is meant for besides `node`, for the federation to deliver.
     pub forward_to: Vec<String>,
+}
+
+/// `security`: this node refused message `message_id` (of `kind`, about `case_id`) from
+/// neighbour `from`. For this node's staff only.
+pub fn security(
+    node: &str,
+    from: &str,
+    kind: &str,
+    message_id: &str,
+    case_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Alert {
+    Alert {
+        key: format!("security/{from}/{message_id}/{kind}"),
+        kind: AlertKind::Security,
+        case_ids: case_ids_of(case_id),
+        node: node.to_owned(),
+        raised_at: now,
+        message: format!("拒绝了来自{from}的{kind}消息{message_id}（案件{case_id}）：{reason}"),
+        forward_to: Vec::new(),
+    }
+}
+
+/// `undelivered`: neighbour `peer` refused message `message_id` (of `kind`, about `case_id`)
+/// that this node sent it, or (with an empty `message_id`) refuses every call of the link.
+pub fn undelivered(
+    node: &str,
+    peer: &str,
+    kind: &str,
+    message_id: &str,
+    case_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Alert {
+    Alert {
+        key: format!("undelivered/{peer}/{message_id}/{kind}"),
+        kind: AlertKind::Undelivered,
+        case_ids: case_ids_of(case_id),
+        node: node.to_owned(),
+        raised_at: now,
+        message: if case_id.is_empty() {
+            format!("发往{peer}的链路无法投递：{reason}")
+        } else {
+            format!("发往{peer}的{kind}消息{message_id}（案件{case_id}）被拒收：{reason}")
+        },
+        forward_to: Vec::new(),
+    }
+}
+
+fn case_ids_of(case_id: &str) -> Vec<String> {
+    if case_id.is_empty() {
+        Vec::new()
+    } else {
+        vec![case_id.to_owned()]
+    }
 }
 
 /// Characters of a case summary quoted in a message.

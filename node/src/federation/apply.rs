@@ -46,10 +46,12 @@ use crate::domain::{
 };
 
 use super::message::{
-    Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refused, Sighting, Transfer,
+    Body, CaseCopy, Message, Order, OrderKind, Outgoing, Refusal, RefusalKind, Refused, Sighting,
+    Transfer,
 };
 use super::route::{self, Hop};
 use super::supervision;
+use super::trust::{self, Knowledge};
 
 /// How many times an order may follow a moved case back through its issuer.
 pub const MAX_REDIRECTS: u32 = 8;
@@ -110,6 +112,12 @@ pub struct Local {
     /// For a risk-raise order: the case's repeat-person alert is held here already (its own
     /// rule, or an earlier order, raised the risk).
     pub repeat_person_held: bool,
+    /// Where this node believes each case the message names is ([`trust::holder`]), in the
+    /// order of [`Message::case_ids`].
+    pub holders: Vec<Option<NodeCode>>,
+    /// For a redirect addressed here: the order this node issued under the redirect's order
+    /// id, if it holds one.
+    pub issued: Option<Order>,
 }
 
 /// A change to the supervised copy.
@@ -144,6 +152,9 @@ pub struct Effects {
     pub note: Option<Note>,
     /// The message was passed on toward another node (a store-and-forward hop).
     pub forwarded: bool,
+    /// The message is refused: nothing else is written but the alerts, and the refusal goes
+    /// back to the sender.
+    pub refused: Option<Refusal>,
 }
 
 impl Effects {
@@ -179,8 +190,45 @@ fn tombstone(local: &Local) -> Option<&Case> {
         .filter(|c| c.status == CaseStatus::Transferred)
 }
 
-/// Applies one message (see the module documentation).
-pub fn incoming(node: &Node, msg: &Message, local: &Local) -> Effects {
+/// Refuses a message from neighbour `from`: a `security` alert here, the refusal back.
+fn refuse_message(node: &Node, from: &NodeCode, msg: &Message, refusal: Refusal) -> Effects {
+    let alert = alert::security(
+        node.me.as_str(),
+        from.as_str(),
+        msg.kind(),
+        &msg.id(),
+        msg.case_id(),
+        &refusal.reason,
+        node.now,
+    );
+    Effects {
+        alerts: vec![alert],
+        note: Some(Note {
+            warn: true,
+            text: format!(
+                "SECURITY: refused {} {} from {from}: {}",
+                msg.kind(),
+                msg.id(),
+                refusal.reason
+            ),
+        }),
+        refused: Some(refusal),
+        ..Effects::default()
+    }
+}
+
+/// Applies one message that neighbour `from` sent (see the module documentation): a message
+/// from a child is first checked against what this node knows ([`trust`]).
+pub fn incoming(node: &Node, from: &NodeCode, msg: &Message, local: &Local) -> Effects {
+    if from.parent().as_ref() == Some(node.me) {
+        let known = Knowledge {
+            holders: &local.holders,
+            copy_owner: local.copy.as_ref().map(|c| c.case.owner_node.as_str()),
+        };
+        if let Err(refusal) = trust::check_from_child(from, msg, &known) {
+            return refuse_message(node, from, msg, refusal);
+        }
+    }
     if &msg.destination != node.me {
         if let Body::Order(order) = &msg.body {
             if live(local).is_some() || tombstone(local).is_some() {
@@ -205,7 +253,25 @@ pub fn incoming(node: &Node, msg: &Message, local: &Local) -> Effects {
             _ => Effects::default(),
         },
         Body::Order(order) => deliver_order(node, msg, order, local),
-        Body::Redirect { order, moved_to } => redirect_again(node, order, moved_to),
+        Body::Redirect { order, moved_to } => {
+            match local.issued.as_ref().filter(|kept| {
+                order.id != 0 && kept.id == order.id && kept.case_id == order.case_id
+            }) {
+                Some(kept) => redirect_again(node, kept, order.redirects, moved_to),
+                None => refuse_message(
+                    node,
+                    from,
+                    msg,
+                    Refusal::new(
+                        RefusalKind::Forbidden,
+                        format!(
+                            "{}未发出过编号{}、关于案件{}的指令",
+                            node.me, order.id, order.case_id
+                        ),
+                    ),
+                ),
+            }
+        }
         Body::Alert(alert) => Effects {
             alerts: vec![Alert {
                 forward_to: Vec::new(),
@@ -385,6 +451,7 @@ fn receive_transfer(node: &Node, msg: &Message, t: &Transfer, local: &Local) -> 
             ),
         }),
         forwarded: false,
+        refused: None,
     }
 }
 
@@ -605,8 +672,12 @@ fn follow(node: &Node, msg: &Message, order: &Order, moved_to: NodeCode) -> Effe
     }
 }
 
-/// The issuer routes a redirected order again, if the case is still in its subtree.
-fn redirect_again(node: &Node, order: &Order, moved_to: &NodeCode) -> Effects {
+/// The issuer routes the order it kept (`kept`: its own kind, target and actor, whatever the
+/// redirect carried) again, if the case is still in its subtree.
+fn redirect_again(node: &Node, kept: &Order, redirects: u32, moved_to: &NodeCode) -> Effects {
+    let mut order = kept.clone();
+    order.redirects = redirects.max(kept.redirects);
+    let order = &order;
     if !node.me.is_ancestor_of(moved_to) {
         return Effects::note(
             true,
@@ -623,6 +694,56 @@ fn redirect_again(node: &Node, order: &Order, moved_to: &NodeCode) -> Effects {
             format!("order on {}: no route to {moved_to}", order.case_id),
         ),
     }
+}
+
+/// Neighbour `peer` refused `msg`, which this node had queued for it: the outcome the sender
+/// owes, so that nothing is lost silently. A transfer goes back to its old owner — restored
+/// here when this node is the old owner, otherwise refused back toward it — and every refusal
+/// raises an `undelivered` alert here. The link has already moved on.
+pub fn refused_by_peer(
+    node: &Node,
+    peer: &NodeCode,
+    msg: &Message,
+    refusal: &Refusal,
+    local: &Local,
+) -> Effects {
+    let reason = format!(
+        "{peer}拒收（{}）：{}",
+        refusal.kind.label_zh(),
+        refusal.reason
+    );
+    let mut effects = match &msg.body {
+        Body::Transfer(t) if &msg.origin == node.me => {
+            let back = Refused {
+                case: t.case.clone(),
+                history: t.history.clone(),
+                epoch: t.epoch,
+                reason: reason.clone(),
+                intended_owner: msg.destination.clone(),
+            };
+            receive_refusal(node, &back, local)
+        }
+        Body::Transfer(t) => refuse(node, msg, t, reason.clone()),
+        _ => Effects::note(
+            true,
+            format!(
+                "{} {} was refused by {peer}: {}",
+                msg.kind(),
+                msg.id(),
+                refusal.reason
+            ),
+        ),
+    };
+    effects.alerts.push(alert::undelivered(
+        node.me.as_str(),
+        peer.as_str(),
+        msg.kind(),
+        &msg.id(),
+        msg.case_id(),
+        &reason,
+        node.now,
+    ));
+    effects
 }
 
 /// Why a move could not start.

@@ -29,6 +29,8 @@ use tonic::transport::Channel;
 use crate::code::NodeCode;
 
 use super::failpoint;
+use super::links;
+use super::message::{Refusal, RefusalKind};
 use super::node::SharedFederation;
 use super::wire;
 
@@ -111,6 +113,9 @@ struct Prepared {
     after: u64,
     last: u64,
     messages: Vec<pb::Envelope>,
+    /// Messages too large for any batch, sent withheld: once the parent has moved past them
+    /// they are dealt with as refused.
+    withheld: Vec<(u64, Refusal)>,
 }
 
 /// The messages queued for `parent` after link seq `after` (at most `batch_max`, about
@@ -126,14 +131,54 @@ fn prepare(
     let Some(&(last, _)) = queued.last() else {
         return Ok(None);
     };
+    let mut withheld = Vec::new();
+    let messages = queued
+        .iter()
+        .map(|(seq, e)| {
+            let envelope = wire::envelope_to_proto(*seq, &e.message);
+            let size = prost::Message::encoded_len(&envelope);
+            if size <= fed.batch_bytes {
+                return envelope;
+            }
+            let reason = format!(
+                "消息{size}字节，超过链路上限{}字节，未发送",
+                fed.batch_bytes
+            );
+            withheld.push((*seq, Refusal::new(RefusalKind::TooLarge, reason.clone())));
+            wire::withheld_envelope(*seq, &e.message, &reason)
+        })
+        .collect();
     Ok(Some(Prepared {
         after,
         last,
-        messages: queued
-            .iter()
-            .map(|(seq, e)| wire::envelope_to_proto(*seq, &e.message))
-            .collect(),
+        messages,
+        withheld,
     }))
+}
+
+/// A call to the parent failed: shown in GetLinks, and alerted once when the parent refuses
+/// the calls for good ([`links::permanent`]).
+async fn failed(fed: &SharedFederation, parent: &NodeCode, status: &tonic::Status) {
+    let error = describe(status);
+    let blocked = links::permanent(status.code());
+    if fed
+        .links
+        .failed(parent, fed.clock.now(), error.clone(), blocked)
+    {
+        tracing::warn!(alert = "link_blocked", peer = %parent, "ALERT: the parent refuses this node's calls: {error}");
+        let alert = crate::domain::alert::undelivered(
+            fed.me.as_str(),
+            parent.as_str(),
+            "link",
+            "",
+            "",
+            &error,
+            fed.clock.now(),
+        );
+        if let Err(e) = fed.store.raise_alerts(vec![alert]).await {
+            tracing::error!(error = %e, "cannot store the alert of a blocked link");
+        }
+    }
 }
 
 async fn push_loop(
@@ -180,6 +225,7 @@ async fn push_loop(
             break;
         }
         let last = batch.last;
+        let withheld = batch.withheld;
         let depth = fed.store.outbox_stats(&parent).map_or(0, |s| s.len);
         let mut req = tonic::Request::new(pb::PushRequest {
             messages: batch.messages,
@@ -209,6 +255,27 @@ async fn push_loop(
                         "the parent applied less than was sent; resending the rest"
                     );
                 }
+                // What the parent refused, and what was withheld, gets its outcome before
+                // the acknowledgement deletes it.
+                let mut refused: Vec<_> = resp
+                    .refused
+                    .into_iter()
+                    .take(fed.config.batch_max)
+                    .map(wire::refusal_from_proto)
+                    .filter(|(seq, _)| *seq > acked && *seq <= resp.applied_through)
+                    .collect();
+                refused.extend(
+                    withheld
+                        .into_iter()
+                        .filter(|(seq, _)| *seq <= resp.applied_through),
+                );
+                if let Err(e) = fed.refused_by_peer(&parent, refused).await {
+                    tracing::error!(error = %e, "cannot deal with refused messages; resending");
+                    if !pause(backoff.next_delay(), &mut shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
                 acked = acked.max(resp.applied_through);
                 // A failed read-ahead is simply read again.
                 next = ahead.ok().flatten();
@@ -226,7 +293,7 @@ async fn push_loop(
             }
             Err(status) => {
                 tracing::debug!(error = %describe(&status), "push to the parent failed");
-                fed.links.failed(&parent, describe(&status));
+                failed(&fed, &parent, &status).await;
                 if !pause(backoff.next_delay(), &mut shutdown).await {
                     break;
                 }
@@ -246,6 +313,8 @@ async fn pull_loop(
     // The first poll, and the first after a failure, returns at once: the link is known to be
     // up (or down) within a round trip instead of a whole wait.
     let mut wait_ms = 0;
+    // What this node refused of the last batch, told to the parent with the next poll.
+    let mut refused: Vec<pb::Refusal> = Vec::new();
     while !*shutdown.borrow() {
         let through = match fed.store.applied_through(&parent) {
             Ok(t) => t,
@@ -262,6 +331,7 @@ async fn pull_loop(
             max_messages: u32::try_from(fed.config.batch_max).unwrap_or(u32::MAX),
             wait_ms,
             queue_depth: fed.store.outbox_stats(&parent).map_or(0, |s| s.len),
+            refused: refused.clone(),
         });
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
         let result = tokio::select! {
@@ -272,10 +342,12 @@ async fn pull_loop(
             Ok(resp) => {
                 let resp = resp.into_inner();
                 fed.heard(&parent, resp.queue_depth).await;
+                // Told with this poll's success.
+                refused.clear();
                 let batch: Result<Vec<_>, _> = resp
                     .messages
                     .into_iter()
-                    .map(wire::envelope_from_proto)
+                    .map(|e| wire::received_from_proto(e, fed.batch_bytes.saturating_mul(4)))
                     .collect();
                 match batch {
                     Ok(batch) if batch.is_empty() => None,
@@ -288,6 +360,11 @@ async fn pull_loop(
                                 ))
                             }
                             Ok(applied) => {
+                                refused = applied
+                                    .refused
+                                    .iter()
+                                    .map(|(seq, r)| wire::refusal_to_proto(*seq, r))
+                                    .collect();
                                 failpoint::hit("pull-applied");
                                 if applied.forwarded {
                                     failpoint::hit("forward-queued");
@@ -300,7 +377,10 @@ async fn pull_loop(
                     Err(e) => Some(format!("malformed message from the parent: {e}")),
                 }
             }
-            Err(status) => Some(describe(&status)),
+            Err(status) => {
+                failed(&fed, &parent, &status).await;
+                Some(String::new())
+            }
         };
         match failure {
             None => {
@@ -309,8 +389,11 @@ async fn pull_loop(
             }
             Some(error) => {
                 wait_ms = 0;
-                tracing::debug!(%error, "pull from the parent failed");
-                fed.links.failed(&parent, error);
+                // A failed call was recorded as it came back (empty here).
+                if !error.is_empty() {
+                    tracing::debug!(%error, "pull from the parent failed");
+                    fed.links.failed(&parent, fed.clock.now(), error, false);
+                }
                 if !pause(backoff.next_delay(), &mut shutdown).await {
                     break;
                 }

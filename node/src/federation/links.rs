@@ -60,6 +60,25 @@ pub enum State {
     BackingOff,
     /// Nothing ever heard from the peer (in this run, or as stored before it).
     NeverConnected,
+    /// The parent refuses this node's calls for a reason retrying will not mend (see
+    /// [`permanent`]): nothing is delivered until an operator acts.
+    Blocked,
+}
+
+/// Whether a failed call's code says that retrying the same call will not help: the peer
+/// refuses it (permission, a malformed or oversized request, a method it does not know) rather
+/// than failing to answer. Such a link is shown `Blocked` and alerted at both ends.
+pub fn permanent(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated
+            | tonic::Code::InvalidArgument
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Unimplemented
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::OutOfRange
+    )
 }
 
 /// What the store keeps of one link (see the module documentation).
@@ -83,6 +102,12 @@ struct Entry {
     peer_queue: u64,
     last_error: String,
     silent: bool,
+    /// When the current run of failed calls began (parent link).
+    failing_since: Option<Timestamp>,
+    /// The last failure says retrying will not help.
+    blocked: bool,
+    refused_in: u64,
+    refused_out: u64,
 }
 
 impl Entry {
@@ -106,6 +131,10 @@ pub struct LinkView {
     pub last_heard: Option<Timestamp>,
     pub silent: bool,
     pub last_error: String,
+    pub failing_since: Option<Timestamp>,
+    /// Messages from the peer refused here, and messages to it that it refused (this run).
+    pub refused_in: u64,
+    pub refused_out: u64,
 }
 
 pub struct LinkTable {
@@ -238,17 +267,34 @@ impl LinkTable {
             if role == Role::Parent {
                 e.ok = Some(true);
                 e.last_error.clear();
+                e.failing_since = None;
+                e.blocked = false;
             }
         });
     }
 
-    /// A call to the parent failed.
-    pub fn failed(&self, peer: &NodeCode, error: String) {
+    /// A call to the parent failed at `now`; `blocked` when retrying will not mend it
+    /// ([`permanent`]). Returns true when the link just became blocked (alert once).
+    pub fn failed(&self, peer: &NodeCode, now: Timestamp, error: String, blocked: bool) -> bool {
         self.with(|m| {
             let e = m.entry(peer.clone()).or_default();
             e.ok = Some(false);
             e.last_error = error;
-        });
+            e.failing_since.get_or_insert(now);
+            let newly = blocked && !e.blocked;
+            e.blocked = blocked;
+            newly
+        })
+    }
+
+    /// `count` messages from `peer` were refused here.
+    pub fn refused_in(&self, peer: &NodeCode, count: u64) {
+        self.with(|m| m.entry(peer.clone()).or_default().refused_in += count);
+    }
+
+    /// `peer` refused `count` messages this node sent it.
+    pub fn refused_out(&self, peer: &NodeCode, count: u64) {
+        self.with(|m| m.entry(peer.clone()).or_default().refused_out += count);
     }
 
     /// Every link: the parent, children heard from (in this run or as stored) or ever applied
@@ -271,6 +317,7 @@ impl LinkTable {
             let since = e.since.unwrap_or(self.started);
             let silent = is_silent(now, e.last_heard, since, self.alert);
             let state = match (role, e.ok) {
+                (Role::Parent, Some(false)) if e.blocked => State::Blocked,
                 (Role::Parent, Some(false)) => State::BackingOff,
                 _ if e.last_heard.is_none() => State::NeverConnected,
                 _ if silent => State::BackingOff,
@@ -286,6 +333,9 @@ impl LinkTable {
                 last_heard: e.last_heard,
                 silent,
                 last_error: e.last_error.clone(),
+                failing_since: e.failing_since,
+                refused_in: e.refused_in,
+                refused_out: e.refused_out,
             });
         }
         Ok(out)
@@ -391,7 +441,12 @@ mod tests {
         assert_eq!(views[0].state, State::NeverConnected);
         assert!(!views[0].silent);
 
-        table.failed(&c("610116"), "connection refused".into());
+        table.failed(
+            &c("610116"),
+            clock.now(),
+            "connection refused".into(),
+            false,
+        );
         let v = &table.report(&store, clock.now()).unwrap()[0];
         assert_eq!(v.state, State::BackingOff);
         assert_eq!(v.last_error, "connection refused");

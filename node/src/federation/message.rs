@@ -42,6 +42,14 @@ impl Message {
         }
     }
 
+    /// Every case the message names: the alert's cases, or the one case of any other kind.
+    pub fn case_ids(&self) -> Vec<&str> {
+        match &self.body {
+            Body::Alert(a) => a.case_ids.iter().map(String::as_str).collect(),
+            _ => vec![self.case_id()],
+        }
+    }
+
     /// `origin:origin_seq`, for logs.
     pub fn id(&self) -> String {
         format!("{}:{}", self.origin, self.origin_seq)
@@ -131,6 +139,10 @@ pub struct CaseCopy {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
+    /// Chosen by the issuer (random, never 0 once queued), which keeps the order under it
+    /// (`storage`'s issued orders): a redirect is honoured only for an order its issuer holds.
+    /// 0 on an order from a node of the previous version.
+    pub id: u64,
     pub case_id: String,
     /// The operator who issued it (identity URI) at the message's origin.
     pub actor: String,
@@ -160,6 +172,64 @@ impl OrderKind {
             OrderKind::Supervise { .. } => "督办".to_owned(),
             OrderKind::Transfer { to_node, .. } => format!("流转至{to_node}"),
             OrderKind::RaiseRisk { .. } => "风险升级".to_owned(),
+        }
+    }
+}
+
+/// One message as it came off a link: decoded, refused as it came (malformed, unknown, too
+/// large), or withheld by its sender (which dealt with it already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Message(Message),
+    Refused(Refusal),
+    Withheld(String),
+}
+
+/// Why a receiver did not apply one message: final, the message is not sent again as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    /// Readable (Chinese), for histories and alerts.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// Failed the receiver's verification (see `federation::trust`).
+    Forbidden,
+    /// Malformed.
+    Invalid,
+    /// Larger than the receiver accepts for one message.
+    TooLarge,
+    /// A kind this receiver's version does not know.
+    Unknown,
+}
+
+impl RefusalKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RefusalKind::Forbidden => "forbidden",
+            RefusalKind::Invalid => "invalid",
+            RefusalKind::TooLarge => "too_large",
+            RefusalKind::Unknown => "unknown",
+        }
+    }
+
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            RefusalKind::Forbidden => "未通过校验",
+            RefusalKind::Invalid => "格式错误",
+            RefusalKind::TooLarge => "超出大小限制",
+            RefusalKind::Unknown => "版本不支持",
+        }
+    }
+}
+
+impl Refusal {
+    pub fn new(kind: RefusalKind, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            kind,
+            reason: reason.into(),
         }
     }
 }

@@ -90,6 +90,7 @@ pub mod route;
 pub mod service;
 pub mod subtree;
 pub mod supervision;
+pub mod trust;
 pub mod wire;
 
 pub use node::{Federation, SharedFederation};

@@ -11,7 +11,7 @@ use crate::storage::{Applied, Store, WriteError};
 
 use super::apply::{self, Node};
 use super::links::LinkTable;
-use super::message::Message;
+use super::message::{Received, Refusal};
 
 /// The federation state of a node, shared by the FederationService, the link workers and the
 /// CaseService handlers that start moves.
@@ -31,6 +31,27 @@ pub struct Federation {
 }
 
 pub type SharedFederation = Arc<Federation>;
+
+struct OwnedNode {
+    me: NodeCode,
+    uplink: Option<NodeCode>,
+    deadlines: Deadlines,
+    refuse_transfers: Option<String>,
+    policy: crate::domain::Policy,
+}
+
+impl OwnedNode {
+    fn node(&self, now: crate::domain::Timestamp) -> Node<'_> {
+        Node {
+            me: &self.me,
+            uplink: self.uplink.as_ref(),
+            now,
+            deadlines: &self.deadlines,
+            refuse_transfers: self.refuse_transfers.as_deref(),
+            policy: &self.policy,
+        }
+    }
+}
 
 impl Federation {
     pub fn new(
@@ -85,6 +106,17 @@ impl Federation {
         }
     }
 
+    /// What [`Federation::node`] borrows, owned, for closures run by the store's writer.
+    fn owned(&self) -> OwnedNode {
+        OwnedNode {
+            me: self.me.clone(),
+            uplink: self.parent.clone(),
+            deadlines: self.deadlines.clone(),
+            refuse_transfers: self.config.refuse_transfers.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+
     /// Something was heard from neighbour `peer`, which reports `peer_queue` messages for this
     /// node. Now and then (see [`super::links`]) this first stores the link's last word.
     pub async fn heard(&self, peer: &NodeCode, peer_queue: u64) {
@@ -118,35 +150,56 @@ impl Federation {
     pub async fn apply(
         &self,
         peer: &NodeCode,
-        batch: Vec<(u64, Message)>,
+        batch: Vec<(u64, Received)>,
     ) -> Result<Applied, WriteError> {
-        let me = self.me.clone();
-        let uplink = self.parent.clone();
-        let deadlines = self.deadlines.clone();
-        let refuse_transfers = self.config.refuse_transfers.clone();
-        let policy = self.policy.clone();
+        let owned = self.owned();
         let now = self.clock.now();
+        let from = peer.clone();
         let applied = self
             .store
             .apply_incoming(peer.clone(), batch, move |msg, local| {
-                let node = Node {
-                    me: &me,
-                    uplink: uplink.as_ref(),
-                    now,
-                    deadlines: &deadlines,
-                    refuse_transfers: refuse_transfers.as_deref(),
-                    policy: &policy,
-                };
-                apply::incoming(&node, msg, local)
+                apply::incoming(&owned.node(now), &from, msg, local)
             })
             .await?;
-        for (id, note) in &applied.notes {
-            if note.warn {
-                tracing::warn!(message = %id, from = %peer, "{}", note.text);
-            } else {
-                tracing::info!(message = %id, from = %peer, "{}", note.text);
-            }
+        log_notes(peer, &applied.notes);
+        if !applied.refused.is_empty() {
+            self.links.refused_in(peer, applied.refused.len() as u64);
         }
         Ok(applied)
+    }
+
+    /// Deals with `peer`'s refusals of messages this node queued for it
+    /// ([`apply::refused_by_peer`]); call before they are acknowledged.
+    pub async fn refused_by_peer(
+        &self,
+        peer: &NodeCode,
+        refused: Vec<(u64, Refusal)>,
+    ) -> Result<(), WriteError> {
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let count = refused.len() as u64;
+        let owned = self.owned();
+        let now = self.clock.now();
+        let to = peer.clone();
+        let notes = self
+            .store
+            .refused_by_peer(peer.clone(), refused, move |msg, refusal, local| {
+                apply::refused_by_peer(&owned.node(now), &to, msg, refusal, local)
+            })
+            .await?;
+        self.links.refused_out(peer, count);
+        log_notes(peer, &notes);
+        Ok(())
+    }
+}
+
+fn log_notes(peer: &NodeCode, notes: &[(String, apply::Note)]) {
+    for (id, note) in notes {
+        if note.warn {
+            tracing::warn!(message = %id, peer = %peer, "{}", note.text);
+        } else {
+            tracing::info!(message = %id, peer = %peer, "{}", note.text);
+        }
     }
 }

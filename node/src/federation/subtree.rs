@@ -145,6 +145,7 @@ pub fn check_own(
 /// this node holds the case itself (nothing to route; its own rule counts its own cases).
 fn raise_order(node: &Node, newest: &Seen, reason: &str) -> Option<Outgoing> {
     let order = Order {
+        id: 0,
         case_id: newest.case_id.clone(),
         actor: moves::node_actor(node.me.as_str()),
         redirects: 0,
@@ -248,13 +249,26 @@ mod tests {
             origin_seq: 1,
             destination: me.clone(),
             sent_at: Timestamp(0),
-            body: Body::Sighting(s),
+            body: Body::Sighting(s.clone()),
         };
+        let from = s.node.clone();
+        // The case is where the sighting says it is held (the store would know it so).
+        let holder = Some(s.node.clone());
+        let msg = Message {
+            origin: from.clone(),
+            ..msg
+        };
+        let mut from = from;
+        while from.parent().as_ref() != Some(&me) {
+            from = from.parent().unwrap();
+        }
         incoming(
             &node,
+            &from,
             &msg,
             &Local {
                 sightings: held,
+                holders: vec![holder],
                 ..Local::default()
             },
         )

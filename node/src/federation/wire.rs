@@ -19,7 +19,10 @@ use crate::domain::{
     SupervisionCause,
 };
 
-use super::message::{Body, CaseCopy, Message, Order, OrderKind, Refused, Sighting, Transfer};
+use super::message::{
+    Body, CaseCopy, Message, Order, OrderKind, Received, Refusal, RefusalKind, Refused, Sighting,
+    Transfer,
+};
 
 type Result<T> = std::result::Result<T, DomainError>;
 
@@ -298,6 +301,7 @@ fn history_to_proto(h: &[Event]) -> Vec<pb::CaseEvent> {
 
 fn order_to_proto(o: &Order) -> pb::CaseOrder {
     let Order {
+        id,
         case_id,
         actor,
         redirects,
@@ -322,6 +326,7 @@ fn order_to_proto(o: &Order) -> pb::CaseOrder {
         }),
     };
     pb::CaseOrder {
+        order_id: *id,
         case_id: case_id.clone(),
         actor: actor.clone(),
         redirects: *redirects,
@@ -331,6 +336,7 @@ fn order_to_proto(o: &Order) -> pb::CaseOrder {
 
 fn order_from_proto(o: Option<pb::CaseOrder>) -> Result<Order> {
     let pb::CaseOrder {
+        order_id,
         case_id,
         actor,
         redirects,
@@ -355,6 +361,7 @@ fn order_from_proto(o: Option<pb::CaseOrder>) -> Result<Order> {
         }
     };
     Ok(Order {
+        id: order_id,
         case_id,
         actor,
         redirects,
@@ -443,9 +450,95 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
         origin_seq: *origin_seq,
         destination: destination.to_string(),
         sent_at: Some(ts_to_proto(*sent_at)),
+        withheld: String::new(),
         body: Some(body),
     }
 }
+
+/// The envelope of a message this node withholds (`reason`): the receiver only moves past it.
+pub fn withheld_envelope(link_seq: u64, m: &Message, reason: &str) -> pb::Envelope {
+    pb::Envelope {
+        link_seq,
+        origin: m.origin.to_string(),
+        origin_seq: m.origin_seq,
+        destination: m.destination.to_string(),
+        sent_at: Some(ts_to_proto(m.sent_at)),
+        withheld: reason.to_owned(),
+        body: None,
+    }
+}
+
+/// A message from a peer as it comes off the wire: its link seq (an error when 0: the batch is
+/// malformed) and the message, or why it is refused as it came — larger than `max_bytes`
+/// encoded, of a kind this version does not know (no body this version can read), or
+/// malformed — or the sender's reason for withholding it.
+pub fn received_from_proto(e: pb::Envelope, max_bytes: usize) -> Result<(u64, Received)> {
+    use prost::Message as _;
+    let link_seq = e.link_seq;
+    if link_seq == 0 {
+        return Err(DomainError::invalid("link_seq", "must be at least 1"));
+    }
+    if !e.withheld.is_empty() {
+        return Ok((link_seq, Received::Withheld(e.withheld)));
+    }
+    let size = e.encoded_len();
+    if size > max_bytes {
+        return Ok((
+            link_seq,
+            Received::Refused(Refusal::new(
+                RefusalKind::TooLarge,
+                format!("消息{size}字节，超过上限{max_bytes}字节"),
+            )),
+        ));
+    }
+    if e.body.is_none() {
+        return Ok((
+            link_seq,
+            Received::Refused(Refusal::new(
+                RefusalKind::Unknown,
+                "消息类型不为本版本所知（对端版本较新？）",
+            )),
+        ));
+    }
+    Ok(match envelope_from_proto(e) {
+        Ok((_, m)) => (link_seq, Received::Message(m)),
+        Err(err) => (
+            link_seq,
+            Received::Refused(Refusal::new(RefusalKind::Invalid, err.to_string())),
+        ),
+    })
+}
+
+/// A refusal as it goes back to the sender.
+pub fn refusal_to_proto(link_seq: u64, r: &Refusal) -> pb::Refusal {
+    let kind = match r.kind {
+        RefusalKind::Forbidden => pb::RefusalKind::Forbidden,
+        RefusalKind::Invalid => pb::RefusalKind::Invalid,
+        RefusalKind::TooLarge => pb::RefusalKind::TooLarge,
+        RefusalKind::Unknown => pb::RefusalKind::Unknown,
+    };
+    pb::Refusal {
+        link_seq,
+        kind: kind as i32,
+        reason: r.reason.clone(),
+    }
+}
+
+/// A peer's refusal of a message this node sent it. A kind unknown to this version is taken as
+/// `Unknown`: the refusal stands whatever its kind.
+pub fn refusal_from_proto(r: pb::Refusal) -> (u64, Refusal) {
+    let kind = match pb::RefusalKind::try_from(r.kind) {
+        Ok(pb::RefusalKind::Forbidden) => RefusalKind::Forbidden,
+        Ok(pb::RefusalKind::Invalid) => RefusalKind::Invalid,
+        Ok(pb::RefusalKind::TooLarge) => RefusalKind::TooLarge,
+        _ => RefusalKind::Unknown,
+    };
+    let reason: String = r.reason.chars().take(MAX_REFUSAL_CHARS).collect();
+    (r.link_seq, Refusal::new(kind, reason))
+}
+
+/// Characters of a peer's refusal reason kept (it lands in histories and alerts).
+const MAX_REFUSAL_CHARS: usize = 500;
 
 /// Longest alert key accepted from a peer, in bytes (keys are `kind/case id/...`). The message
 /// text is bounded only by the size limit of a request: it lists the cases of a group dispute,
@@ -492,6 +585,7 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
         origin_seq,
         destination,
         sent_at,
+        withheld: _,
         body,
     } = e;
     if link_seq == 0 {

@@ -147,6 +147,7 @@ impl CaseApi {
             )));
         };
         let order = Order {
+            id: 0,
             case_id: id.to_owned(),
             actor: caller.uri(),
             redirects: 0,
@@ -345,6 +346,9 @@ fn link_to_proto(v: &LinkView) -> pb::Link {
         last_heard,
         silent,
         last_error,
+        failing_since,
+        refused_in,
+        refused_out,
     } = v;
     pb::Link {
         peer: peer.to_string(),
@@ -356,6 +360,7 @@ fn link_to_proto(v: &LinkView) -> pb::Link {
             State::Connected => pb::LinkState::Connected,
             State::BackingOff => pb::LinkState::BackingOff,
             State::NeverConnected => pb::LinkState::NeverConnected,
+            State::Blocked => pb::LinkState::Blocked,
         } as i32,
         queue_out: *queue_out,
         queue_in: *queue_in,
@@ -363,5 +368,8 @@ fn link_to_proto(v: &LinkView) -> pb::Link {
         last_heard: last_heard.map(convert::ts_to_proto),
         silent: *silent,
         last_error: last_error.clone(),
+        failing_since: failing_since.map(convert::ts_to_proto),
+        refused_in: *refused_in,
+        refused_out: *refused_out,
     }
 }

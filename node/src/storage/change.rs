@@ -627,6 +627,7 @@ pub(crate) fn enqueue(tx: &Tx<'_>, outgoing: &[Outgoing]) -> TxResult<()> {
                 &message.origin_seq,
             )?;
         }
+        super::knowledge::note_outgoing(tx, &mut message)?;
         let entry = OutboxEntry {
             queued_at: out.queued_at,
             message,

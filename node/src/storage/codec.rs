@@ -59,6 +59,10 @@ pub(crate) enum ValueKind {
     CaseCopy = 22,
     /// What is kept of a link ([`crate::federation::links::LinkRecord`]).
     LinkRecord = 23,
+    /// Where a case was last sent ([`crate::federation::trust::Located`]).
+    Located = 24,
+    /// An order this node issued ([`crate::federation::message::Order`]).
+    IssuedOrder = 25,
 }
 
 impl ValueKind {
@@ -77,10 +81,13 @@ impl ValueKind {
             | ValueKind::StatsEntry
             | ValueKind::Seq
             | ValueKind::NodeCode => 1,
+            // 2: orders carry their issuer's id.
+            ValueKind::OutboxEntry => 2,
             ValueKind::Sequence
-            | ValueKind::OutboxEntry
             | ValueKind::CaseCopy
-            | ValueKind::LinkRecord => 1,
+            | ValueKind::LinkRecord
+            | ValueKind::Located
+            | ValueKind::IssuedOrder => 1,
         }
     }
 }
@@ -98,6 +105,22 @@ pub(crate) fn decode_case(
                 .map(Into::into)
         }
         _ => decode(ValueKind::Case, tree, key, bytes),
+    }
+}
+
+/// Decodes a queued message of any supported version: the current one, or version 1 (orders
+/// without an id) through its frozen struct.
+pub(crate) fn decode_outbox_entry(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<crate::federation::message::OutboxEntry, StorageError> {
+    let kind = ValueKind::OutboxEntry;
+    match bytes.get(..4) {
+        Some([m0, m1, k, 1]) if [*m0, *m1] == MAGIC && *k == kind as u8 => {
+            decode_version::<super::migrate::OutboxEntryV1>(kind, 1, TreeId::Outbox, key, bytes)
+                .map(Into::into)
+        }
+        _ => decode(kind, TreeId::Outbox, key, bytes),
     }
 }
 

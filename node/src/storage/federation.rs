@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use super::change::{self, Change, Tx, TxResult, abort};
 use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId};
+use super::knowledge;
 use super::{StorageError, Store, WriteError};
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;
@@ -30,7 +31,7 @@ use crate::domain::{Case, DomainError, Event, Timestamp};
 use crate::federation::apply::{CopyChange, Effects, Local, Note};
 use crate::federation::links::LinkRecord;
 use crate::federation::message::{
-    Body, CaseCopy, Message, Order, OrderKind, OutboxEntry, Outgoing, Sighting,
+    Body, CaseCopy, Message, Order, OrderKind, OutboxEntry, Outgoing, Received, Refusal, Sighting,
 };
 use crate::federation::subtree::{READ_AROUND, Seen};
 
@@ -43,6 +44,9 @@ pub struct Applied {
     pub notes: Vec<(String, Note)>,
     /// Some applied message was passed on toward another node.
     pub forwarded: bool,
+    /// The messages of the batch refused, by link seq: each moved the watermark and changed
+    /// nothing else (but a `security` alert).
+    pub refused: Vec<(u64, Refusal)>,
 }
 
 /// Size and age of one outbox.
@@ -103,7 +107,7 @@ impl Store {
     pub async fn apply_incoming<F>(
         &self,
         peer: NodeCode,
-        batch: Vec<(u64, Message)>,
+        batch: Vec<(u64, Received)>,
         f: F,
     ) -> Result<Applied, WriteError>
     where
@@ -133,14 +137,70 @@ impl Store {
                         if *seq != applied.through + 1 {
                             break;
                         }
-                        let (note, forwarded) = apply_one(tx, &peer, *seq, msg, &f)?;
+                        let msg = match msg {
+                            Received::Message(msg) => msg,
+                            Received::Refused(refusal) => {
+                                applied.refused.push((*seq, refusal.clone()));
+                                move_watermark(tx, &peer, *seq)?;
+                                applied.through = *seq;
+                                continue;
+                            }
+                            Received::Withheld(_) => {
+                                move_watermark(tx, &peer, *seq)?;
+                                applied.through = *seq;
+                                continue;
+                            }
+                        };
+                        let effects = apply_one(tx, &peer, *seq, msg, &f)?;
                         applied.through = *seq;
-                        applied.forwarded |= forwarded;
-                        if let Some(note) = note {
+                        applied.forwarded |= effects.forwarded;
+                        if let Some(note) = effects.note {
                             applied.notes.push((msg.id(), note));
+                        }
+                        if let Some(refusal) = effects.refused {
+                            applied.refused.push((*seq, refusal));
                         }
                     }
                     Ok(applied)
+                })
+            })
+            .await
+    }
+
+    /// Deals with the refusals of neighbour `peer` (link seq and why) of messages this node
+    /// queued for it, before they are acknowledged: each with the [`Effects`] `f` computes
+    /// from the queued message and what this node holds about its case (a transfer comes
+    /// back, an alert is raised), in one transaction. A seq no longer queued is skipped.
+    pub async fn refused_by_peer<F>(
+        &self,
+        peer: NodeCode,
+        refused: Vec<(u64, Refusal)>,
+        f: F,
+    ) -> Result<Vec<(String, Note)>, WriteError>
+    where
+        F: Fn(&Message, &Refusal, &Local) -> Effects + Send + 'static,
+    {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    let mut notes = Vec::new();
+                    for (seq, refusal) in &refused {
+                        let key = keys::outbox(peer.as_str(), *seq);
+                        let Some(value) = tx.get(TreeId::Outbox, &key)? else {
+                            continue;
+                        };
+                        let entry = decode_entry(&key, &value).map_err(abort)?;
+                        let msg = &entry.message;
+                        let local = read_local(tx, msg)?;
+                        let effects = f(msg, refusal, &local);
+                        write_effects(tx, msg.case_id(), &local, &effects)?;
+                        if let Some(note) = effects.note {
+                            notes.push((msg.id(), note));
+                        }
+                    }
+                    Ok(notes)
                 })
             })
             .await
@@ -423,7 +483,7 @@ fn watermark(tree: super::space::Space<'_>, peer: &NodeCode) -> Result<u64, Stor
 }
 
 fn decode_entry(key: &[u8], value: &[u8]) -> Result<OutboxEntry, StorageError> {
-    codec::decode(ValueKind::OutboxEntry, TreeId::Outbox, key, value)
+    codec::decode_outbox_entry(key, value)
 }
 
 fn corrupt_key(tree: TreeId, key: &[u8], reason: &str) -> StorageError {
@@ -458,27 +518,18 @@ fn seen_row(key: &[u8], value: &[u8]) -> Result<Seen, StorageError> {
     })
 }
 
-/// One incoming message, as one transaction: what this node holds, the effects, the new
-/// watermark.
-fn apply_one<F>(
-    tx: &Tx<'_>,
-    peer: &NodeCode,
-    seq: u64,
-    msg: &Message,
-    f: &F,
-) -> TxResult<(Option<Note>, bool)>
-where
-    F: Fn(&Message, &Local) -> Effects,
-{
-    let peer_key = peer.as_str().as_bytes();
-    let through: u64 = tx
-        .get_decoded(TreeId::Inbox, ValueKind::Sequence, peer_key)?
-        .unwrap_or(0);
-    if seq != through + 1 {
-        return Err(abort(StorageError::InvalidRecord(format!(
-            "message {seq} from {peer} applied out of order (watermark {through})"
-        ))));
-    }
+/// Moves the watermark of `peer` to `seq` (a message skipped or refused as it came).
+fn move_watermark(tx: &Tx<'_>, peer: &NodeCode, seq: u64) -> TxResult<()> {
+    tx.insert_encoded(
+        TreeId::Inbox,
+        ValueKind::Sequence,
+        peer.as_str().as_bytes(),
+        &seq,
+    )
+}
+
+/// What this node holds about `msg`'s case, for the pure layer (`apply::Local`).
+fn read_local(tx: &Tx<'_>, msg: &Message) -> TxResult<Local> {
     let case_id = msg.case_id();
     keys::check_case_id(case_id).map_err(|e| abort(StorageError::InvalidRecord(e)))?;
     let case = tx.get_case(case_id)?;
@@ -499,14 +550,33 @@ where
         }) => tx.has_alert(&crate::domain::alert::repeat_person_key(case_id))?,
         _ => false,
     };
-    let local = Local {
+    let issued = match &msg.body {
+        Body::Redirect { order, .. } if &msg.destination == tx.node => {
+            knowledge::issued(tx, order.id)?
+        }
+        _ => None,
+    };
+    let holders = knowledge::holders(tx, msg, case.as_ref())?;
+    Ok(Local {
         case,
         history,
         copy,
         sightings,
         repeat_person_held,
-    };
-    let effects = f(msg, &local);
+        holders,
+        issued,
+    })
+}
+
+/// Writes what applying a message (or dealing with its refusal) came to: nothing but its
+/// alerts when it is refused.
+fn write_effects(tx: &Tx<'_>, case_id: &str, local: &Local, effects: &Effects) -> TxResult<()> {
+    for alert in &effects.alerts {
+        tx.raise(alert)?;
+    }
+    if effects.refused.is_some() {
+        return Ok(());
+    }
     if let Some(s) = &effects.sighting {
         change::store_sighting(tx, s)?;
     }
@@ -524,9 +594,6 @@ where
         }
         None => change::enqueue(tx, &effects.send)?,
     }
-    for alert in &effects.alerts {
-        tx.raise(alert)?;
-    }
     match &effects.copy {
         CopyChange::Keep => {}
         CopyChange::Put(copy) => tx.insert_encoded(
@@ -537,6 +604,26 @@ where
         )?,
         CopyChange::Remove => tx.remove(TreeId::Copies, case_id.as_bytes())?,
     }
-    tx.insert_encoded(TreeId::Inbox, ValueKind::Sequence, peer_key, &seq)?;
-    Ok((effects.note, effects.forwarded))
+    Ok(())
+}
+
+/// One incoming message, in the batch's transaction: what this node holds, the effects, the
+/// new watermark.
+fn apply_one<F>(tx: &Tx<'_>, peer: &NodeCode, seq: u64, msg: &Message, f: &F) -> TxResult<Effects>
+where
+    F: Fn(&Message, &Local) -> Effects,
+{
+    let through: u64 = tx
+        .get_decoded(TreeId::Inbox, ValueKind::Sequence, peer.as_str().as_bytes())?
+        .unwrap_or(0);
+    if seq != through + 1 {
+        return Err(abort(StorageError::InvalidRecord(format!(
+            "message {seq} from {peer} applied out of order (watermark {through})"
+        ))));
+    }
+    let local = read_local(tx, msg)?;
+    let effects = f(msg, &local);
+    write_effects(tx, msg.case_id(), &local, &effects)?;
+    move_watermark(tx, peer, seq)?;
+    Ok(effects)
 }

@@ -119,6 +119,13 @@ trees! {
     /// status code ‖ risk code ‖ category code ‖ case id → empty: one entry per case serves
     /// the listings by status, by risk and by category (see `query`).
     ByFacets => "status_risk_category_caseid" = 0x15,
+    /// case id → [`crate::federation::trust::Located`]: where this node last sent the case (a
+    /// transfer or refusal it sent or passed on), and at which epoch: what it believes of the
+    /// case's whereabouts when a child speaks about it (`federation::trust`).
+    Located => "caseid_located" = 0x16,
+    /// order id (u64 BE) → [`crate::federation::message::Order`]: every order this node issued,
+    /// as issued, so that a redirect is honoured only for a real order of this node.
+    IssuedOrders => "orderid_order" = 0x17,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer

@@ -6,6 +6,12 @@
 
 use serde::Deserialize;
 
+use crate::code::NodeCode;
+use crate::domain::alert::Alert;
+use crate::federation::message::{
+    Body, CaseCopy, Message, Order, OrderKind, OutboxEntry, Refused, Sighting, Transfer,
+};
+
 use crate::domain::{
     Case, CaseStatus, Category, Channel, Confirmation, MediationType, Party, RiskLevel, Timestamp,
 };
@@ -176,5 +182,82 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(codec::decode_case(TreeId::Cases, b"k", &bad).is_err());
+    }
+}
+
+/// A queued message as stored in format version 1 (orders without their issuer's id).
+#[derive(Deserialize)]
+pub(crate) struct OutboxEntryV1 {
+    queued_at: Timestamp,
+    message: MessageV1,
+}
+
+#[derive(Deserialize)]
+struct MessageV1 {
+    origin: NodeCode,
+    origin_seq: u64,
+    destination: NodeCode,
+    sent_at: Timestamp,
+    body: BodyV1,
+}
+
+#[derive(Deserialize)]
+enum BodyV1 {
+    Transfer(Transfer),
+    Refused(Refused),
+    Sync(CaseCopy),
+    Close { case_id: String, epoch: u64 },
+    Order(OrderV1),
+    Redirect { order: OrderV1, moved_to: NodeCode },
+    Alert(Alert),
+    Sighting(Sighting),
+}
+
+#[derive(Deserialize)]
+struct OrderV1 {
+    case_id: String,
+    actor: String,
+    redirects: u32,
+    kind: OrderKind,
+}
+
+impl From<OrderV1> for Order {
+    fn from(o: OrderV1) -> Order {
+        Order {
+            id: 0,
+            case_id: o.case_id,
+            actor: o.actor,
+            redirects: o.redirects,
+            kind: o.kind,
+        }
+    }
+}
+
+impl From<OutboxEntryV1> for OutboxEntry {
+    fn from(v: OutboxEntryV1) -> OutboxEntry {
+        let m = v.message;
+        let body = match m.body {
+            BodyV1::Transfer(t) => Body::Transfer(t),
+            BodyV1::Refused(r) => Body::Refused(r),
+            BodyV1::Sync(c) => Body::Sync(c),
+            BodyV1::Close { case_id, epoch } => Body::Close { case_id, epoch },
+            BodyV1::Order(o) => Body::Order(o.into()),
+            BodyV1::Redirect { order, moved_to } => Body::Redirect {
+                order: order.into(),
+                moved_to,
+            },
+            BodyV1::Alert(a) => Body::Alert(a),
+            BodyV1::Sighting(s) => Body::Sighting(s),
+        };
+        OutboxEntry {
+            queued_at: v.queued_at,
+            message: Message {
+                origin: m.origin,
+                origin_seq: m.origin_seq,
+                destination: m.destination,
+                sent_at: m.sent_at,
+                body,
+            },
+        }
     }
 }

@@ -71,6 +71,7 @@ mod codec;
 mod commit;
 mod federation;
 mod keys;
+mod knowledge;
 mod migrate;
 mod overlay;
 mod query;

@@ -46,6 +46,37 @@ impl At {
     }
 }
 
+/// Applies `msg` at `at` as it arrives there: from the child on the way from its origin when
+/// the origin is below, else from the parent; what this node believes of where the case is
+/// comes from `local`'s record as the store would compute it.
+fn deliver(node: &Node, msg: &Message, local: &Local) -> Effects {
+    let from = if node.me.is_ancestor_of(&msg.origin) {
+        let mut hop = msg.origin.clone();
+        while hop.parent().as_ref() != Some(node.me) {
+            hop = hop.parent().unwrap();
+        }
+        hop
+    } else {
+        node.me.parent().unwrap_or_else(|| c("61"))
+    };
+    let mut local = local.clone();
+    if local.holders.is_empty() {
+        // As the store would know it: the case is where the message comes from (the trust
+        // checks themselves are tested in `trust`).
+        local.holders = msg
+            .case_ids()
+            .iter()
+            .map(|_| Some(msg.origin.clone()))
+            .collect();
+    }
+    incoming(node, &from, msg, &local)
+}
+
+/// A director at `node`, as an actor.
+fn op(node: &str) -> String {
+    format!("spiffe://fengqiao/op/{node}/director/zhang")
+}
+
 /// A case owned by `owner` with a one-event history.
 fn owned(owner: &str) -> (Case, Vec<Event>) {
     let mut case = sample_case(parties());
@@ -56,7 +87,7 @@ fn owned(owner: &str) -> (Case, Vec<Event>) {
         seq: 1,
         at: case.created_at,
         node: owner.into(),
-        actor: "a".into(),
+        actor: crate::domain::moves::node_actor(owner),
         kind: crate::domain::EventKind::Registered,
         from_status: None,
         to_status: case.status,
@@ -73,7 +104,7 @@ fn transfer(from: &str, to: &str) -> (Case, Message) {
         &at.node(),
         &case,
         &history,
-        "op",
+        &op(from),
         &c(to),
         MoveKind::Transfer,
         "理由",
@@ -83,7 +114,7 @@ fn transfer(from: &str, to: &str) -> (Case, Message) {
 }
 
 fn install(at: &At, msg: &Message, local: &Local) -> Case {
-    let e = incoming(&at.node(), msg, local);
+    let e = deliver(&at.node(), msg, local);
     let (case, events) = e.case.expect("installed");
     assert_eq!(case.history_len, events.last().unwrap().seq);
     case
@@ -94,7 +125,7 @@ fn a_transfer_is_relayed_then_installed_with_its_history() {
     let (_, msg) = transfer("610116", "610116001001");
     // The county's own queue entry goes to the township.
     let town = At::new("610116001");
-    let e = incoming(&town.node(), &msg, &Local::default());
+    let e = deliver(&town.node(), &msg, &Local::default());
     assert!(e.case.is_none());
     assert_eq!(e.send.len(), 1);
     assert_eq!(e.send[0].next_hop, c("610116001001"));
@@ -125,7 +156,7 @@ fn a_live_record_refuses_and_a_stale_epoch_is_dropped() {
         }),
         ..Local::default()
     };
-    let e = incoming(&town.node(), &msg, &local);
+    let e = deliver(&town.node(), &msg, &local);
     assert!(e.case.is_none());
     assert_eq!(e.send.len(), 1);
     assert_eq!(e.send[0].message.destination, c("610116001001"));
@@ -134,7 +165,7 @@ fn a_live_record_refuses_and_a_stale_epoch_is_dropped() {
     let mut tomb = local.case.clone().unwrap();
     tomb.status = CaseStatus::Transferred;
     tomb.epoch = 5;
-    let e = incoming(
+    let e = deliver(
         &town.node(),
         &msg,
         &Local {
@@ -151,7 +182,7 @@ fn an_unroutable_transfer_comes_back_and_is_restored() {
     let (tomb, msg) = transfer("610116", "620102");
     // The city at the top cannot route to another province.
     let city = At::top("6101");
-    let e = incoming(&city.node(), &msg, &Local::default());
+    let e = deliver(&city.node(), &msg, &Local::default());
     assert_eq!(e.send.len(), 1);
     assert_eq!(e.send[0].next_hop, c("610116"));
     let refusal = e.send[0].message.clone();
@@ -169,7 +200,7 @@ fn an_unroutable_transfer_comes_back_and_is_restored() {
         case: Some(case),
         ..Local::default()
     };
-    assert!(incoming(&county.node(), &refusal, &live).case.is_none());
+    assert!(deliver(&county.node(), &refusal, &live).case.is_none());
 }
 
 #[test]
@@ -182,7 +213,7 @@ fn a_node_closed_to_incoming_cases_refuses_them_with_its_reason() {
     // A village escalates to its township, which is closed: the transfer comes back.
     let (tomb, msg) = transfer("610116001001", "610116001");
     let town = closed("610116001");
-    let e = incoming(&town.node(), &msg, &Local::default());
+    let e = deliver(&town.node(), &msg, &Local::default());
     assert!(e.case.is_none(), "nothing installed at the closed node");
     assert!(e.note.as_ref().is_some_and(|n| n.warn));
     assert_eq!(e.send.len(), 1);
@@ -199,7 +230,7 @@ fn a_node_closed_to_incoming_cases_refuses_them_with_its_reason() {
         case: Some(tomb),
         ..Local::default()
     };
-    let e = incoming(&village.node(), &refusal, &local);
+    let e = deliver(&village.node(), &refusal, &local);
     let (case, events) = e.case.expect("restored");
     assert_eq!(case.owner_node, "610116001001");
     assert_eq!(case.status, CaseStatus::Registered);
@@ -210,12 +241,12 @@ fn a_node_closed_to_incoming_cases_refuses_them_with_its_reason() {
 
     // A closed node still relays cases for others, and takes back its own refused ones.
     let (_, down) = transfer("610116", "610116001001");
-    let e = incoming(&town.node(), &down, &Local::default());
+    let e = deliver(&town.node(), &down, &Local::default());
     assert!(e.forwarded && e.send.len() == 1 && e.case.is_none());
     assert_eq!(e.send[0].next_hop, c("610116001001"));
     let (tomb, up) = transfer("610116001", "610116");
     let county = closed("610116");
-    let back = incoming(&county.node(), &up, &Local::default()).send[0]
+    let back = deliver(&county.node(), &up, &Local::default()).send[0]
         .message
         .clone();
     let local = Local {
@@ -231,7 +262,7 @@ fn messages_from_outside_a_subtree_are_not_passed_upward() {
     let (_, mut msg) = transfer("610116001001", "6101");
     msg.origin = c("610116002001");
     let town = At::new("610116001");
-    let e = incoming(&town.node(), &msg, &Local::default());
+    let e = deliver(&town.node(), &msg, &Local::default());
     assert!(e.send.is_empty());
     assert!(e.note.unwrap().warn);
 }
@@ -240,6 +271,7 @@ fn order(issuer: &str, target: &str, kind: OrderKind) -> Message {
     let at = At::new(issuer);
     let (case, _) = owned("610116001001");
     let o = Order {
+        id: 9,
         case_id: case.id,
         actor: format!("spiffe://fengqiao/op/{issuer}/director/d"),
         redirects: 0,
@@ -266,13 +298,14 @@ fn a_supervision_order_lands_in_the_history_and_adds_the_issuer() {
         copy: None,
         sightings: Vec::new(),
         repeat_person_held: false,
+        ..Local::default()
     };
     let got = install(&village, &msg, &local);
     assert_eq!(got.supervising_nodes, vec!["6101".to_string()]);
     // From a node that is not an ancestor: ignored.
     let mut foreign = msg.clone();
     foreign.origin = c("610117");
-    assert!(incoming(&village.node(), &foreign, &local).case.is_none());
+    assert!(deliver(&village.node(), &foreign, &local).case.is_none());
 }
 
 #[test]
@@ -293,8 +326,9 @@ fn a_transfer_order_moves_the_case_sideways() {
         copy: None,
         sightings: Vec::new(),
         repeat_person_held: false,
+        ..Local::default()
     };
-    let e = incoming(&village.node(), &msg, &local);
+    let e = deliver(&village.node(), &msg, &local);
     let (tomb, events) = e.case.unwrap();
     assert_eq!(tomb.status, CaseStatus::Transferred);
     assert_eq!(tomb.moved_to.as_deref(), Some("610116001002"));
@@ -311,7 +345,7 @@ fn a_transfer_order_moves_the_case_sideways() {
             reason: "x".into(),
         },
     );
-    let e = incoming(&village.node(), &bad, &local);
+    let e = deliver(&village.node(), &bad, &local);
     let (same, events) = e.case.unwrap();
     assert_eq!(same.status, CaseStatus::Registered);
     assert_eq!(events[0].kind, crate::domain::EventKind::OrderNotExecuted);
@@ -333,7 +367,7 @@ fn a_tombstone_passes_orders_down_or_back_to_the_issuer() {
     let (mut tomb, _) = owned("610116001001");
     tomb.status = CaseStatus::Transferred;
     tomb.moved_to = Some("610116001".into());
-    let e = incoming(
+    let e = deliver(
         &village.node(),
         &msg,
         &Local {
@@ -344,12 +378,48 @@ fn a_tombstone_passes_orders_down_or_back_to_the_issuer() {
     let redirect = e.send[0].message.clone();
     assert_eq!(redirect.destination, c("610116"));
     assert!(matches!(redirect.body, Body::Redirect { .. }));
-    // The township passes the redirect up; the county routes the order again.
+    // The township passes the redirect up; the county routes the order it kept again.
     let county = At::new("610116");
-    let e = incoming(&county.node(), &redirect, &Local::default());
+    let Body::Order(issued) = &msg.body else {
+        unreachable!()
+    };
+    let kept = Local {
+        issued: Some(issued.clone()),
+        ..Local::default()
+    };
+    let e = deliver(&county.node(), &redirect, &kept);
     assert_eq!(e.send[0].message.destination, c("610116001"));
     assert_eq!(e.send[0].next_hop, c("610116001"));
     assert!(matches!(e.send[0].message.body, Body::Order(_)));
+    // A redirect of an order the county does not hold, or holds for another case, is refused
+    // and changes nothing.
+    for local in [
+        Local::default(),
+        Local {
+            issued: Some(Order {
+                case_id: "610116001002-20240501-000001".into(),
+                ..issued.clone()
+            }),
+            ..Local::default()
+        },
+    ] {
+        let e = deliver(&county.node(), &redirect, &local);
+        assert!(e.refused.is_some() && e.send.is_empty() && e.case.is_none());
+        assert_eq!(e.alerts[0].kind, alert::AlertKind::Security);
+    }
+    // The county re-issues what it issued, not what the redirect says.
+    let mut forged = redirect.clone();
+    if let Body::Redirect { order, .. } = &mut forged.body {
+        order.kind = OrderKind::Transfer {
+            to_node: c("610116002"),
+            reason: "x".into(),
+        };
+    }
+    let e = deliver(&county.node(), &forged, &kept);
+    let Body::Order(again) = &e.send[0].message.body else {
+        panic!("{:?}", e.send)
+    };
+    assert_eq!(&again.kind, &issued.kind);
 }
 
 #[test]
@@ -365,13 +435,13 @@ fn copies_are_kept_newest_first_and_closed_by_epoch() {
         body: Body::Sync(copy.clone()),
     };
     let town = At::new("610116001");
-    let e = incoming(&town.node(), &msg, &Local::default());
+    let e = deliver(&town.node(), &msg, &Local::default());
     assert_eq!(e.copy, CopyChange::Put(Box::new(copy.clone())));
     let held = Local {
         copy: Some(copy.clone()),
         ..Local::default()
     };
-    assert_eq!(incoming(&town.node(), &msg, &held).copy, CopyChange::Keep);
+    assert_eq!(deliver(&town.node(), &msg, &held).copy, CopyChange::Keep);
     let close = Message {
         body: Body::Close {
             case_id: case.id.clone(),
@@ -380,7 +450,7 @@ fn copies_are_kept_newest_first_and_closed_by_epoch() {
         ..msg.clone()
     };
     assert_eq!(
-        incoming(&town.node(), &close, &held).copy,
+        deliver(&town.node(), &close, &held).copy,
         CopyChange::Remove
     );
     let old_close = Message {
@@ -391,7 +461,7 @@ fn copies_are_kept_newest_first_and_closed_by_epoch() {
         ..msg
     };
     assert_eq!(
-        incoming(&town.node(), &old_close, &held).copy,
+        deliver(&town.node(), &old_close, &held).copy,
         CopyChange::Keep
     );
 }
@@ -399,7 +469,16 @@ fn copies_are_kept_newest_first_and_closed_by_epoch() {
 /// The transfer of `case` (with `history`) by its owner `from` toward `to`, and the tombstone.
 fn send(case: &Case, history: &[Event], from: &str, to: &str, kind: MoveKind) -> (Case, Message) {
     let at = At::new(from);
-    let (tomb, _, out) = move_out(&at.node(), case, history, "op", &c(to), kind, "理由").unwrap();
+    let (tomb, _, out) = move_out(
+        &at.node(),
+        case,
+        history,
+        &op(at.me.as_str()),
+        &c(to),
+        kind,
+        "理由",
+    )
+    .unwrap();
     (tomb, out.message)
 }
 
@@ -413,11 +492,11 @@ fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
     red.risk = RiskLevel::Red;
     let (_, msg) = send(&red, &history, "610116", "610116001001", MoveKind::Transfer);
     let town = At::new("610116001");
-    let relayed = incoming(&town.node(), &msg, &Local::default()).send[0]
+    let relayed = deliver(&town.node(), &msg, &Local::default()).send[0]
         .message
         .clone();
     let village = At::new("610116001001");
-    let e = incoming(&village.node(), &relayed, &Local::default());
+    let e = deliver(&village.node(), &relayed, &Local::default());
     let (case, events) = e.case.expect("installed");
     let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
     assert_eq!(
@@ -457,7 +536,7 @@ fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
         "610116001",
         MoveKind::TakeOver,
     );
-    let e = incoming(&town.node(), &up, &Local::default());
+    let e = deliver(&town.node(), &up, &Local::default());
     let (at_town, events) = e.case.expect("installed");
     assert_eq!(at_town.supervising_nodes, ["610116"]);
     assert_eq!(events.last().unwrap().kind, EventKind::Received);
@@ -475,7 +554,7 @@ fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
         copy: Some(supervision::copy_for_supervisor(&case, &carried)),
         ..Local::default()
     };
-    let e = incoming(&county.node(), &up, &held);
+    let e = deliver(&county.node(), &up, &held);
     let (at_county, events) = e.case.expect("installed");
     assert_eq!(e.copy, CopyChange::Remove);
     assert!(at_county.supervising_nodes.is_empty());
@@ -505,14 +584,14 @@ fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
         refuse_transfers: Some("撤并".into()),
         ..At::new("610116001")
     };
-    let refusal = incoming(&closed.node(), &msg, &Local::default()).send[0]
+    let refusal = deliver(&closed.node(), &msg, &Local::default()).send[0]
         .message
         .clone();
     let local = Local {
         case: Some(tomb.clone()),
         ..Local::default()
     };
-    let e = incoming(&village.node(), &refusal, &local);
+    let e = deliver(&village.node(), &refusal, &local);
     let (back, events) = e.case.expect("restored");
     assert_eq!(back.supervising_nodes, ["610116"]);
     assert_eq!(events.last().unwrap().kind, EventKind::Returned);
@@ -547,12 +626,12 @@ fn an_alert_is_stored_at_its_destination_and_goes_no_further() {
         refuse_transfers: None,
         policy: &crate::domain::Policy::default(),
     };
-    let here = incoming(&node, &msg("610116001"), &Local::default());
+    let here = deliver(&node, &msg("610116001"), &Local::default());
     assert_eq!(here.alerts.len(), 1);
     assert!(here.alerts[0].forward_to.is_empty());
     assert!(here.send.is_empty() && here.case.is_none());
     // For the county: passed on, not stored here.
-    let relayed = incoming(&node, &msg("610116"), &Local::default());
+    let relayed = deliver(&node, &msg("610116"), &Local::default());
     assert!(relayed.alerts.is_empty());
     assert_eq!(relayed.send.len(), 1);
     assert_eq!(relayed.send[0].next_hop, c("610116"));
@@ -576,8 +655,9 @@ fn a_risk_raise_order_raises_once_with_the_owners_alert() {
         copy: None,
         sightings: Vec::new(),
         repeat_person_held: false,
+        ..Local::default()
     };
-    let e = incoming(&village.node(), &msg, &local);
+    let e = deliver(&village.node(), &msg, &local);
     let (raised, events) = e.case.expect("the risk goes up");
     assert_eq!(raised.risk, before.raised());
     assert!(
@@ -597,6 +677,6 @@ fn a_risk_raise_order_raises_once_with_the_owners_alert() {
         repeat_person_held: true,
         ..local
     };
-    let e = incoming(&village.node(), &msg, &held);
+    let e = deliver(&village.node(), &msg, &held);
     assert!(e.case.is_none() && e.alerts.is_empty());
 }

@@ -25,6 +25,7 @@ fn every_body_round_trips() {
     }];
     case.history_len = 1;
     let order = Order {
+        id: 42,
         case_id: case.id.clone(),
         actor: "op".into(),
         redirects: 2,

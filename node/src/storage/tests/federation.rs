@@ -4,7 +4,7 @@
 use super::*;
 use crate::code::NodeCode;
 use crate::federation::apply::{Effects, Local, Note};
-use crate::federation::message::{Body, Message, Order, OrderKind, Outgoing};
+use crate::federation::message::{Body, Message, Order, OrderKind, Outgoing, Received};
 
 fn code(s: &str) -> NodeCode {
     NodeCode::parse(s).unwrap()
@@ -22,6 +22,7 @@ fn order(case_id: &str, n: u32) -> Outgoing {
             destination: code(PARENT),
             sent_at: Timestamp(T0),
             body: Body::Order(Order {
+                id: 0,
                 case_id: case_id.into(),
                 actor: "a".into(),
                 redirects: n,
@@ -93,7 +94,7 @@ async fn incoming_messages_apply_once_and_in_order() {
     let msg = |n: u64| {
         let mut m = order(&case.id, 0).message;
         m.origin_seq = n;
-        (n, m)
+        (n, Received::Message(m))
     };
     let a = store
         .apply_incoming(child.clone(), vec![msg(1), msg(2)], noting)
@@ -233,13 +234,13 @@ async fn supervised_copies_are_listed_apart_from_own_cases_with_the_same_filters
             case
         })
         .collect();
-    let batch: Vec<(u64, Message)> = copies
+    let batch: Vec<(u64, Received)> = copies
         .iter()
         .zip(1u64..)
         .map(|(c, n)| {
             let mut m = order(&c.id, 0).message;
             m.origin_seq = n;
-            (n, m)
+            (n, Received::Message(m))
         })
         .collect();
     let by_id: std::collections::HashMap<String, Case> =
