@@ -28,7 +28,7 @@
 //!   holds under that id, with the kind and target it issued (`apply`), so a relay can neither
 //!   manufacture nor re-address one;
 //! * the **actor** of every event a child reports as recorded in its subtree must be an
-//!   operator or a node of that subtree.
+//!   operator or a node of that subtree (or, for a move an ancestor ordered, that ancestor's).
 //!
 //! A message that fails is refused on its own ([`super::message::Refusal`], kind FORBIDDEN):
 //! it changes nothing, the link moves on, the refusal travels back to the sender, and this
@@ -39,7 +39,7 @@
 //! until the case moves again.
 
 use crate::code::NodeCode;
-use crate::domain::{Case, CaseStatus, Event};
+use crate::domain::{Case, CaseStatus, Event, EventKind};
 use crate::identity::Identity;
 
 use super::message::{Body, Message, Refusal, RefusalKind};
@@ -207,7 +207,11 @@ fn actors(child: &NodeCode, history: &[Event]) -> Result<(), Refusal> {
         if !route::in_subtree(child, &node) {
             continue;
         }
-        let ok = Identity::parse_uri(&e.actor).is_ok_and(|id| route::in_subtree(child, id.code()));
+        // A move an ancestor ordered is recorded where the case was, under the order's actor.
+        let ok = Identity::parse_uri(&e.actor).is_ok_and(|id| {
+            route::in_subtree(child, id.code())
+                || (e.kind == EventKind::TransferredOut && id.code().is_ancestor_of(&node))
+        });
         if !ok {
             return Err(forbidden(format!(
                 "历史第{}条记录（{}）的操作人不属于{child}辖区",
