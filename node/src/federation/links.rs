@@ -431,6 +431,36 @@ mod tests {
     }
 
     #[test]
+    fn a_parent_that_refuses_for_good_blocks_the_link_until_it_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let clock = ManualClock::new(Timestamp(1_000_000));
+        let table = new_table(&clock, Vec::new());
+        let parent = c("610116");
+        assert!(!permanent(tonic::Code::Unavailable));
+        assert!(permanent(tonic::Code::PermissionDenied));
+        let since = clock.now();
+        assert!(!table.failed(&parent, since, "UNAVAILABLE".into(), false));
+        clock.advance(Duration::from_secs(5));
+        // Newly blocked once: the caller alerts then, not on every retry.
+        assert!(table.failed(&parent, clock.now(), "INVALID_ARGUMENT: x".into(), true));
+        assert!(!table.failed(&parent, clock.now(), "INVALID_ARGUMENT: x".into(), true));
+        let v = &table.report(&store, clock.now()).unwrap()[0];
+        assert_eq!(v.state, State::Blocked);
+        assert_eq!(
+            v.failing_since,
+            Some(since),
+            "since the first failure of the run"
+        );
+        table.refused_out(&parent, 2);
+        table.heard(&parent, clock.now(), 0);
+        let v = &table.report(&store, clock.now()).unwrap()[0];
+        assert_eq!(v.state, State::Connected);
+        assert_eq!(v.failing_since, None);
+        assert_eq!(v.refused_out, 2);
+    }
+
+    #[test]
     fn parent_and_child_links_report_their_state() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();

@@ -180,7 +180,7 @@ impl OrderKind {
 /// large), or withheld by its sender (which dealt with it already).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
-    Message(Message),
+    Message(Box<Message>),
     Refused(Refusal),
     Withheld(String),
 }

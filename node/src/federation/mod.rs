@@ -42,7 +42,21 @@
 //! owned by the message, never by two nodes, and once traffic settles by exactly one.
 //!
 //! Rules of who may order which move are in `crate::service` (the CaseService handlers) and
-//! the README. Orders — a supervision order, or a move ordered by an ancestor (the only way a
+//! the README.
+//!
+//! # Trust
+//!
+//! A node trusts its parent and believes a child only about the child's subtree as it knows
+//! it: where it last sent each case (every move into or out of a child's subtree crosses this
+//! node), its own records, the registering node named by a case id ([`trust`] has the whole
+//! model). Each message from a child is checked as it is applied; one that fails — or cannot
+//! be read at all — is refused on its own: nothing changes, the watermark moves past it, a
+//! `security` alert is raised here, and the refusal travels back to the sender
+//! (`PushResponse.refused`, `PullRequest.refused`), which deals with it
+//! ([`apply::refused_by_peer`]: a transfer comes back to its old owner, an `undelivered`
+//! alert is raised). So no single message can stall a link, and no child can act on cases
+//! outside its subtree. Orders carry an id their issuer keeps, so a redirect is honoured only
+//! for an order its issuer really issued, as it issued it. Orders — a supervision order, or a move ordered by an ancestor (the only way a
 //! case moves sideways) — are addressed to the case: routed toward its owner as best known,
 //! carried out by the owner after checking the issuer is its ancestor, passed on by
 //! tombstones, and sent back to the issuer when the case has left the redirecting node's
@@ -74,8 +88,8 @@
 //!
 //! # Layout
 //!
-//! Pure (no I/O, unit-tested): [`message`], [`route`], [`apply`], [`supervision`], and the
-//! domain's `moves`. Network: [`service`] (parent side), [`link`] and [`connect`] (child side),
+//! Pure (no I/O, unit-tested): [`message`], [`route`], [`apply`], [`supervision`], [`trust`],
+//! and the domain's `moves`. Network: [`service`] (parent side), [`link`] and [`connect`] (child side),
 //! [`wire`] (protobuf), [`links`], [`node`] (shared state), [`failpoint`] (crash points for
 //! tests).
 

@@ -501,7 +501,7 @@ pub fn received_from_proto(e: pb::Envelope, max_bytes: usize) -> Result<(u64, Re
         ));
     }
     Ok(match envelope_from_proto(e) {
-        Ok((_, m)) => (link_seq, Received::Message(m)),
+        Ok((_, m)) => (link_seq, Received::Message(Box::new(m))),
         Err(err) => (
             link_seq,
             Received::Refused(Refusal::new(RefusalKind::Invalid, err.to_string())),

@@ -94,7 +94,7 @@ async fn incoming_messages_apply_once_and_in_order() {
     let msg = |n: u64| {
         let mut m = order(&case.id, 0).message;
         m.origin_seq = n;
-        (n, Received::Message(m))
+        (n, Received::Message(Box::new(m)))
     };
     let a = store
         .apply_incoming(child.clone(), vec![msg(1), msg(2)], noting)
@@ -240,7 +240,7 @@ async fn supervised_copies_are_listed_apart_from_own_cases_with_the_same_filters
         .map(|(c, n)| {
             let mut m = order(&c.id, 0).message;
             m.origin_seq = n;
-            (n, Received::Message(m))
+            (n, Received::Message(Box::new(m)))
         })
         .collect();
     let by_id: std::collections::HashMap<String, Case> =
