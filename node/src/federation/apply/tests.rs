@@ -680,3 +680,53 @@ fn a_risk_raise_order_raises_once_with_the_owners_alert() {
     let e = deliver(&village.node(), &msg, &held);
     assert!(e.case.is_none() && e.alerts.is_empty());
 }
+
+#[test]
+fn a_transfer_the_receiver_refused_comes_back_to_its_old_owner() {
+    let refusal = Refusal::new(RefusalKind::Forbidden, "不在辖区内");
+    // The old owner takes its case back from its tombstone, with the reason, and is alerted.
+    let (tomb, msg) = transfer("610116001001", "610116001");
+    let village = At::new("610116001001");
+    let local = Local {
+        case: Some(tomb.clone()),
+        ..Local::default()
+    };
+    let e = refused_by_peer(&village.node(), &c("610116001"), &msg, &refusal, &local);
+    let (back, events) = e.case.expect("restored");
+    assert_eq!(back.owner_node, "610116001001");
+    assert_eq!(back.status, CaseStatus::Registered);
+    assert!(back.epoch > tomb.epoch);
+    assert_eq!(
+        events.last().unwrap().kind,
+        crate::domain::EventKind::Returned
+    );
+    assert!(events.last().unwrap().detail.contains("不在辖区内"));
+    assert!(
+        e.alerts
+            .iter()
+            .any(|a| a.kind == alert::AlertKind::Undelivered)
+    );
+    // A relay refused further on sends the case back toward its old owner.
+    let town = At::new("610116001");
+    let e = refused_by_peer(
+        &town.node(),
+        &c("610116"),
+        &msg,
+        &refusal,
+        &Local::default(),
+    );
+    assert!(e.case.is_none());
+    assert_eq!(e.send[0].message.destination, c("610116001001"));
+    assert!(matches!(e.send[0].message.body, Body::Refused(_)));
+    // Anything else: an alert, nothing changed.
+    let (_, history) = owned("610116001001");
+    let (case, _) = owned("610116001001");
+    let copy = Message {
+        body: Body::Sync(CaseCopy { case, history }),
+        ..msg
+    };
+    let e = refused_by_peer(&village.node(), &c("610116001"), &copy, &refusal, &local);
+    assert!(e.case.is_none() && e.send.is_empty());
+    assert_eq!(e.alerts.len(), 1);
+    assert_eq!(e.alerts[0].kind, alert::AlertKind::Undelivered);
+}

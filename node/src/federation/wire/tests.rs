@@ -216,3 +216,69 @@ fn malformed_sightings_from_peers_are_invalid_argument() {
     assert!(field(with(&|s| s.case_id.clear())).contains("case"));
     assert!(field(with(&|s| s.case_id = "a\0b".into())).contains("case"));
 }
+
+#[test]
+fn a_message_that_cannot_be_read_is_refused_on_its_own() {
+    let m = Message {
+        origin: c("610116001001"),
+        origin_seq: 7,
+        destination: c("610116001"),
+        sent_at: Timestamp(1_000),
+        body: Body::Close {
+            case_id: "610116001001-20250101-000001".into(),
+            epoch: 3,
+        },
+    };
+    let good = envelope_to_proto(5, &m);
+    let (seq, got) = received_from_proto(good.clone(), 1 << 20).unwrap();
+    assert_eq!(seq, 5);
+    assert_eq!(got, Received::Message(Box::new(m.clone())));
+    let kind = |r: (u64, Received)| match r.1 {
+        Received::Refused(refusal) => Some(refusal.kind),
+        _ => None,
+    };
+    // Larger than the receiver takes for one message.
+    assert_eq!(
+        kind(received_from_proto(good.clone(), 10).unwrap()),
+        Some(RefusalKind::TooLarge)
+    );
+    // A body kind a newer version added arrives without a body this version can read.
+    let newer = pb::Envelope {
+        body: None,
+        ..good.clone()
+    };
+    assert_eq!(
+        kind(received_from_proto(newer, 1 << 20).unwrap()),
+        Some(RefusalKind::Unknown)
+    );
+    // Malformed: an origin that is no division code.
+    let bad = pb::Envelope {
+        origin: "x".into(),
+        ..good.clone()
+    };
+    assert_eq!(
+        kind(received_from_proto(bad, 1 << 20).unwrap()),
+        Some(RefusalKind::Invalid)
+    );
+    // Withheld by its sender: only moved past.
+    let withheld = withheld_envelope(6, &m, "太大");
+    assert_eq!(
+        received_from_proto(withheld, 1 << 20).unwrap(),
+        (6, Received::Withheld("太大".into()))
+    );
+    // A link seq of 0 makes the whole batch malformed.
+    let zero = pb::Envelope {
+        link_seq: 0,
+        ..good
+    };
+    assert!(received_from_proto(zero, 1 << 20).is_err());
+    // Refusals round-trip; an unknown kind from a newer peer still refuses.
+    let r = Refusal::new(RefusalKind::TooLarge, "x");
+    assert_eq!(refusal_from_proto(refusal_to_proto(3, &r)), (3, r));
+    let newer = pb::Refusal {
+        link_seq: 4,
+        kind: 99,
+        reason: "y".into(),
+    };
+    assert_eq!(refusal_from_proto(newer).1.kind, RefusalKind::Unknown);
+}
