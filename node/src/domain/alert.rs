@@ -94,19 +94,21 @@ pub fn security(
     reason: &str,
     now: Timestamp,
 ) -> Alert {
-    Alert {
-        key: format!("security/{from}/{message_id}/{kind}"),
-        kind: AlertKind::Security,
-        case_ids: case_ids_of(case_id),
-        node: node.to_owned(),
-        raised_at: now,
-        message: format!("拒绝了来自{from}的{kind}消息{message_id}（案件{case_id}）：{reason}"),
-        forward_to: Vec::new(),
-    }
+    let message = format!("拒绝了来自{from}的{kind}消息{message_id}（案件{case_id}）：{reason}");
+    link_alert(
+        AlertKind::Security,
+        node,
+        from,
+        kind,
+        message_id,
+        case_id,
+        message,
+        now,
+    )
 }
 
 /// `undelivered`: neighbour `peer` refused message `message_id` (of `kind`, about `case_id`)
-/// that this node sent it, or (with an empty `message_id`) refuses every call of the link.
+/// that this node sent it, or (with an empty `case_id`) refuses every call of the link.
 pub fn undelivered(
     node: &str,
     peer: &str,
@@ -116,26 +118,47 @@ pub fn undelivered(
     reason: &str,
     now: Timestamp,
 ) -> Alert {
-    Alert {
-        key: format!("undelivered/{peer}/{message_id}/{kind}"),
-        kind: AlertKind::Undelivered,
-        case_ids: case_ids_of(case_id),
-        node: node.to_owned(),
-        raised_at: now,
-        message: if case_id.is_empty() {
-            format!("发往{peer}的链路无法投递：{reason}")
-        } else {
-            format!("发往{peer}的{kind}消息{message_id}（案件{case_id}）被拒收：{reason}")
-        },
-        forward_to: Vec::new(),
-    }
+    let message = if case_id.is_empty() {
+        format!("发往{peer}的链路无法投递：{reason}")
+    } else {
+        format!("发往{peer}的{kind}消息{message_id}（案件{case_id}）被拒收：{reason}")
+    };
+    link_alert(
+        AlertKind::Undelivered,
+        node,
+        peer,
+        kind,
+        message_id,
+        case_id,
+        message,
+        now,
+    )
 }
 
-fn case_ids_of(case_id: &str) -> Vec<String> {
-    if case_id.is_empty() {
-        Vec::new()
-    } else {
-        vec![case_id.to_owned()]
+/// An alert about a message on the link to `peer`, keyed by kind, peer and message.
+#[allow(clippy::too_many_arguments)]
+fn link_alert(
+    alert: AlertKind,
+    node: &str,
+    peer: &str,
+    kind: &str,
+    message_id: &str,
+    case_id: &str,
+    message: String,
+    now: Timestamp,
+) -> Alert {
+    Alert {
+        key: format!("{}/{peer}/{message_id}/{kind}", alert.as_str()),
+        kind: alert,
+        case_ids: if case_id.is_empty() {
+            Vec::new()
+        } else {
+            vec![case_id.to_owned()]
+        },
+        node: node.to_owned(),
+        raised_at: now,
+        message,
+        forward_to: Vec::new(),
     }
 }
 

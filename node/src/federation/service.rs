@@ -33,7 +33,7 @@ pub struct FederationApi {
 }
 
 impl FederationApi {
-    /// A child's whole batch was refused (`why`): logged, and alerted here once per reason.
+    /// A child's whole batch was refused (`why`): logged every time, alerted here once per child.
     async fn refused_batch(&self, child: &NodeCode, why: &Status) {
         tracing::warn!(child = %child, "refused a batch: {}", why.message());
         let alert = crate::domain::alert::security(
