@@ -57,6 +57,8 @@ dir = ""
 max_message_bytes = 1048576
 max_concurrent_streams = 256
 request_timeout = "30s"
+max_connections = 256
+max_handshakes = 32
 
 [stats]
 retention_depth = 2
@@ -177,6 +179,8 @@ struct RawLimits {
     max_message_bytes: usize,
     max_concurrent_streams: u32,
     request_timeout: String,
+    max_connections: usize,
+    max_handshakes: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +251,12 @@ pub struct NodeConfig {
     pub max_concurrent_streams: u32,
     /// `[limits]` `request_timeout`: longest time one RPC may take.
     pub request_timeout: Duration,
+    /// `[limits]` `max_connections`: open connections per listener (1–[`MAX_CONNECTIONS`]),
+    /// counted from accept to close, handshaking ones included (see `crate::listener`).
+    pub max_connections: usize,
+    /// `[limits]` `max_handshakes`: TLS handshakes in progress per listener
+    /// (1–`max_connections`).
+    pub max_handshakes: usize,
     /// `[stats]`: figures for higher tiers.
     /// * `retention_depth` (1–4): levels below this node whose figures are kept one by one;
     ///   deeper ones are folded into their ancestor at that depth;
@@ -292,6 +302,10 @@ pub struct FederationConfig {
     /// transfers still come back to it.
     pub refuse_transfers: Option<String>,
 }
+
+/// Largest `limits.max_connections`: each connection holds a file descriptor, and the
+/// deploy unit's `LimitNOFILE=65536` must leave room for storage and outgoing links.
+pub const MAX_CONNECTIONS: usize = 16_384;
 
 /// Longest `federation.refuse_transfers` text, in characters.
 pub const REFUSE_TRANSFERS_MAX_CHARS: usize = 200;
@@ -584,6 +598,18 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         return Err(invalid("limits.max_concurrent_streams", "must be 1–10000"));
     }
     let request_timeout = parse_duration("limits.request_timeout", &limits.request_timeout)?;
+    if !(1..=MAX_CONNECTIONS).contains(&limits.max_connections) {
+        return Err(invalid(
+            "limits.max_connections",
+            format!("must be 1–{MAX_CONNECTIONS}"),
+        ));
+    }
+    if !(1..=limits.max_connections).contains(&limits.max_handshakes) {
+        return Err(invalid(
+            "limits.max_handshakes",
+            "must be 1–limits.max_connections",
+        ));
+    }
     let stats = validate_stats(stats)?;
     let federation = federation_config(raw_federation, request_timeout)?;
     let log_json = match log.format.as_str() {
@@ -619,6 +645,8 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         max_message_bytes: limits.max_message_bytes,
         max_concurrent_streams: limits.max_concurrent_streams,
         request_timeout,
+        max_connections: limits.max_connections,
+        max_handshakes: limits.max_handshakes,
         stats,
         log_json,
         log_level: log.level,
@@ -819,6 +847,26 @@ key = "node.key"
             ))
             .contains("federation.refuse_transfers")
         );
+    }
+
+    #[test]
+    fn connection_limits_are_checked() {
+        let c = load(&write(tempfile::tempdir().unwrap().path(), BASE)).unwrap();
+        assert_eq!((c.max_connections, c.max_handshakes), (256, 32), "defaults");
+        assert!(
+            2 * c.max_connections <= 1024 / 2,
+            "both listeners together stay well under the usual 1,024 open files"
+        );
+        let limits = |conns: &str, shakes: &str| {
+            format!("{BASE}\n[limits]\nmax_connections = {conns}\nmax_handshakes = {shakes}\n")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let c = load(&write(dir.path(), &limits("10", "10"))).unwrap();
+        assert_eq!((c.max_connections, c.max_handshakes), (10, 10));
+        assert!(err_of(&limits("0", "1")).contains("limits.max_connections"));
+        assert!(err_of(&limits("100000", "1")).contains("limits.max_connections"));
+        assert!(err_of(&limits("10", "0")).contains("limits.max_handshakes"));
+        assert!(err_of(&limits("10", "11")).contains("limits.max_handshakes"));
     }
 
     #[test]
