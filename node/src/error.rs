@@ -55,6 +55,8 @@ impl From<Error> for Status {
             Error::Folded { .. } => Code::FailedPrecondition,
             Error::NoFigures(_) => Code::NotFound,
             Error::Storage(StorageError::BadPageToken(_)) => Code::InvalidArgument,
+            // Resources were short (EMFILE, ...): nothing acknowledged, try again.
+            Error::Storage(s) if s.is_transient() => Code::Unavailable,
             Error::Storage(_) => Code::Internal,
             Error::Task(_) => Code::Internal,
         };
@@ -62,6 +64,10 @@ impl From<Error> for Status {
             // Details of internal failures stay in the node's log, not in the caller's hands.
             tracing::error!(error = %e, "internal failure");
             return Status::new(code, "internal error; see the node's log");
+        }
+        if code == Code::Unavailable {
+            tracing::warn!(error = %e, "write not made durable; the caller may retry");
+            return Status::new(code, "存储暂时无法完成写入（资源不足），请稍后重试");
         }
         Status::new(code, e.to_string())
     }

@@ -48,13 +48,18 @@
 //!
 //! * An acknowledged write (the async call returned `Ok`) survives `kill -9`, a crash of the
 //!   machine or a power loss, to the extent the disk honours fsync.
-//! * If the flush or a sync fails (or the write-out of the batch, or the settling of its
+//! * If the flush or an fsync fails (or the write-out of the batch, or the settling of its
 //!   statistics before it), every request of the batch fails and the store refuses all
 //!   further writes ([`StorageError::Failed`]) until it is reopened: after a failed fsync the
 //!   kernel may have dropped the dirty pages, so nothing written since can be trusted.
-//! * A write that returned an error wrote nothing, except when the error is `Failed` or
-//!   `Closed` mid-flight: then it may or may not survive a crash. A call whose future is
-//!   dropped after it was queued may still be committed.
+//!   [`Store::refusing_writes`] says so (the server turns health NOT_SERVING).
+//! * If the sync cannot even start (a file or directory to fsync cannot be opened, listed or
+//!   inspected: EMFILE under a flood of connections, ENOMEM, ...), the requests of the batch
+//!   fail with [`StorageError::Unavailable`] and the store keeps taking writes; the next
+//!   successful sync makes the batch durable. `commit`'s module doc has the full decision.
+//! * A write that returned an error wrote nothing, except when the error is `Failed`,
+//!   `Unavailable` or `Closed` mid-flight: then it may or may not survive a crash. A call
+//!   whose future is dropped after it was queued may still be committed.
 //! * Reads ([`Store::get_case`], [`Store::history`], [`Store::list_cases`], ...) go straight to
 //!   sled on the caller's thread (they are in-memory lookups in the common case, so they are
 //!   not moved off the async runtime). A read may observe a write a few milliseconds before
@@ -233,6 +238,32 @@ pub enum StorageError {
     /// An earlier flush or fsync failed; the store refuses writes until it is reopened.
     #[error("the store has failed and refuses writes: {0}")]
     Failed(String),
+    /// The batch could not be made durable for a reason that may pass (files could not be
+    /// opened before the fsync, e.g. EMFILE). Not acknowledged; the store keeps taking writes.
+    #[error("the store could not sync this write now, try again: {0}")]
+    Unavailable(String),
+}
+
+impl StorageError {
+    /// A failure that may pass by itself: the caller may try again later (gRPC UNAVAILABLE).
+    /// That is [`StorageError::Unavailable`], and an I/O error of a kind that only says
+    /// resources were short (EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR), wherever it was met.
+    pub fn is_transient(&self) -> bool {
+        let io = match self {
+            StorageError::Unavailable(_) => return true,
+            StorageError::Io { source, .. } => source,
+            StorageError::Sled(sled::Error::Io(source)) => source,
+            _ => return false,
+        };
+        // EAGAIN 11, ENOMEM 12, ENFILE 23, EMFILE 24 (the same on every Linux architecture).
+        matches!(io.raw_os_error(), Some(11 | 12 | 23 | 24))
+            || matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::OutOfMemory
+            )
+    }
 }
 
 /// Why a write did not happen.
@@ -433,6 +464,12 @@ impl Store {
     /// A signal that changes whenever a batch of writes is durable.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.trees.signals.durable_changes()
+    }
+
+    /// `Some(reason)` once the store has latched into refusing writes (a failed fsync, see
+    /// `commit`); it never goes back to `None` while the store is open.
+    pub fn refusing_writes(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.inner.trees.signals.refusing_writes()
     }
 
     /// Stores the newer of `incoming` (pushed by `child`, already validated and filtered by

@@ -8,6 +8,8 @@
 //!   after this wait, so a message never leaves a node whose state change could still be lost.
 //! * **outbox changes**: a counter bumped after every durable batch that queued a message, so
 //!   link workers wake up instead of polling.
+//! * **refusing writes**: why the store latched into the failed state (see `commit`), once it
+//!   has; the server turns gRPC health to NOT_SERVING on it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -25,6 +27,7 @@ pub(crate) struct Signals {
     outbox_dirty: AtomicBool,
     outbox: watch::Sender<u64>,
     failed: AtomicBool,
+    refusing: watch::Sender<Option<String>>,
 }
 
 impl Default for Signals {
@@ -35,6 +38,7 @@ impl Default for Signals {
             outbox_dirty: AtomicBool::new(false),
             outbox: watch::Sender::new(0),
             failed: AtomicBool::new(false),
+            refusing: watch::Sender::new(None),
         }
     }
 }
@@ -53,10 +57,23 @@ impl Signals {
         }
     }
 
-    /// Called by the writer when a sync failed: nothing later will be durable.
-    pub(crate) fn batch_failed(&self) {
+    /// Called by the writer when the store latched (a failed fsync): nothing later will be
+    /// durable.
+    pub(crate) fn batch_failed(&self, reason: String) {
         self.failed.store(true, Ordering::SeqCst);
         self.synced.send_modify(|_| {});
+        self.refusing.send_if_modified(|r| {
+            let first = r.is_none();
+            if first {
+                *r = Some(reason);
+            }
+            first
+        });
+    }
+
+    /// `Some(reason)` once the store refuses writes; it never goes back.
+    pub(crate) fn refusing_writes(&self) -> watch::Receiver<Option<String>> {
+        self.refusing.subscribe()
     }
 
     /// Called inside a transaction that queues a message (harmless if it then aborts).

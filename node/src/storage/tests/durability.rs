@@ -143,6 +143,84 @@ async fn a_failed_sync_fails_the_batch_and_every_later_write() {
         "the refused update did not run"
     );
     assert!(store.get_case(&id).unwrap().is_some(), "reads keep working");
+    let refusing = store.refusing_writes().borrow().clone();
+    assert!(
+        refusing.is_some_and(|r| r.contains("injected failure")),
+        "health is told why"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_that_cannot_start_fails_only_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = register(&store, "k1").await.case.id;
+    store
+        .inner
+        .writer
+        .fail_syncs_transiently
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let r = store
+        .register("k2".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+        .await;
+    match &r {
+        Err(WriteError::Storage(e @ StorageError::Unavailable(_))) => {
+            assert!(e.is_transient(), "callers get UNAVAILABLE")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(store.refusing_writes().borrow().is_none(), "not latched");
+    store
+        .update(id.clone(), |c| Ok(step(c, 1, |_| {})))
+        .await
+        .expect("the next batch works");
+    assert_eq!(store.history(&id).unwrap().len(), 2);
+    // The refused batch was written to sled and made durable by the next sync: a retry with
+    // the same idempotency key finds it instead of creating a second case.
+    assert!(!register(&store, "k2").await.created);
+    store.shutdown().await;
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(
+        store.list_cases(&CaseQuery::default()).unwrap().cases.len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_outstanding_sync_is_retried_without_new_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    register(&store, "k1").await;
+    let mut durable = store.changes();
+    durable.borrow_and_update();
+    store
+        .inner
+        .writer
+        .fail_syncs_transiently
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let r = store
+        .register("k2".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+        .await;
+    assert!(
+        matches!(r, Err(WriteError::Storage(StorageError::Unavailable(_)))),
+        "{r:?}"
+    );
+    // The writer retries on its own (every RETRY_SYNC_EVERY); two more failures, then success.
+    tokio::time::timeout(std::time::Duration::from_secs(20), durable.changed())
+        .await
+        .expect("the outstanding batch became durable without another write")
+        .unwrap();
+    assert_eq!(
+        store
+            .inner
+            .writer
+            .fail_syncs_transiently
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    store.inner.trees.signals.wait_durable().await.unwrap();
+    assert!(store.refusing_writes().borrow().is_none());
 }
 
 #[tokio::test]
