@@ -9,7 +9,8 @@
 //! * [`convert`] — protobuf ⇄ domain conversions (enums decoded with `TryFrom`).
 //! * [`federation`] — links between nodes, exactly-once messages, moves of ownership and
 //!   supervision across the tiers.
-//! * [`service`] — thin gRPC handlers; [`server`] — listeners, wiring and shutdown.
+//! * [`service`] — thin gRPC handlers; [`server`] — listeners, wiring and shutdown;
+//!   [`listener`] — accepting connections under caps, with the mutual-TLS handshake.
 //! * [`sweep`] — the node applying its time-driven rules (deadlines, early-warning catch-up,
 //!   scheduled reports); [`report`] — cadence reports as data, CSV and text.
 //! * [`config`] — layered configuration (defaults → tier config → file → environment).
@@ -26,6 +27,7 @@ pub mod domain;
 pub mod error;
 pub mod federation;
 pub mod identity;
+pub mod listener;
 pub mod pki;
 pub mod report;
 pub mod server;

@@ -1,6 +1,12 @@
 //! Wiring of one node: opens storage, runs the rules' sweep once, binds the operator and
-//! federation listeners with mutual TLS, serves (sweeping every `rules.sweep_every`) until
-//! told to stop, then drains and syncs storage.
+//! federation listeners with mutual TLS (accepted under the caps of [`crate::listener`]),
+//! serves (sweeping every `rules.sweep_every`) until told to stop, then drains and syncs
+//! storage.
+//!
+//! gRPC health (`grpc.health.v1`, on both listeners) says SERVING for the whole server ("")
+//! and for the case, statistics and exchange services while the store takes writes; once the
+//! store refuses writes (a failed fsync, see `storage::commit`) all of them turn NOT_SERVING
+//! for good, and the node logs it once, loudly: only a restart (reopening the store) helps.
 //!
 //! [`start`] is the testable entry point (mini-redis style): it binds first, so callers that
 //! asked for port 0 learn the real addresses from [`RunningNode::addrs`], and it returns a
@@ -16,14 +22,15 @@ use fengqiao_proto::v1::stats_service_server::StatsServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::clock::SharedClock;
 use crate::config::NodeConfig;
 use crate::federation::{self, Federation, failpoint};
 use crate::identity::Identity;
+use crate::listener::{self, Limits};
 use crate::service::NodeState;
 use crate::service::case::CaseApi;
 use crate::service::exchange::ExchangeApi;
@@ -123,14 +130,36 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Serve
         .map_err(|source| ServerError::Bind { what, addr, source })
 }
 
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    TcpListenerStream::new(listener).map(|s| {
-        let s = s?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    })
+/// The services whose health follows the store's ability to write ("" is the whole server).
+const WRITE_HEALTH: [&str; 4] = [
+    "",
+    <CaseServiceServer<CaseApi> as tonic::server::NamedService>::NAME,
+    <StatsServiceServer<StatsApi> as tonic::server::NamedService>::NAME,
+    <StatsExchangeServer<ExchangeApi> as tonic::server::NamedService>::NAME,
+];
+
+/// Turns health NOT_SERVING once the store refuses writes; returns then, or on shutdown.
+async fn follow_store_health(
+    health: HealthReporter,
+    mut refusing: watch::Receiver<Option<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let reason = tokio::select! {
+        r = refusing.wait_for(Option::is_some) => match r {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => return,
+        },
+        _ = shutdown.wait_for(|stop| *stop) => return,
+    };
+    for service in WRITE_HEALTH {
+        health
+            .set_service_status(service, ServingStatus::NotServing)
+            .await;
+    }
+    tracing::error!(
+        reason = %reason,
+        "STORE REFUSES WRITES: health is now NOT_SERVING; restart the node after checking the disk (存储已拒绝写入，健康检查为 NOT_SERVING；请检查磁盘后重启节点)"
+    );
 }
 
 async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
@@ -146,7 +175,12 @@ async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
 /// `clock_offset`).
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
-    let server_tls = tls::server_tls_config(&cfg.tls)?;
+    let server_tls = tls::server_rustls_config(&cfg.tls)?;
+    let limits = Limits {
+        max_connections: cfg.max_connections,
+        max_handshakes: cfg.max_handshakes,
+        handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+    };
     let parent = match &cfg.parent {
         Some(_) => Some(
             cfg.code
@@ -274,7 +308,6 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = Server::builder()
-        .tls_config(server_tls.clone())?
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .add_service(health_svc.clone())
@@ -282,7 +315,16 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(reflection_v1alpha)
         .add_service(case_svc)
         .add_service(stats_svc)
-        .serve_with_incoming_shutdown(incoming(api_listener), shutdown_signal(shutdown_rx.clone()));
+        .serve_with_incoming_shutdown(
+            listener::incoming(
+                "listen",
+                api_listener,
+                server_tls.clone(),
+                limits,
+                shutdown_rx.clone(),
+            ),
+            shutdown_signal(shutdown_rx.clone()),
+        );
     // The node-to-node API, over the same mutual TLS: the links children open, the
     // statistics they push, and health checks.
     let fed_svc = FederationServiceServer::new(federation::service::FederationApi::new(
@@ -292,15 +334,28 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     .max_decoding_message_size(cfg.max_message_bytes.saturating_mul(4))
     .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(4));
     let federation_server = Server::builder()
-        .tls_config(server_tls)?
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .add_service(health_svc)
         .add_service(fed_svc)
         .add_service(exchange_svc)
-        .serve_with_incoming_shutdown(incoming(fed_listener), shutdown_signal(shutdown_rx.clone()));
+        .serve_with_incoming_shutdown(
+            listener::incoming(
+                "federation_listen",
+                fed_listener,
+                server_tls,
+                limits,
+                shutdown_rx.clone(),
+            ),
+            shutdown_signal(shutdown_rx.clone()),
+        );
     let tasks = vec![tokio::spawn(api), tokio::spawn(federation_server)];
     let mut background = vec![
+        tokio::spawn(follow_store_health(
+            health,
+            state.store.refusing_writes(),
+            shutdown_rx.clone(),
+        )),
         federation::spawn_silence_check(fed.clone(), shutdown_rx.clone()),
         crate::sweep::spawn(state.clone(), shutdown_rx.clone()),
     ];
@@ -324,4 +379,62 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         tasks,
         background,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::server::HealthService;
+
+    async fn status(svc: &HealthService, service: &str) -> i32 {
+        svc.check(tonic::Request::new(HealthCheckRequest {
+            service: service.into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+    }
+
+    #[tokio::test]
+    async fn health_turns_not_serving_when_the_store_refuses_writes() {
+        let (health, _svc) = tonic_health::server::health_reporter();
+        health.set_serving::<CaseServiceServer<CaseApi>>().await;
+        let svc = HealthService::from_health_reporter(health.clone());
+        let (refuse, refusing) = watch::channel(None);
+        let (_stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(follow_store_health(health, refusing, shutdown));
+        for service in ["", WRITE_HEALTH[1]] {
+            assert_eq!(status(&svc, service).await, ServingStatus::Serving as i32);
+        }
+        refuse.send_replace(Some("fsync failed".to_string()));
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        for service in WRITE_HEALTH {
+            assert_eq!(
+                status(&svc, service).await,
+                ServingStatus::NotServing as i32,
+                "{service:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn health_follower_stops_with_the_node() {
+        let (health, _svc) = tonic_health::server::health_reporter();
+        let svc = HealthService::from_health_reporter(health.clone());
+        let (_refuse, refusing) = watch::channel(None);
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(follow_store_health(health, refusing, shutdown));
+        stop.send_replace(true);
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status(&svc, "").await, ServingStatus::Serving as i32);
+    }
 }

@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
@@ -136,7 +137,45 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Server side: present `cert`/`key` and require a client certificate chaining to `ca`.
+/// Server side, in rustls' types for the node's own listeners (`crate::listener`): present
+/// `cert`/`key`, require a client certificate chaining to `ca`, speak HTTP/2 (ALPN `h2`).
+/// Files are checked as for [`server_tls_config`].
+pub fn server_rustls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (ca, chain, key) = load_rustls(files)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(ca);
+    if added == 0 {
+        return Err(TlsError::Pem {
+            path: files.ca.clone(),
+            reason: "no usable CA certificate".into(),
+        });
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Pem {
+        path: files.ca.clone(),
+        reason: format!("cannot verify clients with it: {e}"),
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+        })
+        .map_err(|e| TlsError::Pem {
+            path: files.key.clone(),
+            reason: format!("unusable certificate or key: {e}"),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Server side with tonic's own TLS: present `cert`/`key` and require a client certificate
+/// chaining to `ca`. (The node's listeners use [`server_rustls_config`] instead.)
 pub fn server_tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, TlsError> {
     let loaded = Loaded::read(files)?;
     Ok(ServerTlsConfig::new()
@@ -229,8 +268,8 @@ pub fn connect_lazy(url: &str, files: &TlsFiles) -> Result<Channel, TlsError> {
 /// CA by the TLS layer). `UNAUTHENTICATED` if there is no certificate or it carries no valid
 /// fengqiao identity.
 ///
-/// Peer certificates are only available on connections accepted by tonic's TCP incoming with
-/// TLS (`Server::serve*` with `tls_config`).
+/// Peer certificates are available on connections accepted by `crate::listener` (or by
+/// tonic's TCP incoming with TLS, `Server::serve*` with `tls_config`).
 pub fn peer_identity<T>(req: &tonic::Request<T>) -> Result<Identity, tonic::Status> {
     let certs = req.peer_certs().ok_or_else(|| {
         tonic::Status::unauthenticated("no client certificate: mutual TLS is required")
@@ -365,11 +404,10 @@ mod tests {
     use crate::pki::{self, IssuedPaths, Validity};
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
-    use tokio::sync::oneshot;
+    use tokio::sync::watch;
     use tokio::task::JoinHandle;
     use tonic::service::interceptor::InterceptedService;
     use tonic::transport::Server;
-    use tonic::transport::server::TcpIncoming;
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
@@ -392,14 +430,23 @@ mod tests {
     struct TestServer {
         addr: SocketAddr,
         seen: Arc<Mutex<Vec<Identity>>>,
-        shutdown: Option<oneshot::Sender<()>>,
+        shutdown: Option<watch::Sender<bool>>,
         handle: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
     }
 
     impl TestServer {
-        /// A health service behind mutual TLS on 127.0.0.1:0; an interceptor records the
-        /// identity of every caller.
+        /// A health service behind mutual TLS on 127.0.0.1:0, accepted as the node accepts
+        /// (`crate::listener`); an interceptor records the identity of every caller.
         async fn start(files: &TlsFiles) -> TestServer {
+            let limits = crate::listener::Limits {
+                max_connections: 64,
+                max_handshakes: 8,
+                handshake_timeout: HANDSHAKE_TIMEOUT,
+            };
+            TestServer::start_with(files, limits).await
+        }
+
+        async fn start_with(files: &TlsFiles, limits: crate::listener::Limits) -> TestServer {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let (_reporter, health) = tonic_health::server::health_reporter();
@@ -410,13 +457,19 @@ mod tests {
                 record.lock().unwrap().push(id);
                 Ok(req)
             });
-            let (tx, rx) = oneshot::channel::<()>();
+            let (tx, rx) = watch::channel(false);
+            let incoming = crate::listener::incoming(
+                "test",
+                listener,
+                server_rustls_config(files).unwrap(),
+                limits,
+                rx.clone(),
+            );
+            let mut stop = rx;
             let server = Server::builder()
-                .tls_config(server_tls_config(files).unwrap())
-                .unwrap()
                 .add_service(svc)
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-                    let _ = rx.await;
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
                 });
             TestServer {
                 addr,
@@ -436,7 +489,7 @@ mod tests {
 
         async fn stop(mut self) {
             if let Some(tx) = self.shutdown.take() {
-                let _ = tx.send(());
+                let _ = tx.send(true);
             }
             if let Some(handle) = self.handle.take() {
                 let result = tokio::time::timeout(WAIT, handle).await;
@@ -532,6 +585,57 @@ mod tests {
         assert_eq!(local_identity(&op_files).unwrap(), li);
         assert_eq!(local_identity(&child_files).unwrap(), child);
         fx.server.stop().await;
+    }
+
+    /// The connection cap closes connections over it, spares those already open, and frees
+    /// its permits when idle connections go away.
+    #[tokio::test]
+    async fn idle_connections_are_capped_and_open_ones_keep_working() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        pki::init_ca(dir.path()).unwrap();
+        let node = pki::issue_node(dir.path(), &code("610116"), &[]).unwrap();
+        let limits = crate::listener::Limits {
+            max_connections: 3,
+            max_handshakes: 1,
+            // Never reached: the idle connections are closed by the test.
+            handshake_timeout: Duration::from_secs(600),
+        };
+        let server = TestServer::start_with(&files(dir.path(), node), limits).await;
+        let op = pki::issue_operator(dir.path(), &code("610116"), Role::Intake, "li").unwrap();
+        let op_files = files(dir.path(), op);
+        let url = server.url("127.0.0.1");
+        let operator = connect(&url, &op_files).await.unwrap();
+        health(async { Ok(operator.clone()) }).await.unwrap();
+
+        // Two idle connections take the remaining permits (one holds the only handshake slot).
+        let idle: Vec<_> = [0, 1]
+            .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+            .into();
+        // The next one is closed at once.
+        let mut extra = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut extra, &mut buf))
+            .await
+            .expect("the connection over the cap is closed");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        // The operator's open connection is still served.
+        health(async { Ok(operator.clone()) }).await.unwrap();
+
+        drop(idle);
+        // Their handshakes end at EOF and free the permits: a new connection gets through.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match health(via_files(url.clone(), op_files.clone())).await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("no new connection after the idle ones closed: {e}"),
+            }
+        }
+        server.stop().await;
     }
 
     #[tokio::test]
