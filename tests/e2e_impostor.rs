@@ -223,6 +223,19 @@ async fn a_village_cannot_pose_as_another_or_move_cases_it_does_not_own() {
     b.link_seq = 3;
     let err = push(&mut c, vec![a, b]).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    // A message of a kind this version does not know, and one its sender withheld as too
+    // large: each moves the link on, and the receiver shows it as an alert.
+    let mut unknown = transfer(V1, V1, TOWN);
+    unknown.link_seq = 3;
+    unknown.body = None;
+    let mut withheld = transfer(V1, V1, TOWN);
+    withheld.link_seq = 4;
+    withheld.body = None;
+    withheld.withheld = "超出大小限制".into();
+    let r = push(&mut c, vec![unknown, withheld]).await.unwrap();
+    assert_eq!(r.applied_through, 4, "the link moves past both");
+    let kinds: Vec<_> = r.refused.iter().map(|x| (x.link_seq, x.kind)).collect();
+    assert_eq!(kinds, [(3, pb::RefusalKind::Unknown as i32)]);
     let mut op = operator_client(&pki, &town, TOWN, "auditor", "sun").await;
     let cases = op
         .list_cases(pb::ListCasesRequest::default())
@@ -241,6 +254,18 @@ async fn a_village_cannot_pose_as_another_or_move_cases_it_does_not_own() {
     assert_eq!(
         security, 3,
         "two messages and one batch refused: {alerts:?}"
+    );
+    let not_received: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == "undelivered")
+        .map(|a| a.message.as_str())
+        .collect();
+    assert_eq!(not_received.len(), 2, "{alerts:?}");
+    assert!(
+        not_received
+            .iter()
+            .all(|m| m.contains(V1) && m.contains("未能接收")),
+        "{not_received:?}"
     );
 
     // A node configured with another village's code but presenting its own certificate does

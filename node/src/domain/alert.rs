@@ -107,6 +107,31 @@ pub fn security(
     )
 }
 
+/// `undelivered`, at the receiving end: message `link_seq` of neighbour `from` could not be
+/// taken here (`what`: unreadable, too large, of a kind this version does not know, or
+/// withheld by its sender as too large); the link moved past it.
+pub fn not_received(
+    node: &str,
+    from: &str,
+    link_seq: u64,
+    what: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Alert {
+    let id = format!("seq{link_seq}");
+    let message = format!("来自{from}的第{link_seq}条消息未能接收（{what}）：{reason}");
+    link_alert(
+        AlertKind::Undelivered,
+        node,
+        from,
+        "incoming",
+        &id,
+        "",
+        message,
+        now,
+    )
+}
+
 /// `undelivered`: neighbour `peer` refused message `message_id` (of `kind`, about `case_id`)
 /// that this node sent it, or (with an empty `case_id`) refuses every call of the link.
 pub fn undelivered(

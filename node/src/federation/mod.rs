@@ -51,7 +51,8 @@
 //! node), its own records, the registering node named by a case id ([`trust`] has the whole
 //! model). Each message from a child is checked as it is applied; one that fails — or cannot
 //! be read at all — is refused on its own: nothing changes, the watermark moves past it, a
-//! `security` alert is raised here, and the refusal travels back to the sender
+//! `security` alert (an `undelivered` one for a message that cannot be read, or that its
+//! sender withheld as too large) is raised here, and the refusal travels back to the sender
 //! (`PushResponse.refused`, `PullRequest.refused`), which deals with it
 //! ([`apply::refused_by_peer`]: a transfer comes back to its old owner, an `undelivered`
 //! alert is raised). So no single message can stall a link, and no child can act on cases

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::code::NodeCode;
 use crate::config::FederationConfig;
-use crate::domain::Deadlines;
+use crate::domain::{Deadlines, Timestamp, alert};
 use crate::storage::{Applied, Store, WriteError};
 
 use super::apply::{self, Node};
 use super::links::LinkTable;
-use super::message::{Received, Refusal};
+use super::message::{Received, Refusal, RefusalKind};
 
 /// The federation state of a node, shared by the FederationService, the link workers and the
 /// CaseService handlers that start moves.
@@ -165,6 +165,7 @@ impl Federation {
         if !applied.refused.is_empty() {
             self.links.refused_in(peer, applied.refused.len() as u64);
         }
+        self.alert_not_received(peer, &applied, now).await;
         Ok(applied)
     }
 
@@ -191,6 +192,35 @@ impl Federation {
         self.links.refused_out(peer, count);
         log_notes(peer, &notes);
         Ok(())
+    }
+
+    /// Raises an alert here for each message of `peer` this node could not take: unreadable
+    /// ones and those the sender withheld (a refusal by the trust checks raised its `security`
+    /// alert as it was applied). The sender raises its own when it learns of the refusal, so
+    /// both ends of the link see it.
+    async fn alert_not_received(&self, peer: &NodeCode, applied: &Applied, now: Timestamp) {
+        let unreadable = applied
+            .refused
+            .iter()
+            .filter(|(_, r)| r.kind != RefusalKind::Forbidden)
+            .map(|(seq, r)| (*seq, r.kind.label_zh(), r.reason.as_str()));
+        let withheld = applied
+            .withheld
+            .iter()
+            .map(|(seq, reason)| (*seq, "发送方未发出", reason.as_str()));
+        let alerts: Vec<_> = unreadable
+            .chain(withheld)
+            .map(|(seq, what, reason)| {
+                tracing::warn!(peer = %peer, link_seq = seq, "message not received ({what}): {reason}");
+                alert::not_received(self.me.as_str(), peer.as_str(), seq, what, reason, now)
+            })
+            .collect();
+        if alerts.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.raise_alerts(alerts).await {
+            tracing::error!(error = %e, "cannot store the alerts of messages not received");
+        }
     }
 }
 

@@ -479,7 +479,8 @@ pub fn received_from_proto(e: pb::Envelope, max_bytes: usize) -> Result<(u64, Re
         return Err(DomainError::invalid("link_seq", "must be at least 1"));
     }
     if !e.withheld.is_empty() {
-        return Ok((link_seq, Received::Withheld(e.withheld)));
+        let reason = e.withheld.chars().take(MAX_REFUSAL_CHARS).collect();
+        return Ok((link_seq, Received::Withheld(reason)));
     }
     let size = e.encoded_len();
     if size > max_bytes {
@@ -537,7 +538,8 @@ pub fn refusal_from_proto(r: pb::Refusal) -> (u64, Refusal) {
     (r.link_seq, Refusal::new(kind, reason))
 }
 
-/// Characters of a peer's refusal reason kept (it lands in histories and alerts).
+/// Characters of a peer's refusal or withholding reason kept (it lands in histories and
+/// alerts).
 const MAX_REFUSAL_CHARS: usize = 500;
 
 /// Longest alert key accepted from a peer, in bytes (keys are `kind/case id/...`). The message

@@ -47,6 +47,9 @@ pub struct Applied {
     /// The messages of the batch refused, by link seq: each moved the watermark and changed
     /// nothing else (but a `security` alert).
     pub refused: Vec<(u64, Refusal)>,
+    /// The messages of the batch the sender withheld (too large to send), by link seq, with
+    /// the sender's reason: each moved the watermark.
+    pub withheld: Vec<(u64, String)>,
 }
 
 /// Size and age of one outbox.
@@ -145,7 +148,8 @@ impl Store {
                                 applied.through = *seq;
                                 continue;
                             }
-                            Received::Withheld(_) => {
+                            Received::Withheld(reason) => {
+                                applied.withheld.push((*seq, reason.clone()));
                                 move_watermark(tx, &peer, *seq)?;
                                 applied.through = *seq;
                                 continue;
