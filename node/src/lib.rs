@@ -13,6 +13,8 @@
 //!   [`listener`] — accepting connections under caps, with the mutual-TLS handshake.
 //! * [`sweep`] — the node applying its time-driven rules (deadlines, early-warning catch-up,
 //!   scheduled reports); [`report`] — cadence reports as data, CSV and text.
+//! * [`text`] — words and figures as people read them (language switch, yuan, gRPC code
+//!   names), shared by every face of the node; a leaf module.
 //! * [`config`] — layered configuration (defaults → tier config → file → environment).
 //! * [`clock`] — injectable time; [`telemetry`] — logging.
 //! * [`dev`] — `fqnode dev`, a local federation; [`cli`] — the `fqctl` operator CLI.
@@ -36,4 +38,5 @@ pub mod stats;
 pub mod storage;
 pub mod sweep;
 pub mod telemetry;
+pub mod text;
 pub mod tls;

@@ -23,7 +23,7 @@ pub mod stats_render;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// Exit code: the request was refused or failed on the server.
 pub const EXIT_REFUSED: u8 = 1;
@@ -32,22 +32,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the node could not be reached.
 pub const EXIT_UNREACHABLE: u8 = 3;
 
-/// Language of human output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Lang {
-    Zh,
-    En,
-}
-
-impl Lang {
-    /// Picks the label of this language.
-    pub fn t<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
-        match self {
-            Lang::Zh => zh,
-            Lang::En => en,
-        }
-    }
-}
+pub use crate::text::Lang;
 
 #[derive(Parser)]
 #[command(

@@ -8,6 +8,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::{Failure, Lang};
 use crate::domain;
+pub use crate::text::{code_name, fmt_fen};
 
 /// The generated proto enums, by name.
 pub trait ProtoEnum: Sized + Copy + Into<i32> {
@@ -118,46 +119,6 @@ fn running_due(c: &pb::Case) -> &Option<prost_types::Timestamp> {
     } else {
         &c.resolve_due_at
     }
-}
-
-/// `INVALID_ARGUMENT` style name of a gRPC code.
-pub fn code_name(c: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match c {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// "4,400.00" from fen.
-pub fn fmt_fen(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let abs = fen.unsigned_abs();
-    let (yuan, cents) = (abs / 100, abs % 100);
-    let digits = yuan.to_string();
-    let mut grouped = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}{grouped}.{cents:02}")
 }
 
 /// "2026-11-22 12:05" in China time, or "-".
@@ -537,14 +498,6 @@ pub fn history_json(h: &pb::CaseHistory) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fen_is_grouped_yuan() {
-        assert_eq!(fmt_fen(440_000), "4,400.00");
-        assert_eq!(fmt_fen(1_500_000_000), "15,000,000.00");
-        assert_eq!(fmt_fen(7), "0.07");
-        assert_eq!(fmt_fen(-150), "-1.50");
-    }
 
     #[test]
     fn cli_enum_names_map_to_proto() {

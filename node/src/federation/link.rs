@@ -100,11 +100,7 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
 }
 
 fn describe(s: &tonic::Status) -> String {
-    format!(
-        "{}: {}",
-        crate::cli::render::code_name(s.code()),
-        s.message()
-    )
+    format!("{}: {}", crate::text::code_name(s.code()), s.message())
 }
 
 /// A batch read from the outbox and encoded for the wire.

@@ -16,12 +16,11 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::{AlertLine, CaseLine, Figures, ReportData};
-use crate::cli::Lang;
-use crate::cli::render::fmt_fen;
 use crate::domain::alert::AlertKind;
 use crate::domain::calendar::china_datetime;
 use crate::domain::rules::Warning;
 use crate::domain::{CaseStatus, Category, DeadlineKind, RiskLevel, Timestamp};
+use crate::text::{Lang, fmt_fen};
 
 /// The CSV columns.
 pub const HEADER: [&str; 10] = [

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{Cadence, period, render};
-use crate::cli::Lang;
 use crate::domain::Timestamp;
 use crate::storage::{StorageError, Store};
+use crate::text::Lang;
 
 /// Why a scheduled report was not written.
 #[derive(Debug, thiserror::Error)]

@@ -2,10 +2,10 @@
 
 use super::render::{from_csv, to_csv, to_text};
 use super::*;
-use crate::cli::Lang;
 use crate::domain::machine::tests::parties;
 use crate::domain::{Channel, Command, Confirmation, Ctx, Deadlines, NewCase, machine};
 use crate::storage::{Store, StoreOptions};
+use crate::text::Lang;
 
 const H: i64 = 3_600_000;
 /// 2024-05-01 08:00 in China.

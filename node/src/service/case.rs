@@ -413,7 +413,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             from: Some(convert::ts_to_proto(data.from)),
             to: Some(convert::ts_to_proto(data.to)),
             csv: render::to_csv(&data),
-            text: render::to_text(&data, crate::cli::Lang::Zh),
+            text: render::to_text(&data, crate::text::Lang::Zh),
         }))
     }
 
