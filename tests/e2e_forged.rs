@@ -166,6 +166,7 @@ async fn a_village_key_cannot_touch_its_siblings_case() {
                 case: Some(stolen(&before)),
                 history: vec![event(1)],
                 rule_supervision: Vec::new(),
+                history_from: 0,
             }),
             TOWN,
         ),

@@ -57,6 +57,7 @@ use super::validate;
 use super::{Case, CaseStatus, Command, Ctx, DomainError, Event, EventKind, NewCase};
 
 pub use super::calendar::china_day;
+pub use oversight::PROGRESS_MAX;
 
 /// The lowest follow-up satisfaction that closes a case; below it the case is reopened.
 pub const CLOSE_SATISFACTION_MIN: u8 = 3;

@@ -48,6 +48,20 @@ pub const MEDIATOR_MAX_CHARS: usize = 64;
 /// Free text attached to a command (notes, agreement, reason, guidance): at most this many
 /// characters; required where the command says so.
 pub const TEXT_MAX_CHARS: usize = 2000;
+/// One progress entry (进展): required, at most this many characters. The progress table holds
+/// at most [`super::machine::PROGRESS_MAX`] entries, so it stays within
+/// [`CASE_MAX_BYTES`].
+pub const PROGRESS_TEXT_MAX_CHARS: usize = 500;
+/// Largest size of one case — its record and whole history, encoded as they travel between
+/// nodes — that a change made here (an operator's command, a rule) may produce: 768 KiB. A
+/// change that would pass it is refused (FAILED_PRECONDITION, nothing written); moves are
+/// not, so a full case can still be escalated or transferred, and each adds one or two
+/// events. The federation's message budget (1 MiB, `federation::message::MESSAGE_BUDGET`)
+/// leaves room above this for those events and the envelope, so a case transfer always
+/// fits what a parent accepts. Plan updates record which fields changed, not their text
+/// (the case holds the current text), so a long-running case fills this slowly: thousands
+/// of events of ordinary size.
+pub const CASE_MAX_BYTES: usize = 768 * 1024;
 /// A "六个一" name (lead leader, mediation organisation, liaison unit): at most this many
 /// characters, one line.
 pub const PLAN_NAME_MAX_CHARS: usize = 64;
@@ -164,7 +178,7 @@ pub fn validate_command(cmd: &Command, now: Timestamp) -> Result {
             Ok(())
         }
         Command::UpdatePlan(update) => plan_update(update),
-        Command::AddProgress { text } => required_text("text", text, TEXT_MAX_CHARS),
+        Command::AddProgress { text } => required_text("text", text, PROGRESS_TEXT_MAX_CHARS),
         Command::SuperviseOverdue { after: _ } => Ok(()),
     }
 }

@@ -21,7 +21,10 @@
 //!   node that starts supervising; the storage layer then sends the supervisors their copies.
 //! * **transfer refused** — the old owner restores the case at an epoch above the refused one,
 //!   provided its tombstone is the one the transfer left, re-applying the rules the same way.
-//! * **supervision copy / close** — kept when newer than the copy held ([`super::supervision`]).
+//! * **supervision copy / close** — a full copy (from 0) kept when newer than the copy held,
+//!   a part appended when it continues it; a part that does not continue makes this node
+//!   order the owner to send the copy again (`ResendCopy`), once per part received
+//!   ([`super::supervision`]). A close removes a copy of the same or an older epoch.
 //! * **alert** — stored for this node's staff under its key (a repeat changes nothing); it
 //!   goes no further.
 //! * **person sighting** — stored in the subtree person index, passed on to this node's
@@ -30,7 +33,9 @@
 //!   lands in the history and makes the issuer a supervisor; a transfer order moves the case
 //!   if the issuer is also an ancestor of, or is, the target). A tombstone passes it on
 //!   toward where the case went, directly when that is below, else back to the issuer
-//!   ([`Body::Redirect`]), at most [`MAX_REDIRECTS`] times.
+//!   ([`Body::Redirect`]), at most [`MAX_REDIRECTS`] times. A `ResendCopy` order makes the
+//!   owner queue the copy again for the issuer if it supervises the case (a tombstone drops
+//!   it: the new owner sent a full copy when it took the case).
 //!
 //! Of the three refusals, two happen in normal operation: a receiver closed to incoming cases,
 //! and a transfer to an ancestor above the top of the running federation (a county's case sent
@@ -516,12 +521,44 @@ fn receive_sync(node: &Node, msg: &Message, copy: &CaseCopy, local: &Local) -> E
             ),
         );
     }
-    if !supervision::newer(&copy.case, local.copy.as_ref().map(|c| &c.case)) {
-        return Effects::default();
-    }
-    Effects {
-        copy: CopyChange::Put(Box::new(copy.clone())),
-        ..Effects::default()
+    match supervision::receive(copy, local.copy.as_ref()) {
+        supervision::Received::Keep => Effects::default(),
+        supervision::Received::Put(next) => Effects {
+            copy: CopyChange::Put(next),
+            ..Effects::default()
+        },
+        supervision::Received::Gap { have } => {
+            let order = Order {
+                id: 0,
+                case_id: copy.case.id.clone(),
+                actor: moves::node_actor(node.me.as_str()),
+                redirects: 0,
+                kind: OrderKind::ResendCopy { from: have },
+            };
+            let text = format!(
+                "supervision copy {} of {} starts after event {} but {have} are held: asked {} to send it again",
+                msg.id(),
+                copy.case.id,
+                copy.history_from(),
+                msg.origin
+            );
+            match node.originate(msg.origin.clone(), Body::Order(order)) {
+                Some(out) => Effects {
+                    send: vec![out],
+                    note: Some(Note { warn: true, text }),
+                    ..Effects::default()
+                },
+                None => Effects::note(
+                    true,
+                    format!(
+                        "supervision copy {} of {} does not continue the copy held, and {} is unreachable",
+                        msg.id(),
+                        copy.case.id,
+                        msg.origin
+                    ),
+                ),
+            }
+        }
     }
 }
 
@@ -538,6 +575,13 @@ fn deliver_order(node: &Node, msg: &Message, order: &Order, local: &Local) -> Ef
                 format!("dropped order {}: tombstone without destination", msg.id()),
             );
         };
+        if let OrderKind::ResendCopy { .. } = order.kind {
+            // The new owner sent the supervisors a full copy when it installed the case.
+            return Effects::note(
+                false,
+                format!("dropped order {}: the case moved to {moved_to}", msg.id()),
+            );
+        }
         return follow(node, msg, order, moved_to);
     }
     let Some(case) = live(local) else {
@@ -606,6 +650,27 @@ fn deliver_order(node: &Node, msg: &Message, order: &Order, local: &Local) -> Ef
                 },
                 Err(MoveError::Domain(e)) => not_done(e.to_string()),
                 Err(MoveError::Unroutable) => not_done(format!("无法送达{to_node}")),
+            }
+        }
+        OrderKind::ResendCopy { from } => {
+            let send = supervision::resend(node.me, issuer, case, &local.history, *from, node.now);
+            let text = if send.is_empty() {
+                format!(
+                    "order {}: {issuer} does not supervise {}",
+                    msg.id(),
+                    case.id
+                )
+            } else {
+                format!(
+                    "order {}: supervision copy of {} sent to {issuer} again from event {from}",
+                    msg.id(),
+                    case.id
+                )
+            };
+            Effects {
+                send,
+                note: Some(Note { warn: false, text }),
+                ..Effects::default()
             }
         }
         OrderKind::RaiseRisk { reason } => {

@@ -12,6 +12,15 @@ use crate::domain::alert::Alert;
 use crate::domain::moves::MoveKind;
 use crate::domain::{Case, Event, Timestamp};
 
+/// Largest encoded size of one federation message (protobuf, envelope included) that this node
+/// queues: 1 MiB. A parent accepts federation calls of four times `limits.max_message_bytes`,
+/// whose lower bound (512 KiB) makes that at least 2 MiB, so a message of this size always
+/// fits, alone or in a batch (`outbox_after` stops a batch near `limits.max_message_bytes`).
+/// Supervised copies are split into parts of at most this size ([`super::supervision`]); a
+/// case transfer (case and whole history in one message) fits by the case data caps
+/// (`crate::domain::validate`, worst case worked out there).
+pub const MESSAGE_BUDGET: usize = 1 << 20;
+
 /// One message between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -130,11 +139,27 @@ pub struct Refused {
     pub intended_owner: NodeCode,
 }
 
-/// A case with its history: what a supervisor keeps (personal data masked).
+/// A case with its history: what a supervisor keeps (personal data masked), or one part of it
+/// on the way there.
+///
+/// `history` holds the *last* events up to `case.history_len`: events
+/// `history_from() + 1 ..= case.history_len`. A stored copy, and a full copy, start at 0; a
+/// delta (the events one write appended) or a later part of a split copy starts where the
+/// supervisor's copy ends (see [`super::supervision`]). Copies queued by older versions always
+/// start at 0, so they read as full copies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseCopy {
     pub case: Case,
     pub history: Vec<Event>,
+}
+
+impl CaseCopy {
+    /// How many events precede the ones carried (0: a full copy, or its first part).
+    pub fn history_from(&self) -> u64 {
+        self.case
+            .history_len
+            .saturating_sub(self.history.len() as u64)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +188,10 @@ pub enum OrderKind {
     /// Raise the risk one colour (the repeat-person rule over the issuer's subtree), unless
     /// the case's own repeat-person alert is held already.
     RaiseRisk { reason: String },
+    /// A supervisor's copy does not continue (a part went missing, or the copy was lost): the
+    /// owner queues the copy again, the events after `from` (split as usual), changing nothing
+    /// in the case. Issued by the supervisor itself ([`super::apply`]).
+    ResendCopy { from: u64 },
 }
 
 impl OrderKind {
@@ -172,6 +201,7 @@ impl OrderKind {
             OrderKind::Supervise { .. } => "督办".to_owned(),
             OrderKind::Transfer { to_node, .. } => format!("流转至{to_node}"),
             OrderKind::RaiseRisk { .. } => "风险升级".to_owned(),
+            OrderKind::ResendCopy { .. } => "重发督办副本".to_owned(),
         }
     }
 }

@@ -255,18 +255,34 @@ fn case_with_history(
     history: Vec<pb::CaseEvent>,
     rules: Vec<pb::RuleSupervision>,
 ) -> Result<(Case, Vec<Event>)> {
+    case_with_history_from(c, 0, history, rules)
+}
+
+/// A case with the events after `from` (a supervised copy's part; 0 for a whole history).
+fn case_with_history_from(
+    c: Option<pb::Case>,
+    from: u64,
+    history: Vec<pb::CaseEvent>,
+    rules: Vec<pb::RuleSupervision>,
+) -> Result<(Case, Vec<Event>)> {
     let events = history
         .into_iter()
         .map(event_from_proto)
         .collect::<Result<Vec<_>>>()?;
-    if events.iter().zip(1u64..).any(|(e, seq)| e.seq != seq) {
+    let first = from
+        .checked_add(1)
+        .ok_or_else(|| DomainError::invalid("history_from", "is out of range"))?;
+    if events.iter().zip(first..).any(|(e, seq)| e.seq != seq) {
         return Err(DomainError::invalid(
             "history",
-            "must be numbered 1, 2, 3, ... without gaps",
+            "must be numbered from history_from + 1 without gaps",
         ));
     }
+    let len = from
+        .checked_add(events.len() as u64)
+        .ok_or_else(|| DomainError::invalid("history_from", "is out of range"))?;
     let c = c.ok_or_else(|| DomainError::invalid("case", "is required"))?;
-    let mut case = case_from_proto(c, events.len() as u64)?;
+    let mut case = case_from_proto(c, len)?;
     case.rule_supervision = rules_from_proto(rules)?;
     Ok((case, events))
 }
@@ -324,6 +340,9 @@ fn order_to_proto(o: &Order) -> pb::CaseOrder {
         OrderKind::RaiseRisk { reason } => pb::case_order::Kind::RaiseRisk(pb::RiskRaiseOrder {
             reason: reason.clone(),
         }),
+        OrderKind::ResendCopy { from } => {
+            pb::case_order::Kind::ResendCopy(pb::ResendCopyOrder { from: *from })
+        }
     };
     pb::CaseOrder {
         order_id: *id,
@@ -358,6 +377,9 @@ fn order_from_proto(o: Option<pb::CaseOrder>) -> Result<Order> {
         }
         pb::case_order::Kind::RaiseRisk(pb::RiskRaiseOrder { reason }) => {
             OrderKind::RaiseRisk { reason }
+        }
+        pb::case_order::Kind::ResendCopy(pb::ResendCopyOrder { from }) => {
+            OrderKind::ResendCopy { from }
         }
     };
     Ok(Order {
@@ -414,10 +436,11 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
             intended_owner: intended_owner.to_string(),
             rule_supervision: rules_to_proto(case),
         }),
-        Body::Sync(CaseCopy { case, history }) => B::Sync(pb::SupervisionSync {
-            case: Some(full(case)),
-            history: history_to_proto(history),
-            rule_supervision: rules_to_proto(case),
+        Body::Sync(copy) => B::Sync(pb::SupervisionSync {
+            case: Some(full(&copy.case)),
+            history: history_to_proto(&copy.history),
+            rule_supervision: rules_to_proto(&copy.case),
+            history_from: copy.history_from(),
         }),
         Body::Close { case_id, epoch } => B::Close(pb::SupervisionClose {
             case_id: case_id.clone(),
@@ -466,6 +489,19 @@ pub fn withheld_envelope(link_seq: u64, m: &Message, reason: &str) -> pb::Envelo
         withheld: reason.to_owned(),
         body: None,
     }
+}
+
+/// Encoded size of a case with its history (`earlier` then `appended`), as a transfer
+/// carries it (envelope aside): what `domain::validate::CASE_MAX_BYTES` bounds.
+pub fn case_bytes(case: &Case, earlier: &[Event], appended: &[Event]) -> usize {
+    use prost::Message as _;
+    let record = case_to_proto(case, true, case.updated_at).encoded_len();
+    let events: usize = earlier
+        .iter()
+        .chain(appended)
+        .map(|e| event_to_proto(e).encoded_len() + 4)
+        .sum();
+    record + events
 }
 
 /// A message from a peer as it comes off the wire: its link seq (an error when 0: the batch is
@@ -632,8 +668,10 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
             case,
             history,
             rule_supervision,
+            history_from,
         }) => {
-            let (case, history) = case_with_history(case, history, rule_supervision)?;
+            let (case, history) =
+                case_with_history_from(case, history_from, history, rule_supervision)?;
             Body::Sync(CaseCopy { case, history })
         }
         B::Close(pb::SupervisionClose { case_id, epoch }) => Body::Close { case_id, epoch },

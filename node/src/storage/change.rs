@@ -25,7 +25,7 @@ use crate::code::NodeCode;
 use crate::domain::CaseStatus;
 use crate::domain::alert::Alert;
 use crate::domain::rules::normalize_id_number;
-use crate::domain::{Case, DomainError, Event};
+use crate::domain::{Case, DomainError, Event, validate};
 use crate::federation::message::{Body, OutboxEntry, Outgoing, Sighting};
 use crate::federation::route;
 use crate::federation::supervision;
@@ -455,16 +455,16 @@ impl Change<'_> {
         enqueue(tx, self.outgoing)?;
         let plan = supervision::plan(self.before, case);
         if plan.owner.is_some() {
-            let mut history = if plan.sync.is_empty() {
-                Vec::new()
-            } else {
+            let earlier = if plan.needs_history() {
                 let stored = self.before.map_or(0, |b| b.history_len);
                 read_history(tx, &case.id, stored)?
+            } else {
+                Vec::new()
             };
-            if !plan.sync.is_empty() {
-                history.extend_from_slice(self.events);
-            }
-            enqueue(tx, &supervision::messages(&plan, case, &history))?;
+            enqueue(
+                tx,
+                &supervision::messages(&plan, case, &earlier, self.events),
+            )?;
         }
         stats::on_case_change(tx, self.before, case)
     }
@@ -731,6 +731,7 @@ where
             return Err(abort(WriteError::NotFound(case_id.to_owned())));
         };
         let (after, events, alerts) = f(&before).map_err(abort)?;
+        check_size(tx, &before, &after, &events)?;
         let change = Change {
             before: Some(&before),
             after: &after,
@@ -742,6 +743,34 @@ where
         change.apply(tx)?;
         Ok(Some(after))
     })
+}
+
+/// Histories shorter than this cannot reach [`validate::CASE_MAX_BYTES`] whatever their
+/// events (each at most a few KiB: its text is capped), so their size is not worked out.
+const SIZE_CHECKED_FROM: u64 = 50;
+
+/// Refuses a change that would make the case larger than [`validate::CASE_MAX_BYTES`] (its
+/// record and whole history, encoded as they travel between nodes).
+fn check_size(tx: &Tx<'_>, before: &Case, after: &Case, events: &[Event]) -> TxResult<()> {
+    if events.is_empty() || after.history_len < SIZE_CHECKED_FROM {
+        return Ok(());
+    }
+    let size = crate::federation::wire::case_bytes(
+        after,
+        &read_history(tx, &before.id, before.history_len)?,
+        events,
+    );
+    if size <= validate::CASE_MAX_BYTES {
+        return Ok(());
+    }
+    Err(abort(WriteError::Domain(DomainError::Refused {
+        action: "change the case",
+        reason: format!(
+            "the case would hold {} KiB, above the limit of {} KiB per case (案件记录已达上限):              record further work in a follow-up case",
+            size / 1024,
+            validate::CASE_MAX_BYTES / 1024
+        ),
+    })))
 }
 
 /// The transaction of [`super::Store::raise_alerts`]: the number of alerts that were new.

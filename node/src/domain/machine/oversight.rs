@@ -6,7 +6,9 @@
 //!   ([`rules::reconcile_risk`]) then opens or closes supervision, one event each.
 //! * `ExtendDeadline` moves the running resolution deadline later, once per case: `until`
 //!   must be after the current deadline and at most one more `deadlines.resolve` beyond it.
-//! * `UpdatePlan` sets the given fields; giving only the current values changes nothing.
+//! * `UpdatePlan` sets the given fields; giving only the current values changes nothing. Its
+//!   event quotes the names and records a longer field (plan, briefing) as changed, with its
+//!   length: the case holds the current text.
 //! * `AddProgress` appends to the progress table, at most [`PROGRESS_MAX`] entries.
 //! * `SuperviseOverdue` opens the parent's supervision of a case whose running deadline is
 //!   overdue by more than `after`; it is refused if the case is not, and changes nothing if
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use super::super::calendar::china_datetime;
 use super::super::rules::{self, Draft, Opened};
+use super::super::validate;
 use super::super::{
     Case, Command, Ctx, DomainError, EventKind, PlanUpdate, ProgressEntry, RiskLevel,
     SupervisionCause, Timestamp, mask,
@@ -25,6 +28,9 @@ use super::super::{
 
 /// The progress table holds at most this many entries.
 pub const PROGRESS_MAX: usize = 200;
+/// A "六个一" field up to this many characters (the names) is quoted in the plan-update event;
+/// a longer one (the plan, the briefing) is recorded as changed, with its length.
+pub const PLAN_SHOWN_MAX_CHARS: usize = validate::PLAN_NAME_MAX_CHARS;
 
 /// Applies an oversight command to `next` (a copy of `case`); the lifecycle commands are not
 /// handled here and give no draft.
@@ -161,10 +167,17 @@ fn update_plan(case: &Case, next: &mut Case, update: &PlanUpdate) -> Vec<Draft> 
             continue;
         };
         *field = value.clone();
-        let shown = if value.trim().is_empty() {
+        // The case holds the text; the history records that it changed, and the text itself
+        // only when it is a name (a long plan, rewritten hundreds of times in a long-running
+        // case, would otherwise fill the history: see `validate::CASE_MAX_BYTES`).
+        let text = value.trim();
+        let chars = text.chars().count();
+        let shown = if text.is_empty() {
             "（清空）".to_owned()
+        } else if chars > PLAN_SHOWN_MAX_CHARS {
+            format!("已更新（{chars}字）")
         } else {
-            mask::redact(value.trim(), &case.parties)
+            mask::redact(text, &case.parties)
         };
         said.push(format!("{label}：{shown}"));
     }

@@ -521,8 +521,8 @@ fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
     );
     // ...and the write sends the county its copy, up through the township.
     let plan = supervision::plan(None, &case);
-    assert_eq!(plan.sync, [c("610116")]);
-    let out = supervision::messages(&plan, &case, &events);
+    assert_eq!(plan.fresh, [c("610116")]);
+    let out = supervision::messages(&plan, &case, &[], &events);
     assert_eq!(out[0].next_hop, c("610116001"));
 
     // 提级办理 back: the township takes it over (the county still follows red), then the
@@ -596,7 +596,7 @@ fn an_installed_case_gets_the_colour_rule_of_its_new_owner() {
     assert_eq!(back.supervising_nodes, ["610116"]);
     assert_eq!(events.last().unwrap().kind, EventKind::Returned);
     assert!(e.alerts.is_empty());
-    assert_eq!(supervision::plan(Some(&tomb), &back).sync, [c("610116")]);
+    assert_eq!(supervision::plan(Some(&tomb), &back).fresh, [c("610116")]);
 }
 
 #[test]

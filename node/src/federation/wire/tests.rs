@@ -282,3 +282,96 @@ fn a_message_that_cannot_be_read_is_refused_on_its_own() {
     };
     assert_eq!(refusal_from_proto(newer).1.kind, RefusalKind::Unknown);
 }
+
+/// The case data caps keep a case transfer within the message budget: the largest record the
+/// operator API allows, a history grown to `CASE_MAX_BYTES` with events of the longest text,
+/// then moves on top (which the cap does not refuse), each two events with the longest reason.
+#[test]
+fn the_largest_case_the_caps_allow_travels_in_one_message() {
+    use crate::domain::machine::PROGRESS_MAX;
+    use crate::domain::validate::*;
+    use crate::domain::{Party, ProgressEntry};
+    use prost::Message as _;
+    let long = |n: usize| "调".repeat(n);
+    let actor = format!(
+        "spiffe://fengqiao/op/610116001001/director/{}",
+        "x".repeat(64)
+    );
+    let mut case = sample_case(parties());
+    case.summary = long(SUMMARY_MAX_CHARS);
+    case.description = long(DESCRIPTION_MAX_CHARS);
+    let role = case.parties[0].role;
+    case.parties = (0..PARTIES_MAX)
+        .map(|_| Party {
+            role,
+            name: long(PARTY_NAME_MAX_CHARS),
+            phone: "1".repeat(PHONE_MAX_CHARS),
+            id_number: "1".repeat(ID_NUMBER_CHARS),
+        })
+        .collect();
+    case.reason = long(TEXT_MAX_CHARS);
+    case.guidance = long(TEXT_MAX_CHARS);
+    case.agreement = long(TEXT_MAX_CHARS);
+    case.grid_id = long(GRID_ID_MAX_CHARS);
+    case.handler = Some(long(HANDLER_MAX_CHARS));
+    case.plan.lead_leader = long(PLAN_NAME_MAX_CHARS);
+    case.plan.mediation_org = long(PLAN_NAME_MAX_CHARS);
+    case.plan.liaison_unit = long(PLAN_NAME_MAX_CHARS);
+    case.plan.plan = long(TEXT_MAX_CHARS);
+    case.plan.legal_briefing = long(TEXT_MAX_CHARS);
+    case.plan.progress = vec![
+        ProgressEntry {
+            at: Timestamp(5),
+            actor: actor.clone(),
+            text: long(PROGRESS_TEXT_MAX_CHARS),
+        };
+        PROGRESS_MAX
+    ];
+    let record = case_bytes(&case, &[], &[]);
+    assert!(
+        record < CASE_MAX_BYTES / 2,
+        "the largest record leaves room for a history: {record} bytes"
+    );
+    let event = |seq: u64| Event {
+        seq,
+        at: Timestamp(5),
+        node: "610116001001".into(),
+        actor: actor.clone(),
+        kind: EventKind::TransferredOut,
+        from_status: Some(CaseStatus::InMediation),
+        to_status: CaseStatus::InMediation,
+        // The longest text an event quotes, with its wording around it.
+        detail: long(TEXT_MAX_CHARS + 100),
+    };
+    let mut history = Vec::new();
+    loop {
+        let next = event(history.len() as u64 + 1);
+        if case_bytes(&case, &history, std::slice::from_ref(&next)) > CASE_MAX_BYTES {
+            break;
+        }
+        history.push(next);
+    }
+    // Fifteen moves of the full case, each with the longest reason.
+    for _ in 0..30 {
+        history.push(event(history.len() as u64 + 1));
+    }
+    case.history_len = history.len() as u64;
+    let m = Message {
+        origin: c("610116001001"),
+        origin_seq: u64::MAX,
+        destination: c("6101"),
+        sent_at: Timestamp(5),
+        body: Body::Transfer(Transfer {
+            case,
+            history,
+            epoch: u64::MAX,
+            kind: MoveKind::Ordered,
+            reason: long(TEXT_MAX_CHARS),
+        }),
+    };
+    let size = envelope_to_proto(u64::MAX, &m).encoded_len();
+    assert!(
+        size <= crate::federation::message::MESSAGE_BUDGET,
+        "{size} bytes"
+    );
+}

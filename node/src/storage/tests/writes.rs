@@ -408,3 +408,47 @@ async fn requests_of_one_batch_see_each_other_and_a_refused_one_leaves_nothing()
     );
     assert_index_consistency(&store);
 }
+
+#[tokio::test]
+async fn a_change_that_would_make_the_case_too_large_is_refused_and_writes_nothing() {
+    use crate::domain::validate::CASE_MAX_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register(&store, "big").await.case;
+    // Each change appends ten events of 2,000 characters (about 60 KiB).
+    let grow = |c: &Case| {
+        let (next, mut events) = step(c, 10, |_| {});
+        for e in &mut events {
+            e.detail = "调".repeat(2_000);
+        }
+        Ok((next, events))
+    };
+    let mut refused = None;
+    for _ in 0..(2 * CASE_MAX_BYTES / (60 * 1024)) {
+        match store.update(case.id.clone(), grow).await {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("the cap was reached");
+    assert!(
+        matches!(&err, WriteError::Domain(DomainError::Refused { reason, .. }) if reason.contains("案件记录已达上限")),
+        "{err:?}"
+    );
+    let held = store.get_case(&case.id).unwrap().unwrap();
+    let history = store.history(&case.id).unwrap();
+    assert_eq!(
+        history.len() as u64,
+        held.history_len,
+        "nothing half-written"
+    );
+    let size = crate::federation::wire::case_bytes(&held, &history, &[]);
+    assert!(size <= CASE_MAX_BYTES, "{size}");
+    assert!(
+        size > CASE_MAX_BYTES - 60 * 1024,
+        "refused only near the cap: {size}"
+    );
+}

@@ -355,6 +355,14 @@ fn the_plan_and_its_progress_table() {
     let (case, events) = run(&case, VILLAGE, 3, Command::UpdatePlan(clear));
     assert_eq!(case.plan.lead_leader, "");
     assert_eq!(events[0].detail, "六个一更新。包案领导：（清空）");
+    // A long plan is kept whole in the case; its event records the change and its length.
+    let long = PlanUpdate {
+        plan: Some("调".repeat(2_000)),
+        ..Default::default()
+    };
+    let (case, events) = run(&case, VILLAGE, 4, Command::UpdatePlan(long));
+    assert_eq!(case.plan.plan.chars().count(), 2_000);
+    assert_eq!(events[0].detail, "六个一更新。化解方案：已更新（2000字）");
     assert!(matches!(
         apply(
             &case,
