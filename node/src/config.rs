@@ -245,7 +245,9 @@ pub struct NodeConfig {
     /// and end-to-end tests only: restarting a node with a larger offset moves its "now"
     /// without waiting. Never set it in production.
     pub clock_offset: Duration,
-    /// `[limits]` `max_message_bytes`: largest request accepted (4 KiB–64 MiB).
+    /// `[limits]` `max_message_bytes`: largest request accepted (1–64 MiB: at least the
+    /// federation's message budget, `federation::message::MESSAGE_BUDGET`, so that every
+    /// message a peer sends fits).
     pub max_message_bytes: usize,
     /// `[limits]` `max_concurrent_streams`: HTTP/2 streams per connection (1–10000).
     pub max_concurrent_streams: u32,
@@ -591,8 +593,12 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         reports.dir
     };
     let clock_offset = parse_offset("clock_offset", &clock_offset)?;
-    if !(4096..=64 << 20).contains(&limits.max_message_bytes) {
-        return Err(invalid("limits.max_message_bytes", "must be 4096–67108864"));
+    if !(crate::federation::message::MESSAGE_BUDGET..=64 << 20).contains(&limits.max_message_bytes)
+    {
+        return Err(invalid(
+            "limits.max_message_bytes",
+            "must be 1048576–67108864 (1–64 MiB)",
+        ));
     }
     if !(1..=10_000).contains(&limits.max_concurrent_streams) {
         return Err(invalid("limits.max_concurrent_streams", "must be 1–10000"));

@@ -13,12 +13,13 @@ use crate::domain::moves::MoveKind;
 use crate::domain::{Case, Event, Timestamp};
 
 /// Largest encoded size of one federation message (protobuf, envelope included) that this node
-/// queues: 1 MiB. A parent accepts federation calls of four times `limits.max_message_bytes`,
-/// whose lower bound (512 KiB) makes that at least 2 MiB, so a message of this size always
-/// fits, alone or in a batch (`outbox_after` stops a batch near `limits.max_message_bytes`).
-/// Supervised copies are split into parts of at most this size ([`super::supervision`]); a
-/// case transfer (case and whole history in one message) fits by the case data caps
-/// (`crate::domain::validate`, worst case worked out there).
+/// queues: 1 MiB, the lowest `limits.max_message_bytes` a node accepts, which is also the
+/// largest single message a sender sends and a receiver takes (`link.rs` withholds, and
+/// `service.rs` refuses, a larger one). So every message fits by construction. Supervised
+/// copies are split into parts of at most this size ([`super::supervision`]); a case transfer
+/// (case and whole history in one message) fits by the case data caps
+/// (`crate::domain::validate::CASE_MAX_BYTES`; a unit test in `wire` builds the largest case
+/// the caps allow).
 pub const MESSAGE_BUDGET: usize = 1 << 20;
 
 /// One message between nodes.
