@@ -3,7 +3,8 @@
 //! supervised by the county; it gets 400 "六个一" plan updates of 2,000 characters each. Every
 //! change reaches the county's supervised copy (as a delta), and afterwards an escalation of
 //! another case, and of the long case itself, arrives at the township; the village's link is
-//! connected with nothing queued and nothing refused.
+//! connected with nothing queued and nothing refused; the village's tombstone keeps no
+//! personal data.
 
 mod support;
 
@@ -171,6 +172,17 @@ async fn a_long_running_supervised_case_never_jams_the_link() {
     })
     .await;
     assert!(history(&town, &id).await.unwrap().len() > len);
+    // The new owner has the parties; the village's tombstone answers a citizen who comes back
+    // (id, status, where the case went, summary) without them.
+    assert_eq!(moved.parties[0].phone, "13812345678");
+    let tomb = get(&mut village, &id).await.unwrap();
+    assert_eq!(tomb.status, pb::CaseStatus::Transferred as i32);
+    assert_eq!(
+        (tomb.moved_to.as_str(), tomb.summary.as_str()),
+        (TOWN, moved.summary.as_str())
+    );
+    assert!(tomb.parties.is_empty(), "{:?}", tomb.parties);
+    assert!(tomb.description.is_empty());
     assert!(moved.plan.unwrap().plan.starts_with("0399"));
 
     // The village's link: connected, nothing queued, nothing refused either way.

@@ -106,6 +106,7 @@ pub fn hand_over(
         });
     }
     let mut tomb = case.clone();
+    strip_personal_data(&mut tomb);
     tomb.status = CaseStatus::Transferred;
     tomb.moved_to = Some(to.to_owned());
     tomb.owner_node = to.to_owned();
@@ -129,6 +130,28 @@ pub fn hand_over(
     );
     tomb.history_len = e.seq;
     Ok((tomb, e))
+}
+
+/// What the old owner's tombstone keeps of a case that moved away: what it needs to answer a
+/// citizen who comes back or an order that arrives late — id, lookup code, status, where the
+/// case went and when, category, amounts, dates, supervisors, the summary (party names and
+/// numbers in it masked) and the history (whose details are masked already) — but not the
+/// parties' names, phones and ID numbers, nor the free text that quotes them (description,
+/// reason, guidance, agreement, the "六个一" plan): PIPL's minimum necessary. The new owner
+/// holds the full record; a refused transfer comes back with it (`restore` installs the
+/// carried case, never the tombstone).
+pub fn strip_personal_data(tomb: &mut Case) {
+    let parties = std::mem::take(&mut tomb.parties);
+    tomb.summary = mask::redact(&tomb.summary, &parties);
+    for text in [
+        &mut tomb.description,
+        &mut tomb.reason,
+        &mut tomb.guidance,
+        &mut tomb.agreement,
+    ] {
+        text.clear();
+    }
+    tomb.plan = Default::default();
 }
 
 /// The event a node appends to a carried history when it passes a case on toward `to`.

@@ -112,9 +112,11 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 /// events of one case write as one run under one key (`ValueKind::Events`); the single events
 /// of older stores are read as runs of one, so nothing is rewritten. Version 5 replaces the
 /// status, risk and category indexes by the one facets index, rebuilt at open (see
-/// [`upgrade`]). The statistics
-/// trees have their own format marker (`stats`), and are rebuilt on open when it is missing.
-const STORE_FORMAT: u32 = 5;
+/// [`upgrade`]). Version 6 keeps no personal data in tombstones
+/// (`domain::moves::strip_personal_data`); those of older stores are stripped at open. The
+/// statistics trees have their own format marker (`stats`), and are rebuilt on open when it is
+/// missing.
+const STORE_FORMAT: u32 = 6;
 
 /// Period of sled's own background flush and segment cleaning, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 1000;
@@ -618,8 +620,60 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
 /// * format 1: every case is filed in the indexes version 2 added (and in the rest);
 /// * formats 1 to 4: the status, risk and category indexes give way to the facets index;
 /// * format 3 changed the layout only (`space::adopt_older_layout` moved the trees), and
-///   format 4 reads the single events of older formats as they are.
+///   format 4 reads the single events of older formats as they are;
+/// * formats 1 to 5: tombstones (cases moved away) lose the parties' personal data, through
+///   the ordinary write path, so their person-index entries go too.
 fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageError> {
+    if format < 5 {
+        reindex(trees, secret, format)?;
+    }
+    let mut stripped = 0;
+    let tombstones: Vec<Case> = trees
+        .get(TreeId::Cases)
+        .iter()
+        .map(|entry| {
+            let (key, bytes) = entry?;
+            codec::decode_case(TreeId::Cases, &key, &bytes)
+        })
+        .filter(|case| {
+            case.as_ref().map_or(true, |c| {
+                c.status == CaseStatus::Transferred && !c.parties.is_empty()
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for before in tombstones {
+        let mut after = before.clone();
+        crate::domain::moves::strip_personal_data(&mut after);
+        trees
+            .transaction(secret, |tx| {
+                change::Change {
+                    before: Some(&before),
+                    after: &after,
+                    events: &[],
+                    alerts: &[],
+                    outgoing: &[],
+                }
+                .apply(tx)
+            })
+            .map_err(|e| match e {
+                WriteError::Storage(s) => s,
+                other => StorageError::InvalidRecord(other.to_string()),
+            })?;
+        stripped += 1;
+    }
+    trees
+        .get(TreeId::Meta)
+        .insert(keys::META_FORMAT, codec::encode_format(STORE_FORMAT)?)?;
+    tracing::info!(
+        stripped,
+        "store upgraded from format {format} to {STORE_FORMAT}: personal data removed from {stripped} tombstones"
+    );
+    Ok(())
+}
+
+/// Files every case of a store of `format` (below 5) in the facets index (and, from format 1,
+/// in every index), and drops the indexes format 5 replaced.
+fn reindex(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageError> {
     // It reads every case: on a large store the node takes a while to start.
     tracing::info!(
         "upgrading the store from format {format} to {STORE_FORMAT}: re-indexing every case"
@@ -652,12 +706,6 @@ fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
             space.remove_keys(keys)?;
         }
     }
-    trees
-        .get(TreeId::Meta)
-        .insert(keys::META_FORMAT, codec::encode_format(STORE_FORMAT)?)?;
-    tracing::info!(
-        cases,
-        "store upgraded from format {format} to {STORE_FORMAT}"
-    );
+    tracing::info!(cases, "re-indexed every case of a format {format} store");
     Ok(())
 }

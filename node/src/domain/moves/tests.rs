@@ -32,6 +32,22 @@ fn a_move_leaves_a_tombstone_and_the_receiver_continues_the_history() {
     assert_eq!(tomb.moved_to.as_deref(), Some("610116001001"));
     assert_eq!(tomb.owner_node, "610116001001");
     assert_eq!(tomb.epoch, case.epoch);
+    // The tombstone answers a citizen who comes back, without the parties' data.
+    assert!(tomb.parties.is_empty(), "{:?}", tomb.parties);
+    assert!(tomb.description.is_empty() && tomb.plan == Default::default());
+    assert_eq!(
+        (&tomb.id, &tomb.lookup_code, &tomb.summary),
+        (&case.id, &case.lookup_code, &case.summary)
+    );
+    let stored = format!("{tomb:?}");
+    for p in &case.parties {
+        for personal in [&p.name, &p.phone, &p.id_number] {
+            assert!(
+                personal.is_empty() || !stored.contains(personal.as_str()),
+                "{personal} in {stored}"
+            );
+        }
+    }
     assert_eq!(out.seq, case.history_len + 1);
     assert_eq!(out.kind, EventKind::TransferredOut);
     assert_eq!(out.from_status, Some(CaseStatus::Registered));

@@ -466,3 +466,73 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     assert_eq!(format, super::super::STORE_FORMAT);
     assert_eq!(legacy.len(), 1);
 }
+
+/// A store of format 5 kept the parties of its tombstones; opened by this version, they lose
+/// them (and their person-index entries), and nothing else changes.
+#[tokio::test]
+async fn tombstones_of_older_stores_lose_their_personal_data_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let moved = register(&store, "moved").await.case;
+    let kept = register(&store, "kept").await.case;
+    let tomb = store
+        .update(moved.id.clone(), |c| {
+            // What an older version wrote when the case moved away: parties in full.
+            Ok(step(c, 1, |n| {
+                n.status = CaseStatus::Transferred;
+                n.moved_to = Some("6101".into());
+                n.owner_node = "6101".into();
+            }))
+        })
+        .await
+        .unwrap();
+    assert!(!tomb.parties.is_empty());
+    let in_index = |store: &Store, case: &Case| {
+        store
+            .person_matches(case, Timestamp(0), Timestamp(i64::MAX), 10)
+            .unwrap()
+            .iter()
+            .flat_map(|m| m.case_ids.clone())
+            .filter(|id| *id == case.id)
+            .count()
+    };
+    assert_eq!(in_index(&store, &moved), 1);
+    store.raw_insert(
+        TreeId::Meta,
+        keys::META_FORMAT,
+        &codec::encode_format(5).unwrap(),
+    );
+    store.shutdown().await;
+    drop(store);
+
+    let store = Store::open_again(dir.path(), &options()).unwrap();
+    let stripped = store.get_case(&moved.id).unwrap().unwrap();
+    assert!(stripped.parties.is_empty(), "{:?}", stripped.parties);
+    assert!(stripped.description.is_empty());
+    assert_eq!(
+        (
+            stripped.status,
+            &stripped.moved_to,
+            &stripped.summary,
+            stripped.history_len
+        ),
+        (
+            CaseStatus::Transferred,
+            &tomb.moved_to,
+            &tomb.summary,
+            tomb.history_len
+        )
+    );
+    assert_eq!(
+        in_index(&store, &moved),
+        0,
+        "its person-index entries went with them"
+    );
+    assert_eq!(
+        store.get_case(&kept.id).unwrap().unwrap(),
+        kept,
+        "a live case is untouched"
+    );
+    assert_eq!(in_index(&store, &kept), 1);
+    assert_index_consistency(&store);
+}
