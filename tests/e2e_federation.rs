@@ -56,6 +56,14 @@ impl Federation {
         self.nodes.iter().find(|n| n.code == code).unwrap()
     }
 
+    /// Waits until every parent has heard from its children (cases go down only to known
+    /// children).
+    async fn all_linked(&self) {
+        for (parent, child) in [(CITY, COUNTY), (COUNTY, TOWN), (TOWN, V1), (TOWN, V2)] {
+            linked(&self.pki, self.node(parent), parent, child).await;
+        }
+    }
+
     async fn director(&self, code: &str) -> Client {
         operator_client(&self.pki, self.node(code), code, "director", "boss").await
     }
@@ -118,6 +126,7 @@ fn kinds(h: &[pb::CaseEvent]) -> Vec<&str> {
 async fn cases_move_and_are_supervised_across_the_tiers() {
     init();
     let fed = Federation::start();
+    fed.all_linked().await;
     let mut city = fed.director(CITY).await;
     let mut county = fed.director(COUNTY).await;
     let mut town = fed.director(TOWN).await;
@@ -608,6 +617,7 @@ async fn the_colour_rule_follows_a_case_down_and_back_up() {
     );
     let mut county = operator_client(&pki, &county_node, COUNTY, "director", "boss").await;
     let mut v1 = operator_client(&pki, &village_node, V1, "director", "boss").await;
+    linked(&pki, &town_node, TOWN, V1).await;
 
     let red = county
         .register_case(request(

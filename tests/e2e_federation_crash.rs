@@ -231,6 +231,7 @@ async fn a_relaying_node_crashes_mid_forward() {
             ..NodeOpts::default()
         },
     );
+    linked(&pki, &town, TOWN, VILLAGE).await;
     let mut c = director(&pki, &county).await;
     let id = register(&mut c, "relay").await;
     c.transfer_case(pb::TransferCaseRequest {

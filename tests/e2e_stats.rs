@@ -445,6 +445,15 @@ async fn workload(fed: &Fed) {
 async fn figures_stay_exact_across_the_tree_through_a_partition() {
     init();
     let mut fed = Fed::start();
+    for code in NODES {
+        if let Some(parent) = NODES
+            .iter()
+            .filter(|p| p.len() < code.len() && code.starts_with(**p))
+            .max_by_key(|p| p.len())
+        {
+            linked(&fed.pki, &fed.nodes[*parent], parent, code).await;
+        }
+    }
     workload(&fed).await;
     fed.move_clock(V2, V2_AHEAD);
     let none = BTreeMap::new();

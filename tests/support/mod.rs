@@ -383,6 +383,33 @@ pub async fn operator_client(
     CaseServiceClient::new(ch)
 }
 
+/// Waits until `parent` (a node of code `parent_code`) has heard from its child `child`: a
+/// node sends cases down only to children it knows, so a test that transfers a case down
+/// right after starting the child waits for this first.
+pub async fn linked(pki: &Pki, parent: &NodeProc, parent_code: &str, child: &str) {
+    let c = operator_client(pki, parent, parent_code, "director", "links").await;
+    eventually(
+        &format!("{parent_code} to hear from {child}"),
+        Duration::from_secs(60),
+        || {
+            let mut c = c.clone();
+            async move {
+                let links = c
+                    .get_links(pb::GetLinksRequest {})
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .links;
+                links
+                    .iter()
+                    .any(|l| l.peer == child && l.last_heard.is_some())
+                    .then_some(())
+            }
+        },
+    )
+    .await
+}
+
 /// A complete, valid registration request.
 pub fn register_request(key: &str) -> pb::RegisterCaseRequest {
     pb::RegisterCaseRequest {

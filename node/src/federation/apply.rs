@@ -43,6 +43,8 @@
 //! the receiver cannot arise while epochs fence every move (the sender's tombstone is written
 //! with the transfer); that check guards against a store restored from an old backup, or a bug.
 
+use std::collections::BTreeSet;
+
 use crate::code::NodeCode;
 use crate::domain::alert::{self, Alert};
 use crate::domain::moves::{self, MoveKind};
@@ -73,6 +75,12 @@ pub struct Node<'a> {
     pub refuse_transfers: Option<&'a str>,
     /// `[early_warning]`: the subtree repeat-person count uses its threshold and window.
     pub policy: &'a Policy,
+    /// The children this node knows — from their links (a link record) and their figures (a
+    /// stored contribution) — when it checks them: a message goes down only to one of these.
+    /// A transfer toward a node below an unknown child is refused when it is ordered, or sent
+    /// back by the relay that does not know the next hop, instead of being queued for a child
+    /// that never comes. `None` (unit tests of other rules): every child is taken as known.
+    pub children: Option<&'a BTreeSet<NodeCode>>,
 }
 
 impl Node<'_> {
@@ -86,7 +94,12 @@ impl Node<'_> {
     }
 
     fn route(&self, dest: &NodeCode) -> Hop {
-        route::next_hop(self.me, self.uplink, dest)
+        match route::next_hop(self.me, self.uplink, dest) {
+            Hop::Child(c) if self.children.is_some_and(|known| !known.contains(&c)) => {
+                Hop::Unroutable
+            }
+            hop => hop,
+        }
     }
 
     /// A message created here, queued toward its destination; `None` if unroutable.
@@ -346,7 +359,7 @@ fn unroutable(node: &Node, msg: &Message) -> Effects {
         );
     };
     let reason = format!(
-        "{}无法送达{}（无通往该中心的链路）",
+        "{}无法送达{}（无通往该中心的链路，或该中心不存在）",
         node.me, msg.destination
     );
     refuse(node, msg, t, reason)

@@ -199,6 +199,16 @@ impl LinkTable {
         f(&mut guard)
     }
 
+    /// The children this node has a link record of (heard from since it started, or stored).
+    pub fn children(&self) -> std::collections::BTreeSet<NodeCode> {
+        self.with(|m| {
+            m.keys()
+                .filter(|p| self.parent.as_ref() != Some(*p))
+                .cloned()
+                .collect()
+        })
+    }
+
     fn role_of(&self, peer: &NodeCode) -> Role {
         if self.parent.as_ref() == Some(peer) {
             Role::Parent

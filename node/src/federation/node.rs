@@ -1,6 +1,7 @@
 //! What the federation's network side of one node shares: identity, configuration, store,
 //! link table, and the one way messages are applied.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
@@ -38,6 +39,7 @@ struct OwnedNode {
     deadlines: Deadlines,
     refuse_transfers: Option<String>,
     policy: crate::domain::Policy,
+    children: BTreeSet<NodeCode>,
 }
 
 impl OwnedNode {
@@ -49,6 +51,7 @@ impl OwnedNode {
             deadlines: &self.deadlines,
             refuse_transfers: self.refuse_transfers.as_deref(),
             policy: &self.policy,
+            children: Some(&self.children),
         }
     }
 }
@@ -94,8 +97,13 @@ impl Federation {
         self
     }
 
-    /// The node as the pure layer sees it, at the current time.
-    pub fn node(&self, now: crate::domain::Timestamp) -> Node<'_> {
+    /// The node as the pure layer sees it, at the current time, knowing `children` (from
+    /// [`Federation::known_children`]).
+    pub fn node<'a>(
+        &'a self,
+        now: crate::domain::Timestamp,
+        children: &'a BTreeSet<NodeCode>,
+    ) -> Node<'a> {
         Node {
             me: &self.me,
             uplink: self.parent.as_ref(),
@@ -103,7 +111,23 @@ impl Federation {
             deadlines: &self.deadlines,
             refuse_transfers: self.config.refuse_transfers.as_deref(),
             policy: &self.policy,
+            children: Some(children),
         }
+    }
+
+    /// The children this node knows: those with a link record (heard from, now or before a
+    /// restart) and those whose figures it holds. A child that has never linked and never
+    /// reported is not known, and nothing is sent down to it.
+    pub fn known_children(&self) -> BTreeSet<NodeCode> {
+        let mut known = self.links.children();
+        match self
+            .store
+            .stats_children(crate::stats::Kind::Subtree, &self.me)
+        {
+            Ok(reported) => known.extend(reported),
+            Err(e) => tracing::warn!(error = %e, "cannot read which children reported figures"),
+        }
+        known
     }
 
     /// What [`Federation::node`] borrows, owned, for closures run by the store's writer.
@@ -114,6 +138,7 @@ impl Federation {
             deadlines: self.deadlines.clone(),
             refuse_transfers: self.config.refuse_transfers.clone(),
             policy: self.policy.clone(),
+            children: self.known_children(),
         }
     }
 

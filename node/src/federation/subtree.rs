@@ -243,6 +243,7 @@ mod tests {
             deadlines: &deadlines,
             refuse_transfers: None,
             policy: &policy,
+            children: None,
         };
         let msg = Message {
             origin: s.node.clone(),
@@ -330,6 +331,7 @@ mod tests {
             deadlines: &deadlines,
             refuse_transfers: None,
             policy: &policy,
+            children: None,
         };
         // Two cases at village 1, then one registered at the township itself (already stored).
         let own = sighting("t", 30, TOWN);

@@ -104,18 +104,30 @@ impl CaseApi {
         }
         let actor = caller.uri();
         let now = self.state.clock.now();
+        let children = fed.known_children();
         let tomb = self
             .state
             .store
             .update_federated(id, move |case, history| {
-                let (tomb, events, out) =
-                    apply::move_out(&fed.node(now), case, history, &actor, &to, kind, &reason)
-                        .map_err(|e| match e {
-                            MoveError::Domain(d) => d,
-                            MoveError::Unroutable => {
-                                DomainError::invalid("to_node", format!("no route to {to}"))
-                            }
-                        })?;
+                let (tomb, events, out) = apply::move_out(
+                    &fed.node(now, &children),
+                    case,
+                    history,
+                    &actor,
+                    &to,
+                    kind,
+                    &reason,
+                )
+                .map_err(|e| match e {
+                    MoveError::Domain(d) => d,
+                    MoveError::Unroutable => DomainError::invalid(
+                        "to_node",
+                        format!(
+                            "no route to {to}: no link leads there, or no such node \
+                                     has ever linked or reported figures below this one"
+                        ),
+                    ),
+                })?;
                 Ok((tomb, events, vec![out]))
             })
             .await?;
@@ -153,8 +165,14 @@ impl CaseApi {
             redirects: 0,
             kind,
         };
-        let out = apply::issue_order(&fed.node(self.state.clock.now()), &target, order)
-            .ok_or_else(|| Status::failed_precondition(format!("no route to {target}")))?;
+        let children = fed.known_children();
+        let out = apply::issue_order(&fed.node(self.state.clock.now(), &children), &target, order)
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "no route to {target}: no link leads there, or no such node has ever \
+                     linked or reported figures below this one"
+                ))
+            })?;
         self.state.store.send(vec![out]).await?;
         tracing::info!(case_id = %id, toward = %target, "order queued");
         Ok(())

@@ -63,10 +63,11 @@ async fn subtree_repeat_person(
         return Ok(0);
     }
     let fed = state.federation.clone();
+    let children = fed.known_children();
     let new = state
         .store
         .check_own_sightings(case.id.clone(), move |s, held| {
-            crate::federation::subtree::check_own(&fed.node(now), s, held)
+            crate::federation::subtree::check_own(&fed.node(now, &children), s, held)
         })
         .await?;
     let count = new.len();

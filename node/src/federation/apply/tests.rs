@@ -42,6 +42,7 @@ impl At {
             deadlines: &self.deadlines,
             refuse_transfers: self.refuse_transfers.as_deref(),
             policy: &self.policy,
+            children: None,
         }
     }
 }
@@ -625,6 +626,7 @@ fn an_alert_is_stored_at_its_destination_and_goes_no_further() {
         deadlines: &deadlines,
         refuse_transfers: None,
         policy: &crate::domain::Policy::default(),
+        children: None,
     };
     let here = deliver(&node, &msg("610116001"), &Local::default());
     assert_eq!(here.alerts.len(), 1);
@@ -729,4 +731,57 @@ fn a_transfer_the_receiver_refused_comes_back_to_its_old_owner() {
     assert!(e.case.is_none() && e.send.is_empty());
     assert_eq!(e.alerts.len(), 1);
     assert_eq!(e.alerts[0].kind, alert::AlertKind::Undelivered);
+}
+
+#[test]
+fn nothing_goes_down_to_a_child_this_node_does_not_know() {
+    use std::collections::BTreeSet;
+    let (case, history) = owned("610116");
+    let county = At::new("610116");
+    let known: BTreeSet<NodeCode> = [c("610116001")].into();
+    let node = Node {
+        children: Some(&known),
+        ..county.node()
+    };
+    let move_to = |to: &str| {
+        move_out(
+            &node,
+            &case,
+            &history,
+            &op("610116"),
+            &c(to),
+            MoveKind::Transfer,
+            "交办",
+        )
+    };
+    // Below a township that has never linked or reported: refused when ordered.
+    assert!(matches!(
+        move_to("610116002001"),
+        Err(MoveError::Unroutable)
+    ));
+    // Below a known one: queued toward it (the township checks its own children).
+    let (_, _, out) = move_to("610116001009").unwrap();
+    assert_eq!(out.next_hop, c("610116001"));
+    // The township does not know that village: the transfer goes back to its old owner.
+    let town = At::new("610116001");
+    let known_here: BTreeSet<NodeCode> = [c("610116001001")].into();
+    let relay = Node {
+        children: Some(&known_here),
+        ..town.node()
+    };
+    let e = deliver(&relay, &out.message, &Local::default());
+    match &e.send[..] {
+        [back] => match &back.message.body {
+            Body::Refused(r) => {
+                assert_eq!(back.message.destination, c("610116"));
+                assert!(r.reason.contains("不存在"), "{}", r.reason);
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    // To a village it knows, it passes the case on.
+    let (_, _, out) = move_to("610116001001").unwrap();
+    let e = deliver(&relay, &out.message, &Local::default());
+    assert_eq!(e.send[0].next_hop, c("610116001001"));
 }
