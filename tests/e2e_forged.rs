@@ -31,6 +31,7 @@ fn envelope(seq: u64, destination: &str, body: B) -> pb::Envelope {
         destination: destination.into(),
         sent_at: ts(1_796_083_200),
         withheld: String::new(),
+        prev_seq: None,
         body: Some(body),
     }
 }
@@ -206,6 +207,7 @@ async fn a_village_key_cannot_touch_its_siblings_case() {
         .push(pb::PushRequest {
             messages,
             queue_depth: 0,
+            from_seq: None,
         })
         .await
         .expect("the batch is taken, each message on its own")

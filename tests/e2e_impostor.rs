@@ -58,6 +58,7 @@ fn transfer(origin: &str, owner: &str, to: &str) -> pb::Envelope {
         destination: to.into(),
         sent_at: ts(1_735_660_800),
         withheld: String::new(),
+        prev_seq: None,
         body: Some(pb::envelope::Body::Transfer(pb::CaseTransfer {
             case: Some(case),
             history: vec![event],
@@ -91,6 +92,7 @@ async fn push(
     c.push(pb::PushRequest {
         messages: envelopes,
         queue_depth: 0,
+        from_seq: None,
     })
     .await
     .map(|r| r.into_inner())

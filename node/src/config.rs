@@ -78,6 +78,7 @@ batch_max = 256
 backoff_min = "100ms"
 backoff_max = "30s"
 refuse_transfers = ""
+keep_delivered = "7d"
 "#;
 
 /// The compiled-in tier config for a tier.
@@ -125,6 +126,7 @@ struct RawFederation {
     backoff_min: String,
     backoff_max: String,
     refuse_transfers: String,
+    keep_delivered: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,7 +305,16 @@ pub struct FederationConfig {
     /// through on their way elsewhere are still relayed, and refusals of this node's own
     /// transfers still come back to it.
     pub refuse_transfers: Option<String>,
+    /// `keep_delivered`: how long a node keeps the messages a neighbour acknowledged (0–90d).
+    /// A neighbour that comes back replaced (an empty folder) or restored from an older copy
+    /// of its folder reports a lower watermark, and gets again what was kept after it: the
+    /// cases transferred down to a village since its copy, the messages of a child since its
+    /// parent's copy. The sweep deletes older ones (0: all, at each sweep).
+    pub keep_delivered: Duration,
 }
+
+/// Longest `federation.keep_delivered`.
+pub const KEEP_DELIVERED_MAX: Duration = Duration::from_secs(90 * 86_400);
 
 /// Largest `limits.max_connections`: each connection holds a file descriptor, and the
 /// deploy unit's `LimitNOFILE=65536` must leave room for storage and outgoing links.
@@ -321,6 +332,7 @@ impl Default for FederationConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             refuse_transfers: None,
+            keep_delivered: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -336,6 +348,7 @@ fn federation_config(
         backoff_min,
         backoff_max,
         refuse_transfers,
+        keep_delivered,
     } = raw;
     let refuse_transfers = refuse_transfers.trim();
     if refuse_transfers.chars().count() > REFUSE_TRANSFERS_MAX_CHARS
@@ -353,7 +366,14 @@ fn federation_config(
         backoff_min: parse_duration("federation.backoff_min", &backoff_min)?,
         backoff_max: parse_duration("federation.backoff_max", &backoff_max)?,
         refuse_transfers: (!refuse_transfers.is_empty()).then(|| refuse_transfers.to_owned()),
+        keep_delivered: match keep_delivered.trim() {
+            "0" => Duration::ZERO,
+            other => parse_duration("federation.keep_delivered", other)?,
+        },
     };
+    if f.keep_delivered > KEEP_DELIVERED_MAX {
+        return Err(invalid("federation.keep_delivered", "must be 0–90d"));
+    }
     if !(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(&f.link_silence_alert) {
         return Err(invalid("federation.link_silence_alert", "must be 1s–7d"));
     }

@@ -44,6 +44,7 @@ stable_enum!(
         Reopened = 5 => "回访不满意", "reopened";
         Security = 6 => "安全告警", "security";
         Undelivered = 7 => "消息被拒收", "undelivered";
+        LinkResync = 8 => "链路重新同步", "link_resync";
     }
 );
 
@@ -63,6 +64,7 @@ impl AlertKind {
             AlertKind::Reopened => "reopened",
             AlertKind::Security => "security",
             AlertKind::Undelivered => "undelivered",
+            AlertKind::LinkResync => "link_resync",
         }
     }
 }
@@ -103,6 +105,23 @@ pub fn security(
         message_id,
         case_id,
         message,
+        now,
+    )
+}
+
+/// `link_resync`: the link to neighbour `peer` did not continue where this node left it (a
+/// node replaced, or restored from an older copy of its folder) and resynchronised; `what`
+/// says how, `at_seq` (the link seq where it happened) keeps each event apart.
+pub fn link_resync(node: &str, peer: &str, at_seq: u64, what: String, now: Timestamp) -> Alert {
+    let id = format!("seq{at_seq}");
+    link_alert(
+        AlertKind::LinkResync,
+        node,
+        peer,
+        "link",
+        &id,
+        "",
+        what,
         now,
     )
 }

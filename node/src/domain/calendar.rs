@@ -20,6 +20,13 @@ pub fn china_day(ts: Timestamp) -> String {
     format!("{y:04}{m:02}{d:02}")
 }
 
+/// Milliseconds since China's midnight at `ts` (0..86,400,000).
+pub fn china_millis_of_day(ts: Timestamp) -> i64 {
+    ts.millis()
+        .saturating_add(CST_OFFSET_MS)
+        .rem_euclid(MS_PER_DAY)
+}
+
 /// `"YYYY-MM-DD HH:MM"` of `ts` in China Standard Time, for text shown to people (deadlines in
 /// history details).
 pub fn china_datetime(ts: Timestamp) -> String {

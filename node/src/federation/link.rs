@@ -131,7 +131,7 @@ fn prepare(
     let messages = queued
         .iter()
         .map(|(seq, e)| {
-            let envelope = wire::envelope_to_proto(*seq, &e.message);
+            let envelope = wire::queued_envelope(*seq, e);
             let size = prost::Message::encoded_len(&envelope);
             if size <= fed.batch_bytes {
                 return envelope;
@@ -141,7 +141,10 @@ fn prepare(
                 fed.batch_bytes
             );
             withheld.push((*seq, Refusal::new(RefusalKind::TooLarge, reason.clone())));
-            wire::withheld_envelope(*seq, &e.message, &reason)
+            pb::Envelope {
+                prev_seq: Some(e.prev(*seq)),
+                ..wire::withheld_envelope(*seq, &e.message, &reason)
+            }
         })
         .collect();
     Ok(Some(Prepared {
@@ -188,7 +191,13 @@ async fn push_loop(
     // What the parent reported applied in this run: the next batch starts after it while the
     // deletion of acknowledged messages runs in the background (after a restart: 0, and the
     // outbox starts at its lowest entry).
-    let mut acked: u64 = 0;
+    let mut acked: u64 = match fed.store.outbox_acked(&parent) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read what the parent acknowledged; starting over");
+            0
+        }
+    };
     // The batch after the one in flight, read and encoded while the parent applies that one
     // (a queue drains at the pace of the parent's writes, not of both ends' in turn). Used
     // only if the parent applied everything before it.
@@ -221,11 +230,13 @@ async fn push_loop(
             break;
         }
         let last = batch.last;
+        let from = batch.after;
         let withheld = batch.withheld;
         let depth = fed.store.outbox_stats(&parent).map_or(0, |s| s.len);
         let mut req = tonic::Request::new(pb::PushRequest {
             messages: batch.messages,
             queue_depth: depth,
+            from_seq: Some(from),
         });
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
         let push = client.push(req);
@@ -244,6 +255,17 @@ async fn push_loop(
                 let resp = resp.into_inner();
                 fed.heard(&parent, resp.queue_depth).await;
                 failpoint::hit("push-acked");
+                if resp.applied_through < from {
+                    // The parent holds less than it acknowledged (restored from an older copy,
+                    // or replaced): send again what is kept since.
+                    fed.peer_rewound(&parent, from, resp.applied_through).await;
+                    if let Err(e) = fed.store.ack(&parent, resp.applied_through).await {
+                        tracing::error!(error = %e, "cannot record the parent's watermark");
+                    }
+                    acked = resp.applied_through;
+                    next = None;
+                    continue;
+                }
                 if resp.applied_through < last {
                     tracing::warn!(
                         applied_through = resp.applied_through,
@@ -348,7 +370,7 @@ async fn pull_loop(
                 match batch {
                     Ok(batch) if batch.is_empty() => None,
                     Ok(batch) => {
-                        let last = batch.last().map_or(0, |(s, _)| *s);
+                        let last = batch.last().map_or(0, |(s, _, _)| *s);
                         match fed.apply(&parent, batch).await {
                             Ok(applied) if applied.through < last && applied.through == through => {
                                 Some(format!(

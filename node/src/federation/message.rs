@@ -304,4 +304,15 @@ impl Outgoing {
 pub struct OutboxEntry {
     pub queued_at: Timestamp,
     pub message: Message,
+    /// The link seq of the message queued for the same peer just before this one (0: none);
+    /// `None` for an entry queued by a version that did not record it (its seqs were
+    /// contiguous: the previous is this one's minus one).
+    pub prev_seq: Option<u64>,
+}
+
+impl OutboxEntry {
+    /// The link seq before `seq`, this entry's.
+    pub fn prev(&self, seq: u64) -> u64 {
+        self.prev_seq.unwrap_or(seq.saturating_sub(1))
+    }
 }

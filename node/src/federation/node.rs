@@ -8,7 +8,7 @@ use crate::clock::SharedClock;
 use crate::code::NodeCode;
 use crate::config::FederationConfig;
 use crate::domain::{Deadlines, Timestamp, alert};
-use crate::storage::{Applied, Store, WriteError};
+use crate::storage::{Applied, Resync, Store, WriteError};
 
 use super::apply::{self, Node};
 use super::links::LinkTable;
@@ -175,7 +175,7 @@ impl Federation {
     pub async fn apply(
         &self,
         peer: &NodeCode,
-        batch: Vec<(u64, Received)>,
+        batch: Vec<(u64, Option<u64>, Received)>,
     ) -> Result<Applied, WriteError> {
         let owned = self.owned();
         let now = self.clock.now();
@@ -191,6 +191,7 @@ impl Federation {
             self.links.refused_in(peer, applied.refused.len() as u64);
         }
         self.alert_not_received(peer, &applied, now).await;
+        self.alert_resyncs(peer, &applied.resyncs, now).await;
         Ok(applied)
     }
 
@@ -217,6 +218,60 @@ impl Federation {
         self.links.refused_out(peer, count);
         log_notes(peer, &notes);
         Ok(())
+    }
+
+    /// Raises a `link_resync` alert for each place where `peer`'s messages did not continue
+    /// the link (see [`Resync`]).
+    async fn alert_resyncs(&self, peer: &NodeCode, resyncs: &[Resync], now: Timestamp) {
+        let alerts: Vec<_> = resyncs
+            .iter()
+            .map(|r| {
+                let (seq, text) = match *r {
+                    Resync::Renumbered { seq, prev, through } => (
+                        seq,
+                        format!(
+                            "{peer}的消息重新编号（第{seq}条接在第{prev}条之后，本节点已收到第{through}条）：对方可能换机或从旧备份恢复，其后的消息照常接收"
+                        ),
+                    ),
+                    Resync::Gap { seq, prev, through } => (
+                        seq,
+                        format!(
+                            "来自{peer}的第{through}条之后、第{prev}条及之前的消息未能收到（本节点可能从旧备份恢复，对方已不再保留）：从第{seq}条继续"
+                        ),
+                    ),
+                };
+                tracing::warn!(alert = "link_resync", peer = %peer, "ALERT: {text}");
+                alert::link_resync(self.me.as_str(), peer.as_str(), seq, text, now)
+            })
+            .collect();
+        self.raise(alerts).await;
+    }
+
+    /// The link to `peer` moved back: it applied only through `through` what this node had
+    /// seen it apply through `before` (it was replaced, or restored from an older copy). The
+    /// messages kept since are sent again; a `link_resync` alert says so.
+    pub async fn peer_rewound(&self, peer: &NodeCode, before: u64, through: u64) {
+        let text = format!(
+            "{peer}只收到第{through}条消息，此前已确认第{before}条（对方可能换机或从旧备份恢复）：已从保留的消息重新发送"
+        );
+        tracing::warn!(alert = "link_resync", peer = %peer, "ALERT: {text}");
+        let alert = alert::link_resync(
+            self.me.as_str(),
+            peer.as_str(),
+            through,
+            text,
+            self.clock.now(),
+        );
+        self.raise(vec![alert]).await;
+    }
+
+    async fn raise(&self, alerts: Vec<crate::domain::alert::Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.raise_alerts(alerts).await {
+            tracing::error!(error = %e, "cannot store link alerts");
+        }
     }
 
     /// Raises an alert here for each message of `peer` this node could not take: unreadable

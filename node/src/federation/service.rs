@@ -73,9 +73,9 @@ impl FederationApi {
 
 /// Checks the shape of a child's batch before anything is applied: link seqs ascend. Each
 /// message is then checked on its own as it is applied (`trust`).
-fn check_batch(batch: &[(u64, Received)]) -> Result<(), Status> {
+fn check_batch(batch: &[(u64, Option<u64>, Received)]) -> Result<(), Status> {
     let mut last = 0;
-    for (seq, _) in batch {
+    for (seq, _, _) in batch {
         if *seq <= last {
             return Err(Status::invalid_argument(
                 "link_seq must ascend within a batch",
@@ -87,7 +87,10 @@ fn check_batch(batch: &[(u64, Received)]) -> Result<(), Status> {
 }
 
 /// Decodes a batch; a message that cannot be read is refused on its own (`wire`).
-fn decode(envelopes: Vec<pb::Envelope>, max_bytes: usize) -> Result<Vec<(u64, Received)>, Status> {
+fn decode(
+    envelopes: Vec<pb::Envelope>,
+    max_bytes: usize,
+) -> Result<Vec<(u64, Option<u64>, Received)>, Status> {
     envelopes
         .into_iter()
         .map(|e| wire::received_from_proto(e, max_bytes).map_err(Status::from))
@@ -106,6 +109,7 @@ impl FederationService for FederationApi {
         let pb::PushRequest {
             messages,
             queue_depth,
+            from_seq,
         } = req.into_inner();
         let batch = match decode(messages, self.fed.batch_bytes).and_then(|b| {
             check_batch(&b)?;
@@ -120,6 +124,30 @@ impl FederationService for FederationApi {
         // What the child still holds beyond this batch.
         let remaining = queue_depth.saturating_sub(batch.len() as u64);
         self.fed.heard(&child, remaining).await;
+        // The child sends after what it believes this node applied; this node holding less
+        // (restored from an older copy, or replaced) asks for what the child kept since.
+        let through = self.fed.store.applied_through(&child)?;
+        if let Some(from) = from_seq.filter(|f| *f > through && !batch.is_empty()) {
+            let text = format!(
+                "本节点只收到{child}的第{through}条消息，对方从第{from}条之后发送（本节点可能从旧备份恢复或换机）：已请其重新发送保留的消息"
+            );
+            tracing::warn!(alert = "link_resync", child = %child, "ALERT: {text}");
+            let alert = crate::domain::alert::link_resync(
+                self.fed.me.as_str(),
+                child.as_str(),
+                through,
+                text,
+                self.fed.clock.now(),
+            );
+            if let Err(e) = self.fed.store.raise_alerts(vec![alert]).await {
+                tracing::error!(error = %e, "cannot store the alert of a rewound link");
+            }
+            return Ok(Response::new(pb::PushResponse {
+                applied_through: through,
+                queue_depth: self.fed.store.outbox_stats(&child)?.len,
+                refused: Vec::new(),
+            }));
+        }
         let (applied, refused) = if batch.is_empty() {
             (self.fed.store.applied_through(&child)?, Vec::new())
         } else {
@@ -164,11 +192,17 @@ impl FederationService for FederationApi {
             .filter(|(seq, _)| *seq <= applied_through)
             .collect();
         fed.refused_by_peer(&child, refused).await?;
-        // Deleting what the child applied need not hold up the next batch.
+        // A child that applied less than it acknowledged before was replaced or restored from
+        // an older copy: what is kept since goes again (read below from its watermark).
+        let acked = fed.store.outbox_acked(&child)?;
+        if applied_through < acked {
+            fed.peer_rewound(&child, acked, applied_through).await;
+        }
+        // Recording the acknowledgement need not hold up the next batch.
         let (store, peer) = (fed.store.clone(), child.clone());
         tokio::spawn(async move {
             if let Err(e) = store.ack(&peer, applied_through).await {
-                tracing::error!(error = %e, "cannot delete acknowledged messages");
+                tracing::error!(error = %e, "cannot record acknowledged messages");
             }
         });
         let max = match max_messages {
@@ -188,7 +222,7 @@ impl FederationService for FederationApi {
                 fed.store.wait_durable().await?;
                 let messages = queued
                     .iter()
-                    .map(|(seq, e)| wire::envelope_to_proto(*seq, &e.message))
+                    .map(|(seq, e)| wire::queued_envelope(*seq, e))
                     .collect();
                 return Ok(Response::new(pb::PullResponse {
                     messages,
@@ -218,8 +252,8 @@ mod tests {
     #[test]
     fn a_batch_must_ascend() {
         let w = || Received::Withheld("x".into());
-        assert!(check_batch(&[(1, w()), (2, w())]).is_ok());
-        let e = check_batch(&[(2, w()), (2, w())]).unwrap_err();
+        assert!(check_batch(&[(1, None, w()), (2, None, w())]).is_ok());
+        let e = check_batch(&[(2, None, w()), (2, None, w())]).unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
     }
 }

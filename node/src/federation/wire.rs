@@ -475,6 +475,7 @@ pub fn envelope_to_proto(link_seq: u64, m: &Message) -> pb::Envelope {
         sent_at: Some(ts_to_proto(*sent_at)),
         withheld: String::new(),
         body: Some(body),
+        prev_seq: None,
     }
 }
 
@@ -488,6 +489,15 @@ pub fn withheld_envelope(link_seq: u64, m: &Message, reason: &str) -> pb::Envelo
         sent_at: Some(ts_to_proto(m.sent_at)),
         withheld: reason.to_owned(),
         body: None,
+        prev_seq: None,
+    }
+}
+
+/// The envelope of queued `entry` as sent on its link (`link_seq`), with the seq before it.
+pub fn queued_envelope(link_seq: u64, entry: &super::message::OutboxEntry) -> pb::Envelope {
+    pb::Envelope {
+        prev_seq: Some(entry.prev(link_seq)),
+        ..envelope_to_proto(link_seq, &entry.message)
     }
 }
 
@@ -508,20 +518,25 @@ pub fn case_bytes(case: &Case, earlier: &[Event], appended: &[Event]) -> usize {
 /// malformed) and the message, or why it is refused as it came — larger than `max_bytes`
 /// encoded, of a kind this version does not know (no body this version can read), or
 /// malformed — or the sender's reason for withholding it.
-pub fn received_from_proto(e: pb::Envelope, max_bytes: usize) -> Result<(u64, Received)> {
+pub fn received_from_proto(
+    e: pb::Envelope,
+    max_bytes: usize,
+) -> Result<(u64, Option<u64>, Received)> {
     use prost::Message as _;
     let link_seq = e.link_seq;
+    let prev = e.prev_seq;
     if link_seq == 0 {
         return Err(DomainError::invalid("link_seq", "must be at least 1"));
     }
     if !e.withheld.is_empty() {
         let reason = e.withheld.chars().take(MAX_REFUSAL_CHARS).collect();
-        return Ok((link_seq, Received::Withheld(reason)));
+        return Ok((link_seq, prev, Received::Withheld(reason)));
     }
     let size = e.encoded_len();
     if size > max_bytes {
         return Ok((
             link_seq,
+            prev,
             Received::Refused(Refusal::new(
                 RefusalKind::TooLarge,
                 format!("消息{size}字节，超过上限{max_bytes}字节"),
@@ -531,6 +546,7 @@ pub fn received_from_proto(e: pb::Envelope, max_bytes: usize) -> Result<(u64, Re
     if e.body.is_none() {
         return Ok((
             link_seq,
+            prev,
             Received::Refused(Refusal::new(
                 RefusalKind::Unknown,
                 "消息类型不为本版本所知（对端版本较新？）",
@@ -538,9 +554,10 @@ pub fn received_from_proto(e: pb::Envelope, max_bytes: usize) -> Result<(u64, Re
         ));
     }
     Ok(match envelope_from_proto(e) {
-        Ok((_, m)) => (link_seq, Received::Message(Box::new(m))),
+        Ok((_, m)) => (link_seq, prev, Received::Message(Box::new(m))),
         Err(err) => (
             link_seq,
+            prev,
             Received::Refused(Refusal::new(RefusalKind::Invalid, err.to_string())),
         ),
     })
@@ -625,6 +642,7 @@ pub fn envelope_from_proto(e: pb::Envelope) -> Result<(u64, Message)> {
         sent_at,
         withheld: _,
         body,
+        prev_seq: _,
     } = e;
     if link_seq == 0 {
         return Err(DomainError::invalid("link_seq", "must be at least 1"));

@@ -606,20 +606,33 @@ pub(crate) fn history_from_runs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
 /// Queues messages: each gets the next link seq of its neighbour, and a message created here
 /// (`origin_seq == 0`) the next id of this node.
 pub(crate) fn enqueue(tx: &Tx<'_>, outgoing: &[Outgoing]) -> TxResult<()> {
+    if outgoing.is_empty() {
+        return Ok(());
+    }
+    // This run's floor (`Store::open`): a node started on an empty folder or an older copy
+    // numbers nothing as it did before.
+    let floor: u64 = tx
+        .get_decoded(TreeId::Meta, ValueKind::Sequence, keys::META_SEQ_FLOOR)?
+        .unwrap_or(0);
     for out in outgoing {
         let peer = out.next_hop.as_str();
         let seq_key = keys::out_seq(peer);
         let last: u64 = tx
             .get_decoded(TreeId::Meta, ValueKind::Sequence, &seq_key)?
             .unwrap_or(0);
-        let seq = last + 1;
+        let seq = last.max(floor) + 1;
         tx.insert_encoded(TreeId::Meta, ValueKind::Sequence, &seq_key, &seq)?;
+        let len_key = keys::out_len(peer);
+        let len: u64 = tx
+            .get_decoded(TreeId::Meta, ValueKind::Sequence, &len_key)?
+            .unwrap_or(0);
+        tx.insert_encoded(TreeId::Meta, ValueKind::Sequence, &len_key, &(len + 1))?;
         let mut message = out.message.clone();
         if message.origin_seq == 0 {
             let last: u64 = tx
                 .get_decoded(TreeId::Meta, ValueKind::Sequence, keys::META_MESSAGE_SEQ)?
                 .unwrap_or(0);
-            message.origin_seq = last + 1;
+            message.origin_seq = last.max(floor) + 1;
             tx.insert_encoded(
                 TreeId::Meta,
                 ValueKind::Sequence,
@@ -631,6 +644,7 @@ pub(crate) fn enqueue(tx: &Tx<'_>, outgoing: &[Outgoing]) -> TxResult<()> {
         let entry = OutboxEntry {
             queued_at: out.queued_at,
             message,
+            prev_seq: Some(last),
         };
         tx.insert_encoded(
             TreeId::Outbox,

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::change::{self, Change, Tx, TxResult, abort};
 use super::codec::{self, ValueKind};
-use super::keys::{self, TreeId};
+use super::keys::{self, TreeId, Trees};
 use super::knowledge;
 use super::{StorageError, Store, WriteError};
 use crate::code::NodeCode;
@@ -50,6 +50,22 @@ pub struct Applied {
     /// The messages of the batch the sender withheld (too large to send), by link seq, with
     /// the sender's reason: each moved the watermark.
     pub withheld: Vec<(u64, String)>,
+    /// Where the batch did not continue what was applied before (see [`Resync`]).
+    pub resyncs: Vec<Resync>,
+}
+
+/// A message that did not continue the link where this node left it, and was applied all the
+/// same: the link resynchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// The sender numbered it after `prev`, below `through`, the last this node applied: the
+    /// sender's queue was renumbered (it started on an empty folder, or on an older copy of
+    /// its folder). What it sends from now on is new, and applied.
+    Renumbered { seq: u64, prev: u64, through: u64 },
+    /// The sender numbered it after `prev`, above `through`: messages between were applied
+    /// here once and lost (this node was restored from an older copy) and the sender no longer
+    /// keeps them (`federation.keep_delivered`).
+    Gap { seq: u64, prev: u64, through: u64 },
 }
 
 /// Size and age of one outbox.
@@ -110,7 +126,7 @@ impl Store {
     pub async fn apply_incoming<F>(
         &self,
         peer: NodeCode,
-        batch: Vec<(u64, Received)>,
+        batch: Vec<(u64, Option<u64>, Received)>,
         f: F,
     ) -> Result<Applied, WriteError>
     where
@@ -133,12 +149,28 @@ impl Store {
                             .unwrap_or(0),
                         ..Applied::default()
                     };
-                    for (seq, msg) in &batch {
+                    for (seq, prev, msg) in &batch {
                         if *seq <= applied.through {
                             continue;
                         }
-                        if *seq != applied.through + 1 {
-                            break;
+                        let through = applied.through;
+                        match *prev {
+                            // An older sender numbers its link contiguously.
+                            None if *seq != through + 1 => break,
+                            None => {}
+                            Some(prev) if prev == through => {}
+                            Some(prev) if prev < through => {
+                                applied.resyncs.push(Resync::Renumbered {
+                                    seq: *seq,
+                                    prev,
+                                    through,
+                                })
+                            }
+                            Some(prev) => applied.resyncs.push(Resync::Gap {
+                                seq: *seq,
+                                prev,
+                                through,
+                            }),
                         }
                         let msg = match msg {
                             Received::Message(msg) => msg,
@@ -210,27 +242,95 @@ impl Store {
             .await
     }
 
-    /// Deletes the messages queued for `peer` up to link seq `through` (it applied them).
-    pub async fn ack(&self, peer: &NodeCode, through: u64) -> Result<(), WriteError> {
-        let prefix = keys::outbox_prefix(peer.as_str());
-        let end = keys::outbox(peer.as_str(), through.saturating_add(1));
-        let outbox = self.tree(TreeId::Outbox);
-        if outbox.range(prefix.clone()..end.clone()).next().is_none() {
-            return Ok(());
+    /// Records that `peer` has applied the messages queued for it up to link seq `through`:
+    /// they are delivered, kept for `federation.keep_delivered` ([`Store::trim_delivered`])
+    /// and no longer counted as queued. A `through` below what `peer` reported before (it was
+    /// restored from an older copy, or replaced) makes the kept messages after it queued again.
+    /// Returns the watermark held before.
+    pub async fn ack(&self, peer: &NodeCode, through: u64) -> Result<u64, WriteError> {
+        let before = self.outbox_acked(peer)?;
+        if before == through {
+            return Ok(before);
         }
+        let peer = peer.as_str().to_owned();
         self.inner
             .writer
             .submit(move |trees| {
-                let tree = trees.get(TreeId::Outbox);
-                let keys = tree
-                    .range(prefix..end)
-                    .map(|item| item.map(|(key, _)| key))
-                    .collect::<Result<Vec<_>, _>>()
+                let meta = trees.get(TreeId::Meta);
+                let acked_key = keys::out_acked(&peer);
+                let len_key = keys::out_len(&peer);
+                let read = |key: &[u8]| -> Result<u64, StorageError> {
+                    meta.get(key)?
+                        .map(|v| codec::decode(ValueKind::Sequence, TreeId::Meta, key, &v))
+                        .transpose()
+                        .map(Option::unwrap_or_default)
+                };
+                let before = read(&acked_key)?;
+                let (lo, hi) = (before.min(through), before.max(through));
+                let between = trees
+                    .get(TreeId::Outbox)
+                    .range(
+                        keys::outbox(&peer, lo.saturating_add(1))
+                            ..keys::outbox(&peer, hi.saturating_add(1)),
+                    )
+                    .count() as u64;
+                let len = read(&len_key)?;
+                let len = if through > before {
+                    len.saturating_sub(between)
+                } else {
+                    len + between
+                };
+                meta.insert(&len_key, codec::encode(ValueKind::Sequence, &len)?)
                     .map_err(StorageError::from)?;
-                tree.remove_keys(keys).map_err(StorageError::from)?;
-                Ok(())
+                meta.insert(&acked_key, codec::encode(ValueKind::Sequence, &through)?)
+                    .map_err(StorageError::from)?;
+                Ok(before)
             })
             .await
+    }
+
+    /// The highest link seq `peer` reported applied (0: none).
+    pub fn outbox_acked(&self, peer: &NodeCode) -> Result<u64, StorageError> {
+        let key = keys::out_acked(peer.as_str());
+        self.tree(TreeId::Meta)
+            .get(&key)?
+            .map(|v| codec::decode(ValueKind::Sequence, TreeId::Meta, &key, &v))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Deletes the delivered messages (up to each peer's acknowledgement) queued before
+    /// `before`; returns how many. Run now and then (the sweep), and at once when nothing is
+    /// kept.
+    pub async fn trim_delivered(&self, before: Timestamp) -> Result<usize, WriteError> {
+        let mut doomed = Vec::new();
+        for peer in self.outbox_peers()? {
+            let acked = self.outbox_acked(&peer)?;
+            let start = keys::outbox_prefix(peer.as_str());
+            let end = keys::outbox(peer.as_str(), acked.saturating_add(1));
+            for item in self.tree(TreeId::Outbox).range(start..end) {
+                let (key, value) = item.map_err(StorageError::from)?;
+                if decode_entry(&key, &value)?.queued_at >= before {
+                    break;
+                }
+                doomed.push(key);
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let count = doomed.len();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees
+                    .get(TreeId::Outbox)
+                    .remove_keys(doomed)
+                    .map_err(StorageError::from)?;
+                Ok(())
+            })
+            .await?;
+        Ok(count)
     }
 
     /// Messages queued for `peer` after link seq `after`, in order: at most `max` of them and
@@ -259,27 +359,31 @@ impl Store {
         Ok(out)
     }
 
-    /// How many messages are queued for `peer`, and since when. A link's queue is contiguous
-    /// (appended at the tail, acknowledged from the head), so this reads two entries.
+    /// How many messages are queued for `peer` and not yet delivered, and since when: a
+    /// counter kept as messages are queued and acknowledged, and the first entry after the
+    /// acknowledgement.
     pub fn outbox_stats(&self, peer: &NodeCode) -> Result<QueueStats, StorageError> {
-        let prefix = keys::outbox_prefix(peer.as_str());
-        let tree = self.tree(TreeId::Outbox);
-        let (Some(first), Some(last)) = (
-            tree.scan_prefix(&prefix).next().transpose()?,
-            tree.scan_prefix(&prefix).next_back().transpose()?,
-        ) else {
+        let len_key = keys::out_len(peer.as_str());
+        let len: u64 = self
+            .tree(TreeId::Meta)
+            .get(&len_key)?
+            .map(|v| codec::decode(ValueKind::Sequence, TreeId::Meta, &len_key, &v))
+            .transpose()?
+            .unwrap_or(0);
+        if len == 0 {
             return Ok(QueueStats::default());
+        }
+        let acked = self.outbox_acked(peer)?;
+        let start = keys::outbox(peer.as_str(), acked.saturating_add(1));
+        let end = keys::outbox(peer.as_str(), u64::MAX);
+        let oldest = match self.tree(TreeId::Outbox).range(start..=end).next() {
+            Some(item) => {
+                let (key, value) = item?;
+                Some(decode_entry(&key, &value)?.queued_at)
+            }
+            None => None,
         };
-        let seq = |key: &[u8]| {
-            keys::outbox_parts(key)
-                .map(|(_, s)| s)
-                .ok_or_else(|| corrupt_key(TreeId::Outbox, key, "malformed outbox key"))
-        };
-        let len = seq(&last.0)?.saturating_sub(seq(&first.0)?) + 1;
-        Ok(QueueStats {
-            len,
-            oldest: Some(decode_entry(&first.0, &first.1)?.queued_at),
-        })
+        Ok(QueueStats { len, oldest })
     }
 
     /// Every neighbour that has messages queued.
@@ -620,7 +724,7 @@ where
     let through: u64 = tx
         .get_decoded(TreeId::Inbox, ValueKind::Sequence, peer.as_str().as_bytes())?
         .unwrap_or(0);
-    if seq != through + 1 {
+    if seq <= through {
         return Err(abort(StorageError::InvalidRecord(format!(
             "message {seq} from {peer} applied out of order (watermark {through})"
         ))));
@@ -630,4 +734,67 @@ where
     write_effects(tx, msg.case_id(), &local, &effects)?;
     move_watermark(tx, peer, seq)?;
     Ok(effects)
+}
+
+/// Counters that must never repeat what this node issued before, raised at every open from
+/// the clock (`opened_at`), so that a node started on an empty folder (a replaced PC) or on an
+/// older copy of its folder issues nothing twice:
+///
+/// * link seqs and message ids (`enqueue`) continue from at least `opened_at` in milliseconds
+///   times 1,000 ([`keys::META_SEQ_FLOOR`]): above anything issued before as long as the
+///   clock moved on and fewer than 1,000 were issued per millisecond;
+/// * today's case number (`CODE-YYYYMMDD-NNNNNN`) continues from at least the tenths of a
+///   second since China's midnight at the open (at most 863,999): above any number issued
+///   today before, as long as fewer than ten cases a second were registered since midnight.
+///
+/// A normal restart raises them too: numbers jump, never repeat. Also fills in the count of
+/// queued messages of stores that did not keep it.
+pub(super) fn raise_floors(trees: &Trees, opened_at: Timestamp) -> Result<(), StorageError> {
+    let meta = trees.get(TreeId::Meta);
+    let floor = u64::try_from(opened_at.millis())
+        .unwrap_or(0)
+        .saturating_mul(1_000);
+    let held: u64 = meta
+        .get(keys::META_SEQ_FLOOR)?
+        .map(|v| codec::decode(ValueKind::Sequence, TreeId::Meta, keys::META_SEQ_FLOOR, &v))
+        .transpose()?
+        .unwrap_or(0);
+    if floor > held {
+        meta.insert(
+            keys::META_SEQ_FLOOR,
+            codec::encode(ValueKind::Sequence, &floor)?,
+        )?;
+    }
+    let day_key = keys::day_seq(&crate::domain::machine::china_day(opened_at))
+        .map_err(StorageError::InvalidRecord)?;
+    let tenths =
+        u32::try_from(crate::domain::calendar::china_millis_of_day(opened_at) / 100).unwrap_or(0);
+    let today: u32 = meta
+        .get(&day_key)?
+        .map(|v| codec::decode(ValueKind::Counter, TreeId::Meta, &day_key, &v))
+        .transpose()?
+        .unwrap_or(0);
+    if tenths > today {
+        meta.insert(&day_key, codec::encode(ValueKind::Counter, &tenths)?)?;
+    }
+    let outbox = trees.get(TreeId::Outbox);
+    let mut from: Vec<u8> = Vec::new();
+    while let Some(item) = outbox.range(from.clone()..).next() {
+        let (key, _) = item?;
+        let Some((peer, _)) = keys::outbox_parts(&key) else {
+            return Err(corrupt_key(TreeId::Outbox, &key, "malformed outbox key"));
+        };
+        let prefix = keys::outbox_prefix(peer);
+        let len_key = keys::out_len(peer);
+        if meta.get(&len_key)?.is_none() {
+            // Kept by older versions only until acknowledged: every entry is queued.
+            let len = outbox.scan_prefix(&prefix).count() as u64;
+            meta.insert(&len_key, codec::encode(ValueKind::Sequence, &len)?)?;
+        }
+        from = prefix;
+        if let Some(last) = from.last_mut() {
+            *last = 1;
+        }
+    }
+    Ok(())
 }

@@ -272,6 +272,22 @@ pub(crate) fn day_seq(day: &str) -> Result<Vec<u8>, String> {
 /// Meta key of this node's counter of messages it created (u64).
 pub(crate) const META_MESSAGE_SEQ: &[u8] = b"msgseq";
 
+/// Meta key of the floor of this run's counters (u64): link seqs and message ids are at
+/// least this (see `super::Store::open`).
+pub(crate) const META_SEQ_FLOOR: &[u8] = b"seqfloor";
+
+/// Meta key of the highest link seq neighbour `peer` reported applied (u64): messages up to
+/// it are delivered, kept for `federation.keep_delivered`, and not counted as queued.
+pub(crate) fn out_acked(peer: &str) -> Vec<u8> {
+    [b"outack/".as_slice(), peer.as_bytes()].concat()
+}
+
+/// Meta key of the number of messages queued for neighbour `peer` and not yet delivered
+/// (u64): link seqs are not contiguous, so the queue is counted as it changes.
+pub(crate) fn out_len(peer: &str) -> Vec<u8> {
+    [b"outlen/".as_slice(), peer.as_bytes()].concat()
+}
+
 /// Meta key of the last link seq queued for neighbour `peer` (u64). Kept when the queue
 /// empties, so that sequence numbers on a link never repeat.
 pub(crate) fn out_seq(peer: &str) -> Vec<u8> {

@@ -258,6 +258,7 @@ impl From<OutboxEntryV1> for OutboxEntry {
                 sent_at: m.sent_at,
                 body,
             },
+            prev_seq: None,
         }
     }
 }

@@ -97,7 +97,7 @@ use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, T
 use crate::stats::{Bucket, Cells, Dim, Kind};
 
 use codec::ValueKind;
-pub use federation::{Applied, QueueStats};
+pub use federation::{Applied, QueueStats, Resync};
 use keys::{TreeId, Trees};
 use secret::Secret;
 
@@ -319,6 +319,7 @@ impl Store {
         if found < STORE_FORMAT {
             upgrade(&trees, &secret, found)?;
         }
+        federation::raise_floors(&trees, opts.opened_at)?;
         stats::open(&trees, &secret, opts.opened_at)?;
         syncer.sync(&db)?;
         let writer = commit::Writer::spawn(db, trees.for_writer(&secret), syncer)?;

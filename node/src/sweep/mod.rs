@@ -53,6 +53,8 @@ pub struct SweepReport {
     pub early_warnings: usize,
     /// The scheduled report written, if any.
     pub report: Option<PathBuf>,
+    /// Delivered messages deleted (kept no longer than `federation.keep_delivered`).
+    pub trimmed: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,12 @@ pub async fn run_once(state: &Arc<NodeState>, now: Timestamp) -> Result<SweepRep
     let mut report = SweepReport::default();
     deadlines(state, now, &mut report).await?;
     report.early_warnings = early::catch_up(state, now).await?;
+    let keep = state.federation.config.keep_delivered;
+    let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+    report.trimmed = state
+        .store
+        .trim_delivered(Timestamp(now.millis().saturating_sub(keep_ms)))
+        .await?;
     if let Some(cadence) = state.report_cadence {
         let st = state.clone();
         report.report = tokio::task::spawn_blocking(move || {

@@ -230,10 +230,14 @@ fn a_message_that_cannot_be_read_is_refused_on_its_own() {
         },
     };
     let good = envelope_to_proto(5, &m);
-    let (seq, got) = received_from_proto(good.clone(), 1 << 20).unwrap();
+    let (seq, prev, got) = received_from_proto(good.clone(), 1 << 20).unwrap();
+    assert_eq!(
+        prev, None,
+        "a plain envelope says nothing of the seq before it"
+    );
     assert_eq!(seq, 5);
     assert_eq!(got, Received::Message(Box::new(m.clone())));
-    let kind = |r: (u64, Received)| match r.1 {
+    let kind = |r: (u64, Option<u64>, Received)| match r.2 {
         Received::Refused(refusal) => Some(refusal.kind),
         _ => None,
     };
@@ -264,7 +268,7 @@ fn a_message_that_cannot_be_read_is_refused_on_its_own() {
     let withheld = withheld_envelope(6, &m, "太大");
     assert_eq!(
         received_from_proto(withheld, 1 << 20).unwrap(),
-        (6, Received::Withheld("太大".into()))
+        (6, None, Received::Withheld("太大".into()))
     );
     // A link seq of 0 makes the whole batch malformed.
     let zero = pb::Envelope {

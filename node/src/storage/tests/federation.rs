@@ -10,9 +10,9 @@ fn code(s: &str) -> NodeCode {
     NodeCode::parse(s).unwrap()
 }
 
-const PARENT: &str = "610116001";
+pub(super) const PARENT: &str = "610116001";
 
-fn order(case_id: &str, n: u32) -> Outgoing {
+pub(super) fn order(case_id: &str, n: u32) -> Outgoing {
     Outgoing {
         next_hop: code(PARENT),
         queued_at: Timestamp(T0 + i64::from(n)),
@@ -58,12 +58,27 @@ async fn queued_messages_are_numbered_per_link_and_deleted_only_on_ack() {
     assert_eq!(stats.len, 3);
     assert_eq!(stats.oldest, Some(Timestamp(T0 + 1)));
 
-    store.ack(&parent, 2).await.unwrap();
-    let left = store.outbox_after(&parent, 0, 10, 1 << 20).unwrap();
+    // Acknowledged messages are delivered: no longer queued, kept until trimmed.
+    assert_eq!(store.ack(&parent, 2).await.unwrap(), 0);
+    assert_eq!(store.outbox_acked(&parent).unwrap(), 2);
+    let acked = store.outbox_acked(&parent).unwrap();
+    let left = store.outbox_after(&parent, acked, 10, 1 << 20).unwrap();
     assert_eq!(left.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(store.outbox_stats(&parent).unwrap().len, 1);
+    // The peer comes back holding less (restored from an older copy): queued again.
+    assert_eq!(store.ack(&parent, 1).await.unwrap(), 2);
+    let stats = store.outbox_stats(&parent).unwrap();
+    assert_eq!((stats.len, stats.oldest), (2, Some(Timestamp(T0 + 2))));
     store.ack(&parent, 3).await.unwrap();
-    assert!(store.outbox_peers().unwrap().is_empty());
     assert_eq!(store.outbox_stats(&parent).unwrap(), QueueStats::default());
+    assert_eq!(
+        store.outbox_after(&parent, 0, 10, 1 << 20).unwrap().len(),
+        3
+    );
+    // Trimming keeps what was queued since the cutoff, deletes what is older.
+    assert_eq!(store.trim_delivered(Timestamp(T0)).await.unwrap(), 0);
+    assert_eq!(store.trim_delivered(Timestamp(T0 + 10)).await.unwrap(), 3);
+    assert!(store.outbox_peers().unwrap().is_empty());
 
     // Link numbering never restarts, also across a restart.
     store.shutdown().await;
@@ -86,6 +101,60 @@ fn noting(msg: &Message, local: &Local) -> Effects {
 }
 
 #[tokio::test]
+async fn a_renumbered_or_broken_link_resynchronises_instead_of_skipping_or_stalling() {
+    use crate::storage::Resync;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let case = register(&store, "k1").await.case;
+    let child = code("610116001001");
+    let msg = |n: u64, prev: u64| {
+        let mut m = order(&case.id, 0).message;
+        m.origin_seq = n;
+        (n, Some(prev), Received::Message(Box::new(m)))
+    };
+    let a = store
+        .apply_incoming(child.clone(), vec![msg(1, 0), msg(2, 1)], noting)
+        .await
+        .unwrap();
+    assert_eq!((a.through, a.resyncs.len()), (2, 0));
+    // The sender came back on an empty folder: what it sent before is a repeat, its new
+    // numbering (from a floor, after nothing) is applied, not skipped.
+    let a = store
+        .apply_incoming(child.clone(), vec![msg(1, 0), msg(5_000, 0)], noting)
+        .await
+        .unwrap();
+    assert_eq!(a.through, 5_000);
+    assert_eq!(a.notes.len(), 1);
+    assert_eq!(
+        a.resyncs,
+        [Resync::Renumbered {
+            seq: 5_000,
+            prev: 0,
+            through: 2
+        }]
+    );
+    // Messages this node lost (restored from an older copy) that the sender no longer keeps:
+    // the link goes on instead of stalling.
+    let a = store
+        .apply_incoming(
+            child.clone(),
+            vec![msg(7_000, 6_000), msg(7_001, 7_000)],
+            noting,
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.through, 7_001);
+    assert_eq!(
+        a.resyncs,
+        [Resync::Gap {
+            seq: 7_000,
+            prev: 6_000,
+            through: 5_000
+        }]
+    );
+}
+
+#[tokio::test]
 async fn incoming_messages_apply_once_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -94,7 +163,8 @@ async fn incoming_messages_apply_once_and_in_order() {
     let msg = |n: u64| {
         let mut m = order(&case.id, 0).message;
         m.origin_seq = n;
-        (n, Received::Message(Box::new(m)))
+        // From a sender that does not say the seq before (an older version).
+        (n, None, Received::Message(Box::new(m)))
     };
     let a = store
         .apply_incoming(child.clone(), vec![msg(1), msg(2)], noting)
@@ -238,13 +308,13 @@ async fn supervised_copies_are_listed_apart_from_own_cases_with_the_same_filters
             case
         })
         .collect();
-    let batch: Vec<(u64, Received)> = copies
+    let batch: Vec<(u64, Option<u64>, Received)> = copies
         .iter()
         .zip(1u64..)
         .map(|(c, n)| {
             let mut m = order(&c.id, 0).message;
             m.origin_seq = n;
-            (n, Received::Message(Box::new(m)))
+            (n, None, Received::Message(Box::new(m)))
         })
         .collect();
     let by_id: std::collections::HashMap<String, Case> =

@@ -27,8 +27,11 @@ const DAY: &str = "20250131";
 const T0: i64 = 1_738_281_600_000;
 const DAY_MS: i64 = 86_400_000;
 
+/// A store opened at the epoch: the floors of its counters (`federation::raise_floors`) are
+/// 0, so tests read the numbers a store hands out from 1. `counters_start_above_a_floor_from_the_clock`
+/// opens one at `T0`.
 fn options() -> StoreOptions {
-    StoreOptions::new(NodeCode::parse(NODE).unwrap(), Timestamp(T0))
+    StoreOptions::new(NodeCode::parse(NODE).unwrap(), Timestamp(0))
 }
 
 /// Opens the sled database in `dir` directly, as tests that simulate damage or older layouts

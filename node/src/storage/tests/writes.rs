@@ -452,3 +452,53 @@ async fn a_change_that_would_make_the_case_too_large_is_refused_and_writes_nothi
         "refused only near the cap: {size}"
     );
 }
+
+/// A store opened on an empty folder (a replaced PC) or an older copy never hands out a case
+/// number or a link seq it handed out before: each open raises the counters to a floor from
+/// the clock.
+#[tokio::test]
+async fn counters_start_above_a_floor_from_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2025-01-31 08:00 in China: 28,800 s after midnight.
+    let opened = |at: i64| StoreOptions::new(NodeCode::parse(NODE).unwrap(), Timestamp(at));
+    let store = Store::open_again(dir.path(), &opened(T0)).unwrap();
+    let first = store
+        .register("a".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+        .await
+        .unwrap()
+        .case;
+    assert!(first.id.ends_with("-288001"), "{}", first.id);
+    store
+        .send(vec![super::federation::order(&first.id, 1)])
+        .await
+        .unwrap();
+    let parent = NodeCode::parse(super::federation::PARENT).unwrap();
+    let (seq, entry) = store
+        .outbox_after(&parent, 0, 10, 1 << 20)
+        .unwrap()
+        .remove(0);
+    let floor = u64::try_from(T0).unwrap() * 1_000;
+    assert_eq!((seq, entry.prev_seq), (floor + 1, Some(0)));
+    assert_eq!(entry.message.origin_seq, floor + 1);
+    store.shutdown().await;
+    drop(store);
+
+    // The same folder a minute later (a restart, or this folder restored elsewhere):
+    // numbers jump on, never back.
+    let store = Store::open_again(dir.path(), &opened(T0 + 60_000)).unwrap();
+    let second = store
+        .register("b".into(), DAY.into(), |seq| Ok(new_case(DAY, seq)))
+        .await
+        .unwrap()
+        .case;
+    assert!(second.id.ends_with("-288601"), "{}", second.id);
+    store
+        .send(vec![super::federation::order(&first.id, 2)])
+        .await
+        .unwrap();
+    let queued = store.outbox_after(&parent, 0, 10, 1 << 20).unwrap();
+    let (seq, entry) = &queued[1];
+    let floor = u64::try_from(T0 + 60_000).unwrap() * 1_000;
+    assert_eq!((*seq, entry.prev_seq), (floor + 1, Some(queued[0].0)));
+    assert_eq!(store.outbox_stats(&parent).unwrap().len, 2);
+}
