@@ -255,6 +255,9 @@ async fn push_loop(
                 let resp = resp.into_inner();
                 fed.heard(&parent, resp.queue_depth).await;
                 failpoint::hit("push-acked");
+                if !resp.resync.is_empty() {
+                    fed.told_resync(&parent, from, &resp.resync).await;
+                }
                 if resp.applied_through < from {
                     // The parent holds less than it acknowledged (restored from an older copy,
                     // or replaced): send again what is kept since.
@@ -360,6 +363,9 @@ async fn pull_loop(
             Ok(resp) => {
                 let resp = resp.into_inner();
                 fed.heard(&parent, resp.queue_depth).await;
+                if !resp.resync.is_empty() {
+                    fed.told_resync(&parent, through, &resp.resync).await;
+                }
                 // Told with this poll's success.
                 refused.clear();
                 let batch: Result<Vec<_>, _> = resp

@@ -19,15 +19,32 @@
 //! A state change and every message it causes are written in one storage transaction: the
 //! message lands in the outbox of the neighbour it goes to next, numbered by that link's own
 //! sequence (`storage::federation`). The sender sends only durable entries, retries with
-//! capped exponential backoff and jitter until acknowledged, and deletes an entry only when
-//! the receiver reports it applied. The receiver applies a link's messages strictly in
-//! order, each in one transaction with its effects and the link's watermark
-//! (`applied_through`), and acknowledges only once that is durable: a repeat is skipped by the
-//! watermark, a gap stops the batch until the sender resends. A message for another node is
+//! capped exponential backoff and jitter until acknowledged, and counts an entry delivered
+//! only when the receiver reports it applied (then keeps it for `federation.keep_delivered`).
+//! The receiver applies a link's messages strictly in order, each in one transaction with its
+//! effects and the link's watermark (`applied_through`), and acknowledges only once that is
+//! durable: a repeat is skipped by the watermark. A message for another node is
 //! stored in the receiver's own outbox in that same transaction and forwarded from there,
 //! hop by hop. So a crash anywhere — before or after a commit, an answer, an acknowledgement —
 //! at worst makes a sender send again what the receiver then skips, and queues drain once the
 //! link is repaired, however long it was down.
+//!
+//! # Replaced and restored nodes
+//!
+//! A node may come back on an empty folder (a replaced PC, same certificate) or on an older
+//! copy of its folder. Nothing it issued before is issued again: every open raises its link
+//! seqs and message ids to a floor from the clock, and today's case number likewise
+//! (`storage::federation::raise_floors`), so seqs ascend but are not contiguous. Each message
+//! says which seq was queued before it on its link (`prev_seq`), and the receiver goes by it
+//! (`storage::federation::Resync`): equal to its watermark, the link continues; lower, the
+//! sender was renumbered (it came back) and the message is new, so it is applied, not
+//! skipped; higher, the receiver lost what it had applied (it came back) and the sender no
+//! longer keeps it, so the link goes on instead of stalling. Messages a neighbour
+//! acknowledged are kept for `federation.keep_delivered`: a child that pulls from below what
+//! it acknowledged before gets them again (the cases transferred down to it since its copy),
+//! and a parent that holds less than a child's push assumes (`PushRequest.from_seq`) answers
+//! its own watermark, from which the child sends again. Either way both ends raise a
+//! `link_resync` alert (the answers carry `resync` for the other end).
 //!
 //! # Ownership
 //!

@@ -265,6 +265,21 @@ impl Federation {
         self.raise(vec![alert]).await;
     }
 
+    /// The parent said the link resynchronised (`what`, its words): a `link_resync` alert
+    /// here too, so both ends show it.
+    pub async fn told_resync(&self, parent: &NodeCode, at_seq: u64, what: &str) {
+        let what: String = what.chars().take(500).collect();
+        tracing::warn!(alert = "link_resync", peer = %parent, "ALERT: {what}");
+        let alert = alert::link_resync(
+            self.me.as_str(),
+            parent.as_str(),
+            at_seq,
+            what,
+            self.clock.now(),
+        );
+        self.raise(vec![alert]).await;
+    }
+
     async fn raise(&self, alerts: Vec<crate::domain::alert::Alert>) {
         if alerts.is_empty() {
             return;

@@ -146,17 +146,26 @@ impl FederationService for FederationApi {
                 applied_through: through,
                 queue_depth: self.fed.store.outbox_stats(&child)?.len,
                 refused: Vec::new(),
+                resync: String::new(),
             }));
         }
-        let (applied, refused) = if batch.is_empty() {
-            (self.fed.store.applied_through(&child)?, Vec::new())
+        let (applied, refused, resync) = if batch.is_empty() {
+            (through, Vec::new(), String::new())
         } else {
             let applied = self.fed.apply(&child, batch).await?;
             failpoint::hit("push-applied");
             if applied.forwarded {
                 failpoint::hit("forward-queued");
             }
-            (applied.through, applied.refused)
+            let resync = if applied.resyncs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "上级{}收到的消息与此前不相接（本节点可能换机或从旧备份恢复）：已按新编号接收，此前已收到第{through}条",
+                    self.fed.me
+                )
+            };
+            (applied.through, applied.refused, resync)
         };
         Ok(Response::new(pb::PushResponse {
             applied_through: applied,
@@ -165,6 +174,7 @@ impl FederationService for FederationApi {
                 .iter()
                 .map(|(seq, r)| wire::refusal_to_proto(*seq, r))
                 .collect(),
+            resync,
         }))
     }
 
@@ -195,9 +205,15 @@ impl FederationService for FederationApi {
         // A child that applied less than it acknowledged before was replaced or restored from
         // an older copy: what is kept since goes again (read below from its watermark).
         let acked = fed.store.outbox_acked(&child)?;
-        if applied_through < acked {
+        let resync = if applied_through < acked {
             fed.peer_rewound(&child, acked, applied_through).await;
-        }
+            format!(
+                "上级{}重新发送了第{applied_through}条之后保留的消息（本节点此前已确认到第{acked}条，可能换机或从旧备份恢复）",
+                fed.me
+            )
+        } else {
+            String::new()
+        };
         // Recording the acknowledgement need not hold up the next batch.
         let (store, peer) = (fed.store.clone(), child.clone());
         tokio::spawn(async move {
@@ -227,6 +243,7 @@ impl FederationService for FederationApi {
                 return Ok(Response::new(pb::PullResponse {
                     messages,
                     queue_depth: fed.store.outbox_stats(&child)?.len,
+                    resync,
                 }));
             }
             if *shutdown.borrow() {
@@ -241,6 +258,7 @@ impl FederationService for FederationApi {
         Ok(Response::new(pb::PullResponse {
             messages: Vec::new(),
             queue_depth: 0,
+            resync,
         }))
     }
 }
