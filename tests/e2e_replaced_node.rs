@@ -65,11 +65,13 @@ impl Pair {
     }
 
     /// Stops the village cleanly, lets `change` do what it will to its data folder, starts it
-    /// again with the same config and certificate.
-    fn village_back(&mut self, change: impl FnOnce(&Path)) {
+    /// again with the same config and certificate, `later` on its clock (a PC is not replaced,
+    /// nor a folder restored, within a second: case numbers are floored by the tenth of a
+    /// second, see the README).
+    fn village_back(&mut self, later: &str, change: impl FnOnce(&Path)) {
         assert!(self.village.terminate(), "the village stops cleanly");
         change(&self.village_data());
-        self.village.restart(self.root.path());
+        restart_at(&mut self.village, self.root.path(), later);
     }
 }
 
@@ -188,7 +190,7 @@ async fn a_village_on_an_empty_folder_loses_nothing_and_repeats_no_id() {
     let down = transferred_down(&pair, "down").await;
 
     // The PC is replaced: a new, empty data folder; the same certificate.
-    pair.village_back(|data| std::fs::remove_dir_all(data).unwrap());
+    pair.village_back("10m", |data| std::fs::remove_dir_all(data).unwrap());
     nothing_lost(&pair, &issued, &down).await;
 }
 
@@ -202,7 +204,7 @@ async fn a_village_on_an_older_copy_loses_nothing_and_repeats_no_id() {
 
     // A copy of the folder, taken with the node stopped.
     let backup = pair.root.path().join("backup");
-    pair.village_back(|data| copy_dir(data, &backup));
+    pair.village_back("10m", |data| copy_dir(data, &backup));
     let mut village = pair.client(VILLAGE).await;
     let up = register(&mut village, "after-copy").await;
     escalate(&mut village, &up.id).await;
@@ -211,7 +213,7 @@ async fn a_village_on_an_older_copy_loses_nothing_and_repeats_no_id() {
     let down = transferred_down(&pair, "down-after-copy").await;
 
     // Days later the disk fails and the copy is put back.
-    pair.village_back(|data| {
+    pair.village_back("20m", |data| {
         std::fs::remove_dir_all(data).unwrap();
         copy_dir(&backup, data);
     });
