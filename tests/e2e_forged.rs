@@ -208,6 +208,7 @@ async fn a_village_key_cannot_touch_its_siblings_case() {
             messages,
             queue_depth: 0,
             from_seq: None,
+            resync: String::new(),
         })
         .await
         .expect("the batch is taken, each message on its own")

@@ -93,6 +93,7 @@ async fn push(
         messages: envelopes,
         queue_depth: 0,
         from_seq: None,
+        resync: String::new(),
     })
     .await
     .map(|r| r.into_inner())

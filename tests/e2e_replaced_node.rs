@@ -2,7 +2,8 @@
 //! restored from an older copy of its folder. Township 610116001 and village 610116001001, real
 //! processes. Either way the village issues no case id twice, its escalations after its return
 //! reach the township (none skipped as a repeat), the case the township transferred down to it
-//! since is delivered again, and both sides show a `link_resync` alert.
+//! since is delivered again, and both sides show a `link_resync` alert. The same for the
+//! township restored from an older copy: the village's later messages reach it again.
 
 mod support;
 
@@ -218,4 +219,69 @@ async fn a_village_on_an_older_copy_loses_nothing_and_repeats_no_id() {
         copy_dir(&backup, data);
     });
     nothing_lost(&pair, &issued, &down).await;
+}
+
+/// The township restored from an older copy of its folder: the village's escalations it had
+/// applied since the copy come to it again (the village kept them), and later ones arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_township_on_an_older_copy_gets_the_village_messages_again() {
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    // A fixed federation port: the village finds its restarted parent where it was.
+    let mut town = NodeProc::start_with(
+        &pki,
+        root.path(),
+        TOWN,
+        &NodeOpts {
+            federation_port: free_port(),
+            ..NodeOpts::default()
+        },
+    );
+    let village = NodeProc::start_with(
+        &pki,
+        root.path(),
+        VILLAGE,
+        &NodeOpts {
+            parent: Some(town.federation_url()),
+            ..NodeOpts::default()
+        },
+    );
+    linked(&pki, &town, TOWN, VILLAGE).await;
+    let mut v = operator_client(&pki, &village, VILLAGE, "director", "boss").await;
+
+    // A copy of the township's folder, taken with it stopped.
+    let data = root.path().join(format!("data-{TOWN}"));
+    let backup = root.path().join("town-backup");
+    assert!(town.terminate());
+    copy_dir(&data, &backup);
+    town.restart(root.path());
+    let t = operator_client(&pki, &town, TOWN, "director", "boss").await;
+    let since = register(&mut v, "after-town-copy").await;
+    escalate(&mut v, &since.id).await;
+    owned_at(&t, &since.id, TOWN).await;
+
+    // The township's disk fails; the copy is put back.
+    assert!(town.terminate());
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(&backup, &data);
+    restart_at(&mut town, root.path(), "10m");
+    let t = operator_client(&pki, &town, TOWN, "director", "boss").await;
+    owned_at(&t, &since.id, TOWN).await;
+    let later = register(&mut v, "after-town-restore").await;
+    escalate(&mut v, &later.id).await;
+    owned_at(&t, &later.id, TOWN).await;
+    let at_town = eventually("a link_resync alert at the township", SETTLE, || async {
+        Some(resync_alerts(&t).await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(at_town.iter().any(|m| m.contains(VILLAGE)), "{at_town:?}");
+    let at_village = eventually("a link_resync alert at the village", SETTLE, || async {
+        Some(resync_alerts(&v).await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(
+        at_village.iter().any(|m| m.contains(TOWN)),
+        "{at_village:?}"
+    );
 }

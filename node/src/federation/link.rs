@@ -180,6 +180,28 @@ async fn failed(fed: &SharedFederation, parent: &NodeCode, status: &tonic::Statu
     }
 }
 
+/// The parent applied this node's messages only through `pushed` (as it says in a pull):
+/// below what it acknowledged before, it was restored from an older copy, and the push loop
+/// sends again what is kept after `pushed`.
+async fn rewind_if_behind(fed: &SharedFederation, parent: &NodeCode, pushed: u64) {
+    let acked = match fed.store.outbox_acked(parent) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read what the parent acknowledged");
+            return;
+        }
+    };
+    if pushed >= acked {
+        return;
+    }
+    fed.peer_rewound(parent, acked, pushed).await;
+    // Asked before the acknowledgement moves back, whose commit wakes the push loop.
+    fed.rewind_parent(pushed);
+    if let Err(e) = fed.store.ack(parent, pushed).await {
+        tracing::error!(error = %e, "cannot record the parent's watermark");
+    }
+}
+
 async fn push_loop(
     fed: SharedFederation,
     mut client: FederationServiceClient<Channel>,
@@ -202,8 +224,20 @@ async fn push_loop(
     // (a queue drains at the pace of the parent's writes, not of both ends' in turn). Used
     // only if the parent applied everything before it.
     let mut next: Option<Prepared> = None;
+    // What to tell the parent with the next push (see `PushRequest.resync`).
+    let mut resync = String::new();
     while !*shutdown.borrow() {
         changes.borrow_and_update();
+        // The pull loop found the parent holding less than it acknowledged
+        // (`rewind_if_behind`): send again from there.
+        if let Some(to) = fed.take_parent_rewind().filter(|to| *to < acked) {
+            resync = format!(
+                "{parent}此前已确认收到{}的第{acked}条消息，现只有第{to}条（可能从旧备份恢复或换机）：已重新发送保留的消息",
+                fed.me
+            );
+            acked = to;
+            next = None;
+        }
         let ready = next.take().filter(|p| p.after == acked);
         let batch = match ready {
             Some(p) => p,
@@ -237,6 +271,7 @@ async fn push_loop(
             messages: batch.messages,
             queue_depth: depth,
             from_seq: Some(from),
+            resync: resync.clone(),
         });
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
         let push = client.push(req);
@@ -255,6 +290,7 @@ async fn push_loop(
                 let resp = resp.into_inner();
                 fed.heard(&parent, resp.queue_depth).await;
                 failpoint::hit("push-acked");
+                resync.clear();
                 if !resp.resync.is_empty() {
                     fed.told_resync(&parent, from, &resp.resync).await;
                 }
@@ -365,6 +401,9 @@ async fn pull_loop(
                 fed.heard(&parent, resp.queue_depth).await;
                 if !resp.resync.is_empty() {
                     fed.told_resync(&parent, through, &resp.resync).await;
+                }
+                if let Some(pushed) = resp.pushed_through {
+                    rewind_if_behind(&fed, &parent, pushed).await;
                 }
                 // Told with this poll's success.
                 refused.clear();

@@ -43,8 +43,9 @@
 //! acknowledged are kept for `federation.keep_delivered`: a child that pulls from below what
 //! it acknowledged before gets them again (the cases transferred down to it since its copy),
 //! and a parent that holds less than a child's push assumes (`PushRequest.from_seq`) answers
-//! its own watermark, from which the child sends again. Either way both ends raise a
-//! `link_resync` alert (the answers carry `resync` for the other end).
+//! its own watermark, from which the child sends again; a child with nothing new to push
+//! learns it from its pulls (`PullResponse.pushed_through`). Either way both ends raise a
+//! `link_resync` alert (requests and answers carry `resync` for the other end).
 //!
 //! # Ownership
 //!

@@ -29,6 +29,9 @@ pub struct Federation {
     pub links: LinkTable,
     /// Budget of one batch on the wire (`limits.max_message_bytes`; peers accept 4 times it).
     pub batch_bytes: usize,
+    /// Set by the pull loop when the parent holds less of this node's messages than it
+    /// acknowledged: the push loop sends again from there.
+    parent_rewind: std::sync::Mutex<Option<u64>>,
 }
 
 pub type SharedFederation = Arc<Federation>;
@@ -88,6 +91,7 @@ impl Federation {
             policy: crate::domain::Policy::default(),
             links,
             batch_bytes: max_message_bytes.max(4096),
+            parent_rewind: std::sync::Mutex::new(None),
         }
     }
 
@@ -112,6 +116,23 @@ impl Federation {
             refuse_transfers: self.config.refuse_transfers.as_deref(),
             policy: &self.policy,
             children: Some(children),
+        }
+    }
+
+    /// Asks the push loop to send again what follows link seq `to` (the parent's watermark).
+    pub fn rewind_parent(&self, to: u64) {
+        let mut slot = match self.parent_rewind.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *slot = Some(slot.map_or(to, |held| held.min(to)));
+    }
+
+    /// The rewind asked for, if any (taken).
+    pub fn take_parent_rewind(&self) -> Option<u64> {
+        match self.parent_rewind.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
         }
     }
 
@@ -265,7 +286,7 @@ impl Federation {
         self.raise(vec![alert]).await;
     }
 
-    /// The parent said the link resynchronised (`what`, its words): a `link_resync` alert
+    /// The neighbour said the link resynchronised (`what`, its words): a `link_resync` alert
     /// here too, so both ends show it.
     pub async fn told_resync(&self, parent: &NodeCode, at_seq: u64, what: &str) {
         let what: String = what.chars().take(500).collect();

@@ -110,6 +110,7 @@ impl FederationService for FederationApi {
             messages,
             queue_depth,
             from_seq,
+            resync: told,
         } = req.into_inner();
         let batch = match decode(messages, self.fed.batch_bytes).and_then(|b| {
             check_batch(&b)?;
@@ -124,6 +125,10 @@ impl FederationService for FederationApi {
         // What the child still holds beyond this batch.
         let remaining = queue_depth.saturating_sub(batch.len() as u64);
         self.fed.heard(&child, remaining).await;
+        if !told.is_empty() {
+            let at = batch.first().map_or(0, |(seq, _, _)| *seq);
+            self.fed.told_resync(&child, at, &told).await;
+        }
         // The child sends after what it believes this node applied; this node holding less
         // (restored from an older copy, or replaced) asks for what the child kept since.
         let through = self.fed.store.applied_through(&child)?;
@@ -244,6 +249,7 @@ impl FederationService for FederationApi {
                     messages,
                     queue_depth: fed.store.outbox_stats(&child)?.len,
                     resync,
+                    pushed_through: Some(fed.store.applied_through(&child)?),
                 }));
             }
             if *shutdown.borrow() {
@@ -259,6 +265,7 @@ impl FederationService for FederationApi {
             messages: Vec::new(),
             queue_depth: 0,
             resync,
+            pushed_through: Some(fed.store.applied_through(&child)?),
         }))
     }
 }

@@ -284,6 +284,10 @@ impl Store {
                     .map_err(StorageError::from)?;
                 meta.insert(&acked_key, codec::encode(ValueKind::Sequence, &through)?)
                     .map_err(StorageError::from)?;
+                if through < before {
+                    // Kept messages are queued again: whoever sends them must look.
+                    trees.signals.outbox_touched();
+                }
                 Ok(before)
             })
             .await
