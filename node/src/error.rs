@@ -13,6 +13,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// No client certificate, or one that carries no fengqiao identity.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// A statistics scope deeper than this node's retention: its figures exist here only
     /// inside those of `ancestor`.
     #[error(
@@ -50,8 +53,11 @@ impl From<Error> for Status {
             Error::Domain(DomainError::InvalidArgument { .. }) => Code::InvalidArgument,
             Error::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
             Error::Domain(DomainError::Refused { .. }) => Code::FailedPrecondition,
+            Error::Domain(DomainError::Precondition(_)) => Code::FailedPrecondition,
+            Error::Domain(DomainError::Forbidden(_)) => Code::PermissionDenied,
             Error::NotFound(_) => Code::NotFound,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Folded { .. } => Code::FailedPrecondition,
             Error::NoFigures(_) => Code::NotFound,
             Error::Storage(StorageError::BadPageToken(_)) => Code::InvalidArgument,

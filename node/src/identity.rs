@@ -508,7 +508,7 @@ pub enum AuthzError {
 
 impl From<AuthzError> for tonic::Status {
     fn from(e: AuthzError) -> tonic::Status {
-        tonic::Status::permission_denied(e.to_string())
+        crate::error::Error::PermissionDenied(e.to_string()).into()
     }
 }
 

@@ -271,14 +271,12 @@ pub fn connect_lazy(url: &str, files: &TlsFiles) -> Result<Channel, TlsError> {
 /// Peer certificates are available on connections accepted by `crate::listener` (or by
 /// tonic's TCP incoming with TLS, `Server::serve*` with `tls_config`).
 pub fn peer_identity<T>(req: &tonic::Request<T>) -> Result<Identity, tonic::Status> {
-    let certs = req.peer_certs().ok_or_else(|| {
-        tonic::Status::unauthenticated("no client certificate: mutual TLS is required")
-    })?;
-    let leaf = certs.first().ok_or_else(|| {
-        tonic::Status::unauthenticated("no client certificate: mutual TLS is required")
-    })?;
+    use crate::error::Error;
+    let missing = || Error::Unauthenticated("no client certificate: mutual TLS is required".into());
+    let certs = req.peer_certs().ok_or_else(missing)?;
+    let leaf = certs.first().ok_or_else(missing)?;
     Identity::from_cert_der(leaf)
-        .map_err(|e| tonic::Status::unauthenticated(format!("client certificate: {e}")))
+        .map_err(|e| Error::Unauthenticated(format!("client certificate: {e}")).into())
 }
 
 /// The CA certificates, this participant's certificate chain and its key, read and checked

@@ -32,7 +32,8 @@ pub use model::*;
 
 use std::time::Duration;
 
-/// A rule of the domain refused the request. Maps to INVALID_ARGUMENT / FAILED_PRECONDITION.
+/// A rule of the domain refused the request. Maps to INVALID_ARGUMENT, FAILED_PRECONDITION or
+/// PERMISSION_DENIED (`crate::error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     /// A field of the request is malformed or out of its documented bounds.
@@ -54,6 +55,14 @@ pub enum DomainError {
         action: &'static str,
         reason: String,
     },
+    /// Where the case is, or how this node is linked, does not allow the request here (the
+    /// case is owned elsewhere, no link leads to the target, ...). Maps to FAILED_PRECONDITION.
+    #[error("{0}")]
+    Precondition(String),
+    /// The caller may not ask this of this node (who may order which move: the README's
+    /// table). Maps to PERMISSION_DENIED.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl DomainError {

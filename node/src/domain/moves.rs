@@ -31,6 +31,8 @@
 //!
 //! Like [`super::machine`], everything here is deterministic and free of I/O.
 
+use crate::code::NodeCode;
+
 use super::calendar::china_datetime;
 use super::machine::append_events;
 use super::{
@@ -322,6 +324,51 @@ pub fn order_not_executed(case: &Case, ctx: &Ctx, what: &str, why: &str) -> (Cas
     e.detail = format!("{}的指令（{what}）未执行：{why}", ctx.node);
     next.history_len = e.seq;
     (next, e)
+}
+
+/// Who may order a TransferCase at node `me` toward `to` (the README's table of moves):
+///
+/// * a case owned here (`owned_here`) moves up or down, by the owner's director or admin (the
+///   permission table checks the role); never to `me`, and never sideways — that is ordered
+///   by a director at the common ancestor of owner and target, or above;
+/// * a case held elsewhere moves by an order, which only a director gives (`director`), and
+///   only toward a node of this node's area (`me` or below).
+pub fn check_transfer(
+    me: &NodeCode,
+    to: &NodeCode,
+    case_id: &str,
+    owned_here: bool,
+    director: bool,
+) -> Result<(), DomainError> {
+    if owned_here {
+        if to == me {
+            return Err(DomainError::invalid(
+                "to_node",
+                format!("case {case_id} is already at {me}"),
+            ));
+        }
+        if !me.is_ancestor_of(to) && !to.is_ancestor_of(me) {
+            let above = me
+                .common_ancestor(to)
+                .map(String::from)
+                .unwrap_or_else(|| "the top".into());
+            return Err(DomainError::Forbidden(format!(
+                "{to} is neither above nor below {me}: a sideways move is ordered by a director at {above} or above"
+            )));
+        }
+        return Ok(());
+    }
+    if !director {
+        return Err(DomainError::Forbidden(
+            "only a director orders a move of a case owned by another node".into(),
+        ));
+    }
+    if to != me && !me.is_ancestor_of(to) {
+        return Err(DomainError::Forbidden(format!(
+            "{to} is outside the area of node {me}"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks an order's text before it is sent.

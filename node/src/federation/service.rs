@@ -61,11 +61,12 @@ impl FederationApi {
             Identity::Node { code } if code.parent().as_ref() == Some(&self.fed.me) => Ok(code),
             other => {
                 tracing::warn!(caller = %other.uri(), "refused a federation call: not a child of this node");
-                Err(Status::permission_denied(format!(
+                Err(crate::error::Error::PermissionDenied(format!(
                     "{} may not link to node {}: only its children's node certificates may",
                     other.uri(),
                     self.fed.me
-                )))
+                ))
+                .into())
             }
         }
     }
@@ -77,9 +78,11 @@ fn check_batch(batch: &[(u64, Option<u64>, Received)]) -> Result<(), Status> {
     let mut last = 0;
     for (seq, _, _) in batch {
         if *seq <= last {
-            return Err(Status::invalid_argument(
-                "link_seq must ascend within a batch",
-            ));
+            return Err(crate::domain::DomainError::invalid(
+                "link_seq",
+                "must ascend within a batch",
+            )
+            .into());
         }
         last = *seq;
     }

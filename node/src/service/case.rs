@@ -64,7 +64,7 @@ impl CaseApi {
         Span::current().record("caller", id.uri().as_str());
         identity::authorize(&id, &self.state.code, action).map_err(|e| {
             tracing::warn!(caller = %id.uri(), ?action, "permission denied: {e}");
-            Status::permission_denied(e.to_string())
+            Status::from(Error::PermissionDenied(e.to_string()))
         })?;
         Ok(id)
     }
@@ -194,7 +194,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             }
             // A supervised copy is already masked: the owner keeps the personal data.
             View::Copy(case, _) => Ok(Response::new(convert::case_to_proto(&case, false, now))),
-            View::Nothing => Err(Status::not_found(format!("case {id} not found"))),
+            View::Nothing => Err(Error::NotFound(id).into()),
         }
     }
 
@@ -216,9 +216,11 @@ impl pb::case_service_server::CaseService for CaseApi {
         let page_size = match page_size {
             0 => DEFAULT_PAGE_SIZE,
             n if n as usize > MAX_PAGE_SIZE => {
-                return Err(Status::invalid_argument(format!(
-                    "invalid page_size: at most {MAX_PAGE_SIZE}, got {n}"
-                )));
+                return Err(crate::domain::DomainError::invalid(
+                    "page_size",
+                    format!("at most {MAX_PAGE_SIZE}, got {n}"),
+                )
+                .into());
             }
             n => n as usize,
         };
@@ -309,7 +311,7 @@ impl pb::case_service_server::CaseService for CaseApi {
         let events = match self.view(&id)? {
             View::Owned(_) | View::Tombstone(_) => self.state.store.history(&id)?,
             View::Copy(_, history) => history,
-            View::Nothing => return Err(Status::not_found(format!("case {id} not found"))),
+            View::Nothing => return Err(Error::NotFound(id).into()),
         };
         Ok(Response::new(pb::CaseHistory {
             case_id: id,

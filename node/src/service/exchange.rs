@@ -36,11 +36,12 @@ impl pb::stats_exchange_server::StatsExchange for ExchangeApi {
             Identity::Node { code } if code.parent().as_ref() == Some(&self.state.code) => code,
             other => {
                 tracing::warn!(caller = %other.uri(), "push refused: not a child node");
-                return Err(Status::permission_denied(format!(
+                return Err(crate::error::Error::PermissionDenied(format!(
                     "only a child node of {} may push contributions; {} may not",
                     self.state.code,
                     other.uri()
-                )));
+                ))
+                .into());
             }
         };
         let push = conv::push_from_proto(req.into_inner())?;

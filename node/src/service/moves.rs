@@ -1,7 +1,8 @@
 //! The federation RPCs of CaseService: EscalateCase, TransferCase, SuperviseCase, GetLinks,
 //! and what GetCase shows of cases owned elsewhere.
 //!
-//! Who may order which move (also in the README's permission table):
+//! Who may order which move (also in the README's permission table; the rule is
+//! `domain::moves::check_transfer`, the roles are the permission table's):
 //!
 //! | request | where | who |
 //! |---|---|---|
@@ -29,6 +30,7 @@ use crate::code::NodeCode;
 use crate::convert;
 use crate::domain::moves::{self, MoveKind};
 use crate::domain::{Case, CaseStatus, Ctx, DomainError, Event};
+use crate::error::Error;
 use crate::federation::apply::{self, MoveError};
 use crate::federation::failpoint;
 use crate::federation::links::{LinkView, Role as LinkRole, State};
@@ -97,10 +99,11 @@ impl CaseApi {
     ) -> Result<pb::Case, Status> {
         let fed = self.state.federation.clone();
         if route::next_hop(&fed.me, fed.parent.as_ref(), &to) == Hop::Unroutable {
-            return Err(Status::failed_precondition(format!(
+            return Err(DomainError::Precondition(format!(
                 "no route from {} to {to}: this node has no parent link",
                 fed.me
-            )));
+            ))
+            .into());
         }
         let actor = caller.uri();
         let now = self.state.clock.now();
@@ -153,10 +156,11 @@ impl CaseApi {
             .known_owner(id, view)
             .filter(|t| fed.me.is_ancestor_of(t))
         else {
-            return Err(Status::failed_precondition(format!(
+            return Err(DomainError::Precondition(format!(
                 "case {id} is not known to be in the area of node {}; orders go only to cases below it",
                 fed.me
-            )));
+            ))
+            .into());
         };
         let order = Order {
             id: 0,
@@ -168,7 +172,7 @@ impl CaseApi {
         let children = fed.known_children();
         let out = apply::issue_order(&fed.node(self.state.clock.now(), &children), &target, order)
             .ok_or_else(|| {
-                Status::failed_precondition(format!(
+                DomainError::Precondition(format!(
                     "no route to {target}: no link leads there, or no such node has ever \
                      linked or reported figures below this one"
                 ))
@@ -192,15 +196,14 @@ impl CaseApi {
             .ok()
             .filter(|m| *m != pb::EscalationMode::Unspecified)
             .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "invalid mode: {mode} is not TAKE_OVER or SUPERVISE"
-                ))
+                DomainError::invalid("mode", format!("{mode} is not TAKE_OVER or SUPERVISE"))
             })?;
         let Some(parent) = self.state.federation.parent.clone() else {
-            return Err(Status::failed_precondition(format!(
+            return Err(DomainError::Precondition(format!(
                 "node {} has no parent link to escalate to",
                 self.state.code
-            )));
+            ))
+            .into());
         };
         self.require_owned(&case_id)?;
         match mode {
@@ -239,11 +242,12 @@ impl CaseApi {
     fn require_owned(&self, id: &str) -> Result<(), Status> {
         match self.view(id)? {
             View::Owned(_) => Ok(()),
-            View::Copy(c, _) | View::Tombstone(c) => Err(Status::failed_precondition(format!(
+            View::Copy(c, _) | View::Tombstone(c) => Err(DomainError::Precondition(format!(
                 "case {id} is owned by node {}, not by {}",
                 c.owner_node, self.state.code
-            ))),
-            View::Nothing => Err(Status::not_found(format!("case {id} not found"))),
+            ))
+            .into()),
+            View::Nothing => Err(Error::NotFound(id.to_owned()).into()),
         }
     }
 
@@ -258,37 +262,16 @@ impl CaseApi {
             reason,
         } = req;
         let to = NodeCode::parse(&to_node)
-            .map_err(|e| Status::invalid_argument(format!("invalid to_node: {e}")))?;
+            .map_err(|e| DomainError::invalid("to_node", e.to_string()))?;
         let me = self.state.code.clone();
         let view = self.view(&case_id)?;
-        if let View::Owned(_) = view {
-            if to == me {
-                return Err(Status::invalid_argument(format!(
-                    "invalid to_node: case {case_id} is already at {me}"
-                )));
-            }
-            if !me.is_ancestor_of(&to) && !to.is_ancestor_of(&me) {
-                let above = me
-                    .common_ancestor(&to)
-                    .map(String::from)
-                    .unwrap_or_else(|| "the top".into());
-                return Err(Status::permission_denied(format!(
-                    "{to} is neither above nor below {me}: a sideways move is ordered by a director at {above} or above"
-                )));
-            }
+        let owned_here = matches!(view, View::Owned(_));
+        let director = caller.role() == Some(Role::Director);
+        moves::check_transfer(&me, &to, &case_id, owned_here, director)?;
+        if owned_here {
             return self
                 .move_owned(caller, case_id, to, MoveKind::Transfer, reason)
                 .await;
-        }
-        if caller.role() != Some(Role::Director) {
-            return Err(Status::permission_denied(
-                "only a director orders a move of a case owned by another node",
-            ));
-        }
-        if !route::in_subtree(&me, &to) {
-            return Err(Status::permission_denied(format!(
-                "{to} is outside the area of node {me}"
-            )));
         }
         moves::validate_instruction("reason", &reason)?;
         self.order(
@@ -324,9 +307,10 @@ impl CaseApi {
         }
         let view = self.view(&case_id)?;
         if let View::Owned(_) = view {
-            return Err(Status::failed_precondition(format!(
+            return Err(DomainError::Precondition(format!(
                 "case {case_id} is owned here: supervision orders come from an ancestor"
-            )));
+            ))
+            .into());
         }
         self.order(
             caller,

@@ -431,3 +431,39 @@ fn a_refused_case_taken_back_keeps_the_colour_rule() {
     );
     numbered(&got, &events);
 }
+
+#[test]
+fn who_may_order_which_move() {
+    let c = |s: &str| NodeCode::parse(s).unwrap();
+    let (town, v1, v2, county) = (
+        c("610116001"),
+        c("610116001001"),
+        c("610116002001"),
+        c("610116"),
+    );
+    let id = "610116001001-20250501-000007";
+    // Owned here: up or down, by the permission table's roles; not to itself, not sideways.
+    assert!(check_transfer(&v1, &town, id, true, false).is_ok());
+    assert!(check_transfer(&town, &v1, id, true, false).is_ok());
+    assert!(matches!(
+        check_transfer(&v1, &v1, id, true, true),
+        Err(DomainError::InvalidArgument {
+            field: "to_node",
+            ..
+        })
+    ));
+    match check_transfer(&v1, &v2, id, true, true) {
+        Err(DomainError::Forbidden(why)) => assert!(why.contains("610116 or above"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Held elsewhere: an order, by a director only, into this node's area only.
+    assert!(check_transfer(&county, &v2, id, false, true).is_ok());
+    assert!(matches!(
+        check_transfer(&county, &v2, id, false, false),
+        Err(DomainError::Forbidden(_))
+    ));
+    assert!(matches!(
+        check_transfer(&town, &v2, id, false, true),
+        Err(DomainError::Forbidden(_))
+    ));
+}
