@@ -136,6 +136,19 @@ async fn resync_alerts(c: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Both ends of the link show a `link_resync` alert naming the other.
+async fn both_alerted(town: &Client, village: &Client) {
+    for (c, other, at) in [(town, VILLAGE, "township"), (village, TOWN, "village")] {
+        let alerts = eventually(
+            &format!("a link_resync alert at the {at}"),
+            SETTLE,
+            || async { Some(resync_alerts(c).await).filter(|a| !a.is_empty()) },
+        )
+        .await;
+        assert!(alerts.iter().any(|m| m.contains(other)), "{at}: {alerts:?}");
+    }
+}
+
 /// A case registered at the township and transferred down to the village, once there.
 async fn transferred_down(pair: &Pair, key: &str) -> String {
     let mut town = pair.client(TOWN).await;
@@ -162,19 +175,7 @@ async fn nothing_lost(pair: &Pair, issued: &BTreeSet<String>, down: &str) {
     escalate(&mut village, &fresh.id).await;
     owned_at(&town, &fresh.id, TOWN).await;
     owned_at(&village, down, VILLAGE).await;
-    let at_town = eventually("a link_resync alert at the township", SETTLE, || async {
-        Some(resync_alerts(&town).await).filter(|a| !a.is_empty())
-    })
-    .await;
-    assert!(at_town.iter().any(|m| m.contains(VILLAGE)), "{at_town:?}");
-    let at_village = eventually("a link_resync alert at the village", SETTLE, || async {
-        Some(resync_alerts(&village).await).filter(|a| !a.is_empty())
-    })
-    .await;
-    assert!(
-        at_village.iter().any(|m| m.contains(TOWN)),
-        "{at_village:?}"
-    );
+    both_alerted(&town, &village).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,17 +272,5 @@ async fn a_township_on_an_older_copy_gets_the_village_messages_again() {
     let later = register(&mut v, "after-town-restore").await;
     escalate(&mut v, &later.id).await;
     owned_at(&t, &later.id, TOWN).await;
-    let at_town = eventually("a link_resync alert at the township", SETTLE, || async {
-        Some(resync_alerts(&t).await).filter(|a| !a.is_empty())
-    })
-    .await;
-    assert!(at_town.iter().any(|m| m.contains(VILLAGE)), "{at_town:?}");
-    let at_village = eventually("a link_resync alert at the village", SETTLE, || async {
-        Some(resync_alerts(&v).await).filter(|a| !a.is_empty())
-    })
-    .await;
-    assert!(
-        at_village.iter().any(|m| m.contains(TOWN)),
-        "{at_village:?}"
-    );
+    both_alerted(&t, &v).await;
 }

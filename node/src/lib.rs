@@ -9,7 +9,8 @@
 //! * [`convert`] — protobuf ⇄ domain conversions (enums decoded with `TryFrom`).
 //! * [`federation`] — links between nodes, exactly-once messages, moves of ownership and
 //!   supervision across the tiers.
-//! * [`service`] — thin gRPC handlers; [`server`] — listeners, wiring and shutdown;
+//! * [`app`] — the application layer: every operation (authorize → validate → domain →
+//!   storage), one error type; [`service`] — thin gRPC handlers over it; [`server`] — listeners, wiring and shutdown;
 //!   [`listener`] — accepting connections under caps, with the mutual-TLS handshake.
 //! * [`sweep`] — the node applying its time-driven rules (deadlines, early-warning catch-up,
 //!   scheduled reports); [`report`] — cadence reports as data, CSV and text.
@@ -19,6 +20,7 @@
 //! * [`clock`] — injectable time; [`telemetry`] — logging.
 //! * [`dev`] — `fqnode dev`, a local federation; [`cli`] — the `fqctl` operator CLI.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod code;

@@ -1,6 +1,6 @@
-//! gRPC handlers. Each stays thin: authenticate and authorize the caller, decode the request
-//! with `convert` (`TryFrom` for enums), call the domain through storage, encode the answer.
-//! No domain rule lives here.
+//! gRPC handlers, adapters over `crate::app`: take the caller from its certificate, decode the
+//! request with `convert` (`TryFrom` for enums), call the application layer, encode the answer.
+//! No rule lives here.
 
 pub mod case;
 pub mod exchange;

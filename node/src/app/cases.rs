@@ -1,0 +1,279 @@
+//! Cases at their owner: registration, reading, listing, the lifecycle and oversight commands,
+//! alerts and reports.
+//!
+//! Every command goes through the state machine and then the rules' post-step
+//! ([`alert::after_command`]: reopen supervision, alerts), all in one transaction; a
+//! registration is followed by the early-warning evaluation (`crate::sweep::early`).
+
+use rand::Rng;
+
+use super::moves::View;
+use super::{App, Shown};
+use crate::domain::alert::{self, Alert};
+use crate::domain::{
+    CaseStatus, Category, Command, Ctx, Deadlines, DomainError, Event, NewCase, RiskLevel, machine,
+    validate,
+};
+use crate::error::Error;
+use crate::identity::{Action, Identity};
+use crate::report::{self, ReportData};
+use crate::storage::{CaseQuery, StorageError, WriteError};
+
+/// Most alerts [`App::alerts`] answers with (the newest).
+pub const MAX_ALERTS: usize = 500;
+
+/// Default and largest page sizes of [`App::list`].
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// Alphabet of citizen lookup codes: no 0/O, 1/I/L, so they survive being read over the phone.
+const LOOKUP_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// 12 symbols of 31: about 59 bits, unguessable.
+const LOOKUP_LEN: usize = 12;
+
+fn new_lookup_code() -> String {
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(LOOKUP_LEN + 2);
+    for i in 0..LOOKUP_LEN {
+        if i > 0 && i % 4 == 0 {
+            s.push('-');
+        }
+        let idx = rng.random_range(0..LOOKUP_ALPHABET.len());
+        s.push(char::from(LOOKUP_ALPHABET[idx]));
+    }
+    s
+}
+
+/// What a listing asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub status: Option<CaseStatus>,
+    pub risk: Option<RiskLevel>,
+    pub category: Option<Category>,
+    /// Only cases whose running deadline has passed.
+    pub overdue_only: bool,
+    /// Supervised copies instead of owned cases and tombstones.
+    pub supervised: bool,
+    /// 0: [`DEFAULT_PAGE_SIZE`]; at most [`MAX_PAGE_SIZE`].
+    pub page_size: usize,
+    pub page_token: Option<String>,
+}
+
+/// One page of a listing: cases with personal data masked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub cases: Vec<crate::domain::Case>,
+    pub next_page_token: Option<String>,
+}
+
+/// The permission a command needs.
+fn action_of(cmd: &Command) -> Result<Action, Error> {
+    Ok(match cmd {
+        Command::Review { accept: true, .. } => Action::AcceptCase,
+        Command::Review { accept: false, .. } => Action::RejectCase,
+        Command::Assign { .. } => Action::AssignCase,
+        Command::RecordMediation { .. } => Action::RecordMediation,
+        Command::Resolve { .. } => Action::ResolveCase,
+        Command::FollowUp { .. } => Action::RecordFollowUp,
+        Command::ChangeRisk { .. } => Action::ChangeRisk,
+        Command::ExtendDeadline { .. } => Action::ExtendDeadline,
+        Command::UpdatePlan(_) | Command::AddProgress { .. } => Action::PlanCase,
+        // The node's own rules issue these; no operator does.
+        Command::SuperviseOverdue { .. } | Command::RaiseRisk { .. } => {
+            return Err(Error::PermissionDenied(
+                "this command is issued by the node's rules, not by an operator".into(),
+            ));
+        }
+    })
+}
+
+impl App {
+    /// Registers a new case here (one window for every channel). A repeated idempotency key
+    /// answers with the original case and changes nothing.
+    pub async fn register(&self, who: &Identity, new: NewCase) -> Result<Shown, Error> {
+        self.authorize(who, Action::RegisterCase)?;
+        validate::validate_new_case(&new)?;
+        let now = self.now();
+        let day = machine::china_day(now);
+        let node = self.state.code.as_str().to_string();
+        let actor = who.uri();
+        let deadlines = self.state.deadlines.clone();
+        // A fresh lookup code colliding with an existing one is astronomically rare (59 bits),
+        // but it is retried rather than reported as a failure.
+        let mut attempts = 0;
+        let reg = loop {
+            attempts += 1;
+            let (node, actor, deadlines, new) =
+                (node.clone(), actor.clone(), deadlines.clone(), new.clone());
+            let lookup_code = new_lookup_code();
+            let build_day = day.clone();
+            let result = self
+                .state
+                .store
+                .register(new.idempotency_key.clone(), day.clone(), move |seq| {
+                    let ctx = Ctx {
+                        now,
+                        node: &node,
+                        actor: &actor,
+                        deadlines: &deadlines,
+                    };
+                    let id = machine::case_id(&node, &build_day, seq);
+                    machine::register(&ctx, &new, id, lookup_code.clone())
+                })
+                .await;
+            match result {
+                Err(WriteError::Storage(StorageError::LookupCodeTaken { .. })) if attempts < 3 => {}
+                other => break other?,
+            }
+        };
+        tracing::Span::current().record("case_id", reg.case.id.as_str());
+        let mut case = reg.case;
+        if reg.created {
+            tracing::info!(status = ?case.status, risk = ?case.risk, "case registered");
+            // The registration stands whatever happens here; the sweep catches up on failure.
+            match crate::sweep::early::after_register(&self.state, &case, now).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    if let Some(c) = self.state.store.get_case(&case.id)? {
+                        case = c;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "early warning deferred to the sweep"),
+            }
+        } else {
+            tracing::info!("repeated registration: original case returned");
+        }
+        Ok(self.shown(who, case))
+    }
+
+    /// A case as this node holds it: owned, else its supervised copy (masked), else its
+    /// tombstone.
+    pub fn get(&self, who: &Identity, id: &str) -> Result<Shown, Error> {
+        self.authorize(who, Action::ReadCase)?;
+        match self.view(id)? {
+            View::Owned(case) | View::Tombstone(case) => Ok(self.shown(who, case)),
+            View::Copy(case, _) => Ok(Shown {
+                case,
+                reveal: false,
+            }),
+            View::Nothing => Err(Error::NotFound(id.to_owned())),
+        }
+    }
+
+    /// A page of owned cases and tombstones (or of supervised copies), newest first.
+    pub fn list(&self, who: &Identity, listing: Listing) -> Result<Page, Error> {
+        self.authorize(who, Action::ReadCase)?;
+        let page_size = match listing.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(DomainError::invalid(
+                    "page_size",
+                    format!("at most {MAX_PAGE_SIZE}, got {n}"),
+                )
+                .into());
+            }
+            n => n,
+        };
+        let query = CaseQuery {
+            status: listing.status,
+            risk: listing.risk,
+            category: listing.category,
+            overdue_at: listing.overdue_only.then_some(self.now()),
+            supervised: listing.supervised,
+            page_size,
+            page_token: listing.page_token.filter(|t| !t.is_empty()),
+        };
+        let page = self.state.store.list_cases(&query)?;
+        Ok(Page {
+            cases: page.cases,
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    /// The whole history of a case held here (owned, tombstone or supervised copy).
+    pub fn history(&self, who: &Identity, id: &str) -> Result<Vec<Event>, Error> {
+        self.authorize(who, Action::ReadCase)?;
+        match self.view(id)? {
+            View::Owned(_) | View::Tombstone(_) => Ok(self.state.store.history(id)?),
+            View::Copy(_, history) => Ok(history),
+            View::Nothing => Err(Error::NotFound(id.to_owned())),
+        }
+    }
+
+    /// Applies an operator's command to a case owned here, durably, with the rules'
+    /// post-step in the same transaction.
+    pub async fn command(
+        &self,
+        who: &Identity,
+        case_id: &str,
+        cmd: Command,
+    ) -> Result<Shown, Error> {
+        self.authorize(who, action_of(&cmd)?)?;
+        let node = self.state.code.as_str().to_string();
+        let actor = who.uri();
+        let deadlines: Deadlines = self.state.deadlines.clone();
+        let policy = self.state.policy.clone();
+        let now = self.now();
+        let case = self
+            .state
+            .store
+            .update_raising(case_id.to_owned(), move |case| {
+                let ctx = Ctx {
+                    now,
+                    node: &node,
+                    actor: &actor,
+                    deadlines: &deadlines,
+                };
+                let (next, events) = machine::apply(case, &ctx, &cmd)?;
+                Ok(alert::after_command(case, next, events, &ctx, &policy))
+            })
+            .await?;
+        Ok(self.shown(who, case))
+    }
+
+    /// The newest alerts of this node (at most [`MAX_ALERTS`]).
+    pub fn alerts(&self, who: &Identity) -> Result<Vec<Alert>, Error> {
+        self.authorize(who, Action::ReadAlerts)?;
+        Ok(self.state.store.alerts_newest(MAX_ALERTS)?)
+    }
+
+    /// The cadence report of `period` (empty: the last complete one of the node's cadence).
+    pub async fn report(&self, who: &Identity, period: &str) -> Result<ReportData, Error> {
+        self.authorize(who, Action::ExportReport)?;
+        let now = self.now();
+        let period = report::period::parse(period, self.state.default_cadence(), now)?;
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            report::make(&state.store, state.code.as_str(), &period, now)
+        })
+        .await?
+        .map_err(Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_codes_use_the_readable_alphabet() {
+        let a = new_lookup_code();
+        let b = new_lookup_code();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), LOOKUP_LEN + 2);
+        assert!(
+            a.chars()
+                .all(|c| c == '-' || LOOKUP_ALPHABET.contains(&(c as u8))),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn rule_commands_are_not_for_operators() {
+        assert!(action_of(&Command::RaiseRisk { reason: "x".into() }).is_err());
+        assert_eq!(
+            action_of(&Command::AddProgress { text: "x".into() }).unwrap(),
+            Action::PlanCase
+        );
+    }
+}

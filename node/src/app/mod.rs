@@ -1,0 +1,63 @@
+//! The application layer: every operation of a node, whoever asks for it — a gRPC handler (a
+//! principal from a client certificate), the web console (a principal from a session), the
+//! CLI through the API. Each operation runs the same steps in one place: authorize the caller
+//! for the action ([`App::authorize`], the permission table of `crate::identity`), validate,
+//! apply the domain rules, write through storage; it returns domain values and the one error
+//! type ([`Error`], mapped once to gRPC codes in `crate::error`). Adapters decode requests and
+//! encode answers, nothing else: no rule lives in them.
+
+pub mod cases;
+pub mod moves;
+
+use crate::domain::{Case, Timestamp};
+use crate::error::Error;
+use crate::identity::{self, Action, Identity};
+use crate::service::SharedState;
+
+/// The operations of one node.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) state: SharedState,
+}
+
+/// A case as one caller may see it: `reveal` says whether its parties' personal data may be
+/// shown unmasked (a supervised copy never: the owner keeps it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shown {
+    pub case: Case,
+    pub reveal: bool,
+}
+
+impl App {
+    pub fn new(state: SharedState) -> App {
+        App { state }
+    }
+
+    /// The node's time.
+    pub fn now(&self) -> Timestamp {
+        self.state.clock.now()
+    }
+
+    /// Refuses `who` unless it is an operator of this node whose role may do `action`.
+    pub fn authorize(&self, who: &Identity, action: Action) -> Result<(), Error> {
+        identity::authorize(who, &self.state.code, action).map_err(|e| {
+            tracing::warn!(caller = %who.uri(), ?action, "permission denied: {e}");
+            Error::PermissionDenied(e.to_string())
+        })
+    }
+
+    /// Whether `who` may see the parties' personal data unmasked.
+    pub fn reveals_personal(who: &Identity) -> bool {
+        match who {
+            Identity::Operator { role, .. } => identity::allowed(*role, Action::ReadPersonalData),
+            Identity::Node { .. } => false,
+        }
+    }
+
+    fn shown(&self, who: &Identity, case: Case) -> Shown {
+        Shown {
+            case,
+            reveal: Self::reveals_personal(who),
+        }
+    }
+}
