@@ -6,9 +6,10 @@
 //! each link's health).
 //!
 //! Everything lives under one folder (default `.fengqiao-dev/`): `pki/` (a dev CA, node
-//! certificates, one director certificate per node), `nodes/CODE.toml` (each node's config, the
-//! same format `fqnode --config` reads), `data/CODE/` (storage) and `profiles/CODE.toml` (the
-//! fqctl profile of that node's director). Files that exist are reused, so data survives
+//! certificates, one director and one admin certificate per node), `nodes/CODE.toml` (each
+//! node's config, the same format `fqnode --config` reads), `data/CODE/` (storage),
+//! `profiles/CODE.toml` (the fqctl profile of that node's director) and
+//! `profiles/admin-CODE.toml` (its admin's, for `fqctl user`). Files that exist are reused, so data survives
 //! restarts; delete the folder to start afresh.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -100,6 +101,11 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
         if !op_cert.exists() {
             pki::issue_operator(&pki_dir, &code, Role::Director, DEV_USER)?;
         }
+        // County IT's certificate, for the console accounts (`fqctl user`).
+        let admin_cert = pki_dir.join(format!("op-{code}-admin-{DEV_USER}.pem"));
+        if !admin_cert.exists() {
+            pki::issue_operator(&pki_dir, &code, Role::Admin, DEV_USER)?;
+        }
         let parent_url = code.parent().and_then(|p| {
             nodes
                 .iter()
@@ -135,6 +141,14 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
             lang: None,
         }
         .save(&profile_path)?;
+        Profile {
+            endpoint: format!("https://{}", running.addrs.listen),
+            ca: pki_dir.join("ca.pem"),
+            cert: admin_cert.clone(),
+            key: admin_cert.with_extension("key"),
+            lang: None,
+        }
+        .save(&dir.join("profiles").join(format!("admin-{code}.toml")))?;
         nodes.push((running, profile_path));
     }
     Ok(DevFederation { nodes })

@@ -11,6 +11,9 @@ pub enum Error {
     Domain(#[from] DomainError),
     #[error("case {0} not found")]
     NotFound(String),
+    /// No console account of that username.
+    #[error("account {0} not found")]
+    NoAccount(String),
     #[error("{0}")]
     PermissionDenied(String),
     /// No client certificate, or one that carries no fengqiao identity.
@@ -32,6 +35,9 @@ pub enum Error {
     NoFigures(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Something that cannot happen did (a hash that cannot be computed): INTERNAL.
+    #[error("{0}")]
+    Internal(String),
     /// A task the request ran off the runtime (a report) failed.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -55,7 +61,7 @@ impl From<Error> for Status {
             Error::Domain(DomainError::Refused { .. }) => Code::FailedPrecondition,
             Error::Domain(DomainError::Precondition(_)) => Code::FailedPrecondition,
             Error::Domain(DomainError::Forbidden(_)) => Code::PermissionDenied,
-            Error::NotFound(_) => Code::NotFound,
+            Error::NotFound(_) | Error::NoAccount(_) => Code::NotFound,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Folded { .. } => Code::FailedPrecondition,
@@ -64,7 +70,7 @@ impl From<Error> for Status {
             // Resources were short (EMFILE, ...): nothing acknowledged, try again.
             Error::Storage(s) if s.is_transient() => Code::Unavailable,
             Error::Storage(_) => Code::Internal,
-            Error::Task(_) => Code::Internal,
+            Error::Task(_) | Error::Internal(_) => Code::Internal,
         };
         if code == Code::Internal {
             // Details of internal failures stay in the node's log, not in the caller's hands.

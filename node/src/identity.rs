@@ -38,8 +38,10 @@
 //! | `ReadAlerts`        | ✓ | ✓ | ✓ | ✓ | ✓ |
 //! | `ExportReport`      |   |   | ✓ | ✓ | ✓ |
 //! | `PlanCase`          |   | ✓ | ✓ |   |   |
+//! | `ManageUsers`       |   |   |   |   | ✓ |
 //!
-//! In words: the director may do everything; the auditor only reads (never personal data);
+//! In words: the director may do all the center's work — console accounts are the admin's
+//! alone (等保: system administration apart from the business); the auditor only reads (never personal data);
 //! county IT (admin) runs the node and routes cases but never sees personal data, registers,
 //! mediates or resolves; rejecting, escalating and transferring belong to the director and
 //! admin only. Changing a case's risk and extending its deadline (once, with a reason) are the
@@ -57,8 +59,11 @@ pub const SPIFFE_PREFIX: &str = "spiffe://fengqiao/";
 /// Maximum length of an operator user name.
 pub const MAX_USER_LEN: usize = 64;
 
-/// The role of an operator at a center.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The role of an operator at a center. Stored in console accounts by variant index: new
+/// roles go at the end.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Role {
     /// 窗口受理: intake staff at the window.
     Intake,
@@ -168,11 +173,13 @@ pub enum Action {
     ExportReport,
     /// Keep a case's "六个一" plan and progress table.
     PlanCase,
+    /// Keep the node's console accounts (账号管理).
+    ManageUsers,
 }
 
 impl Action {
     /// All actions.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::ReadCase,
         Action::ReadPersonalData,
         Action::RegisterCase,
@@ -192,6 +199,7 @@ impl Action {
         Action::ReadAlerts,
         Action::ExportReport,
         Action::PlanCase,
+        Action::ManageUsers,
     ];
 
     /// A stable snake_case name, for messages and logs.
@@ -216,6 +224,7 @@ impl Action {
             Action::ReadAlerts => "read_alerts",
             Action::ExportReport => "export_report",
             Action::PlanCase => "plan_case",
+            Action::ManageUsers => "manage_users",
         }
     }
 }
@@ -238,28 +247,31 @@ pub fn allowed(role: Role, action: Action) -> bool {
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ReadStats | ReadAlerts
             | ExportReport | PlanCase => true,
+            ManageUsers => false,
         },
         Role::Intake => match action {
             ReadCase | ReadPersonalData | RegisterCase | AcceptCase | AssignCase
             | RecordFollowUp | ReadLinks | ReadStats | ReadAlerts => true,
             RejectCase | RecordMediation | ResolveCase | EscalateCase | TransferCase
-            | SuperviseCase | ChangeRisk | ExtendDeadline | ExportReport | PlanCase => false,
+            | SuperviseCase | ChangeRisk | ExtendDeadline | ExportReport | PlanCase
+            | ManageUsers => false,
         },
         Role::Mediator => match action {
             ReadCase | ReadPersonalData | RecordMediation | ResolveCase | RecordFollowUp
             | ReadStats | ReadAlerts | PlanCase => true,
             RegisterCase | AcceptCase | RejectCase | AssignCase | EscalateCase | TransferCase
-            | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ExportReport => false,
+            | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ExportReport
+            | ManageUsers => false,
         },
         Role::Auditor => match action {
             ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport => true,
             ReadPersonalData | RegisterCase | AcceptCase | RejectCase | AssignCase
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
-            | SuperviseCase | ChangeRisk | ExtendDeadline | PlanCase => false,
+            | SuperviseCase | ChangeRisk | ExtendDeadline | PlanCase | ManageUsers => false,
         },
         Role::Admin => match action {
             ReadCase | RejectCase | EscalateCase | TransferCase | SuperviseCase | ReadLinks
-            | ReadStats | ReadAlerts | ExportReport => true,
+            | ReadStats | ReadAlerts | ExportReport | ManageUsers => true,
             ReadPersonalData | RegisterCase | AcceptCase | AssignCase | RecordMediation
             | ResolveCase | RecordFollowUp | ChangeRisk | ExtendDeadline | PlanCase => false,
         },
@@ -630,7 +642,7 @@ mod tests {
 
     /// The expected table, written out row by row as in the module documentation:
     /// columns intake, mediator, director, auditor, admin.
-    const TABLE: [(Action, [bool; 5]); 19] = [
+    const TABLE: [(Action, [bool; 5]); 20] = [
         (ReadCase, [true, true, true, true, true]),
         (ReadPersonalData, [true, true, true, false, false]),
         (RegisterCase, [true, false, true, false, false]),
@@ -650,6 +662,7 @@ mod tests {
         (ReadAlerts, [true, true, true, true, true]),
         (ExportReport, [false, false, true, true, true]),
         (PlanCase, [false, true, true, false, false]),
+        (ManageUsers, [false, false, false, false, true]),
     ];
 
     #[test]
@@ -675,8 +688,17 @@ mod tests {
 
     #[test]
     fn permission_invariants() {
+        // The director does all the center's work; accounts are the admin's alone (等保:
+        // separate system administration from the business).
         for action in Action::ALL {
-            assert!(allowed(Role::Director, action), "director may {action}");
+            assert_eq!(
+                allowed(Role::Director, action),
+                action != ManageUsers,
+                "director and {action}"
+            );
+        }
+        for role in Role::ALL {
+            assert_eq!(allowed(role, ManageUsers), role == Role::Admin, "{role}");
         }
         for role in Role::ALL {
             assert!(

@@ -19,6 +19,7 @@ use fengqiao_proto::v1::case_service_server::CaseServiceServer;
 use fengqiao_proto::v1::federation_service_server::FederationServiceServer;
 use fengqiao_proto::v1::stats_exchange_server::StatsExchangeServer;
 use fengqiao_proto::v1::stats_service_server::StatsServiceServer;
+use fengqiao_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -35,6 +36,7 @@ use crate::service::NodeState;
 use crate::service::case::CaseApi;
 use crate::service::exchange::ExchangeApi;
 use crate::service::stats::StatsApi;
+use crate::service::users::UserApi;
 use crate::stats::node::StatsNode;
 use crate::storage::{PersonKey, Store, StoreOptions};
 use crate::tls;
@@ -302,6 +304,9 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let stats_svc = StatsServiceServer::new(StatsApi::new(state.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
+    let user_svc = UserServiceServer::new(UserApi::new(state.clone()))
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
     let exchange_svc = StatsExchangeServer::new(ExchangeApi::new(state.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
@@ -315,6 +320,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(reflection_v1alpha)
         .add_service(case_svc)
         .add_service(stats_svc)
+        .add_service(user_svc)
         .serve_with_incoming_shutdown(
             listener::incoming(
                 "listen",

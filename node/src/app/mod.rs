@@ -8,6 +8,7 @@
 
 pub mod cases;
 pub mod moves;
+pub mod users;
 
 use crate::domain::{Case, Timestamp};
 use crate::error::Error;

@@ -19,6 +19,7 @@ pub mod profile;
 pub mod render;
 pub mod stats_cmd;
 pub mod stats_render;
+pub mod user_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +86,9 @@ pub enum Command {
     Health,
     /// 链路: this node's links to its parent and children (queues, state, last heard).
     Links,
+    /// 账号: the node's console accounts (admin certificate).
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
 }
 
 /// A failure of one fqctl invocation, with its exit code.
@@ -135,6 +139,7 @@ pub async fn run() -> ExitCode {
         Command::Stats(args) => stats_cmd::run(&cli, args).await,
         Command::Health => case_cmd::health(&cli).await,
         Command::Links => links_cmd::run(&cli).await,
+        Command::User(cmd) => user_cmd::run(&cli, cmd).await,
     };
     match result {
         Ok(out) => {

@@ -26,6 +26,7 @@ pub mod mask;
 pub mod model;
 pub mod moves;
 pub mod rules;
+pub mod users;
 pub mod validate;
 
 pub use model::*;

@@ -6,6 +6,7 @@ pub mod case;
 pub mod exchange;
 mod moves;
 pub mod stats;
+pub mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -63,6 +63,8 @@ pub(crate) enum ValueKind {
     Located = 24,
     /// An order this node issued ([`crate::federation::message::Order`]).
     IssuedOrder = 25,
+    /// A console account ([`crate::domain::users::User`]).
+    User = 26,
 }
 
 impl ValueKind {
@@ -81,13 +83,14 @@ impl ValueKind {
             | ValueKind::StatsEntry
             | ValueKind::Seq
             | ValueKind::NodeCode => 1,
-            // 2: orders carry their issuer's id.
+            // 2: orders carry their issuer's id; each entry the link seq queued before it.
             ValueKind::OutboxEntry => 2,
             ValueKind::Sequence
             | ValueKind::CaseCopy
             | ValueKind::LinkRecord
             | ValueKind::Located
-            | ValueKind::IssuedOrder => 1,
+            | ValueKind::IssuedOrder
+            | ValueKind::User => 1,
         }
     }
 }

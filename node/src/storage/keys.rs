@@ -126,6 +126,8 @@ trees! {
     /// order id (u64 BE) → [`crate::federation::message::Order`]: every order this node issued,
     /// as issued, so that a redirect is honoured only for a real order of this node.
     IssuedOrders => "orderid_order" = 0x17,
+    /// username → [`crate::domain::users::User`]: the node's console accounts.
+    Users => "username_user" = 0x18,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer

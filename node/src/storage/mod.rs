@@ -87,6 +87,7 @@ mod space;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,112 @@
+//! Console accounts of one node (账号): who may sign in to its web console, with which role.
+//!
+//! An account is local to its node, like its cases. The role is one of the operator roles
+//! (`crate::identity::Role`), with the same permission table as certificates. The password is
+//! kept only as an argon2id hash (PHC string); an account created or reset without a password
+//! gets a one-time password that must be changed at the first sign-in (`must_change`).
+//!
+//! Limits (refused with INVALID_ARGUMENT, nothing written): usernames 3–32 characters of
+//! `a–z 0–9 . _ -`, starting with a letter; names (姓名) up to 32 characters, one line;
+//! passwords 10–128 characters with at least one letter and one digit (等保 level 3 asks for
+//! complexity).
+
+use serde::{Deserialize, Serialize};
+
+use super::{DomainError, Timestamp};
+use crate::identity::Role;
+
+/// Shortest and longest username.
+pub const USERNAME_MIN_CHARS: usize = 3;
+pub const USERNAME_MAX_CHARS: usize = 32;
+/// Longest name (姓名).
+pub const NAME_MAX_CHARS: usize = 32;
+/// Shortest and longest password.
+pub const PASSWORD_MIN_CHARS: usize = 10;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// A console account as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub role: Role,
+    /// 姓名, shown in the console; may be empty.
+    pub name: String,
+    /// argon2id, PHC string format.
+    pub password_hash: String,
+    pub enabled: bool,
+    /// The password was set by an administrator (one-time): it must be changed at sign-in.
+    pub must_change: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Checks a username.
+pub fn validate_username(username: &str) -> Result<(), DomainError> {
+    let n = username.chars().count();
+    let ok_chars = username
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    let starts = username
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase());
+    if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&n) || !ok_chars || !starts {
+        return Err(DomainError::invalid(
+            "username",
+            format!(
+                "must be {USERNAME_MIN_CHARS}–{USERNAME_MAX_CHARS} characters of a–z, 0–9, '.', '_', '-', starting with a letter"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a name (姓名).
+pub fn validate_name(name: &str) -> Result<(), DomainError> {
+    if name.chars().count() > NAME_MAX_CHARS || name.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "name",
+            format!("must be one line of at most {NAME_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a password chosen by a person.
+pub fn validate_password(password: &str) -> Result<(), DomainError> {
+    let n = password.chars().count();
+    let letter = password.chars().any(char::is_alphabetic);
+    let digit = password.chars().any(|c| c.is_ascii_digit());
+    if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&n) || !letter || !digit {
+        return Err(DomainError::invalid(
+            "password",
+            format!(
+                "must be {PASSWORD_MIN_CHARS}–{PASSWORD_MAX_CHARS} characters with at least one letter and one digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_names_and_passwords_are_checked() {
+        for ok in ["li.ming", "wang_2", "abc"] {
+            assert!(validate_username(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "Li", "2li", "li ming", "张三", &"a".repeat(33)] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+        assert!(validate_name("李明").is_ok());
+        assert!(validate_name("").is_ok());
+        assert!(validate_name("a\nb").is_err());
+        assert!(validate_name(&"李".repeat(33)).is_err());
+        assert!(validate_password("zongzhi2026").is_ok());
+        for bad in ["short1", "onlyletters", "1234567890", &"a1".repeat(65)] {
+            assert!(validate_password(bad).is_err(), "{bad}");
+        }
+    }
+}

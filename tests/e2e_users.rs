@@ -1,0 +1,191 @@
+//! End to end: console accounts kept with `fqctl user` and an admin certificate, against a
+//! real node: add with a password from stdin, add with a one-time password, list, disable,
+//! enable, reset; refused for other roles and for bad input, with nothing written.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::*;
+
+const NODE: &str = "610116001";
+
+/// `fqctl` as an operator of `role`, with `stdin` on its standard input.
+fn fqctl_stdin(
+    pki: &Pki,
+    node: &NodeProc,
+    role: &str,
+    args: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
+    let (cert, key) = pki.operator(&node.code, role, "zhao");
+    let mut child = Command::new(FQCTL)
+        .args(["--endpoint", &node.url(), "--ca"])
+        .arg(pki.ca())
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fqctl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn an_admin_keeps_the_console_accounts_with_fqctl() {
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&pki, root.path(), NODE);
+
+    // With a password from stdin.
+    let (code, out, err) = fqctl_stdin(
+        &pki,
+        &node,
+        "admin",
+        &[
+            "--json",
+            "user",
+            "add",
+            "li.ming",
+            "--role",
+            "intake",
+            "--name",
+            "李明",
+            "--password-stdin",
+        ],
+        "zongzhi2026\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let added = json(&out);
+    assert_eq!(added["user"]["role"], "intake");
+    assert_eq!(added["user"]["must_change_password"], false);
+    assert_eq!(added["one_time_password"], "");
+
+    // Without: a one-time password, printed once, to be changed at the first sign-in.
+    let (code, out, err) = fqctl_as(
+        &pki,
+        &node,
+        "admin",
+        &["user", "add", "wang", "--role", "mediator"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("一次性密码"), "{out}");
+    let (code, out, _) = fqctl_as(
+        &pki,
+        &node,
+        "admin",
+        &["--json", "user", "reset-password", "wang"],
+    );
+    assert_eq!(code, 0);
+    let reset = json(&out);
+    assert_eq!(reset["one_time_password"].as_str().unwrap().len(), 12);
+    assert_eq!(reset["user"]["must_change_password"], true);
+
+    // The list, in Chinese by default; disable and enable.
+    let (code, out, _) = fqctl_as(&pki, &node, "admin", &["user", "list"]);
+    assert_eq!(code, 0);
+    for word in ["账号", "li.ming", "李明", "wang", "须改密码"] {
+        assert!(out.contains(word), "{word} in {out}");
+    }
+    let (code, out, _) = fqctl_as(
+        &pki,
+        &node,
+        "admin",
+        &["--json", "user", "disable", "li.ming"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["enabled"], false);
+    let (code, out, _) = fqctl_as(
+        &pki,
+        &node,
+        "admin",
+        &["--json", "user", "enable", "li.ming"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["enabled"], true);
+
+    // Refused, and nothing written: another role, a taken name, bad input, an unknown account.
+    let (code, _, err) = fqctl_as(&pki, &node, "director", &["user", "list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("PERMISSION_DENIED"), "{err}");
+    let (code, _, err) = fqctl_as(
+        &pki,
+        &node,
+        "admin",
+        &["user", "add", "wang", "--role", "intake"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("FAILED_PRECONDITION"), "{err}");
+    let (code, _, err) = fqctl_as(
+        &pki,
+        &node,
+        "admin",
+        &["user", "add", "Bad Name", "--role", "intake"],
+    );
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("username"),
+        "{code} {err}"
+    );
+    let (code, _, err) = fqctl_as(
+        &pki,
+        &node,
+        "admin",
+        &["user", "add", "zhou", "--role", "boss"],
+    );
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("role"),
+        "{code} {err}"
+    );
+    let (code, _, err) = fqctl_stdin(
+        &pki,
+        &node,
+        "admin",
+        &[
+            "user",
+            "add",
+            "zhou",
+            "--role",
+            "intake",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("password"),
+        "{code} {err}"
+    );
+    let (code, _, err) = fqctl_as(&pki, &node, "admin", &["user", "disable", "nobody"]);
+    assert!(
+        err.contains("NOT_FOUND") && err.contains("account nobody"),
+        "{code} {err}"
+    );
+    let (_, out, _) = fqctl_as(&pki, &node, "admin", &["--json", "user", "list"]);
+    let names: Vec<_> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["li.ming", "wang"]);
+}
