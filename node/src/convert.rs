@@ -395,6 +395,16 @@ pub fn alert_to_proto(a: &Alert) -> pb::Alert {
 /// data is masked unless `reveal_personal` (GetCase for a role that needs it); listings always
 /// pass `false`.
 pub fn case_to_proto(c: &Case, reveal_personal: bool, now: Timestamp) -> pb::Case {
+    if !reveal_personal {
+        // Free text too: the parties' names and numbers, and any phone or ID number typed
+        // into it, are masked for a caller that may not see personal data.
+        let shown = mask::mask_free_text(c);
+        return case_to_proto_as_is(&shown, false, now);
+    }
+    case_to_proto_as_is(c, true, now)
+}
+
+fn case_to_proto_as_is(c: &Case, reveal_personal: bool, now: Timestamp) -> pb::Case {
     let parties = if reveal_personal {
         c.parties.iter().map(party_to_proto).collect()
     } else {

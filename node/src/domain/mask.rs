@@ -103,6 +103,29 @@ pub fn mask_case(c: &Case) -> Case {
     }
 }
 
+/// A copy of the case whose free text — summary, description, reason, guidance, agreement,
+/// the "六个一" plan and briefing, the progress entries — has personal data masked
+/// ([`redact`], against the case's own parties); the parties themselves are left as they are.
+pub fn mask_free_text(c: &Case) -> Case {
+    let mut out = c.clone();
+    let parties = &c.parties;
+    for text in [
+        &mut out.summary,
+        &mut out.description,
+        &mut out.reason,
+        &mut out.guidance,
+        &mut out.agreement,
+        &mut out.plan.plan,
+        &mut out.plan.legal_briefing,
+    ] {
+        *text = redact(text, parties);
+    }
+    for entry in &mut out.plan.progress {
+        entry.text = redact(&entry.text, parties);
+    }
+    out
+}
+
 /// Free text with personal data masked: every occurrence of a party's id number, phone number
 /// or name (longest values first), then every remaining run of [`REDACT_MIN_DIGITS`] or more
 /// digits (with a trailing `X` when it has the shape of an id number).

@@ -119,16 +119,8 @@ pub fn plan(before: Option<&Case>, after: &Case) -> Plan {
 
 /// The case record a supervisor keeps: parties masked, free text redacted.
 pub fn masked(case: &Case) -> Case {
-    let mut copy = mask::mask_case(case);
-    for text in [
-        &mut copy.description,
-        &mut copy.reason,
-        &mut copy.guidance,
-        &mut copy.agreement,
-    ] {
-        *text = mask::redact(text, &case.parties);
-    }
-    copy
+    // Free text first, against the parties in full; then the parties themselves.
+    mask::mask_case(&mask::mask_free_text(case))
 }
 
 /// The whole read-only copy a supervisor keeps (one part, whatever its size).

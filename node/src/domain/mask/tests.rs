@@ -158,3 +158,29 @@ fn redact_prefers_the_longest_value_and_skips_blanks() {
     assert_eq!(redact("无当事人信息", &[b]), "无当事人信息");
     assert_eq!(redact("", &[zhang()]), "");
 }
+
+#[test]
+fn free_text_is_masked_everywhere_for_who_may_not_see_personal_data() {
+    use crate::domain::ProgressEntry;
+    let mut c = crate::domain::machine::tests::sample_case(crate::domain::machine::tests::parties());
+    let name = c.parties[0].name.clone();
+    let phone = c.parties[0].phone.clone();
+    c.summary = format!("{name}讨薪");
+    c.plan.plan = format!("请{name}（{phone}）周三到中心");
+    c.plan.legal_briefing = "已告知其弟（电话13900001111）劳动法有关规定".into();
+    c.plan.progress = vec![ProgressEntry {
+        at: c.created_at,
+        actor: "a".into(),
+        text: "身份证610102199001011234复印件已收".into(),
+    }];
+    let shown = mask_free_text(&c);
+    let all = format!(
+        "{} {} {} {}",
+        shown.summary, shown.plan.plan, shown.plan.legal_briefing, shown.plan.progress[0].text
+    );
+    for personal in [name.as_str(), phone.as_str(), "13900001111", "610102199001011234"] {
+        assert!(!all.contains(personal), "{personal} in {all}");
+    }
+    assert!(shown.summary.ends_with("讨薪"), "{}", shown.summary);
+    assert_eq!(shown.parties, c.parties, "the parties themselves are masked elsewhere");
+}
