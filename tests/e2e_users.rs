@@ -1,6 +1,7 @@
 //! End to end: console accounts kept with `fqctl user` and an admin certificate, against a
 //! real node: add with a password from stdin, add with a one-time password, list, disable,
-//! enable, reset; refused for other roles and for bad input, with nothing written.
+//! enable, reset; refused for other roles and for bad input, with nothing written. And the log
+//! of who viewed personal data, for the auditor.
 
 mod support;
 
@@ -188,4 +189,56 @@ fn an_admin_keeps_the_console_accounts_with_fqctl() {
         .map(|u| u["username"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["li.ming", "wang"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_of_personal_data_are_listed_for_the_auditor() {
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&pki, root.path(), NODE);
+    let mut director = operator_client(&pki, &node, NODE, "director", "boss").await;
+    let case = director
+        .register_case(register_request("seen"))
+        .await
+        .unwrap()
+        .into_inner();
+    let get = |c: &mut fengqiao_proto::v1::case_service_client::CaseServiceClient<_>| {
+        let id = case.id.clone();
+        let mut c = c.clone();
+        async move {
+            c.get_case(fengqiao_proto::v1::GetCaseRequest { case_id: id })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    // The director sees the parties in full: recorded.
+    let full = get(&mut director).await;
+    assert_eq!(full.parties[0].phone, "13812345678");
+    // The auditor sees them masked: nothing to record.
+    let mut auditor = operator_client(&pki, &node, NODE, "auditor", "sun").await;
+    let masked = get(&mut auditor).await;
+    assert_ne!(masked.parties[0].phone, "13812345678");
+
+    let (code, out, err) = fqctl_as(&pki, &node, "auditor", &["--json", "audit"]);
+    assert_eq!(code, 0, "{err}");
+    let events = json(&out);
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["case_id"], case.id.as_str());
+    assert_eq!(events[0]["what"], "GetCase");
+    assert!(
+        events[0]["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with("/director/boss"),
+        "{events:?}"
+    );
+    let (_, out, _) = fqctl_as(&pki, &node, "auditor", &["audit"]);
+    assert!(out.contains("查阅人") && out.contains(&case.id), "{out}");
+    // Only the auditor reads the log.
+    let (code, _, err) = fqctl_as(&pki, &node, "director", &["audit"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("PERMISSION_DENIED"), "{err}");
 }

@@ -39,9 +39,11 @@
 //! | `ExportReport`      |   |   | ✓ | ✓ | ✓ |
 //! | `PlanCase`          |   | ✓ | ✓ |   |   |
 //! | `ManageUsers`       |   |   |   |   | ✓ |
+//! | `ReadAccessLog`     |   |   |   | ✓ |   |
 //!
 //! In words: the director may do all the center's work — console accounts are the admin's
-//! alone (等保: system administration apart from the business); the auditor only reads (never personal data);
+//! alone, the log of who viewed personal data the auditor's (等保: administration and audit
+//! apart from the business); the auditor only reads (never personal data);
 //! county IT (admin) runs the node and routes cases but never sees personal data, registers,
 //! mediates or resolves; rejecting, escalating and transferring belong to the director and
 //! admin only. Changing a case's risk and extending its deadline (once, with a reason) are the
@@ -175,11 +177,13 @@ pub enum Action {
     PlanCase,
     /// Keep the node's console accounts (账号管理).
     ManageUsers,
+    /// List who viewed personal data (查阅记录).
+    ReadAccessLog,
 }
 
 impl Action {
     /// All actions.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::ReadCase,
         Action::ReadPersonalData,
         Action::RegisterCase,
@@ -200,6 +204,7 @@ impl Action {
         Action::ExportReport,
         Action::PlanCase,
         Action::ManageUsers,
+        Action::ReadAccessLog,
     ];
 
     /// A stable snake_case name, for messages and logs.
@@ -225,6 +230,7 @@ impl Action {
             Action::ExportReport => "export_report",
             Action::PlanCase => "plan_case",
             Action::ManageUsers => "manage_users",
+            Action::ReadAccessLog => "read_access_log",
         }
     }
 }
@@ -247,24 +253,24 @@ pub fn allowed(role: Role, action: Action) -> bool {
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ReadStats | ReadAlerts
             | ExportReport | PlanCase => true,
-            ManageUsers => false,
+            ManageUsers | ReadAccessLog => false,
         },
         Role::Intake => match action {
             ReadCase | ReadPersonalData | RegisterCase | AcceptCase | AssignCase
             | RecordFollowUp | ReadLinks | ReadStats | ReadAlerts => true,
             RejectCase | RecordMediation | ResolveCase | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ExportReport | PlanCase
-            | ManageUsers => false,
+            | ManageUsers | ReadAccessLog => false,
         },
         Role::Mediator => match action {
             ReadCase | ReadPersonalData | RecordMediation | ResolveCase | RecordFollowUp
             | ReadStats | ReadAlerts | PlanCase => true,
             RegisterCase | AcceptCase | RejectCase | AssignCase | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ExportReport
-            | ManageUsers => false,
+            | ManageUsers | ReadAccessLog => false,
         },
         Role::Auditor => match action {
-            ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport => true,
+            ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport | ReadAccessLog => true,
             ReadPersonalData | RegisterCase | AcceptCase | RejectCase | AssignCase
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | PlanCase | ManageUsers => false,
@@ -273,7 +279,8 @@ pub fn allowed(role: Role, action: Action) -> bool {
             ReadCase | RejectCase | EscalateCase | TransferCase | SuperviseCase | ReadLinks
             | ReadStats | ReadAlerts | ExportReport | ManageUsers => true,
             ReadPersonalData | RegisterCase | AcceptCase | AssignCase | RecordMediation
-            | ResolveCase | RecordFollowUp | ChangeRisk | ExtendDeadline | PlanCase => false,
+            | ResolveCase | RecordFollowUp | ChangeRisk | ExtendDeadline | PlanCase
+            | ReadAccessLog => false,
         },
     }
 }
@@ -642,7 +649,7 @@ mod tests {
 
     /// The expected table, written out row by row as in the module documentation:
     /// columns intake, mediator, director, auditor, admin.
-    const TABLE: [(Action, [bool; 5]); 20] = [
+    const TABLE: [(Action, [bool; 5]); 21] = [
         (ReadCase, [true, true, true, true, true]),
         (ReadPersonalData, [true, true, true, false, false]),
         (RegisterCase, [true, false, true, false, false]),
@@ -663,6 +670,7 @@ mod tests {
         (ExportReport, [false, false, true, true, true]),
         (PlanCase, [false, true, true, false, false]),
         (ManageUsers, [false, false, false, false, true]),
+        (ReadAccessLog, [false, false, false, true, false]),
     ];
 
     #[test]
@@ -689,16 +697,22 @@ mod tests {
     #[test]
     fn permission_invariants() {
         // The director does all the center's work; accounts are the admin's alone (等保:
-        // separate system administration from the business).
+        // separate system administration from the business), and so is the log of who viewed
+        // personal data, which only the auditor reads.
         for action in Action::ALL {
             assert_eq!(
                 allowed(Role::Director, action),
-                action != ManageUsers,
+                !matches!(action, ManageUsers | ReadAccessLog),
                 "director and {action}"
             );
         }
         for role in Role::ALL {
             assert_eq!(allowed(role, ManageUsers), role == Role::Admin, "{role}");
+            assert_eq!(
+                allowed(role, ReadAccessLog),
+                role == Role::Auditor,
+                "{role}"
+            );
         }
         for role in Role::ALL {
             assert!(
@@ -720,7 +734,7 @@ mod tests {
             allowed(Role::Auditor, *a)
                 && !matches!(
                     a,
-                    ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport
+                    ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport | ReadAccessLog
                 )
         });
         assert_eq!(auditor_writes.count(), 0);

@@ -10,6 +10,7 @@ use rand::Rng;
 use super::moves::View;
 use super::{App, Shown};
 use crate::domain::alert::{self, Alert};
+use crate::domain::audit::Access;
 use crate::domain::{
     CaseStatus, Category, Command, Ctx, Deadlines, DomainError, Event, NewCase, RiskLevel, machine,
     validate,
@@ -21,6 +22,10 @@ use crate::storage::{CaseQuery, StorageError, WriteError};
 
 /// Most alerts [`App::alerts`] answers with (the newest).
 pub const MAX_ALERTS: usize = 500;
+
+/// Default and largest number of views [`App::access_log`] answers with.
+pub const DEFAULT_ACCESS: usize = 100;
+pub const MAX_ACCESS: usize = 1000;
 
 /// Default and largest page sizes of [`App::list`].
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -147,11 +152,27 @@ impl App {
     }
 
     /// A case as this node holds it: owned, else its supervised copy (masked), else its
-    /// tombstone.
-    pub fn get(&self, who: &Identity, id: &str) -> Result<Shown, Error> {
+    /// tombstone. A view of an owned case's personal data, unmasked, is recorded for the
+    /// auditor before it is answered ([`App::access_log`]).
+    pub async fn get(&self, who: &Identity, id: &str) -> Result<Shown, Error> {
         self.authorize(who, Action::ReadCase)?;
         match self.view(id)? {
-            View::Owned(case) | View::Tombstone(case) => Ok(self.shown(who, case)),
+            View::Owned(case) => {
+                let shown = self.shown(who, case);
+                if shown.reveal && !shown.case.parties.is_empty() {
+                    self.state
+                        .store
+                        .record_access(Access {
+                            at: self.now(),
+                            actor: who.uri(),
+                            case_id: id.to_owned(),
+                            what: "GetCase".into(),
+                        })
+                        .await?;
+                }
+                Ok(shown)
+            }
+            View::Tombstone(case) => Ok(self.shown(who, case)),
             View::Copy(case, _) => Ok(Shown {
                 case,
                 reveal: false,
@@ -229,6 +250,24 @@ impl App {
             })
             .await?;
         Ok(self.shown(who, case))
+    }
+
+    /// Who viewed personal data here, newest first (at most `limit`, 1–[`MAX_ACCESS`]; 0:
+    /// [`DEFAULT_ACCESS`]).
+    pub fn access_log(&self, who: &Identity, limit: usize) -> Result<Vec<Access>, Error> {
+        self.authorize(who, Action::ReadAccessLog)?;
+        let limit = match limit {
+            0 => DEFAULT_ACCESS,
+            n if n > MAX_ACCESS => {
+                return Err(DomainError::invalid(
+                    "limit",
+                    format!("at most {MAX_ACCESS}, got {n}"),
+                )
+                .into());
+            }
+            n => n,
+        };
+        Ok(self.state.store.access_newest(limit)?)
     }
 
     /// The newest alerts of this node (at most [`MAX_ALERTS`]).

@@ -86,6 +86,12 @@ pub enum Command {
     Health,
     /// 链路: this node's links to its parent and children (queues, state, last heard).
     Links,
+    /// 查阅记录: who viewed personal data here, newest first (auditor certificate).
+    Audit {
+        /// Most entries (default 100, at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// 账号: the node's console accounts (admin certificate).
     #[command(subcommand)]
     User(user_cmd::UserCommand),
@@ -140,6 +146,7 @@ pub async fn run() -> ExitCode {
         Command::Health => case_cmd::health(&cli).await,
         Command::Links => links_cmd::run(&cli).await,
         Command::User(cmd) => user_cmd::run(&cli, cmd).await,
+        Command::Audit { limit } => oversight_cmd::audit(&cli, *limit).await,
     };
     match result {
         Ok(out) => {

@@ -140,6 +140,48 @@ pub async fn alerts(cli: &Cli) -> Result<String, Failure> {
     Ok(alert_table(&list, lang))
 }
 
+/// `fqctl audit`: who viewed personal data at this node, newest first (auditor certificate).
+pub async fn audit(cli: &Cli, limit: u32) -> Result<String, Failure> {
+    let (mut c, lang) = client(cli).await?;
+    let events = c
+        .list_access(pb::ListAccessRequest { limit })
+        .await?
+        .into_inner()
+        .events;
+    if cli.json {
+        let all: Vec<_> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "at": render::rfc3339(&e.at),
+                    "actor": e.actor,
+                    "case_id": e.case_id,
+                    "what": e.what,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::Value::Array(all)));
+    }
+    let header = [
+        lang.t("时间", "at"),
+        lang.t("查阅人", "who"),
+        lang.t("案件编号", "case"),
+        lang.t("操作", "what"),
+    ];
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                fmt_time(&e.at),
+                e.actor.clone(),
+                e.case_id.clone(),
+                e.what.clone(),
+            ]
+        })
+        .collect();
+    Ok(table(&header, &rows))
+}
+
 /// `fqctl report`: the node's report for a period, as text (in the chosen language) or CSV.
 pub async fn report(cli: &Cli, a: &ReportArgs) -> Result<String, Failure> {
     let (mut c, lang) = client(cli).await?;

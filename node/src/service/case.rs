@@ -90,7 +90,7 @@ impl pb::case_service_server::CaseService for CaseApi {
         let who = Self::who(&req)?;
         let id = req.into_inner().case_id;
         Span::current().record("case_id", id.as_str());
-        Ok(Response::new(self.case(&self.app.get(&who, &id)?)))
+        Ok(Response::new(self.case(&self.app.get(&who, &id).await?)))
     }
 
     #[tracing::instrument(name = "ListCases", skip_all, fields(caller))]
@@ -303,6 +303,29 @@ impl pb::case_service_server::CaseService for CaseApi {
         let alerts = self.app.alerts(&who)?;
         Ok(Response::new(pb::Alerts {
             alerts: alerts.iter().map(convert::alert_to_proto).collect(),
+        }))
+    }
+
+    #[tracing::instrument(name = "ListAccess", skip_all, fields(caller))]
+    async fn list_access(
+        &self,
+        req: Request<pb::ListAccessRequest>,
+    ) -> Result<Response<pb::AccessEvents>, Status> {
+        let who = Self::who(&req)?;
+        let pb::ListAccessRequest { limit } = req.into_inner();
+        let events = self
+            .app
+            .access_log(&who, usize::try_from(limit).unwrap_or(usize::MAX))?;
+        Ok(Response::new(pb::AccessEvents {
+            events: events
+                .iter()
+                .map(|a| pb::AccessEvent {
+                    at: Some(convert::ts_to_proto(a.at)),
+                    actor: a.actor.clone(),
+                    case_id: a.case_id.clone(),
+                    what: a.what.clone(),
+                })
+                .collect(),
         }))
     }
 

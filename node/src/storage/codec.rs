@@ -65,6 +65,8 @@ pub(crate) enum ValueKind {
     IssuedOrder = 25,
     /// A console account ([`crate::domain::users::User`]).
     User = 26,
+    /// A view of personal data ([`crate::domain::audit::Access`]).
+    Access = 27,
 }
 
 impl ValueKind {
@@ -90,7 +92,8 @@ impl ValueKind {
             | ValueKind::LinkRecord
             | ValueKind::Located
             | ValueKind::IssuedOrder
-            | ValueKind::User => 1,
+            | ValueKind::User
+            | ValueKind::Access => 1,
         }
     }
 }

@@ -128,6 +128,9 @@ trees! {
     IssuedOrders => "orderid_order" = 0x17,
     /// username → [`crate::domain::users::User`]: the node's console accounts.
     Users => "username_user" = 0x18,
+    /// time (ms, BE) ‖ random (u64) → [`crate::domain::audit::Access`]: views of personal
+    /// data, for the auditor.
+    Access => "at_random_access" = 0x19,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer

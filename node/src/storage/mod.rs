@@ -71,6 +71,7 @@
 //! cleans log segments; durability does not depend on it. The directory stays locked by sled
 //! until [`Store::shutdown`] has returned and every clone of the [`Store`] is dropped.
 
+mod audit;
 mod change;
 mod codec;
 mod commit;

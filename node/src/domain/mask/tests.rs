@@ -162,7 +162,8 @@ fn redact_prefers_the_longest_value_and_skips_blanks() {
 #[test]
 fn free_text_is_masked_everywhere_for_who_may_not_see_personal_data() {
     use crate::domain::ProgressEntry;
-    let mut c = crate::domain::machine::tests::sample_case(crate::domain::machine::tests::parties());
+    let mut c =
+        crate::domain::machine::tests::sample_case(crate::domain::machine::tests::parties());
     let name = c.parties[0].name.clone();
     let phone = c.parties[0].phone.clone();
     c.summary = format!("{name}讨薪");
@@ -178,9 +179,17 @@ fn free_text_is_masked_everywhere_for_who_may_not_see_personal_data() {
         "{} {} {} {}",
         shown.summary, shown.plan.plan, shown.plan.legal_briefing, shown.plan.progress[0].text
     );
-    for personal in [name.as_str(), phone.as_str(), "13900001111", "610102199001011234"] {
+    for personal in [
+        name.as_str(),
+        phone.as_str(),
+        "13900001111",
+        "610102199001011234",
+    ] {
         assert!(!all.contains(personal), "{personal} in {all}");
     }
     assert!(shown.summary.ends_with("讨薪"), "{}", shown.summary);
-    assert_eq!(shown.parties, c.parties, "the parties themselves are masked elsewhere");
+    assert_eq!(
+        shown.parties, c.parties,
+        "the parties themselves are masked elsewhere"
+    );
 }
