@@ -1,5 +1,5 @@
 //! Logging setup: tracing to stderr, text or JSON, filtered by `RUST_LOG` or the config's
-//! `log.level`. Handlers never log personal data in clear: case listings and events carry only
+//! `log.level`; colour codes only when stderr is a terminal. Handlers never log personal data in clear: case listings and events carry only
 //! masked values (see `domain::mask`).
 
 use tracing_subscriber::EnvFilter;
@@ -9,8 +9,11 @@ pub fn init(json: bool, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a journal, a file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

@@ -144,7 +144,7 @@ pub async fn alerts(cli: &Cli) -> Result<String, Failure> {
 pub async fn audit(cli: &Cli, limit: u32) -> Result<String, Failure> {
     let (mut c, lang) = client(cli).await?;
     let events = c
-        .list_access(pb::ListAccessRequest { limit })
+        .list_audit_events(pb::ListAuditEventsRequest { limit })
         .await?
         .into_inner()
         .events;

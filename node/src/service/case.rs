@@ -306,20 +306,20 @@ impl pb::case_service_server::CaseService for CaseApi {
         }))
     }
 
-    #[tracing::instrument(name = "ListAccess", skip_all, fields(caller))]
-    async fn list_access(
+    #[tracing::instrument(name = "ListAuditEvents", skip_all, fields(caller))]
+    async fn list_audit_events(
         &self,
-        req: Request<pb::ListAccessRequest>,
-    ) -> Result<Response<pb::AccessEvents>, Status> {
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::AuditEvents>, Status> {
         let who = Self::who(&req)?;
-        let pb::ListAccessRequest { limit } = req.into_inner();
+        let pb::ListAuditEventsRequest { limit } = req.into_inner();
         let events = self
             .app
             .access_log(&who, usize::try_from(limit).unwrap_or(usize::MAX))?;
-        Ok(Response::new(pb::AccessEvents {
+        Ok(Response::new(pb::AuditEvents {
             events: events
                 .iter()
-                .map(|a| pb::AccessEvent {
+                .map(|a| pb::AuditEvent {
                     at: Some(convert::ts_to_proto(a.at)),
                     actor: a.actor.clone(),
                     case_id: a.case_id.clone(),
