@@ -325,3 +325,57 @@ async fn each_api_refuses_the_other_kind_of_certificate() {
     assert!(err.message().contains("op/"), "{}", err.message());
     nothing_changed(&pki, &town).await;
 }
+
+/// Test-only settings never reach a production node by accident: a shifted clock or a crash
+/// point stops the start unless FENGQIAO_TEST_MODE=1 says this is a test or a drill.
+#[test]
+fn test_only_settings_are_refused_outside_a_test() {
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let config = write_config(
+        &pki,
+        root.path(),
+        TOWN,
+        &NodeOpts {
+            extra: "clock_offset = \"1h\"\n".into(),
+            ..NodeOpts::default()
+        },
+    );
+    // `extra` lands after [tls]: move the key to the top, where it belongs.
+    let body = std::fs::read_to_string(&config).unwrap();
+    let body = format!(
+        "clock_offset = \"1h\"\n{}",
+        body.replace("clock_offset = \"1h\"\n", "")
+    );
+    std::fs::write(&config, body).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(FQNODE);
+        c.arg("--config")
+            .arg(&config)
+            .env_remove("FENGQIAO_TEST_MODE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("clock_offset") && stderr.contains("FENGQIAO_TEST_MODE"),
+        "{stderr}"
+    );
+
+    let plain = write_config(&pki, root.path(), TOWN, &NodeOpts::default());
+    let out = std::process::Command::new(FQNODE)
+        .arg("--config")
+        .arg(&plain)
+        .env_remove("FENGQIAO_TEST_MODE")
+        .env("FENGQIAO_FAILPOINTS", "push-applied")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FENGQIAO_FAILPOINTS"), "{stderr}");
+}

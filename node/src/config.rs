@@ -245,7 +245,8 @@ pub struct NodeConfig {
     pub reports_dir: PathBuf,
     /// `clock_offset`: shifts this node's clock forward (a duration, default "0s"). For drills
     /// and end-to-end tests only: restarting a node with a larger offset moves its "now"
-    /// without waiting. Never set it in production.
+    /// without waiting. `fqnode` refuses it unless `FENGQIAO_TEST_MODE=1`
+    /// ([`check_test_settings`]).
     pub clock_offset: Duration,
     /// `[limits]` `max_message_bytes`: largest request accepted (1–64 MiB: at least the
     /// federation's message budget, `federation::message::MESSAGE_BUDGET`, so that every
@@ -463,6 +464,33 @@ fn parse_duration(field: &'static str, s: &str) -> Result<Duration, ConfigError>
         return Err(invalid(field, "must be longer than zero"));
     }
     Ok(d)
+}
+
+/// The environment variable that allows the test-only settings (`clock_offset`, the crash
+/// points of `crate::federation::failpoint`): `1` in end-to-end tests and drills, never on a
+/// production node.
+pub const TEST_MODE_ENV: &str = "FENGQIAO_TEST_MODE";
+
+/// Refuses test-only settings outside a test or drill (see [`TEST_MODE_ENV`]): a production
+/// node never runs with a shifted clock or a crash point by accident.
+pub fn check_test_settings(cfg: &NodeConfig) -> Result<(), ConfigError> {
+    let test_mode = std::env::var(TEST_MODE_ENV).is_ok_and(|v| v == "1");
+    if test_mode {
+        return Ok(());
+    }
+    if !cfg.clock_offset.is_zero() {
+        return Err(invalid(
+            "clock_offset",
+            format!("is for drills and tests only; set {TEST_MODE_ENV}=1 to use it"),
+        ));
+    }
+    if std::env::var(crate::federation::failpoint::ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        return Err(invalid(
+            "FENGQIAO_FAILPOINTS",
+            format!("crash points are for tests only; set {TEST_MODE_ENV}=1 to use them"),
+        ));
+    }
+    Ok(())
 }
 
 /// A duration that may be zero (`clock_offset`).

@@ -128,6 +128,8 @@ impl NodeProc {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
+            // Tests move clocks (`restart_at`) and set crash points.
+            .env("FENGQIAO_TEST_MODE", "1")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

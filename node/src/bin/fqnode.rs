@@ -99,6 +99,10 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Err(e) = config::check_test_settings(&cfg) {
+                eprintln!("fqnode: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
             telemetry::init(cfg.log_json, &cfg.log_level);
             let offset_ms = i64::try_from(cfg.clock_offset.as_millis()).unwrap_or(i64::MAX);
             if offset_ms != 0 {
