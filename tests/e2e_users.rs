@@ -237,6 +237,28 @@ async fn views_of_personal_data_are_listed_for_the_auditor() {
     );
     let (_, out, _) = fqctl_as(&pki, &node, "auditor", &["audit"]);
     assert!(out.contains("查阅人") && out.contains(&case.id), "{out}");
+    // Filters: by actor (or the end of its identity), case and time.
+    let count = |args: &[&str]| {
+        let mut all = vec!["--json", "audit"];
+        all.extend_from_slice(args);
+        let (code, out, err) = fqctl_as(&pki, &node, "auditor", &all);
+        assert_eq!(code, 0, "{err}");
+        json(&out).as_array().unwrap().len()
+    };
+    assert_eq!(
+        count(&[
+            "--actor",
+            "director/boss",
+            "--case",
+            &case.id,
+            "--since",
+            "1h"
+        ]),
+        1
+    );
+    assert_eq!(count(&["--actor", "sun"]), 0);
+    assert_eq!(count(&["--case", "610116001-20000101-000001"]), 0);
+    assert_eq!(count(&["--since", "2099-01-01"]), 0);
     // Only the auditor reads the log.
     let (code, _, err) = fqctl_as(&pki, &node, "director", &["audit"]);
     assert_eq!(code, 1);

@@ -253,8 +253,16 @@ impl App {
     }
 
     /// Who viewed personal data here, newest first (at most `limit`, 1–[`MAX_ACCESS`]; 0:
-    /// [`DEFAULT_ACCESS`]).
-    pub fn access_log(&self, who: &Identity, limit: usize) -> Result<Vec<Access>, Error> {
+    /// [`DEFAULT_ACCESS`]), at or after `since`, by `actor` (its whole identity URI or its
+    /// end, as "director/boss" or "boss"), about `case_id` (empty: any).
+    pub fn access_log(
+        &self,
+        who: &Identity,
+        limit: usize,
+        since: Option<crate::domain::Timestamp>,
+        actor: &str,
+        case_id: &str,
+    ) -> Result<Vec<Access>, Error> {
         self.authorize(who, Action::ReadAccessLog)?;
         let limit = match limit {
             0 => DEFAULT_ACCESS,
@@ -267,7 +275,14 @@ impl App {
             }
             n => n,
         };
-        Ok(self.state.store.access_newest(limit)?)
+        let actor_ok = |a: &Access| {
+            actor.is_empty() || a.actor == actor || a.actor.ends_with(&format!("/{actor}"))
+        };
+        let case_ok = |a: &Access| case_id.is_empty() || a.case_id == case_id;
+        Ok(self
+            .state
+            .store
+            .access_newest(limit, since, |a| actor_ok(a) && case_ok(a))?)
     }
 
     /// The newest alerts of this node (at most [`MAX_ALERTS`]).

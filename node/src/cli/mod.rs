@@ -87,11 +87,7 @@ pub enum Command {
     /// 链路: this node's links to its parent and children (queues, state, last heard).
     Links,
     /// 查阅记录: who viewed personal data here, newest first (auditor certificate).
-    Audit {
-        /// Most entries (default 100, at most 1000).
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
+    Audit(oversight_cmd::AuditArgs),
     /// 账号: the node's console accounts (admin certificate).
     #[command(subcommand)]
     User(user_cmd::UserCommand),
@@ -146,7 +142,7 @@ pub async fn run() -> ExitCode {
         Command::Health => case_cmd::health(&cli).await,
         Command::Links => links_cmd::run(&cli).await,
         Command::User(cmd) => user_cmd::run(&cli, cmd).await,
-        Command::Audit { limit } => oversight_cmd::audit(&cli, *limit).await,
+        Command::Audit(args) => oversight_cmd::audit(&cli, args).await,
     };
     match result {
         Ok(out) => {

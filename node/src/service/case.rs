@@ -312,10 +312,23 @@ impl pb::case_service_server::CaseService for CaseApi {
         req: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::AuditEvents>, Status> {
         let who = Self::who(&req)?;
-        let pb::ListAuditEventsRequest { limit } = req.into_inner();
-        let events = self
-            .app
-            .access_log(&who, usize::try_from(limit).unwrap_or(usize::MAX))?;
+        let pb::ListAuditEventsRequest {
+            limit,
+            since,
+            actor,
+            case_id,
+        } = req.into_inner();
+        let since = since
+            .as_ref()
+            .map(|t| convert::ts_from_proto("since", t))
+            .transpose()?;
+        let events = self.app.access_log(
+            &who,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+            since,
+            &actor,
+            &case_id,
+        )?;
         Ok(Response::new(pb::AuditEvents {
             events: events
                 .iter()

@@ -28,17 +28,26 @@ impl Store {
             .await
     }
 
-    /// The newest `limit` views, newest first.
-    pub fn access_newest(&self, limit: usize) -> Result<Vec<Access>, StorageError> {
+    /// The newest `limit` views at or after `since` that `keep` accepts, newest first.
+    pub fn access_newest(
+        &self,
+        limit: usize,
+        since: Option<crate::domain::Timestamp>,
+        keep: impl Fn(&Access) -> bool,
+    ) -> Result<Vec<Access>, StorageError> {
         let mut out = Vec::new();
-        for item in self.tree(TreeId::Access).iter().rev().take(limit) {
+        for item in self.tree(TreeId::Access).iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = item?;
-            out.push(super::codec::decode(
-                ValueKind::Access,
-                TreeId::Access,
-                &k,
-                &v,
-            )?);
+            let a: Access = super::codec::decode(ValueKind::Access, TreeId::Access, &k, &v)?;
+            if since.is_some_and(|s| a.at < s) {
+                break;
+            }
+            if keep(&a) {
+                out.push(a);
+            }
         }
         Ok(out)
     }
