@@ -136,7 +136,8 @@ async fn resync_alerts(c: &Client) -> Vec<String> {
         .collect()
 }
 
-/// Both ends of the link show a `link_resync` alert naming the other.
+/// Both ends of the link show a `link_resync` alert naming the other, and count the resync in
+/// GetLinks.
 async fn both_alerted(town: &Client, village: &Client) {
     for (c, other, at) in [(town, VILLAGE, "township"), (village, TOWN, "village")] {
         let alerts = eventually(
@@ -146,6 +147,18 @@ async fn both_alerted(town: &Client, village: &Client) {
         )
         .await;
         assert!(alerts.iter().any(|m| m.contains(other)), "{at}: {alerts:?}");
+        let links = c
+            .clone()
+            .get_links(pb::GetLinksRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .links;
+        let link = links.iter().find(|l| l.peer == other).unwrap();
+        assert!(
+            link.resyncs >= 1 && link.last_resync.is_some(),
+            "{at}: {link:?}"
+        );
     }
 }
 

@@ -42,6 +42,7 @@ pub fn links_table(l: &pb::Links, lang: Lang) -> String {
         lang.t("告警", "alert"),
         lang.t("故障起始", "failing since"),
         lang.t("拒收(收/发)", "refused (in/out)"),
+        lang.t("重新同步", "resyncs"),
         lang.t("最近错误", "last error"),
     ];
     let rows: Vec<Vec<String>> = l
@@ -63,6 +64,11 @@ pub fn links_table(l: &pb::Links, lang: Lang) -> String {
                 },
                 fmt_time(&k.failing_since),
                 format!("{}/{}", k.refused_in, k.refused_out),
+                if k.resyncs == 0 {
+                    String::new()
+                } else {
+                    format!("{} ({})", k.resyncs, fmt_time(&k.last_resync))
+                },
                 k.last_error.clone(),
             ]
         })
@@ -93,6 +99,8 @@ pub fn links_json(l: &pb::Links) -> Value {
             "failing_since": ts(&k.failing_since),
             "refused_in": k.refused_in,
             "refused_out": k.refused_out,
+            "resyncs": k.resyncs,
+            "last_resync": ts(&k.last_resync),
         })).collect::<Vec<_>>(),
     })
 }

@@ -108,6 +108,8 @@ struct Entry {
     blocked: bool,
     refused_in: u64,
     refused_out: u64,
+    resyncs: u64,
+    last_resync: Option<Timestamp>,
 }
 
 impl Entry {
@@ -135,6 +137,9 @@ pub struct LinkView {
     /// Messages from the peer refused here, and messages to it that it refused (this run).
     pub refused_in: u64,
     pub refused_out: u64,
+    /// Times the link resynchronised (this run), and the last.
+    pub resyncs: u64,
+    pub last_resync: Option<Timestamp>,
 }
 
 pub struct LinkTable {
@@ -303,6 +308,15 @@ impl LinkTable {
     }
 
     /// `peer` refused `count` messages this node sent it.
+    /// The link to `peer` resynchronised at `now` (a `link_resync` alert was raised).
+    pub fn resynced(&self, peer: &NodeCode, now: Timestamp) {
+        self.with(|m| {
+            let e = m.entry(peer.clone()).or_default();
+            e.resyncs += 1;
+            e.last_resync = Some(now);
+        });
+    }
+
     pub fn refused_out(&self, peer: &NodeCode, count: u64) {
         self.with(|m| m.entry(peer.clone()).or_default().refused_out += count);
     }
@@ -346,6 +360,8 @@ impl LinkTable {
                 failing_since: e.failing_since,
                 refused_in: e.refused_in,
                 refused_out: e.refused_out,
+                resyncs: e.resyncs,
+                last_resync: e.last_resync,
             });
         }
         Ok(out)

@@ -262,6 +262,7 @@ impl Federation {
                     ),
                 };
                 tracing::warn!(alert = "link_resync", peer = %peer, "ALERT: {text}");
+                self.links.resynced(peer, now);
                 alert::link_resync(self.me.as_str(), peer.as_str(), seq, text, now)
             })
             .collect();
@@ -276,6 +277,7 @@ impl Federation {
             "{peer}只收到第{through}条消息，此前已确认第{before}条（对方可能换机或从旧备份恢复）：已从保留的消息重新发送"
         );
         tracing::warn!(alert = "link_resync", peer = %peer, "ALERT: {text}");
+        self.links.resynced(peer, self.clock.now());
         let alert = alert::link_resync(
             self.me.as_str(),
             peer.as_str(),
@@ -291,6 +293,7 @@ impl Federation {
     pub async fn told_resync(&self, parent: &NodeCode, at_seq: u64, what: &str) {
         let what: String = what.chars().take(500).collect();
         tracing::warn!(alert = "link_resync", peer = %parent, "ALERT: {what}");
+        self.links.resynced(parent, self.clock.now());
         let alert = alert::link_resync(
             self.me.as_str(),
             parent.as_str(),

@@ -140,6 +140,7 @@ impl FederationService for FederationApi {
                 "本节点只收到{child}的第{through}条消息，对方从第{from}条之后发送（本节点可能从旧备份恢复或换机）：已请其重新发送保留的消息"
             );
             tracing::warn!(alert = "link_resync", child = %child, "ALERT: {text}");
+            self.fed.links.resynced(&child, self.fed.clock.now());
             let alert = crate::domain::alert::link_resync(
                 self.fed.me.as_str(),
                 child.as_str(),

@@ -20,6 +20,8 @@ pub(crate) fn link_to_proto(v: &LinkView) -> pb::Link {
         failing_since,
         refused_in,
         refused_out,
+        resyncs,
+        last_resync,
     } = v;
     pb::Link {
         peer: peer.to_string(),
@@ -42,5 +44,7 @@ pub(crate) fn link_to_proto(v: &LinkView) -> pb::Link {
         failing_since: failing_since.map(convert::ts_to_proto),
         refused_in: *refused_in,
         refused_out: *refused_out,
+        resyncs: *resyncs,
+        last_resync: last_resync.map(convert::ts_to_proto),
     }
 }
