@@ -103,6 +103,19 @@ impl RunningNode {
         )
     }
 
+    /// Tells systemd the node serves (or stops), when it runs under a `Type=notify` unit:
+    /// `state` ("READY=1", "STOPPING=1") goes to the datagram socket named by `NOTIFY_SOCKET`
+    /// (a path, or `@name` in the abstract namespace). Without the variable nothing happens;
+    /// a failure is logged, never fatal.
+    pub fn notify_systemd(state: &str) {
+        let Ok(path) = std::env::var("NOTIFY_SOCKET") else {
+            return;
+        };
+        if let Err(e) = sd_notify(&path, state) {
+            tracing::warn!(error = %e, "cannot notify systemd ({state})");
+        }
+    }
+
     /// Stops accepting, lets in-flight RPCs finish, then drains and syncs storage.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(true);
@@ -442,5 +455,36 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(status(&svc, "").await, ServingStatus::Serving as i32);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sd_notify(path: &str, state: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let addr = match path.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes())?,
+        None => SocketAddr::from_pathname(path)?,
+    };
+    UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sd_notify(_path: &str, _state: &str) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod notify_tests {
+    #[test]
+    fn readiness_reaches_the_notify_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        super::sd_notify(path.to_str().unwrap(), "READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
     }
 }

@@ -126,7 +126,9 @@ async fn main() -> ExitCode {
                 }
             };
             println!("{}", node.ready_line());
+            server::RunningNode::notify_systemd("READY=1");
             wait_for_signal().await;
+            server::RunningNode::notify_systemd("STOPPING=1");
             if let Err(e) = node.shutdown().await {
                 eprintln!("fqnode: shutdown: {e}");
                 return ExitCode::from(1);
