@@ -189,6 +189,33 @@ fn an_admin_keeps_the_console_accounts_with_fqctl() {
         .map(|u| u["username"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["li.ming", "wang"]);
+
+    // Every account change is in the audit log, for the auditor (the refused ones are not).
+    let (code, out, err) = fqctl_as(
+        &pki,
+        &node,
+        "auditor",
+        &["--json", "audit", "--actor", "admin/zhao"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut what: Vec<String> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap().to_owned())
+        .collect();
+    // Entries of the same millisecond have no set order: compare them as a set.
+    what.sort();
+    assert_eq!(
+        what,
+        [
+            "AddUser li.ming (intake)",
+            "AddUser wang (mediator)",
+            "DisableUser li.ming",
+            "EnableUser li.ming",
+            "ResetPassword wang",
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,15 +160,7 @@ impl App {
             View::Owned(case) => {
                 let shown = self.shown(who, case);
                 if shown.reveal && !shown.case.parties.is_empty() {
-                    self.state
-                        .store
-                        .record_access(Access {
-                            at: self.now(),
-                            actor: who.uri(),
-                            case_id: id.to_owned(),
-                            what: "GetCase".into(),
-                        })
-                        .await?;
+                    self.audit(who, id, "GetCase".into()).await?;
                 }
                 Ok(shown)
             }
@@ -291,17 +283,21 @@ impl App {
         Ok(self.state.store.alerts_newest(MAX_ALERTS)?)
     }
 
-    /// The cadence report of `period` (empty: the last complete one of the node's cadence).
+    /// The cadence report of `period` (empty: the last complete one of the node's cadence),
+    /// recorded in the audit log.
     pub async fn report(&self, who: &Identity, period: &str) -> Result<ReportData, Error> {
         self.authorize(who, Action::ExportReport)?;
         let now = self.now();
         let period = report::period::parse(period, self.state.default_cadence(), now)?;
+        let label = period.label.clone();
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || {
+        let data = tokio::task::spawn_blocking(move || {
             report::make(&state.store, state.code.as_str(), &period, now)
         })
-        .await?
-        .map_err(Error::from)
+        .await??;
+        // Recorded before the report leaves the node.
+        self.audit(who, "", format!("ExportReport {label}")).await?;
+        Ok(data)
     }
 }
 

@@ -55,6 +55,26 @@ impl App {
         }
     }
 
+    /// Writes an entry of the audit log (who, now, about which case if any, what), durably:
+    /// the operation is answered only once it is recorded.
+    pub(crate) async fn audit(
+        &self,
+        who: &Identity,
+        case_id: &str,
+        what: String,
+    ) -> Result<(), Error> {
+        self.state
+            .store
+            .record_access(crate::domain::audit::Access {
+                at: self.now(),
+                actor: who.uri(),
+                case_id: case_id.to_owned(),
+                what,
+            })
+            .await?;
+        Ok(())
+    }
+
     fn shown(&self, who: &Identity, case: Case) -> Shown {
         Shown {
             case,

@@ -107,6 +107,8 @@ impl App {
             updated_at: now,
         };
         let user = self.state.store.add_user(user).await?;
+        self.audit(who, "", format!("AddUser {username} ({role})"))
+            .await?;
         tracing::info!(actor = %who.uri(), username, role = %role, "console account added");
         Ok(Issued {
             user,
@@ -140,6 +142,8 @@ impl App {
             })
             .await
             .map_err(account_error)?;
+        let what = if enabled { "EnableUser" } else { "DisableUser" };
+        self.audit(who, "", format!("{what} {username}")).await?;
         tracing::info!(actor = %who.uri(), username, enabled, "console account changed");
         Ok(user)
     }
@@ -178,6 +182,8 @@ impl App {
             })
             .await
             .map_err(account_error)?;
+        self.audit(who, "", format!("ResetPassword {username}"))
+            .await?;
         tracing::info!(actor = %who.uri(), username, "console password reset");
         Ok(Issued {
             user,
