@@ -234,14 +234,42 @@ fn parse_party(s: &str) -> Result<pb::Party, Failure> {
 /// Parses a deadline given as `flag`: a duration from now, or a China-time date / date-time
 /// (a date alone means its last second).
 pub(crate) fn parse_due(s: &str, flag: &str) -> Result<prost_types::Timestamp, Failure> {
+    parse_time(s, flag, Direction::Ahead)
+}
+
+/// Which way a duration counts from now, and which end of a bare date is meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// A deadline: "10d" from now; a date means its last minute.
+    Ahead,
+    /// A start: "7d" ago; a date means its midnight.
+    Back,
+}
+
+/// A time given on the command line: a duration from now (see [`Direction`]), or a China date
+/// or date-time ("2026-12-01", "2026-12-01 17:00").
+pub(crate) fn parse_time(
+    s: &str,
+    flag: &str,
+    way: Direction,
+) -> Result<prost_types::Timestamp, Failure> {
     if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(convert::ts_to_proto(SystemClock::default().now().plus(d)));
+        let now = SystemClock::default().now();
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let at = match way {
+            Direction::Ahead => now.plus(d),
+            Direction::Back => crate::domain::Timestamp(now.millis().saturating_sub(ms)),
+        };
+        return Ok(convert::ts_to_proto(at));
     }
     let fmt_dt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     let fmt_d = time::macros::format_description!("[year]-[month]-[day]");
     let local = time::PrimitiveDateTime::parse(s, fmt_dt)
         .or_else(|_| {
-            time::Date::parse(s, fmt_d).map(|d| d.with_hms(23, 59, 59).unwrap_or(d.midnight()))
+            time::Date::parse(s, fmt_d).map(|d| match way {
+                Direction::Ahead => d.with_hms(23, 59, 59).unwrap_or(d.midnight()),
+                Direction::Back => d.midnight(),
+            })
         })
         .map_err(|_| {
             Failure::usage(format!(

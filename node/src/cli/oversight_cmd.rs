@@ -157,35 +157,13 @@ pub struct AuditArgs {
     pub limit: u32,
 }
 
-/// A time `s` back: "7d" ago, or a China date (its midnight) or date-time.
-fn parse_since(s: &str) -> Result<prost_types::Timestamp, Failure> {
-    use crate::clock::Clock as _;
-    if let Ok(d) = humantime::parse_duration(s) {
-        let now = crate::clock::SystemClock::default().now();
-        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        return Ok(crate::convert::ts_to_proto(crate::domain::Timestamp(
-            now.millis().saturating_sub(ms),
-        )));
-    }
-    let fmt_dt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-    let fmt_d = time::macros::format_description!("[year]-[month]-[day]");
-    let local = time::PrimitiveDateTime::parse(s, fmt_dt)
-        .or_else(|_| time::Date::parse(s, fmt_d).map(|d| d.midnight()))
-        .map_err(|_| {
-            Failure::usage(format!(
-                "--since {s:?}: give \"7d\", \"2026-12-01\" or \"2026-12-01 08:00\""
-            ))
-        })?;
-    let t = local.assume_offset(time::macros::offset!(+8));
-    Ok(prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: 0,
-    })
-}
-
 /// `fqctl audit`: who viewed personal data at this node, newest first (auditor certificate).
 pub async fn audit(cli: &Cli, a: &AuditArgs) -> Result<String, Failure> {
-    let since = a.since.as_deref().map(parse_since).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| super::case_cmd::parse_time(s, "--since", super::case_cmd::Direction::Back))
+        .transpose()?;
     let (mut c, lang) = client(cli).await?;
     let events = c
         .list_audit_events(pb::ListAuditEventsRequest {
