@@ -27,6 +27,7 @@ use crate::tls::TlsFiles;
 pub const DEFAULTS: &str = r#"
 parent = ""
 name = ""
+web_listen = ""
 tier_config = ""
 clock_offset = "0s"
 
@@ -79,6 +80,12 @@ backoff_min = "100ms"
 backoff_max = "30s"
 refuse_transfers = ""
 keep_delivered = "7d"
+
+[web]
+idle_timeout = "30m"
+max_session = "12h"
+lockout = "off"
+require_totp = false
 "#;
 
 /// The compiled-in tier config for a tier.
@@ -99,6 +106,7 @@ struct RawConfig {
     name: String,
     listen: String,
     federation_listen: String,
+    web_listen: String,
     parent: String,
     data_dir: PathBuf,
     /// Read in the first pass of [`load`]; kept here so it is a known key.
@@ -115,6 +123,16 @@ struct RawConfig {
     stats: RawStats,
     log: RawLog,
     federation: RawFederation,
+    web: RawWeb,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    idle_timeout: String,
+    max_session: String,
+    lockout: String,
+    require_totp: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +232,11 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// `federation_listen`: address of the node-to-node API.
     pub federation_listen: SocketAddr,
+    /// `web_listen`: address of the staff web console (HTTPS with the node's certificate, no
+    /// client certificate); absent or empty: no console.
+    pub web_listen: Option<SocketAddr>,
+    /// `[web]`: how console sessions and sign-ins behave.
+    pub web: WebConfig,
     /// `parent`: the parent's federation URL (`https://host:port`); absent or empty at the top.
     pub parent: Option<String>,
     /// `data_dir`: where this node's sled database lives.
@@ -277,6 +300,54 @@ pub struct NodeConfig {
     pub log_level: String,
     /// `[federation]`: how the links to the parent and from the children behave.
     pub federation: FederationConfig,
+}
+
+/// The `[web]` section: console sessions and sign-ins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// `idle_timeout`: a session unused this long ends (default 30m; 1m–1d).
+    pub idle_timeout: Duration,
+    /// `max_session`: a session ends this long after sign-in, used or not (default 12h;
+    /// at least `idle_timeout`, at most 7d).
+    pub max_session: Duration,
+    /// `lockout`: how long an account stays locked after
+    /// `domain::users::MAX_FAILED_LOGINS` failed sign-ins; "off" (the default): until an
+    /// administrator unlocks it (`fqctl user enable`).
+    pub lockout: Option<Duration>,
+    /// `require_totp`: every account must sign in with a second factor (TOTP); one without
+    /// it sets it up at its next sign-in (等保 level 3).
+    pub require_totp: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> WebConfig {
+        WebConfig {
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_session: Duration::from_secs(12 * 3600),
+            lockout: None,
+            require_totp: false,
+        }
+    }
+}
+
+fn web_config(raw: RawWeb) -> Result<WebConfig, ConfigError> {
+    let idle_timeout = parse_duration("web.idle_timeout", &raw.idle_timeout)?;
+    if !(Duration::from_secs(60)..=Duration::from_secs(86_400)).contains(&idle_timeout) {
+        return Err(invalid("web.idle_timeout", "must be 1m–1d"));
+    }
+    let max_session = parse_duration("web.max_session", &raw.max_session)?;
+    if !(idle_timeout..=Duration::from_secs(7 * 86_400)).contains(&max_session) {
+        return Err(invalid(
+            "web.max_session",
+            "must be at least web.idle_timeout and at most 7d",
+        ));
+    }
+    Ok(WebConfig {
+        idle_timeout,
+        max_session,
+        lockout: parse_optional_duration("web.lockout", &raw.lockout)?,
+        require_totp: raw.require_totp,
+    })
 }
 
 /// The `[federation]` section.
@@ -558,6 +629,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         name,
         listen,
         federation_listen,
+        web_listen,
         parent,
         data_dir,
         tier_config: _,
@@ -572,6 +644,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         stats,
         log,
         federation: raw_federation,
+        web,
     } = raw;
     let code = NodeCode::parse(&code).map_err(|e| invalid("code", e))?;
     let listen = parse_addr("listen", &listen)?;
@@ -579,6 +652,20 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
     if listen == federation_listen && listen.port() != 0 {
         return Err(invalid("federation_listen", "must differ from `listen`"));
     }
+    let web_listen = match web_listen.trim() {
+        "" => None,
+        addr => {
+            let addr = parse_addr("web_listen", addr)?;
+            if addr.port() != 0 && (addr == listen || addr == federation_listen) {
+                return Err(invalid(
+                    "web_listen",
+                    "must differ from `listen` and `federation_listen`",
+                ));
+            }
+            Some(addr)
+        }
+    };
+    let web = web_config(web)?;
     let parent = match parent.trim() {
         "" => None,
         url if url.starts_with("https://") => Some(url.to_string()),
@@ -681,6 +768,8 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         name,
         listen,
         federation_listen,
+        web_listen,
+        web,
         parent,
         data_dir,
         tls: TlsFiles {

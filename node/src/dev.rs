@@ -35,12 +35,23 @@ pub const DEV_NODES: [&str; 5] = [
 /// Operator user name of the dev certificates.
 pub const DEV_USER: &str = "dev";
 
+/// Password of the dev console accounts (never use it elsewhere).
+pub const DEV_PASSWORD: &str = "fengqiao2026";
+
+/// The console accounts every dev node gets: username, role, name.
+pub const DEV_ACCOUNTS: [(&str, Role, &str); 4] = [
+    ("director", Role::Director, "王主任"),
+    ("clerk", Role::Intake, "李窗口"),
+    ("mediator", Role::Mediator, "张调解"),
+    ("auditor", Role::Auditor, "赵审计"),
+];
+
 #[derive(Debug, Clone)]
 pub struct DevOptions {
     /// Folder for PKI, configs, data and profiles.
     pub dir: PathBuf,
-    /// First port; node i listens on base+2i (operator) and base+2i+1 (federation).
-    /// 0 lets the system pick free ports.
+    /// First port; node i listens on base+2i (operator) and base+2i+1 (federation), and
+    /// serves its web console on base+10+i. 0 lets the system pick free ports.
     pub base_port: u16,
 }
 
@@ -62,6 +73,8 @@ pub enum DevError {
     },
     #[error("{0}")]
     Code(#[from] crate::code::CodeError),
+    #[error("dev console accounts: {0}")]
+    Account(String),
 }
 
 /// A running dev federation.
@@ -115,10 +128,12 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
         let offset = u16::try_from(i * 2).unwrap_or(0);
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, offset)));
         let federation = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, offset + 1)));
+        let web_offset = u16::try_from(10 + i).unwrap_or(0);
+        let web = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, web_offset)));
         let node_file = dir.join("nodes").join(format!("{code}.toml"));
         let body = format!(
             "# Written by `fqnode dev`; run this node alone with `fqnode --config {file}`.\n\
-             code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\n\
+             code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\nweb_listen = \"{web}\"\n\
              parent = \"{parent}\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[early_warning]\nperson_key_file = \"{person_key}\"\n",
             person_key = person_key.display(),
             file = node_file.display(),
@@ -132,6 +147,7 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
         std::fs::write(&node_file, body).map_err(io_err("cannot write", &node_file))?;
         let cfg: NodeConfig = config::load(&node_file)?;
         let running = server::start(cfg, clock.clone()).await?;
+        add_dev_accounts(&running, &code).await?;
         let profile_path = dir.join("profiles").join(format!("{code}.toml"));
         Profile {
             endpoint: format!("https://{}", running.addrs.listen),
@@ -154,6 +170,27 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
     Ok(DevFederation { nodes })
 }
 
+/// Creates the dev console accounts ([`DEV_ACCOUNTS`]) a node does not have yet.
+async fn add_dev_accounts(running: &RunningNode, code: &NodeCode) -> Result<(), DevError> {
+    let app = crate::app::App::new(running.state.clone());
+    let admin = crate::identity::Identity::operator(code.clone(), Role::Admin, DEV_USER)
+        .map_err(|e| DevError::Account(e.to_string()))?;
+    for (username, role, name) in DEV_ACCOUNTS {
+        let exists = running
+            .state
+            .store
+            .user(username)
+            .map_err(|e| DevError::Account(e.to_string()))?
+            .is_some();
+        if !exists {
+            app.add_user(&admin, username, role, name, Some(DEV_PASSWORD.to_owned()))
+                .await
+                .map_err(|e| DevError::Account(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
 impl DevFederation {
     /// The table printed on start: one line per node, in Chinese with English beside it.
     pub fn describe(&self) -> String {
@@ -170,6 +207,24 @@ impl DevFederation {
                 p = profile.display(),
             ));
         }
+        s.push_str("\n  工作台 web console (浏览器打开 open in a browser; dev 证书 certificate: accept the warning):\n");
+        for (n, _) in &self.nodes {
+            if let Some(web) = n.addrs.web {
+                s.push_str(&format!(
+                    "    {tier} {code:<13} https://{web}/\n",
+                    tier = crate::cli::render::pad(n.state.code.tier().label_zh(), 4),
+                    code = n.state.code,
+                ));
+            }
+        }
+        let logins: Vec<String> = DEV_ACCOUNTS
+            .iter()
+            .map(|(u, role, _)| format!("{u}（{}）", role.label_zh()))
+            .collect();
+        s.push_str(&format!(
+            "  登录 sign in: {} · 密码 password {DEV_PASSWORD}\n",
+            logins.join(" ")
+        ));
         s
     }
 

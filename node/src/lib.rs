@@ -42,3 +42,4 @@ pub mod sweep;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod web;

@@ -81,6 +81,8 @@ pub enum ServerError {
 pub struct Addrs {
     pub listen: SocketAddr,
     pub federation_listen: SocketAddr,
+    /// The web console's address, if the node serves one (`web_listen`).
+    pub web: Option<SocketAddr>,
 }
 
 /// A started node.
@@ -97,10 +99,14 @@ pub struct RunningNode {
 impl RunningNode {
     /// The machine-readable line `fqnode` prints once it serves; tests wait for it.
     pub fn ready_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "fengqiao-ready code={} listen={} federation_listen={}",
             self.state.code, self.addrs.listen, self.addrs.federation_listen
-        )
+        );
+        if let Some(web) = self.addrs.web {
+            line.push_str(&format!(" web={web}"));
+        }
+        line
     }
 
     /// Tells systemd the node serves (or stops), when it runs under a `Type=notify` unit:
@@ -191,6 +197,10 @@ async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
     let server_tls = tls::server_rustls_config(&cfg.tls)?;
+    let web_tls = match cfg.web_listen {
+        Some(_) => Some(tls::web_rustls_config(&cfg.tls)?),
+        None => None,
+    };
     let limits = Limits {
         max_connections: cfg.max_connections,
         max_handshakes: cfg.max_handshakes,
@@ -265,6 +275,8 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         report_cadence: cfg.report_cadence,
         reports_dir: cfg.reports_dir.clone(),
         stats: stats.clone(),
+        name: cfg.name.clone(),
+        web: cfg.web.clone(),
     });
     if failpoint::any() {
         tracing::warn!(
@@ -280,7 +292,20 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
 
     let api_listener = bind("listen", cfg.listen).await?;
     let fed_listener = bind("federation_listen", cfg.federation_listen).await?;
+    let web_listener = match cfg.web_listen {
+        Some(addr) => Some((bind("web_listen", addr).await?, addr)),
+        None => None,
+    };
+    let web = match &web_listener {
+        Some((l, addr)) => Some(l.local_addr().map_err(|source| ServerError::Bind {
+            what: "web_listen",
+            addr: *addr,
+            source,
+        })?),
+        None => None,
+    };
     let addrs = Addrs {
+        web,
         listen: api_listener
             .local_addr()
             .map_err(|source| ServerError::Bind {
@@ -378,6 +403,16 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         federation::spawn_silence_check(fed.clone(), shutdown_rx.clone()),
         crate::sweep::spawn(state.clone(), shutdown_rx.clone()),
     ];
+    // The web console reads and writes the store: stopped with the background work.
+    if let (Some((listener, _)), Some(tls)) = (web_listener, web_tls) {
+        background.push(crate::web::spawn(
+            crate::app::App::new(state.clone()),
+            listener,
+            tls,
+            limits,
+            shutdown_rx.clone(),
+        ));
+    }
     if let Some(channel) = parent_channel {
         background.push(crate::stats::push::spawn(
             stats,
@@ -390,7 +425,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             shutdown_rx.clone(),
         ));
     }
-    tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, "node serving");
+    tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, web = ?addrs.web, "node serving");
     Ok(RunningNode {
         addrs,
         state,

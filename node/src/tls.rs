@@ -174,6 +174,23 @@ pub fn server_rustls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
+/// Server side for browsers (the web console): present `cert`/`key`, ask for no client
+/// certificate (people sign in with an account), speak HTTP/1.1. Files are checked as for
+/// [`server_tls_config`].
+pub fn web_rustls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (_ca, chain, key) = load_rustls(files)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| TlsError::Pem {
+            path: files.key.clone(),
+            reason: format!("unusable certificate or key: {e}"),
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Server side with tonic's own TLS: present `cert`/`key` and require a client certificate
 /// chaining to `ca`. (The node's listeners use [`server_rustls_config`] instead.)
 pub fn server_tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, TlsError> {

@@ -4,6 +4,7 @@
 //! Every wait is bounded; every child process is killed when its handle drops.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -92,6 +93,8 @@ pub struct NodeProc {
     pub config: PathBuf,
     pub listen: SocketAddr,
     pub federation_listen: SocketAddr,
+    /// The web console's address, when the config sets `web_listen`.
+    pub web: Option<SocketAddr>,
     child: Option<Child>,
     pub stderr_log: PathBuf,
 }
@@ -155,6 +158,10 @@ impl NodeProc {
             config: config.to_path_buf(),
             listen: field("listen"),
             federation_listen: field("federation_listen"),
+            web: line
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("web="))
+                .and_then(|v| v.parse().ok()),
             child: Some(child),
             stderr_log,
         }
@@ -196,6 +203,7 @@ impl NodeProc {
         let mut fresh = NodeProc::start_with_env(&self.code, &self.config.clone(), root, env);
         self.listen = fresh.listen;
         self.federation_listen = fresh.federation_listen;
+        self.web = fresh.web;
         self.child = fresh.child.take();
     }
 
@@ -241,6 +249,7 @@ impl NodeProc {
         let fresh = NodeProc::start_with_config(&self.code, &self.config, root);
         self.listen = fresh.listen;
         self.federation_listen = fresh.federation_listen;
+        self.web = fresh.web;
         let mut fresh = fresh;
         self.child = fresh.child.take();
     }
@@ -263,6 +272,8 @@ pub struct NodeOpts {
     pub extra: String,
     /// Environment variables of the process (e.g. FENGQIAO_FAILPOINTS).
     pub env: Vec<(String, String)>,
+    /// Serve the web console on a free port (`web_listen`).
+    pub web: bool,
 }
 
 /// Fast link settings for tests: short backoff so repaired links recover quickly.
@@ -281,9 +292,10 @@ pub fn write_config(pki: &Pki, root: &Path, code: &str, opts: &NodeOpts) -> Path
     std::fs::write(
         &config,
         format!(
-            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{port}\"\n\
+            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{port}\"\n{web}\
              parent = \"{parent}\"\ndata_dir = \"{data}\"\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n{extra}",
             port = opts.federation_port,
+            web = if opts.web { "web_listen = \"127.0.0.1:0\"\n" } else { "" },
             parent = opts.parent.clone().unwrap_or_default(),
             data = root.join(format!("data-{code}")).display(),
             ca = pki.ca().display(),

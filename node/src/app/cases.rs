@@ -13,7 +13,7 @@ use crate::domain::alert::{self, Alert};
 use crate::domain::audit::Access;
 use crate::domain::{
     CaseStatus, Category, Command, Ctx, Deadlines, DomainError, Event, NewCase, RiskLevel, machine,
-    validate,
+    mask, validate,
 };
 use crate::error::Error;
 use crate::identity::{Action, Identity};
@@ -151,6 +151,15 @@ impl App {
         Ok(self.shown(who, case))
     }
 
+    /// Registers a case taken through a form (the console's 登记, the citizens' channel):
+    /// [`App::register`] after the stricter checks of such forms
+    /// ([`validate::validate_intake`]: ID check character, plausible phones).
+    pub async fn register_form(&self, who: &Identity, new: NewCase) -> Result<Shown, Error> {
+        self.authorize(who, Action::RegisterCase)?;
+        validate::validate_intake(&new)?;
+        self.register(who, new).await
+    }
+
     /// A case as this node holds it: owned, else its supervised copy (masked), else its
     /// tombstone. A view of an owned case's personal data, unmasked, is recorded for the
     /// auditor before it is answered ([`App::access_log`]).
@@ -173,7 +182,7 @@ impl App {
         }
     }
 
-    /// A page of owned cases and tombstones (or of supervised copies), newest first.
+    /// A page of owned cases and tombstones (or of supervised copies), newest first, masked.
     pub fn list(&self, who: &Identity, listing: Listing) -> Result<Page, Error> {
         self.authorize(who, Action::ReadCase)?;
         let page_size = match listing.page_size {
@@ -197,8 +206,14 @@ impl App {
             page_token: listing.page_token.filter(|t| !t.is_empty()),
         };
         let page = self.state.store.list_cases(&query)?;
+        // A listing never shows personal data: the parties and the free text are masked for
+        // every reader (the case page is where a role that may see them does).
         Ok(Page {
-            cases: page.cases,
+            cases: page
+                .cases
+                .iter()
+                .map(|c| mask::mask_case(&mask::mask_free_text(c)))
+                .collect(),
             next_page_token: page.next_page_token,
         })
     }

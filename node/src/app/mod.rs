@@ -7,7 +7,11 @@
 //! encode answers, nothing else: no rule lives in them.
 
 pub mod cases;
+pub mod console;
+pub mod console_views;
 pub mod moves;
+pub mod search;
+pub mod stats;
 pub mod users;
 
 use crate::domain::{Case, Timestamp};

@@ -116,6 +116,19 @@ impl App {
         })
     }
 
+    /// Clears the failed sign-ins and the lock of `username`.
+    async fn unlock(&self, username: &str) -> Result<(), Error> {
+        self.state
+            .store
+            .update_login_state(username.to_owned(), |s| crate::domain::users::LoginState {
+                failures: 0,
+                locked_at: None,
+                ..s
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Every account of this node.
     pub fn list_users(&self, who: &Identity) -> Result<Vec<User>, Error> {
         self.authorize(who, Action::ManageUsers)?;
@@ -142,6 +155,10 @@ impl App {
             })
             .await
             .map_err(account_error)?;
+        if enabled {
+            // Enabling is how an administrator unlocks an account locked by failed sign-ins.
+            self.unlock(username).await?;
+        }
         let what = if enabled { "EnableUser" } else { "DisableUser" };
         self.audit(who, "", format!("{what} {username}")).await?;
         tracing::info!(actor = %who.uri(), username, enabled, "console account changed");
@@ -182,6 +199,7 @@ impl App {
             })
             .await
             .map_err(account_error)?;
+        self.unlock(username).await?;
         self.audit(who, "", format!("ResetPassword {username}"))
             .await?;
         tracing::info!(actor = %who.uri(), username, "console password reset");

@@ -360,6 +360,16 @@ pub fn normalize_id_number(id: &str) -> String {
     id.trim().to_uppercase()
 }
 
+/// A phone number as searched: its digits only, without a leading 86 country code on a
+/// mainland mobile number. So "+86 138-1234-5678" and "13812345678" are the same phone.
+pub fn normalize_phone(phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    match digits.strip_prefix("86") {
+        Some(rest) if rest.len() == 11 && rest.starts_with('1') => rest.to_owned(),
+        _ => digits,
+    }
+}
+
 /// A respondent's name as compared by the group-dispute rule: no whitespace (full-width
 /// included), full-width letters, digits and brackets folded to ASCII, ASCII lower-cased. So
 /// "某建筑 有限公司（西安）" and "某建筑有限公司(西安)" are the same respondent.

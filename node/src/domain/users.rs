@@ -88,6 +88,50 @@ pub fn validate_password(password: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// Failed sign-ins in a row that lock an account (等保: lockout after repeated failures).
+pub const MAX_FAILED_LOGINS: u32 = 5;
+
+/// How an account signs in, apart from the account itself: failures in a row, the lock, the
+/// last sign-in. Kept beside the account so that signing in never rewrites it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginState {
+    /// Failed sign-ins since the last success (or unlock).
+    pub failures: u32,
+    /// When the account was locked ([`MAX_FAILED_LOGINS`] failures); `None`: not locked.
+    pub locked_at: Option<Timestamp>,
+    pub last_login: Option<Timestamp>,
+    /// The TOTP secret of a second factor, if the account has one (RFC 6238, SHA-1, 6
+    /// digits, 30 s).
+    pub totp_secret: Option<Vec<u8>>,
+}
+
+impl LoginState {
+    /// Whether the account is locked at `now`: locked and not yet released by `lockout`
+    /// (`None`: until an administrator unlocks it).
+    pub fn locked(&self, now: Timestamp, lockout: Option<std::time::Duration>) -> bool {
+        match (self.locked_at, lockout) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(at), Some(d)) => now.0 < at.0.saturating_add(d.as_millis() as i64),
+        }
+    }
+}
+
+/// A console session: who signed in, when, and the token every form of the session carries
+/// (CSRF). Stored under the SHA-256 of the cookie's random id, so a copy of the store opens
+/// no session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+    pub last_seen: Timestamp,
+    /// The anti-forgery token of the session's forms.
+    pub csrf: String,
+    /// The password must be changed before anything else (one-time password).
+    pub must_change: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,6 +101,61 @@ pub fn validate_new_case(n: &NewCase) -> Result {
     optional_line("grid_id", grid_id, GRID_ID_MAX_CHARS)
 }
 
+/// The stricter checks of a form filled in for a person at a window or online (the console's
+/// 登记, the citizens' channel), on top of [`validate_new_case`]: an 18-character ID number
+/// must carry its GB 11643 check character, and a phone must be a mainland mobile number (11
+/// digits from 13 to 19) or a fixed line with its area code (0 and 9 to 11 more digits).
+/// The operator API keeps the format checks only (legacy records carry what they carry).
+pub fn validate_intake(n: &NewCase) -> Result {
+    validate_new_case(n)?;
+    for (i, p) in n.parties.iter().enumerate() {
+        if !p.id_number.is_empty() && !id_check_digit_ok(&p.id_number) {
+            return Err(DomainError::invalid(
+                PARTY_ID_FIELDS[i],
+                "the check character does not match (GB 11643): please check the number",
+            ));
+        }
+        if !p.phone.is_empty() && !phone_plausible(&p.phone) {
+            return Err(DomainError::invalid(
+                PARTY_PHONE_FIELDS[i],
+                "not a mobile number (11 digits from 13 to 19) or a fixed line with its area code",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an ID number's check character is right: for 18 characters, GB 11643's ISO 7064
+/// MOD 11-2; a 15-digit first-generation number has none (true).
+pub fn id_check_digit_ok(id: &str) -> bool {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let id = id.trim().to_ascii_uppercase();
+    let b = id.as_bytes();
+    if b.len() == ID_NUMBER_LEGACY_CHARS {
+        return b.iter().all(u8::is_ascii_digit);
+    }
+    if b.len() != ID_NUMBER_CHARS || !b[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let sum: u32 = b[..17]
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    CHECK[(sum % 11) as usize] == b[17]
+}
+
+/// Whether a phone number looks like a mainland mobile or a fixed line with area code.
+pub fn phone_plausible(phone: &str) -> bool {
+    let digits = super::rules::normalize_phone(phone);
+    let mobile = digits.len() == 11
+        && digits.starts_with('1')
+        && matches!(digits.as_bytes()[1], b'3'..=b'9');
+    let fixed = digits.starts_with('0') && (10..=12).contains(&digits.len());
+    mobile || fixed
+}
+
 /// Checks the arguments of a command, independently of the case it is applied to. `now` is
 /// needed because a dispatch deadline must lie in the future.
 pub fn validate_command(cmd: &Command, now: Timestamp) -> Result {

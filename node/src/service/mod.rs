@@ -37,6 +37,10 @@ pub struct NodeState {
     pub reports_dir: PathBuf,
     /// Figures for higher tiers: contributions received, liveness, queries.
     pub stats: Arc<StatsNode>,
+    /// The center's name (`name` in the config; may be empty).
+    pub name: String,
+    /// Console sessions and sign-ins.
+    pub web: crate::config::WebConfig,
 }
 
 impl NodeState {

@@ -11,18 +11,21 @@ use tonic::{Request, Response, Status};
 use tracing::Span;
 
 use super::SharedState;
+use crate::app::App;
 use crate::convert::stats as conv;
-use crate::identity::{self, Action};
+use crate::identity::Action;
 use crate::stats::query::Period;
 use crate::tls::peer_identity;
 
 pub struct StatsApi {
-    state: SharedState,
+    app: App,
 }
 
 impl StatsApi {
     pub fn new(state: SharedState) -> Self {
-        StatsApi { state }
+        StatsApi {
+            app: App::new(state),
+        }
     }
 }
 
@@ -35,7 +38,8 @@ impl pb::stats_service_server::StatsService for StatsApi {
     ) -> Result<Response<pb::Aggregates>, Status> {
         let caller = peer_identity(&req)?;
         Span::current().record("caller", caller.uri().as_str());
-        identity::authorize(&caller, &self.state.code, Action::ReadStats)?;
+        // Refused before anything is decoded.
+        self.app.authorize(&caller, Action::ReadStats)?;
         let pb::GetAggregatesRequest {
             scope_node,
             from,
@@ -47,7 +51,7 @@ impl pb::stats_service_server::StatsService for StatsApi {
         let (from, to) = conv::bounds_from_proto(from, to)?;
         let period = Period::new(from, to)?;
         let group_by = conv::group_by_from_proto(&group_by)?;
-        let answer = self.state.stats.answer(scope, period, &group_by)?;
+        let answer = self.app.aggregates(&caller, scope, period, &group_by)?;
         Ok(Response::new(conv::answer_to_proto(&answer)))
     }
 }

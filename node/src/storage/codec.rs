@@ -67,6 +67,10 @@ pub(crate) enum ValueKind {
     User = 26,
     /// A view of personal data ([`crate::domain::audit::Access`]).
     Access = 27,
+    /// How an account signs in ([`crate::domain::users::LoginState`]).
+    LoginState = 28,
+    /// A console session ([`crate::domain::users::Session`]).
+    Session = 29,
 }
 
 impl ValueKind {
@@ -93,7 +97,9 @@ impl ValueKind {
             | ValueKind::Located
             | ValueKind::IssuedOrder
             | ValueKind::User
-            | ValueKind::Access => 1,
+            | ValueKind::Access
+            | ValueKind::LoginState
+            | ValueKind::Session => 1,
         }
     }
 }

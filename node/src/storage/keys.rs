@@ -25,6 +25,7 @@
 //!   (see `secret::PersonKey`): `hash (16 bytes) ‖ registered at ‖ case id`, the value being
 //!   the node that holds the case. It lists the sightings of this node's whole subtree (its
 //!   own cases included), so a case reported twice (after a move) is one entry;
+//! * the phone index is `hash(phone digits) (16 bytes) ‖ case id`, keyed like the others;
 //! * alerts are stored under their key (UTF-8), and indexed by `raised at (8 bytes) ‖ key`.
 //!
 //! * a statistics entry key is `kind (1 byte) ‖ node code (ASCII digits) ‖ 0x00 ‖ bucket (u32
@@ -131,6 +132,13 @@ trees! {
     /// time (ms, BE) ‖ random (u64) → [`crate::domain::audit::Access`]: views of personal
     /// data, for the auditor.
     Access => "at_random_access" = 0x19,
+    /// username → [`crate::domain::users::LoginState`]: failures, lock and second factor.
+    Logins => "username_login" = 0x1A,
+    /// SHA-256 of a session id → [`crate::domain::users::Session`]: console sessions.
+    Sessions => "sessionhash_session" = 0x1B,
+    /// hash(phone) (16 bytes) ‖ case id → (): the cases each phone number appears in, for
+    /// the console's exact search (keyed with the store's secret: no phone in clear).
+    ByPhone => "phonehash_caseid" = 0x1C,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
@@ -401,7 +409,7 @@ pub(crate) fn person_parts(key: &[u8]) -> Option<(Timestamp, &str)> {
     Some((Timestamp(at as i64), id))
 }
 
-/// Respondent index key.
+/// Respondent index key; also the phone index's (hash ‖ case id).
 pub(crate) fn respondent(hash: &[u8; HASH_LEN], case_id: &str) -> Vec<u8> {
     [hash.as_slice(), case_id.as_bytes()].concat()
 }
@@ -428,6 +436,13 @@ pub(crate) fn index_entries(case: &Case, secret: &Secret) -> Vec<(TreeId, Vec<u8
     {
         let hash = secret.person(&p.id_number);
         entries.push((TreeId::ByPerson, person(&hash, case.created_at, &case.id)));
+    }
+    for p in case.parties.iter().filter(|p| {
+        crate::domain::rules::normalize_phone(&p.phone).len()
+            >= crate::domain::validate::PHONE_MIN_CHARS
+    }) {
+        let hash = secret.phone(&p.phone);
+        entries.push((TreeId::ByPhone, respondent(&hash, &case.id)));
     }
     if case.status.is_open() {
         let respondents = case

@@ -82,6 +82,7 @@ mod migrate;
 mod overlay;
 mod query;
 mod rules;
+mod search;
 mod secret;
 mod signals;
 mod space;
@@ -115,10 +116,11 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 /// of older stores are read as runs of one, so nothing is rewritten. Version 5 replaces the
 /// status, risk and category indexes by the one facets index, rebuilt at open (see
 /// [`upgrade`]). Version 6 keeps no personal data in tombstones
-/// (`domain::moves::strip_personal_data`); those of older stores are stripped at open. The
+/// (`domain::moves::strip_personal_data`); those of older stores are stripped at open. Version
+/// 7 adds the phone index, built at open for older stores. The
 /// statistics trees have their own format marker (`stats`), and are rebuilt on open when it is
 /// missing.
-const STORE_FORMAT: u32 = 6;
+const STORE_FORMAT: u32 = 7;
 
 /// Period of sled's own background flush and segment cleaning, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 1000;
@@ -624,11 +626,15 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
 /// * formats 1 to 4: the status, risk and category indexes give way to the facets index;
 /// * format 3 changed the layout only (`space::adopt_older_layout` moved the trees), and
 ///   format 4 reads the single events of older formats as they are;
+/// * formats 1 to 6: every case's phone numbers are filed in the phone index;
 /// * formats 1 to 5: tombstones (cases moved away) lose the parties' personal data, through
 ///   the ordinary write path, so their person-index entries go too.
 fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageError> {
     if format < 5 {
         reindex(trees, secret, format)?;
+    }
+    if format < 7 {
+        index_phones(trees, secret)?;
     }
     let mut stripped = 0;
     let tombstones: Vec<Case> = trees
@@ -671,6 +677,23 @@ fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
         stripped,
         "store upgraded from format {format} to {STORE_FORMAT}: personal data removed from {stripped} tombstones"
     );
+    Ok(())
+}
+
+/// Files every case's parties' phone numbers in the phone index (format 7).
+fn index_phones(trees: &Trees, secret: &Secret) -> Result<(), StorageError> {
+    let mut filed = 0;
+    for entry in trees.get(TreeId::Cases).iter() {
+        let (key, bytes) = entry?;
+        let case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
+        for (tree, key) in keys::index_entries(&case, secret) {
+            if tree == TreeId::ByPhone {
+                trees.get(tree).insert(key, Vec::new())?;
+                filed += 1;
+            }
+        }
+    }
+    tracing::info!(filed, "phone index built");
     Ok(())
 }
 

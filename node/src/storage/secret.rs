@@ -145,6 +145,12 @@ impl Secret {
         self.hash("id", &normalize_id_number(id_number))
     }
 
+    /// The index hash of a party's phone number (digits only, see
+    /// `domain::rules::normalize_phone`).
+    pub(crate) fn phone(&self, phone: &str) -> [u8; HASH_LEN] {
+        self.hash("phone", &crate::domain::rules::normalize_phone(phone))
+    }
+
     /// The index hash of a respondent's name.
     pub(crate) fn respondent(&self, name: &str) -> [u8; HASH_LEN] {
         self.hash("respondent", &normalize_respondent(name))

@@ -5,7 +5,7 @@ use super::codec::ValueKind;
 use super::keys::TreeId;
 use super::{StorageError, Store, WriteError};
 use crate::domain::DomainError;
-use crate::domain::users::User;
+use crate::domain::users::{LoginState, Session, User};
 
 impl Store {
     /// The account `username`, if any.
@@ -72,6 +72,109 @@ impl Store {
                     let after = f(&before);
                     tx.insert_encoded(TreeId::Users, ValueKind::User, key, &after)?;
                     Ok(after)
+                })
+            })
+            .await
+    }
+}
+
+/// Sign-in state and console sessions.
+impl Store {
+    /// How account `username` signs in (the default for one that never tried).
+    pub fn login_state(&self, username: &str) -> Result<LoginState, StorageError> {
+        Ok(self
+            .tree(TreeId::Logins)
+            .get(username.as_bytes())?
+            .map(|v| {
+                super::codec::decode(
+                    ValueKind::LoginState,
+                    TreeId::Logins,
+                    username.as_bytes(),
+                    &v,
+                )
+            })
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Changes the sign-in state of `username` with `f`, durably; returns the new state.
+    pub async fn update_login_state<F>(
+        &self,
+        username: String,
+        f: F,
+    ) -> Result<LoginState, WriteError>
+    where
+        F: Fn(LoginState) -> LoginState + Send + 'static,
+    {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    let key = username.as_bytes();
+                    let before: LoginState = tx
+                        .get_decoded(TreeId::Logins, ValueKind::LoginState, key)?
+                        .unwrap_or_default();
+                    let after = f(before);
+                    tx.insert_encoded(TreeId::Logins, ValueKind::LoginState, key, &after)?;
+                    Ok(after)
+                })
+            })
+            .await
+    }
+
+    /// The session stored under `key` (the SHA-256 of its id), if any.
+    pub fn session(&self, key: &[u8]) -> Result<Option<Session>, StorageError> {
+        self.tree(TreeId::Sessions)
+            .get(key)?
+            .map(|v| super::codec::decode(ValueKind::Session, TreeId::Sessions, key, &v))
+            .transpose()
+    }
+
+    /// Stores `session` under `key` (a new session, or one seen again), durably.
+    pub async fn put_session(&self, key: Vec<u8>, session: Session) -> Result<(), WriteError> {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    tx.insert_encoded(TreeId::Sessions, ValueKind::Session, &key, &session)?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Removes the session under `key` (signing out), and every session for which `expired`
+    /// holds (each sign-in sweeps them, so the tree stays as small as the sessions in use).
+    pub async fn remove_sessions<F>(
+        &self,
+        key: Option<Vec<u8>>,
+        expired: F,
+    ) -> Result<usize, WriteError>
+    where
+        F: Fn(&Session) -> bool + Send + 'static,
+    {
+        let mut gone: Vec<Vec<u8>> = key.into_iter().collect();
+        for item in self.tree(TreeId::Sessions).iter() {
+            let (k, v) = item.map_err(StorageError::from)?;
+            let s: Session = super::codec::decode(ValueKind::Session, TreeId::Sessions, &k, &v)?;
+            if expired(&s) {
+                gone.push(k.to_vec());
+            }
+        }
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    for k in &gone {
+                        tx.remove(TreeId::Sessions, k)?;
+                    }
+                    Ok(gone.len())
                 })
             })
             .await

@@ -58,6 +58,8 @@ fn node(dir: &Path, policy: Policy, cadence: Option<crate::report::Cadence>) -> 
         report_cadence: cadence,
         reports_dir: dir.join("reports"),
         stats,
+        name: String::new(),
+        web: crate::config::WebConfig::default(),
     });
     Node { state, clock }
 }

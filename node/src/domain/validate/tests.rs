@@ -428,3 +428,33 @@ fn follow_up_satisfaction_and_notes() {
     assert_eq!(follow(4, &zh(TEXT_MAX_CHARS)), None);
     assert_eq!(follow(4, &zh(TEXT_MAX_CHARS + 1)), Some("notes"));
 }
+
+#[test]
+fn id_check_digits_follow_gb_11643() {
+    // A number whose check character is X, and the same digits with a wrong one.
+    assert!(id_check_digit_ok("11010519491231002X"));
+    assert!(id_check_digit_ok("11010519491231002x"));
+    assert!(!id_check_digit_ok("110105194912310021"));
+    assert!(id_check_digit_ok("610102199001011231"));
+    assert!(!id_check_digit_ok("610102199001011234"));
+    assert!(
+        id_check_digit_ok("610102900101123"),
+        "15 digits carry no check"
+    );
+    assert!(!id_check_digit_ok("61010219900101123A"));
+}
+
+#[test]
+fn phones_are_mobiles_or_fixed_lines() {
+    for ok in [
+        "13812345678",
+        "+86 138-1234-5678",
+        "029-88886666",
+        "0298888666",
+    ] {
+        assert!(phone_plausible(ok), "{ok}");
+    }
+    for bad in ["12345678901", "12348", "1381234567", "88886666"] {
+        assert!(!phone_plausible(bad), "{bad}");
+    }
+}

@@ -276,6 +276,7 @@ fn assert_index_consistency(store: &Store) {
         TreeId::ByDeadline,
         TreeId::ByPerson,
         TreeId::ByRespondent,
+        TreeId::ByPhone,
     ] {
         for entry in trees.get(tree).iter() {
             let (key, value) = entry.unwrap();

@@ -1,0 +1,180 @@
+//! What the console asks of the application layer beyond the operator API's operations: which
+//! actions a caller has on a case, where a case may be transferred, the report files.
+
+use super::App;
+use super::moves::View;
+use crate::code::NodeCode;
+use crate::domain::{Case, CaseStatus, Command, DomainError, PlanUpdate, machine};
+use crate::error::Error;
+use crate::identity::{self, Action, Identity};
+
+/// The actions a caller may take on a case in its current status: the forms its page shows.
+/// The operations check the same rules again when a form is posted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Actions {
+    pub review: bool,
+    pub reject: bool,
+    pub assign: bool,
+    pub mediate: bool,
+    pub resolve: bool,
+    pub follow_up: bool,
+    pub risk: bool,
+    pub extend: bool,
+    pub plan: bool,
+    pub escalate: bool,
+    pub transfer: bool,
+    pub supervise: bool,
+}
+
+/// Longest name of a report file.
+const REPORT_NAME_MAX: usize = 128;
+
+impl App {
+    fn may(who: &Identity, action: Action) -> bool {
+        match who {
+            Identity::Operator { role, .. } => identity::allowed(*role, action),
+            Identity::Node { .. } => false,
+        }
+    }
+
+    /// The actions `who` has on case `id` as this node holds it.
+    pub fn actions(&self, who: &Identity, id: &str) -> Result<Actions, Error> {
+        self.authorize(who, Action::ReadCase)?;
+        Ok(match self.view(id)? {
+            View::Owned(case) => self.owner_actions(who, &case),
+            View::Copy(..) => Actions {
+                supervise: Self::may(who, Action::SuperviseCase),
+                ..Actions::default()
+            },
+            View::Tombstone(_) | View::Nothing => Actions::default(),
+        })
+    }
+
+    fn owner_actions(&self, who: &Identity, case: &Case) -> Actions {
+        let s = case.status;
+        let can =
+            |action: Action, cmd: &Command| Self::may(who, action) && machine::permits(s, cmd);
+        let review = Command::Review {
+            accept: true,
+            reason: String::new(),
+            guidance: String::new(),
+        };
+        let assign = Command::Assign {
+            handler: String::new(),
+            due_at: None,
+        };
+        let follow = Command::FollowUp {
+            satisfaction: 5,
+            notes: String::new(),
+        };
+        let extend = Command::ExtendDeadline {
+            until: case.created_at,
+            reason: String::new(),
+        };
+        let plan = Command::UpdatePlan(PlanUpdate::default());
+        let movable = !s.is_final();
+        Actions {
+            review: can(Action::AcceptCase, &review),
+            reject: can(Action::RejectCase, &review),
+            assign: can(Action::AssignCase, &assign),
+            mediate: can(Action::RecordMediation, &assign),
+            resolve: can(Action::ResolveCase, &assign),
+            follow_up: can(Action::RecordFollowUp, &follow),
+            risk: can(Action::ChangeRisk, &plan),
+            extend: can(Action::ExtendDeadline, &extend) && !case.deadline_extended,
+            plan: can(Action::PlanCase, &plan),
+            escalate: movable
+                && Self::may(who, Action::EscalateCase)
+                && self.state.federation.parent.is_some(),
+            transfer: movable
+                && Self::may(who, Action::TransferCase)
+                && s != CaseStatus::Registered
+                && !self.transfer_targets_of().is_empty(),
+            supervise: false,
+        }
+    }
+
+    fn transfer_targets_of(&self) -> Vec<NodeCode> {
+        let mut out: Vec<NodeCode> = self.state.federation.parent.iter().cloned().collect();
+        out.extend(self.state.federation.known_children());
+        out
+    }
+
+    /// Where a case owned here may be transferred from the console: the parent and the
+    /// children this node knows (links and figures), in that order.
+    pub fn transfer_targets(&self, who: &Identity) -> Result<Vec<NodeCode>, Error> {
+        self.authorize(who, Action::TransferCase)?;
+        Ok(self.transfer_targets_of())
+    }
+
+    /// Records in the audit log that `who` exported a listing (a 台账), before it is
+    /// answered.
+    pub async fn record_export(&self, who: &Identity, what: &str) -> Result<(), Error> {
+        self.authorize(who, Action::ReadCase)?;
+        self.audit(who, "", what.to_owned()).await
+    }
+
+    /// The cadence reports written in the reports folder (name, size in bytes), newest
+    /// first.
+    pub fn report_files(&self, who: &Identity) -> Result<Vec<(String, u64)>, Error> {
+        self.authorize(who, Action::ExportReport)?;
+        let dir = &self.state.reports_dir;
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::Internal(format!("reading {}: {e}", dir.display()))),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if report_name_ok(&name) {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push((name, size));
+            }
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(out)
+    }
+
+    /// The bytes of report file `name` (one of [`App::report_files`]), recorded in the audit
+    /// log as an export.
+    pub async fn report_file(&self, who: &Identity, name: &str) -> Result<Vec<u8>, Error> {
+        self.authorize(who, Action::ExportReport)?;
+        if !report_name_ok(name) {
+            return Err(DomainError::invalid("name", "not a report file name").into());
+        }
+        let path = self.state.reports_dir.join(name);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(name.to_owned()));
+            }
+            Err(e) => return Err(Error::Internal(format!("reading {}: {e}", path.display()))),
+        };
+        self.audit(who, "", format!("ExportReport {name}")).await?;
+        Ok(bytes)
+    }
+}
+
+/// A report file's name: `[A-Za-z0-9._-]`, ending in `.txt` or `.csv`, not hidden.
+fn report_name_ok(name: &str) -> bool {
+    name.len() <= REPORT_NAME_MAX
+        && !name.starts_with('.')
+        && (name.ends_with(".txt") || name.ends_with(".csv"))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_names_cannot_leave_the_folder() {
+        assert!(report_name_ok("610116-month-2026-11-01.csv"));
+        for bad in ["../x.csv", "a/b.txt", ".hidden.txt", "x.sh", "x.csv\0"] {
+            assert!(!report_name_ok(bad), "{bad}");
+        }
+    }
+}
