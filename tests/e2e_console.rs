@@ -551,3 +551,72 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
     }
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_second_factor_is_set_up_then_asked_at_every_sign_in() {
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeProc::start_with(
+        &pki,
+        root.path(),
+        VILLAGE,
+        &NodeOpts {
+            web: true,
+            extra: format!("{FAST_LINKS}[web]\nrequire_totp = true\n"),
+            ..NodeOpts::default()
+        },
+    );
+    let url = base(&node);
+    add_user(&pki, &node, "clerk", "intake", "李窗口");
+    let code_now = |secret: &str| {
+        let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+            .to_bytes()
+            .unwrap();
+        let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        totp.generate(now)
+    };
+
+    let b = Browser::start(1366, 768).await;
+    b.sign_in(&url, "clerk", PASSWORD).await;
+    b.wait_text("本中心要求双因素登录").await;
+    assert_eq!(b.path().await, "/totp");
+    b.goto(&format!("{url}/cases")).await;
+    assert_eq!(
+        b.path().await,
+        "/totp",
+        "nothing else before the second factor"
+    );
+    let secret = b.find("#totp-secret").await.text().await.unwrap();
+    b.fill("动态口令", "000000").await;
+    b.press("启用").await;
+    b.wait_text("动态口令").await;
+    b.wait_text("does not match").await;
+    let secret_again = b.find("#totp-secret").await.text().await.unwrap();
+    assert_eq!(secret, secret_again, "the same secret is offered again");
+    b.fill("动态口令", &code_now(&secret)).await;
+    b.press("启用").await;
+    b.wait_text("工作台").await;
+    assert_eq!(b.path().await, "/");
+    b.press("退出").await;
+
+    // From now on the password alone is not enough.
+    b.sign_in(&url, "clerk", PASSWORD).await;
+    b.wait_text("用户名或密码错误").await;
+    b.goto(&format!("{url}/login")).await;
+    b.fill("用户名", "clerk").await;
+    b.fill("密码", PASSWORD).await;
+    b.fill("动态口令（已启用的账号填写）", &code_now(&secret))
+        .await;
+    b.press("登录").await;
+    b.wait_text("工作台").await;
+    assert_eq!(b.path().await, "/");
+    b.close().await;
+    let (code, out, err) = fqctl_as(&pki, &node, "auditor", &["--json", "audit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"EnrollTotp\""), "{out}");
+}

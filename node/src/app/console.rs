@@ -12,6 +12,11 @@
 //!   as the account is disabled, its role changed or its password reset.
 //! * A one-time password (an account added or reset without one) opens a session that may
 //!   only change it.
+//! * A second factor (TOTP, RFC 6238: 6 digits every 30 s, SHA-1, one step of clock skew
+//!   either way, as phone authenticator apps do) is set up by the person from the console and
+//!   asked at every sign-in from then on; a wrong or missing code is a failed sign-in. With
+//!   `web.require_totp` an account without one must set it up before anything else. A reset
+//!   password (`fqctl user reset-password`) also removes it (a lost phone).
 
 use std::sync::OnceLock;
 
@@ -19,8 +24,8 @@ use rand::Rng;
 
 use super::App;
 use super::users::{hash_password, verify_password};
-use crate::domain::Timestamp;
 use crate::domain::users::{self, LoginState, MAX_FAILED_LOGINS, Session, User};
+use crate::domain::{DomainError, Timestamp};
 use crate::error::Error;
 use crate::identity::Identity;
 
@@ -81,8 +86,14 @@ impl App {
         format!("console:{}/{}", self.state.code, username)
     }
 
-    /// Signs `username` in with `password`.
-    pub async fn sign_in(&self, username: &str, password: &str) -> Result<SignIn, Error> {
+    /// Signs `username` in with `password` and, for an account with a second factor, the
+    /// current `totp_code`.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        totp_code: &str,
+    ) -> Result<SignIn, Error> {
         let now = self.now();
         let lockout = self.state.web.lockout;
         let user = if users::validate_username(username).is_ok() {
@@ -104,7 +115,11 @@ impl App {
             .unwrap_or_else(|| decoy_hash().to_owned());
         let given = password.to_owned();
         let matches = tokio::task::spawn_blocking(move || verify_password(&given, &hash)).await?;
-        let Some(user) = user.filter(|u| u.enabled && matches) else {
+        let second_ok = match &state.totp_secret {
+            Some(secret) => totp_ok(secret, totp_code, now),
+            None => true,
+        };
+        let Some(user) = user.filter(|u| u.enabled && matches && second_ok) else {
             self.failed(username, now, lockout).await?;
             return Ok(SignIn::Wrong);
         };
@@ -125,6 +140,7 @@ impl App {
             last_seen: now,
             csrf: random_token(),
             must_change: user.must_change,
+            must_enroll: self.state.web.require_totp && state.totp_secret.is_none(),
         };
         let (idle, max) = self.session_limits();
         // Each sign-in also clears the sessions that ended, so the tree stays small.
@@ -320,6 +336,87 @@ impl App {
         self.audit(&caller.who, "", "ChangePassword".into()).await?;
         Ok(())
     }
+
+    /// Whether the signed-in account has a second factor.
+    pub fn has_totp(&self, caller: &Caller) -> Result<bool, Error> {
+        Ok(self
+            .state
+            .store
+            .login_state(&caller.session.username)?
+            .totp_secret
+            .is_some())
+    }
+
+    /// Sets up the second factor of the signed-in account: `secret` (as the console showed
+    /// it, base32) is kept once `code` proves the person's app holds it. An account that has
+    /// one keeps it (an administrator's password reset removes it).
+    pub async fn enroll_totp(
+        &self,
+        caller: &Caller,
+        secret: &str,
+        code: &str,
+    ) -> Result<(), Error> {
+        let bytes = totp_rs::Secret::Encoded(secret.trim().to_owned())
+            .to_bytes()
+            .ok()
+            .filter(|b| b.len() == TOTP_SECRET_BYTES)
+            .ok_or_else(|| {
+                DomainError::invalid("totp_secret", "not the secret this page showed")
+            })?;
+        if !totp_ok(&bytes, code, self.now()) {
+            return Err(DomainError::invalid(
+                "totp_code",
+                "the code does not match: check the phone's time and type the current code",
+            )
+            .into());
+        }
+        let username = caller.session.username.clone();
+        self.state
+            .store
+            .update_login_state(username, move |s| LoginState {
+                totp_secret: s.totp_secret.clone().or_else(|| Some(bytes.clone())),
+                ..s
+            })
+            .await?;
+        let session = Session {
+            must_enroll: false,
+            ..caller.session.clone()
+        };
+        self.state
+            .store
+            .put_session(caller.key.clone(), session)
+            .await?;
+        self.audit(&caller.who, "", "EnrollTotp".into()).await?;
+        Ok(())
+    }
+}
+
+/// Bytes of a new TOTP secret (160 bits, as RFC 4226 recommends).
+pub const TOTP_SECRET_BYTES: usize = 20;
+
+fn totp(secret: &[u8]) -> Option<totp_rs::TOTP> {
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret.to_vec()).ok()
+}
+
+/// Whether `code` is the TOTP of `secret` at `now` (one step of skew either way).
+fn totp_ok(secret: &[u8], code: &str, now: Timestamp) -> bool {
+    let code = code.trim();
+    code.len() == 6
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && totp(secret).is_some_and(|t| t.check(code, (now.0.max(0) / 1000) as u64))
+}
+
+/// A new TOTP secret, base32 (what an authenticator app takes), and its `otpauth://` URI for
+/// `username` at `node`.
+pub fn new_totp_secret(node: &str, username: &str) -> (String, String) {
+    let bytes: [u8; TOTP_SECRET_BYTES] = rand::rng().random();
+    let base32 = totp_rs::Secret::Raw(bytes.to_vec())
+        .to_encoded()
+        .to_string();
+    let uri = format!(
+        "otpauth://totp/fengqiao:{node}-{username}?secret={base32}&issuer=fengqiao&algorithm=SHA1&digits=6&period=30"
+    );
+    (base32, uri)
 }
 
 /// Whether `s` has ended at `now` (idle or too old).
@@ -340,6 +437,7 @@ mod tests {
             last_seen: Timestamp(1_000),
             csrf: "x".into(),
             must_change: false,
+            must_enroll: false,
         };
         assert!(!expired(&s, Timestamp(1_000 + 59_999), 60_000, 120_000));
         assert!(expired(&s, Timestamp(1_000 + 60_000), 60_000, 120_000));
@@ -349,6 +447,19 @@ mod tests {
         };
         assert!(!expired(&busy, Timestamp(119_999), 60_000, 120_000));
         assert!(expired(&busy, Timestamp(120_000), 60_000, 120_000));
+    }
+
+    #[test]
+    fn totp_codes_follow_rfc_6238() {
+        // RFC 6238 appendix B, SHA-1, the last 6 of its 8 digits.
+        let secret = b"12345678901234567890";
+        assert!(totp_ok(secret, "287082", Timestamp(59_000)));
+        assert!(totp_ok(secret, "081804", Timestamp(1_111_111_109_000)));
+        assert!(!totp_ok(secret, "081805", Timestamp(1_111_111_109_000)));
+        assert!(!totp_ok(secret, "", Timestamp(59_000)));
+        let (base32, uri) = new_totp_secret("610116", "li.ming");
+        assert_eq!(base32.len(), 32);
+        assert!(uri.contains(&base32));
     }
 
     #[test]

@@ -116,14 +116,22 @@ impl App {
         })
     }
 
-    /// Clears the failed sign-ins and the lock of `username`.
-    async fn unlock(&self, username: &str) -> Result<(), Error> {
+    /// Clears the failed sign-ins and the lock of `username` (and, `forget_totp`, its second
+    /// factor: a password reset is also how a lost phone is replaced).
+    async fn unlock(&self, username: &str, forget_totp: bool) -> Result<(), Error> {
         self.state
             .store
-            .update_login_state(username.to_owned(), |s| crate::domain::users::LoginState {
-                failures: 0,
-                locked_at: None,
-                ..s
+            .update_login_state(username.to_owned(), move |s| {
+                crate::domain::users::LoginState {
+                    failures: 0,
+                    locked_at: None,
+                    totp_secret: if forget_totp {
+                        None
+                    } else {
+                        s.totp_secret.clone()
+                    },
+                    ..s
+                }
             })
             .await?;
         Ok(())
@@ -157,7 +165,7 @@ impl App {
             .map_err(account_error)?;
         if enabled {
             // Enabling is how an administrator unlocks an account locked by failed sign-ins.
-            self.unlock(username).await?;
+            self.unlock(username, false).await?;
         }
         let what = if enabled { "EnableUser" } else { "DisableUser" };
         self.audit(who, "", format!("{what} {username}")).await?;
@@ -199,7 +207,7 @@ impl App {
             })
             .await
             .map_err(account_error)?;
-        self.unlock(username).await?;
+        self.unlock(username, true).await?;
         self.audit(who, "", format!("ResetPassword {username}"))
             .await?;
         tracing::info!(actor = %who.uri(), username, "console password reset");

@@ -130,6 +130,8 @@ pub struct Session {
     pub csrf: String,
     /// The password must be changed before anything else (one-time password).
     pub must_change: bool,
+    /// A second factor must be set up before anything else (`web.require_totp`).
+    pub must_enroll: bool,
 }
 
 #[cfg(test)]

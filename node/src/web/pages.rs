@@ -44,6 +44,7 @@ pub fn routes() -> Router<Web> {
         .route("/logout", post(logout))
         .route("/password", get(password_page).post(change_password))
         .route("/lang", get(switch_lang))
+        .route("/totp", get(totp_page).post(enroll_totp))
         .route("/", get(home))
         .route("/intake", get(intake_page).post(intake))
         .route("/cases", get(cases))
@@ -142,6 +143,8 @@ fn field_label(lang: Lang, field: &str) -> String {
         "due_at" | "due" | "until" => lang.t("期限", "date"),
         "password" => lang.t("密码", "password"),
         "q" => lang.t("搜索内容", "search text"),
+        "totp_code" => lang.t("动态口令", "code"),
+        "totp_secret" => lang.t("密钥", "secret"),
         other => other,
     }
     .to_owned();
@@ -264,7 +267,11 @@ async fn login(State(web): State<Web>, headers: HeaderMap, fields: Fields) -> Re
         return session::forbidden(lang);
     }
     let username = fields.text("username");
-    match web.app.sign_in(&username, fields.get("password")).await {
+    match web
+        .app
+        .sign_in(&username, fields.get("password"), fields.get("totp"))
+        .await
+    {
         Ok(SignIn::Opened { token, session }) => {
             let to = if session.must_change { "/password" } else { "/" };
             (
@@ -354,6 +361,59 @@ async fn change_password(State(web): State<Web>, s: Signed, fields: Fields) -> R
         Ok(()) if s.caller.session.must_change => Redirect::to("/").into_response(),
         Ok(()) => render(&page(String::new(), true)),
         Err(e) => (status_of(&e), render(&page(explain(s.lang, &e), false))).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "totp.html")]
+struct TotpPage {
+    c: Chrome,
+    error: String,
+    enabled: bool,
+    required: bool,
+    secret: String,
+    uri: String,
+}
+
+fn totp_form(web: &Web, s: &Signed, error: String, secret: Option<String>) -> TotpPage {
+    let enabled = web.app.has_totp(&s.caller).unwrap_or(false);
+    let (fresh, _) = crate::app::console::new_totp_secret(
+        web.app.state.code.as_str(),
+        &s.caller.session.username,
+    );
+    let secret = secret.unwrap_or(fresh);
+    let uri = format!(
+        "otpauth://totp/fengqiao:{}-{}?secret={secret}&issuer=fengqiao&algorithm=SHA1&digits=6&period=30",
+        web.app.state.code, s.caller.session.username
+    );
+    TotpPage {
+        c: web.chrome(s, ""),
+        error,
+        enabled,
+        required: s.caller.session.must_enroll,
+        secret,
+        uri,
+    }
+}
+
+async fn totp_page(State(web): State<Web>, s: Signed) -> Response {
+    render(&totp_form(&web, &s, String::new(), None))
+}
+
+async fn enroll_totp(State(web): State<Web>, s: Signed, fields: Fields) -> Response {
+    if let Some(r) = forged(&s, &fields) {
+        return r;
+    }
+    match web
+        .app
+        .enroll_totp(&s.caller, fields.get("secret"), fields.get("code"))
+        .await
+    {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => {
+            let page = totp_form(&web, &s, explain(s.lang, &e), Some(fields.text("secret")));
+            (status_of(&e), render(&page)).into_response()
+        }
     }
 }
 

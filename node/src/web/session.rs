@@ -66,6 +66,13 @@ impl FromRequestParts<Web> for Signed {
         if caller.session.must_change && path != "/password" && path != "/logout" {
             return Err(Redirect::to("/password").into_response());
         }
+        if caller.session.must_enroll
+            && !caller.session.must_change
+            && path != "/totp"
+            && path != "/logout"
+        {
+            return Err(Redirect::to("/totp").into_response());
+        }
         Ok(Signed { caller, lang })
     }
 }
