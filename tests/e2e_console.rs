@@ -258,6 +258,41 @@ async fn intake_to_closing_through_the_pages() {
     let link = b.find(&format!("a[href='/cases/{id}']")).await;
     assert_eq!(link.text().await.unwrap(), id);
 
+    // The list as a 台账, in CSV and in Excel: masked, the case in it.
+    let csv = b
+        .client
+        .execute(
+            "const r = await fetch('/cases.csv'); return [r.status, await r.text()];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(csv[0], 200);
+    let csv = csv[1].as_str().unwrap();
+    assert!(csv.contains("序号,案件编号,"), "{csv}");
+    assert!(csv.contains(&id) && csv.contains("138****5678"), "{csv}");
+    assert!(!csv.contains("13812345678"), "masked: {csv}");
+    let xlsx = b
+        .client
+        .execute(
+            "const r = await fetch('/cases.xlsx'); const b = new Uint8Array(await r.arrayBuffer()); \
+             return [r.status, r.headers.get('content-type'), b.length, b[0], b[1]];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(xlsx[0], 200);
+    assert!(
+        xlsx[1].as_str().unwrap().contains("spreadsheetml"),
+        "{xlsx:?}"
+    );
+    assert!(xlsx[2].as_u64().unwrap() > 1000);
+    assert_eq!(
+        (xlsx[3].as_u64(), xlsx[4].as_u64()),
+        (Some(80), Some(75)),
+        "PK: a zip"
+    );
+
     // The same phone again at the window: the repeat-visit hint comes before saving.
     b.follow("登记").await;
     b.fill("摘要", "再次来访：工资仍未支付").await;

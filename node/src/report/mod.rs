@@ -26,6 +26,7 @@
 //! Making a report reads every case of the node once and the histories of the cases changed
 //! since `from`; callers run it off the async runtime.
 
+pub mod ledger;
 pub mod period;
 pub mod render;
 pub mod schedule;

@@ -27,9 +27,10 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::identity::{Action, Identity};
+use crate::report::ledger;
 use crate::stats::figures::{Cell, Dim, Figures};
 use crate::stats::query::{GroupBy, Period, RowKey};
-use crate::text::{Lang, fmt_fen};
+use crate::text::Lang;
 
 /// Rows of each 工作台 queue.
 const HOME_ROWS: usize = 20;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<Web> {
         .route("/intake", get(intake_page).post(intake))
         .route("/cases", get(cases))
         .route("/cases.csv", get(cases_csv))
+        .route("/cases.xlsx", get(cases_xlsx))
         .route("/cases/{id}", get(case_page))
         .route("/cases/{id}/print", get(case_print))
         .route("/cases/{id}/{action}", post(case_action))
@@ -945,7 +947,7 @@ struct CasesPage {
     supervised: bool,
     s: Section,
     next: String,
-    export_csv: String,
+    filters: String,
 }
 
 /// What a listing or a search found (masked).
@@ -996,124 +998,93 @@ async fn cases(State(web): State<Web>, s: Signed, Query(q): Query<CasesQuery>) -
         next: next.map_or(String::new(), |t| {
             format!("/cases?{filters}&page={}", url_escape(&t))
         }),
-        export_csv: format!("/cases.csv?{filters}"),
+        filters,
     };
     render(&page)
 }
 
-/// One CSV field, quoted when needed; a leading `=`, `+`, `-` or `@` is neutralised so that a
-/// spreadsheet does not run it as a formula.
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-fn csv_line(cells: &[String]) -> String {
-    let mut line = cells
-        .iter()
-        .map(|c| csv_field(c))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
-}
-
-fn csv_response(name: &str, body: String) -> Response {
+fn download(name: &str, kind: &str, body: Vec<u8>) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_TYPE, kind.to_owned()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),
             ),
         ],
-        format!("\u{feff}{body}"),
+        body,
     )
         .into_response()
 }
 
-async fn cases_csv(State(web): State<Web>, s: Signed, Query(q): Query<CasesQuery>) -> Response {
-    let lang = s.lang;
+fn csv_response(name: &str, body: String) -> Response {
+    download(name, "text/csv; charset=utf-8", body.into_bytes())
+}
+
+/// The cases of the current listing or search, masked, at most [`EXPORT_MAX_ROWS`].
+fn export_rows(web: &Web, s: &Signed, q: &CasesQuery) -> Result<Vec<crate::domain::Case>, Error> {
+    if !q.q.trim().is_empty() {
+        return Ok(web.app.search(who(s), &q.q)?.1);
+    }
+    let mut listing = q.listing(crate::app::cases::MAX_PAGE_SIZE)?;
     let mut cases = Vec::new();
-    if q.q.trim().is_empty() {
-        let mut listing = match q.listing(crate::app::cases::MAX_PAGE_SIZE) {
-            Ok(l) => l,
-            Err(e) => return web.error(&s, &e.into(), "/cases"),
-        };
-        loop {
-            let page = match web.app.list(who(&s), listing.clone()) {
-                Ok(p) => p,
-                Err(e) => return web.error(&s, &e, "/cases"),
-            };
-            cases.extend(page.cases);
-            match page.next_page_token {
-                Some(t) if cases.len() < EXPORT_MAX_ROWS => listing.page_token = Some(t),
-                _ => break,
-            }
-        }
-        cases.truncate(EXPORT_MAX_ROWS);
-    } else {
-        match web.app.search(who(&s), &q.q) {
-            Ok((_, found)) => cases = found,
-            Err(e) => return web.error(&s, &e, "/cases"),
+    loop {
+        let page = web.app.list(who(s), listing.clone())?;
+        cases.extend(page.cases);
+        match page.next_page_token {
+            Some(t) if cases.len() < EXPORT_MAX_ROWS => listing.page_token = Some(t),
+            _ => break,
         }
     }
-    let now = web.app.now();
-    let mut body = csv_line(&[format!(
-        "{} {}（{}）",
+    cases.truncate(EXPORT_MAX_ROWS);
+    Ok(cases)
+}
+
+async fn export(web: &Web, s: &Signed, q: &CasesQuery, xlsx: bool) -> Response {
+    let lang = s.lang;
+    let cases = match export_rows(web, s, q) {
+        Ok(c) => c,
+        Err(e) => return web.error(s, &e, "/cases"),
+    };
+    let title = format!(
+        "{} {}（{} {}）",
         web.app.state.code,
         lang.t("矛盾纠纷台账", "dispute register"),
-        when(now)
-    )]);
-    let header: Vec<String> = [
-        ("序号", "No."),
-        ("案件编号", "Case id"),
-        ("登记时间", "Registered"),
-        ("类别", "Category"),
-        ("受理渠道", "Channel"),
-        ("状态", "Status"),
-        ("风险等级", "Risk"),
-        ("摘要", "Summary"),
-        ("当事人", "Parties"),
-        ("标的额(元)", "Amount (yuan)"),
-        ("承办", "Handler"),
-    ]
-    .iter()
-    .map(|(zh, en)| lang.t(zh, en).to_owned())
-    .collect();
-    body.push_str(&csv_line(&header));
-    for (i, c) in cases.iter().enumerate() {
-        let r = CaseRow::of(c, lang, now);
-        body.push_str(&csv_line(&[
-            (i + 1).to_string(),
-            r.id,
-            r.created,
-            r.category,
-            r.channel,
-            r.status,
-            r.risk,
-            r.summary,
-            r.parties,
-            fmt_fen(c.amount_fen),
-            r.handler,
-        ]));
-    }
+        lang.t("导出于", "exported"),
+        when(web.app.now())
+    );
     if let Err(e) = web
         .app
-        .record_export(who(&s), &format!("ExportCases {} rows", cases.len()))
+        .record_export(who(s), &format!("ExportCases {} rows", cases.len()))
         .await
     {
-        return web.error(&s, &e, "/cases");
+        return web.error(s, &e, "/cases");
     }
-    csv_response(&format!("cases-{}.csv", web.app.state.code), body)
+    let stem = format!("cases-{}", web.app.state.code);
+    if xlsx {
+        match ledger::xlsx(&title, &cases, lang) {
+            Ok(bytes) => download(
+                &format!("{stem}.xlsx"),
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                bytes,
+            ),
+            Err(e) => web.error(
+                s,
+                &Error::Internal(format!("writing the workbook: {e}")),
+                "/cases",
+            ),
+        }
+    } else {
+        csv_response(&format!("{stem}.csv"), ledger::csv(&title, &cases, lang))
+    }
+}
+
+async fn cases_csv(State(web): State<Web>, s: Signed, Query(q): Query<CasesQuery>) -> Response {
+    export(&web, &s, &q, false).await
+}
+
+async fn cases_xlsx(State(web): State<Web>, s: Signed, Query(q): Query<CasesQuery>) -> Response {
+    export(&web, &s, &q, true).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1913,10 +1884,14 @@ async fn stats_csv(State(web): State<Web>, s: Signed, Query(q): Query<StatsQuery
             "/stats",
         );
     };
-    let mut body = csv_line(&[format!("{} {} {}–{}", chart.title, d.scope, d.from, d.to)]);
-    body.push_str(&csv_line(&chart.header));
+    let mut body = String::from("\u{feff}");
+    body.push_str(&ledger::csv_line(&[format!(
+        "{} {} {}–{}",
+        chart.title, d.scope, d.from, d.to
+    )]));
+    body.push_str(&ledger::csv_line(&chart.header));
     for row in &chart.rows {
-        body.push_str(&csv_line(&row.cells));
+        body.push_str(&ledger::csv_line(&row.cells));
     }
     csv_response(&format!("stats-{}-{}.csv", d.scope, chart.key), body)
 }
@@ -1924,14 +1899,6 @@ async fn stats_csv(State(web): State<Web>, s: Signed, Query(q): Query<StatsQuery
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_neutralised() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=1+1"), "'=1+1");
-        assert_eq!(csv_field("讨薪"), "讨薪");
-    }
 
     #[test]
     fn dates_end_at_the_end_of_the_day() {

@@ -114,7 +114,6 @@ pub struct CaseRow {
     pub risk: String,
     pub risk_class: &'static str,
     pub category: String,
-    pub channel: String,
     pub summary: String,
     pub parties: String,
     pub created: String,
@@ -133,7 +132,6 @@ impl CaseRow {
             risk: lang.t(c.risk.label_zh(), c.risk.label_en()).into(),
             risk_class: risk_class(c.risk),
             category: lang.t(c.category.label_zh(), c.category.label_en()).into(),
-            channel: lang.t(c.channel.label_zh(), c.channel.label_en()).into(),
             summary: c.summary.clone(),
             parties: c
                 .parties
