@@ -294,8 +294,13 @@ impl App {
 
     /// The newest alerts of this node (at most [`MAX_ALERTS`]).
     pub fn alerts(&self, who: &Identity) -> Result<Vec<Alert>, Error> {
+        self.newest_alerts(who, MAX_ALERTS)
+    }
+
+    /// The `limit` newest alerts of this node (at most [`MAX_ALERTS`]).
+    pub fn newest_alerts(&self, who: &Identity, limit: usize) -> Result<Vec<Alert>, Error> {
         self.authorize(who, Action::ReadAlerts)?;
-        Ok(self.state.store.alerts_newest(MAX_ALERTS)?)
+        Ok(self.state.store.alerts_newest(limit.min(MAX_ALERTS))?)
     }
 
     /// The cadence report of `period` (empty: the last complete one of the node's cadence),

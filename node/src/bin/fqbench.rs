@@ -12,7 +12,8 @@
 //! shared and noisy, so the ratio to a baseline measured in the same run is the figure to
 //! compare across runs.
 //!
-//! `fqbench escalate` and `fqbench drain` measure the federation (see `fqbench/federation.rs`).
+//! `fqbench escalate` and `fqbench drain` measure the federation (see `fqbench/federation.rs`),
+//! `fqbench console` the web console's pages (see `fqbench/console.rs`).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -26,6 +27,8 @@ use fengqiao_node::{pki, tls};
 use fengqiao_proto::v1 as pb;
 use tonic::transport::Channel;
 
+#[path = "fqbench/console.rs"]
+mod console;
 #[path = "fqbench/federation.rs"]
 mod federation;
 #[path = "fqbench/floor.rs"]
@@ -87,6 +90,16 @@ enum Bench {
         /// The nodes' `federation.batch_max`: most messages per push (default: the node's own).
         #[arg(long)]
         batch_max: Option<usize>,
+    },
+    /// The web console's pages at a node holding `--cases` cases, against its static
+    /// stylesheet (see `fqbench/console.rs`).
+    Console {
+        /// Cases registered before measuring.
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        /// Requests per page.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
     },
     /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 8 a
     /// registration writes (the floor under RegisterCase; uses --warmup and --duration).
@@ -229,6 +242,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch_max,
         }) => return federation::drain(fqnode, messages, concurrency, batch_max).await,
         Some(Bench::Floor { batch }) => return floor::run(batch, args.warmup, args.duration),
+        Some(Bench::Console { cases, samples }) => {
+            return console::run(fqnode, cases, samples, args.concurrency)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error> { e });
+        }
         Some(Bench::Register) | None => {}
     }
     let tmp = tempfile::tempdir()?;

@@ -34,6 +34,8 @@ use crate::text::Lang;
 
 /// Rows of each 工作台 queue.
 const HOME_ROWS: usize = 20;
+/// Newest cases of each status in work that 派给我的 looks through.
+const MINE_SCAN: usize = 200;
 /// Rows of a 案件 page.
 const PAGE_ROWS: usize = 50;
 /// Most rows of a CSV export of a listing.
@@ -445,7 +447,9 @@ pub struct Section {
     pub title: String,
     pub hint: String,
     pub rows: Vec<CaseRow>,
-    pub count: usize,
+    /// How many: the rows shown, "+" when there are more.
+    pub count: String,
+    /// Where to see them all (empty: all are shown).
     pub more: String,
     pub alarm: bool,
 }
@@ -456,7 +460,7 @@ impl Section {
             key: "list",
             title: String::new(),
             hint: String::new(),
-            count: rows.len(),
+            count: rows.len().to_string(),
             rows,
             more: String::new(),
             alarm: false,
@@ -481,8 +485,13 @@ struct HomePage {
     alerts: Vec<AlertRow>,
 }
 
-fn alert_rows(web: &Web, s: &Signed, since: Option<Timestamp>) -> Result<Vec<AlertRow>, Error> {
-    let alerts = web.app.alerts(who(s))?;
+fn alert_rows(
+    web: &Web,
+    s: &Signed,
+    since: Option<Timestamp>,
+    limit: usize,
+) -> Result<Vec<AlertRow>, Error> {
+    let alerts = web.app.newest_alerts(who(s), limit)?;
     Ok(alerts
         .iter()
         .filter(|a| since.is_none_or(|t| a.raised_at >= t))
@@ -530,100 +539,123 @@ fn home_sections(web: &Web, s: &Signed) -> Result<(Vec<Section>, Vec<AlertRow>),
     let rows = |cases: &[crate::domain::Case]| -> Vec<CaseRow> {
         cases.iter().map(|c| CaseRow::of(c, lang, now)).collect()
     };
+    // A queue: its first rows, newest first; "20+" when there are more than it shows.
     let section = |key: &'static str,
                    zh: &'static str,
                    en: &'static str,
                    hint: String,
-                   page: crate::app::cases::Page,
-                   more: String,
+                   mut cases: Vec<crate::domain::Case>,
+                   more: bool,
+                   link: &str,
                    alarm: bool| {
-        let count = page.cases.len() + usize::from(page.next_page_token.is_some());
-        let mut r = rows(&page.cases);
-        r.truncate(HOME_ROWS);
+        let more = more || cases.len() > HOME_ROWS;
+        cases.truncate(HOME_ROWS);
         Section {
             key,
             title: lang.t(zh, en).into(),
             hint,
-            count: count.max(r.len()),
-            rows: r,
-            more,
-            alarm,
+            count: format!("{}{}", cases.len(), if more { "+" } else { "" }),
+            rows: rows(&cases),
+            more: if more { link.to_owned() } else { String::new() },
+            alarm: alarm && !cases.is_empty(),
         }
     };
+    let newest_first = |v: &mut Vec<crate::domain::Case>| {
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    };
     let mut sections = Vec::new();
+    let page = list(Some(CaseStatus::Registered), None, false, HOME_ROWS)?;
+    let more = page.next_page_token.is_some();
     sections.push(section(
         "unreviewed",
         "未审核",
         "Awaiting review",
         lang.t("3 日内审核", "review within 3 days").into(),
-        list(Some(CaseStatus::Registered), None, false, HOME_ROWS)?,
-        "/cases?status=1".into(),
+        page.cases,
+        more,
+        "/cases?status=1",
         false,
     ));
+    let page = list(None, None, true, HOME_ROWS)?;
+    let more = page.next_page_token.is_some();
     sections.push(section(
         "overdue",
         "逾期",
         "Overdue",
         String::new(),
-        list(None, None, true, HOME_ROWS)?,
-        "/cases?overdue=1".into(),
+        page.cases,
+        more,
+        "/cases?overdue=1",
         true,
     ));
-    // Red and orange first, then yellow: open cases only.
+    // Red, orange and yellow open cases: one index range each (risk × open status).
     let mut hot = Vec::new();
+    let mut more = false;
     for risk in [RiskLevel::Red, RiskLevel::Orange, RiskLevel::Yellow] {
-        let page = list(None, Some(risk), false, crate::app::cases::MAX_PAGE_SIZE)?;
-        hot.extend(page.cases.into_iter().filter(|c| c.status.is_open()));
+        let mut of_risk = Vec::new();
+        for status in [
+            CaseStatus::Registered,
+            CaseStatus::Accepted,
+            CaseStatus::InMediation,
+        ] {
+            let page = list(Some(status), Some(risk), false, HOME_ROWS)?;
+            more |= page.next_page_token.is_some();
+            of_risk.extend(page.cases);
+        }
+        newest_first(&mut of_risk);
+        hot.extend(of_risk);
     }
-    let hot_count = hot.len();
-    hot.truncate(HOME_ROWS);
-    sections.push(Section {
-        key: "risk",
-        title: lang.t("红橙黄风险", "Red, orange, yellow").into(),
-        hint: lang.t("未办结", "open").into(),
-        count: hot_count,
-        rows: rows(&hot),
-        more: "/cases?risk=4".into(),
-        alarm: false,
-    });
-    // Dispatched to me: the handler named as this account's name or username.
+    sections.push(section(
+        "risk",
+        "红橙黄风险",
+        "Red, orange, yellow",
+        lang.t("未办结，红色在前", "open, red first").into(),
+        hot,
+        more,
+        "/cases?risk=4",
+        false,
+    ));
+    // Dispatched to me: the handler named as this account's name or username, among the
+    // newest cases in work (no index by handler: the newest MINE_SCAN of each status).
     let names = [s.caller.name.as_str(), s.caller.session.username.as_str()];
     let mut mine = Vec::new();
     for status in [CaseStatus::Accepted, CaseStatus::InMediation] {
-        let page = list(Some(status), None, false, crate::app::cases::MAX_PAGE_SIZE)?;
+        let page = list(Some(status), None, false, MINE_SCAN)?;
         mine.extend(page.cases.into_iter().filter(|c| {
             c.handler
                 .as_deref()
                 .is_some_and(|h| names.iter().any(|n| !n.is_empty() && h == *n))
         }));
     }
-    let mine_count = mine.len();
-    mine.truncate(HOME_ROWS);
-    sections.push(Section {
-        key: "mine",
-        title: lang.t("派给我的", "Dispatched to me").into(),
-        hint: String::new(),
-        count: mine_count,
-        rows: rows(&mine),
-        more: String::new(),
-        alarm: false,
-    });
+    newest_first(&mut mine);
+    sections.push(section(
+        "mine",
+        "派给我的",
+        "Dispatched to me",
+        String::new(),
+        mine,
+        false,
+        "",
+        false,
+    ));
     let mut follow = Vec::new();
+    let mut more = false;
     for status in [CaseStatus::Resolved, CaseStatus::Unresolved] {
-        follow.extend(list(Some(status), None, false, HOME_ROWS)?.cases);
+        let page = list(Some(status), None, false, HOME_ROWS)?;
+        more |= page.next_page_token.is_some();
+        follow.extend(page.cases);
     }
     follow.sort_by_key(|c| c.follow_up_due_at);
-    let follow_count = follow.len();
-    follow.truncate(HOME_ROWS);
-    sections.push(Section {
-        key: "follow-up",
-        title: lang.t("待回访", "Follow-ups due").into(),
-        hint: String::new(),
-        count: follow_count,
-        rows: rows(&follow),
-        more: "/cases?status=4".into(),
-        alarm: false,
-    });
+    sections.push(section(
+        "follow-up",
+        "待回访",
+        "Follow-ups due",
+        String::new(),
+        follow,
+        more,
+        "/cases?status=4",
+        false,
+    ));
     let supervised = app.list(
         me,
         Listing {
@@ -632,18 +664,20 @@ fn home_sections(web: &Web, s: &Signed) -> Result<(Vec<Section>, Vec<AlertRow>),
             ..Listing::default()
         },
     )?;
+    let more = supervised.next_page_token.is_some();
     sections.push(section(
         "supervised",
         "督办",
         "Supervised",
         lang.t("下级案件，本级督办", "cases below, followed here")
             .into(),
-        supervised,
-        "/cases?supervised=1".into(),
+        supervised.cases,
+        more,
+        "/cases?supervised=1",
         false,
     ));
     let week_ago = Timestamp(now.0 - 7 * 86_400_000);
-    let alerts = alert_rows(web, s, Some(week_ago))?;
+    let alerts = alert_rows(web, s, Some(week_ago), HOME_ROWS)?;
     Ok((sections, alerts))
 }
 
@@ -1405,7 +1439,7 @@ struct AlertsPage {
 }
 
 async fn alerts(State(web): State<Web>, s: Signed) -> Response {
-    match alert_rows(&web, &s, None) {
+    match alert_rows(&web, &s, None, crate::app::cases::MAX_ALERTS) {
         Ok(alerts) => render(&AlertsPage {
             c: web.chrome(&s, "alerts"),
             alerts,
