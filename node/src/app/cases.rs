@@ -62,6 +62,9 @@ pub struct Listing {
     /// 0: [`DEFAULT_PAGE_SIZE`]; at most [`MAX_PAGE_SIZE`].
     pub page_size: usize,
     pub page_token: Option<String>,
+    /// Newest first (descending case id) instead of the index's order (see
+    /// `storage::CaseQuery::newest_first`).
+    pub newest_first: bool,
 }
 
 /// One page of a listing: cases with personal data masked.
@@ -204,6 +207,7 @@ impl App {
             supervised: listing.supervised,
             page_size,
             page_token: listing.page_token.filter(|t| !t.is_empty()),
+            newest_first: listing.newest_first,
         };
         let page = self.state.store.list_cases(&query)?;
         // A listing never shows personal data: the parties and the free text are masked for

@@ -116,6 +116,8 @@ impl pb::case_service_server::CaseService for CaseApi {
             supervised,
             page_size: usize::try_from(page_size).unwrap_or(usize::MAX),
             page_token: Some(page_token),
+            // The API's order is the index's (documented in case.proto).
+            newest_first: false,
         };
         let page = self.app.list(&who, listing)?;
         let now = self.app.now();

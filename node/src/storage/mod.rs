@@ -191,6 +191,9 @@ pub struct CaseQuery {
     pub page_size: usize,
     /// `next_page_token` of the previous page, for the same filters.
     pub page_token: Option<String>,
+    /// Newest first: descending case id (at each node, the order of registration) over every
+    /// range of the listing, merged. An overdue listing keeps its deadline order.
+    pub newest_first: bool,
 }
 
 /// One page of a listing.

@@ -11,6 +11,13 @@
 //! risk for a category alone. So a listing by status comes grouped by risk, then category, then
 //! in id order; an overdue listing comes in deadline order; an unfiltered one in id order.
 //!
+//! Newest first (`CaseQuery::newest_first`, what the console shows), a listing walks every
+//! full-depth range of the facets index (status ‖ risk ‖ category: within one, keys are in case
+//! id order) backwards and merges them by case id, descending; without facet filters it walks
+//! the cases (or copies) tree backwards. Its page token is the last case id returned, and the
+//! next page continues strictly below it in every range. An overdue listing stays in deadline
+//! order.
+//!
 //! A listing of supervised copies walks the copies tree in id order and checks every filter
 //! on each copy: a node supervises few cases (those escalated to it for supervision, or
 //! whose colour calls for its tier), so they have no indexes of their own.
@@ -188,7 +195,142 @@ pub(crate) fn matches(q: &CaseQuery, case: &Case) -> bool {
         && q.overdue_at.is_none_or(|now| case.is_overdue(now))
 }
 
+/// The facets-index prefixes of full depth (status ‖ risk ‖ category) that hold the cases
+/// with these codes, in key order.
+fn full_prefixes(q: &CaseQuery) -> Vec<Vec<u8>> {
+    let mut prefixes = vec![Vec::new()];
+    let statuses: Vec<u8> = q.status.map_or_else(
+        || CaseStatus::ALL.iter().map(|s| s.code()).collect(),
+        |s| vec![s.code()],
+    );
+    let risks: Vec<u8> = q.risk.map_or_else(
+        || RiskLevel::ALL.iter().map(|r| r.code()).collect(),
+        |r| vec![r.code()],
+    );
+    let categories: Vec<u8> = q.category.map_or_else(
+        || Category::ALL.iter().map(|c| c.code()).collect(),
+        |c| vec![c.code()],
+    );
+    for codes in [statuses, risks, categories] {
+        prefixes = prefixes
+            .iter()
+            .flat_map(|p| codes.iter().map(move |c| [p.as_slice(), &[*c]].concat()))
+            .collect();
+    }
+    prefixes
+}
+
+/// A newest-first listing (see the module's documentation).
+fn list_newest(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageError> {
+    let limit = page_size(q.page_size);
+    let (tree, prefixes) = if q.supervised {
+        (TreeId::Copies, vec![Vec::new()])
+    } else if q.status.is_some() || q.risk.is_some() || q.category.is_some() {
+        (TreeId::ByFacets, full_prefixes(q))
+    } else {
+        (TreeId::Cases, vec![Vec::new()])
+    };
+    let name = format!(
+        "{}/newest.{}.{}.{}",
+        tree.name(),
+        q.status.map_or(0, |s| s.code()),
+        q.risk.map_or(0, |r| r.code()),
+        q.category.map_or(0, |c| c.code())
+    );
+    let below: Option<Vec<u8>> = match q.page_token.as_deref() {
+        None => None,
+        Some(token) => {
+            let bad = |why: &str| StorageError::BadPageToken(why.to_owned());
+            let (n, hex) = token.rsplit_once(':').ok_or_else(|| bad("malformed"))?;
+            if n != name {
+                return Err(bad("made for another listing"));
+            }
+            let id = decode_hex(hex).ok_or_else(|| bad("malformed"))?;
+            if id.is_empty() {
+                return Err(bad("malformed"));
+            }
+            Some(id)
+        }
+    };
+    let space = trees.get(tree);
+    let skip = if tree == TreeId::ByFacets {
+        keys::FACETS_LEN
+    } else {
+        0
+    };
+    // One backwards walk per range, each with its next entry; merged by case id.
+    let mut walks = Vec::with_capacity(prefixes.len());
+    for prefix in &prefixes {
+        let start = Bound::Included(prefix.clone());
+        let end = match &below {
+            Some(id) => Bound::Excluded([prefix.as_slice(), id].concat()),
+            None => match keys::prefix_end(prefix) {
+                Some(next) => Bound::Excluded(next),
+                None => Bound::Unbounded,
+            },
+        };
+        let mut walk = space.range::<Vec<u8>, _>((start, end)).rev();
+        let head = walk.next().transpose()?;
+        walks.push((walk, head));
+    }
+    let mut page = CasePage::default();
+    let mut last_id: Option<Vec<u8>> = None;
+    loop {
+        let newest = walks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, head))| {
+                head.as_ref()
+                    .and_then(|(k, _)| k.get(skip..))
+                    .map(|id| (i, id))
+            })
+            .max_by(|a, b| a.1.cmp(b.1))
+            .map(|(i, _)| i);
+        let Some(i) = newest else {
+            return Ok(page);
+        };
+        if page.cases.len() >= limit {
+            page.next_page_token = last_id.map(|id| {
+                let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{name}:{hex}")
+            });
+            return Ok(page);
+        }
+        let (walk, head) = &mut walks[i];
+        let (key, value) = head.take().expect("a head was chosen");
+        *head = walk.next().transpose()?;
+        let id = key[skip..].to_vec();
+        let case = match tree {
+            TreeId::Cases => super::codec::decode_case(TreeId::Cases, &key, &value)?,
+            TreeId::Copies => {
+                let copy: crate::federation::message::CaseCopy = super::codec::decode(
+                    super::codec::ValueKind::CaseCopy,
+                    TreeId::Copies,
+                    &key,
+                    &value,
+                )?;
+                copy.case
+            }
+            _ => {
+                let text = std::str::from_utf8(&id).unwrap_or_default();
+                read_case(trees, text.as_bytes())?.ok_or_else(|| StorageError::Corrupt {
+                    tree: tree.name(),
+                    key: keys::display(&key),
+                    reason: "index entry points to a missing case".into(),
+                })?
+            }
+        };
+        if matches(q, &case) {
+            page.cases.push(case);
+        }
+        last_id = Some(id);
+    }
+}
+
 pub(crate) fn list(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageError> {
+    if q.newest_first && q.overdue_at.is_none() {
+        return list_newest(trees, q);
+    }
     let plan = Plan::for_query(q);
     let limit = page_size(q.page_size);
     let resume = q

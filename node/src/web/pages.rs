@@ -532,6 +532,7 @@ fn home_sections(web: &Web, s: &Signed) -> Result<(Vec<Section>, Vec<AlertRow>),
                 risk,
                 overdue_only: overdue,
                 page_size: size,
+                newest_first: true,
                 ..Listing::default()
             },
         )
@@ -661,6 +662,7 @@ fn home_sections(web: &Web, s: &Signed) -> Result<(Vec<Section>, Vec<AlertRow>),
         Listing {
             supervised: true,
             page_size: HOME_ROWS,
+            newest_first: true,
             ..Listing::default()
         },
     )?;
@@ -932,6 +934,7 @@ impl CasesQuery {
             supervised: self.supervised == "1",
             page_size,
             page_token: opt(&self.page).map(str::to_owned),
+            newest_first: true,
         })
     }
 

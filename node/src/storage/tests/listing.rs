@@ -104,12 +104,22 @@ async fn listings_filter_combine_and_paginate() {
     for q in queries {
         let mut expected: Vec<&Case> = all.iter().filter(|c| query::matches(&q, c)).collect();
         expected.sort_by(|a, b| a.id.cmp(&b.id));
-        for page_size in [0, 1, 7, 500] {
+        for (page_size, newest_first) in [0, 1, 7, 500]
+            .into_iter()
+            .flat_map(|n| [(n, false), (n, true)])
+        {
             let q = CaseQuery {
                 page_size,
+                newest_first,
                 ..q.clone()
             };
             let mut got = list_all(&store, &q);
+            if newest_first && q.overdue_at.is_none() {
+                assert!(
+                    got.windows(2).all(|w| w[0].id > w[1].id),
+                    "newest first, merged over the ranges: {q:?}"
+                );
+            }
             if q == CaseQuery::default() {
                 assert!(
                     got.windows(2).all(|w| w[0].id < w[1].id),
