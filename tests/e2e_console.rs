@@ -441,6 +441,11 @@ async fn roles_forged_posts_and_an_auditors_masked_pages() {
     b.goto(&format!("{url}/cases/{id}")).await;
     let page = b.wait_text("受理意见").await;
     assert!(page.contains("13812345678"), "the director sees the phone");
+    assert!(
+        b.unlabelled_controls().await.is_empty(),
+        "controls without a Chinese label on the case page: {:?}",
+        b.unlabelled_controls().await
+    );
     b.press("受理").await;
     b.wait_text("已保存").await;
     assert_eq!(
@@ -467,6 +472,7 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
     linked(&pki, &county, COUNTY, TOWNSHIP).await;
     linked(&pki, &township, TOWNSHIP, VILLAGE).await;
     add_user(&pki, &county, "leader", "director", "刘书记");
+    add_user(&pki, &village, "director", "director", "王主任");
 
     // Cases at the village: one red (the county follows it), two others.
     let mut c = operator_client(&pki, &village, VILLAGE, "director", "setup").await;
@@ -525,6 +531,30 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
     assert!(!page.contains("13812345678"), "a copy is masked");
     assert!(b.has_button("下达督办").await, "the county may order");
     assert!(!b.has_button("受理").await, "a copy is read-only");
+    // 督办 from the county's console reaches the village's case.
+    b.fill("督办意见", "请三日内约谈双方并报告进展").await;
+    b.press("下达督办").await;
+    b.wait_text("已保存").await;
+    eventually(
+        "the order in the village's history",
+        Duration::from_secs(60),
+        || {
+            let mut c = c.clone();
+            let id = red_id.clone();
+            async move {
+                let h = c
+                    .get_case_history(pb::GetCaseRequest { case_id: id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                h.events
+                    .iter()
+                    .any(|e| e.kind == "supervision_order" && e.detail.contains("约谈"))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
 
     // 统计: the county's chart by category, equal to GetAggregates.
     let stats = {
@@ -584,6 +614,46 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
             "{label} {received} not in {shown:?}"
         );
     }
+    b.press("退出").await;
+
+    // At the village, the red case is in the queue of cases followed from above, and the
+    // director hands another case up to the township (提级办理) from its page.
+    let vurl = base(&village);
+    b.sign_in(&vurl, "director", PASSWORD).await;
+    b.wait_text("上级督办").await;
+    b.find(&format!("#from-above a[href='/cases/{red_id}']"))
+        .await;
+    let other_id = list_all(&mut c, pb::ListCasesRequest::default())
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .find(|x| *x != red_id)
+        .unwrap();
+    b.goto(&format!("{vurl}/cases/{other_id}")).await;
+    b.choose("方式", "提级办理（上级接办）").await;
+    b.fill("提级理由", "涉及多个村，需乡镇统筹").await;
+    b.press("提级").await;
+    b.wait_text("已移交").await;
+    let mut t = operator_client(&pki, &township, TOWNSHIP, "director", "check").await;
+    eventually(
+        "the township to own the case",
+        Duration::from_secs(60),
+        || {
+            let mut t = t.clone();
+            let id = other_id.clone();
+            async move {
+                let got = t
+                    .get_case(pb::GetCaseRequest { case_id: id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (got.owner_node == TOWNSHIP && got.status != pb::CaseStatus::Transferred as i32)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let _ = &mut t;
     b.close().await;
 }
 

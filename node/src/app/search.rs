@@ -130,6 +130,24 @@ impl App {
         ))
     }
 
+    /// The cases held here that an ancestor supervises (上级督办), newest first, masked: at
+    /// most `limit`, and whether there are more.
+    pub fn supervised_from_above(
+        &self,
+        who: &Identity,
+        limit: usize,
+    ) -> Result<(Vec<Case>, bool), Error> {
+        self.authorize(who, Action::ReadCase)?;
+        let (cases, more) = self.state.store.supervised_here(limit)?;
+        Ok((
+            cases
+                .iter()
+                .map(|c| mask::mask_case(&mask::mask_free_text(c)))
+                .collect(),
+            more,
+        ))
+    }
+
     /// The open cases at this node that one of these ID numbers or phones is in (重复来访),
     /// masked: the hint the intake form shows before a registration.
     pub fn repeat_visits(

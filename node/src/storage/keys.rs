@@ -26,6 +26,8 @@
 //!   the node that holds the case. It lists the sightings of this node's whole subtree (its
 //!   own cases included), so a case reported twice (after a move) is one entry;
 //! * the phone index is `hash(phone digits) (16 bytes) ‖ case id`, keyed like the others;
+//! * the supervised index is the case id of every case held here (not a tombstone) that an
+//!   ancestor supervises;
 //! * alerts are stored under their key (UTF-8), and indexed by `raised at (8 bytes) ‖ key`.
 //!
 //! * a statistics entry key is `kind (1 byte) ‖ node code (ASCII digits) ‖ 0x00 ‖ bucket (u32
@@ -139,6 +141,9 @@ trees! {
     /// hash(phone) (16 bytes) ‖ case id → (): the cases each phone number appears in, for
     /// the console's exact search (keyed with the store's secret: no phone in clear).
     ByPhone => "phonehash_caseid" = 0x1C,
+    /// case id → (): the cases owned here that an ancestor supervises (督办), for the
+    /// console's queue of cases followed from above.
+    BySupervised => "supervised_caseid" = 0x1D,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
@@ -443,6 +448,9 @@ pub(crate) fn index_entries(case: &Case, secret: &Secret) -> Vec<(TreeId, Vec<u8
     }) {
         let hash = secret.phone(&p.phone);
         entries.push((TreeId::ByPhone, respondent(&hash, &case.id)));
+    }
+    if !case.supervising_nodes.is_empty() && case.status != crate::domain::CaseStatus::Transferred {
+        entries.push((TreeId::BySupervised, case.id.as_bytes().to_vec()));
     }
     if case.status.is_open() {
         let respondents = case

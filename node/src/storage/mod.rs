@@ -117,7 +117,8 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 /// status, risk and category indexes by the one facets index, rebuilt at open (see
 /// [`upgrade`]). Version 6 keeps no personal data in tombstones
 /// (`domain::moves::strip_personal_data`); those of older stores are stripped at open. Version
-/// 7 adds the phone index, built at open for older stores. The
+/// 7 adds the phone index and the index of cases supervised from above, built at open for
+/// older stores. The
 /// statistics trees have their own format marker (`stats`), and are rebuilt on open when it is
 /// missing.
 const STORE_FORMAT: u32 = 7;
@@ -629,7 +630,8 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
 /// * formats 1 to 4: the status, risk and category indexes give way to the facets index;
 /// * format 3 changed the layout only (`space::adopt_older_layout` moved the trees), and
 ///   format 4 reads the single events of older formats as they are;
-/// * formats 1 to 6: every case's phone numbers are filed in the phone index;
+/// * formats 1 to 6: every case's phone numbers are filed in the phone index, and every case
+///   an ancestor supervises in the supervised index;
 /// * formats 1 to 5: tombstones (cases moved away) lose the parties' personal data, through
 ///   the ordinary write path, so their person-index entries go too.
 fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageError> {
@@ -637,7 +639,7 @@ fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
         reindex(trees, secret, format)?;
     }
     if format < 7 {
-        index_phones(trees, secret)?;
+        index_format_7(trees, secret)?;
     }
     let mut stripped = 0;
     let tombstones: Vec<Case> = trees
@@ -683,20 +685,21 @@ fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
     Ok(())
 }
 
-/// Files every case's parties' phone numbers in the phone index (format 7).
-fn index_phones(trees: &Trees, secret: &Secret) -> Result<(), StorageError> {
+/// Files every case in the indexes format 7 added: the parties' phone numbers, and whether
+/// an ancestor supervises it.
+fn index_format_7(trees: &Trees, secret: &Secret) -> Result<(), StorageError> {
     let mut filed = 0;
     for entry in trees.get(TreeId::Cases).iter() {
         let (key, bytes) = entry?;
         let case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
         for (tree, key) in keys::index_entries(&case, secret) {
-            if tree == TreeId::ByPhone {
+            if matches!(tree, TreeId::ByPhone | TreeId::BySupervised) {
                 trees.get(tree).insert(key, Vec::new())?;
                 filed += 1;
             }
         }
     }
-    tracing::info!(filed, "phone index built");
+    tracing::info!(filed, "phone and supervision indexes built");
     Ok(())
 }
 

@@ -54,6 +54,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The cases held here that an ancestor supervises (督办), newest first (descending id):
+    /// at most `limit`, and whether there are more.
+    pub fn supervised_here(&self, limit: usize) -> Result<(Vec<Case>, bool), StorageError> {
+        let mut out = Vec::new();
+        let mut iter = self.tree(TreeId::BySupervised).iter().rev();
+        for item in iter.by_ref() {
+            let (key, _) = item?;
+            if let Some(case) = self.get_case(std::str::from_utf8(&key).unwrap_or_default())? {
+                out.push(case);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok((out, iter.next().is_some()))
+    }
+}
+
 /// Most cases a text search reads (newest first) before it stops.
 pub const TEXT_SCAN_MAX: usize = 20_000;
 

@@ -657,6 +657,19 @@ fn home_sections(web: &Web, s: &Signed) -> Result<(Vec<Section>, Vec<AlertRow>),
         "/cases?status=4",
         false,
     ));
+    // Cases here that an ancestor supervises: orders and deadlines come from above.
+    let (from_above, more) = app.supervised_from_above(me, HOME_ROWS)?;
+    sections.push(section(
+        "from-above",
+        "上级督办",
+        "Supervised from above",
+        lang.t("本中心案件，上级督办", "cases here, followed from above")
+            .into(),
+        from_above,
+        more,
+        "",
+        false,
+    ));
     let supervised = app.list(
         me,
         Listing {

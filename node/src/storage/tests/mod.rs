@@ -277,6 +277,7 @@ fn assert_index_consistency(store: &Store) {
         TreeId::ByPerson,
         TreeId::ByRespondent,
         TreeId::ByPhone,
+        TreeId::BySupervised,
     ] {
         for entry in trees.get(tree).iter() {
             let (key, value) = entry.unwrap();
