@@ -141,7 +141,15 @@ async fn sign_in_one_time_password_lockout_and_audit() {
     }
     b.sign_in(&url, "li.ming", PASSWORD).await;
     b.wait_text("账号已锁定").await;
-    // County IT unlocks it.
+    // County IT sees it locked, and unlocks it.
+    let (code, out, err) = fqctl_as(&pki, &node, "admin", &["--json", "user", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let li = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["username"] == "li.ming"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(li["locked"], true, "{out}");
     let (code, _, err) = fqctl_as(&pki, &node, "admin", &["user", "enable", "li.ming"]);
     assert_eq!(code, 0, "{err}");
     b.sign_in(&url, "li.ming", PASSWORD).await;

@@ -1013,6 +1013,33 @@ key = "node.key"
     }
 
     #[test]
+    fn the_console_is_off_unless_web_listen_is_set() {
+        let c = load(&write(tempfile::tempdir().unwrap().path(), BASE)).unwrap();
+        assert_eq!(c.web_listen, None);
+        assert_eq!(c.web, WebConfig::default());
+        let with = |top: &str, web: &str| format!("{top}\n{BASE}\n[web]\n{web}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let c = load(&write(
+            dir.path(),
+            &with(
+                "web_listen = \"0.0.0.0:7443\"",
+                "lockout = \"30m\"\nrequire_totp = true",
+            ),
+        ))
+        .unwrap();
+        assert_eq!(c.web_listen, Some("0.0.0.0:7443".parse().unwrap()));
+        assert_eq!(c.web.lockout, Some(Duration::from_secs(1800)));
+        assert!(c.web.require_totp);
+        assert!(err_of(&with("web_listen = \"127.0.0.1:7400\"", "")).contains("web_listen"));
+        assert!(err_of(&with("web_listen = \"nowhere\"", "")).contains("web_listen"));
+        assert!(err_of(&with("", "idle_timeout = \"10s\"")).contains("web.idle_timeout"));
+        assert!(
+            err_of(&with("", "idle_timeout = \"2h\"\nmax_session = \"1h\""))
+                .contains("web.max_session")
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let e = err_of(&format!("colour = \"red\"\n{BASE}"));
         assert!(e.contains("colour"), "{e}");

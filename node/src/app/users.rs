@@ -34,6 +34,17 @@ pub struct Issued {
     pub one_time_password: Option<String>,
 }
 
+/// An account as its administrator lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub user: User,
+    /// Locked by failed sign-ins.
+    pub locked: bool,
+    /// Signs in with a TOTP code.
+    pub second_factor: bool,
+    pub last_login: Option<crate::domain::Timestamp>,
+}
+
 /// A one-time password: letters and digits, at least one of each.
 fn one_time_password() -> String {
     let mut rng = rand::rng();
@@ -137,10 +148,22 @@ impl App {
         Ok(())
     }
 
-    /// Every account of this node.
-    pub fn list_users(&self, who: &Identity) -> Result<Vec<User>, Error> {
+    /// Every account of this node, with how it signs in.
+    pub fn list_users(&self, who: &Identity) -> Result<Vec<Account>, Error> {
         self.authorize(who, Action::ManageUsers)?;
-        Ok(self.state.store.users()?)
+        let now = self.now();
+        let lockout = self.state.web.lockout;
+        let mut out = Vec::new();
+        for user in self.state.store.users()? {
+            let login = self.state.store.login_state(&user.username)?;
+            out.push(Account {
+                locked: login.locked(now, lockout),
+                second_factor: login.totp_secret.is_some(),
+                last_login: login.last_login,
+                user,
+            });
+        }
+        Ok(out)
     }
 
     /// Disables (no sign-in) or enables account `username`.

@@ -73,10 +73,10 @@ fn user_row(u: &pb::User, lang: Lang) -> Vec<String> {
         u.username.clone(),
         u.role.clone(),
         u.name.clone(),
-        if u.enabled {
-            lang.t("启用", "enabled")
-        } else {
-            lang.t("停用", "disabled")
+        match (u.enabled, u.locked) {
+            (false, _) => lang.t("停用", "disabled"),
+            (true, true) => lang.t("已锁定", "locked"),
+            (true, false) => lang.t("启用", "enabled"),
         }
         .to_owned(),
         if u.must_change_password {
@@ -85,6 +85,13 @@ fn user_row(u: &pb::User, lang: Lang) -> Vec<String> {
             ""
         }
         .to_owned(),
+        if u.second_factor {
+            lang.t("动态口令", "TOTP")
+        } else {
+            ""
+        }
+        .to_owned(),
+        fmt_time(&u.last_login),
         fmt_time(&u.created_at),
     ]
 }
@@ -96,6 +103,8 @@ fn users_table(users: &[pb::User], lang: Lang) -> String {
         lang.t("姓名", "name"),
         lang.t("状态", "state"),
         lang.t("密码", "password"),
+        lang.t("双因素", "2nd factor"),
+        lang.t("最近登录", "last sign-in"),
         lang.t("创建时间", "created"),
     ];
     let rows: Vec<_> = users.iter().map(|u| user_row(u, lang)).collect();
@@ -109,6 +118,9 @@ fn user_json(u: &pb::User) -> Value {
         "name": u.name,
         "enabled": u.enabled,
         "must_change_password": u.must_change_password,
+        "locked": u.locked,
+        "second_factor": u.second_factor,
+        "last_login": super::render::rfc3339(&u.last_login),
         "created_at": super::render::rfc3339(&u.created_at),
         "updated_at": super::render::rfc3339(&u.updated_at),
     })

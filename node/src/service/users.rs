@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::SharedState;
 use crate::app::App;
-use crate::app::users::{Issued, role_named};
+use crate::app::users::{Account, Issued, role_named};
 use crate::convert;
 use crate::domain::users::User;
 use crate::tls::peer_identity;
@@ -32,6 +32,18 @@ fn user_to_proto(u: &User) -> pb::User {
         must_change_password: u.must_change,
         created_at: Some(convert::ts_to_proto(u.created_at)),
         updated_at: Some(convert::ts_to_proto(u.updated_at)),
+        locked: false,
+        second_factor: false,
+        last_login: None,
+    }
+}
+
+fn account_to_proto(a: &Account) -> pb::User {
+    pb::User {
+        locked: a.locked,
+        second_factor: a.second_factor,
+        last_login: a.last_login.map(convert::ts_to_proto),
+        ..user_to_proto(&a.user)
     }
 }
 
@@ -75,7 +87,7 @@ impl pb::user_service_server::UserService for UserApi {
         let who = peer_identity(&req)?;
         let users = self.app.list_users(&who)?;
         Ok(Response::new(pb::Users {
-            users: users.iter().map(user_to_proto).collect(),
+            users: users.iter().map(account_to_proto).collect(),
         }))
     }
 
