@@ -85,16 +85,25 @@ fn installed() -> &'static Result<(PathBuf, PathBuf), String> {
     })
 }
 
+/// One browser at a time in a test process: on 2 cores several Chromiums at once starve
+/// each other (and the nodes under test) into timeouts.
+fn one_at_a_time() -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LOCK: OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
+    LOCK.get_or_init(Default::default).clone()
+}
+
 /// A headless Chromium session and its chromedriver.
 pub struct Browser {
     pub client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Browser {
     /// Starts chromedriver and a browser window of `width`×`height`.
     pub async fn start(width: u32, height: u32) -> Browser {
+        let turn = one_at_a_time().lock_owned().await;
         let (chromium, chromedriver) = match installed() {
             Ok(paths) => paths.clone(),
             Err(e) => panic!("{e}"),
@@ -160,6 +169,7 @@ impl Browser {
             client,
             driver,
             _profile: profile,
+            _turn: turn,
         }
     }
 

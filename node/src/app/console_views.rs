@@ -4,7 +4,7 @@
 use super::App;
 use super::moves::View;
 use crate::code::NodeCode;
-use crate::domain::{Case, CaseStatus, Command, DomainError, PlanUpdate, machine};
+use crate::domain::{Case, Command, DomainError, PlanUpdate, machine};
 use crate::error::Error;
 use crate::identity::{self, Action, Identity};
 
@@ -42,8 +42,12 @@ impl App {
         self.authorize(who, Action::ReadCase)?;
         Ok(match self.view(id)? {
             View::Owned(case) => self.owner_actions(who, &case),
-            View::Copy(..) => Actions {
+            // An ancestor may order (督办) and move (交办) a case it follows.
+            View::Copy(case, _) => Actions {
                 supervise: Self::may(who, Action::SuperviseCase),
+                transfer: crate::domain::moves::movable(case.status)
+                    && Self::may(who, Action::TransferCase)
+                    && !self.copy_targets(&case).is_empty(),
                 ..Actions::default()
             },
             View::Tombstone(_) | View::Nothing => Actions::default(),
@@ -88,10 +92,19 @@ impl App {
                 && self.state.federation.parent.is_some(),
             transfer: movable
                 && Self::may(who, Action::TransferCase)
-                && s != CaseStatus::Registered
                 && !self.transfer_targets_of().is_empty(),
             supervise: false,
         }
+    }
+
+    /// The children this node knows, but the one `case` lies below.
+    fn copy_targets(&self, case: &Case) -> Vec<NodeCode> {
+        self.state
+            .federation
+            .known_children()
+            .into_iter()
+            .filter(|c| !case.owner_node.starts_with(c.as_str()))
+            .collect()
     }
 
     fn transfer_targets_of(&self) -> Vec<NodeCode> {
@@ -100,11 +113,16 @@ impl App {
         out
     }
 
-    /// Where a case owned here may be transferred from the console: the parent and the
-    /// children this node knows (links and figures), in that order.
-    pub fn transfer_targets(&self, who: &Identity) -> Result<Vec<NodeCode>, Error> {
+    /// Where case `id` may be transferred from the console: for a case owned here, the
+    /// parent and the children this node knows (links and figures); for a case it follows
+    /// (a copy), the children other than the one the case lies below.
+    pub fn transfer_targets(&self, who: &Identity, id: &str) -> Result<Vec<NodeCode>, Error> {
         self.authorize(who, Action::TransferCase)?;
-        Ok(self.transfer_targets_of())
+        Ok(match self.view(id)? {
+            View::Owned(_) => self.transfer_targets_of(),
+            View::Copy(case, _) => self.copy_targets(&case),
+            View::Tombstone(_) | View::Nothing => Vec::new(),
+        })
     }
 
     /// Records in the audit log that `who` exported a listing (a 台账), before it is

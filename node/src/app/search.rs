@@ -148,6 +148,25 @@ impl App {
         ))
     }
 
+    /// The cases in work dispatched to `who` (派单 to its account's name or username),
+    /// newest first, masked: at most `limit`, and whether there are more.
+    pub fn dispatched_to(
+        &self,
+        who: &Identity,
+        names: &[&str],
+        limit: usize,
+    ) -> Result<(Vec<Case>, bool), Error> {
+        self.authorize(who, Action::ReadCase)?;
+        let (cases, more) = self.state.store.cases_by_handler(names, limit)?;
+        Ok((
+            cases
+                .iter()
+                .map(|c| mask::mask_case(&mask::mask_free_text(c)))
+                .collect(),
+            more,
+        ))
+    }
+
     /// The open cases at this node that one of these ID numbers or phones is in (重复来访),
     /// masked: the hint the intake form shows before a registration.
     pub fn repeat_visits(

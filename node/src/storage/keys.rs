@@ -26,6 +26,7 @@
 //!   the node that holds the case. It lists the sightings of this node's whole subtree (its
 //!   own cases included), so a case reported twice (after a move) is one entry;
 //! * the phone index is `hash(phone digits) (16 bytes) ‖ case id`, keyed like the others;
+//! * the handler index is `handler ‖ 0x00 ‖ case id` for cases accepted or in mediation;
 //! * the supervised index is the case id of every case held here (not a tombstone) that an
 //!   ancestor supervises;
 //! * alerts are stored under their key (UTF-8), and indexed by `raised at (8 bytes) ‖ key`.
@@ -144,6 +145,9 @@ trees! {
     /// case id → (): the cases owned here that an ancestor supervises (督办), for the
     /// console's queue of cases followed from above.
     BySupervised => "supervised_caseid" = 0x1D,
+    /// handler ‖ 0x00 ‖ case id → (): the cases in work (accepted or in mediation)
+    /// dispatched to each department or mediator (派单), for the console's 派给我的.
+    ByHandler => "handler_caseid" = 0x1E,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
@@ -414,6 +418,11 @@ pub(crate) fn person_parts(key: &[u8]) -> Option<(Timestamp, &str)> {
     Some((Timestamp(at as i64), id))
 }
 
+/// Handler index key: `handler ‖ 0x00 ‖ case id` (a handler holds no control character).
+pub(crate) fn handler_key(handler: &str, case_id: &str) -> Vec<u8> {
+    [handler.as_bytes(), &[0], case_id.as_bytes()].concat()
+}
+
 /// Respondent index key; also the phone index's (hash ‖ case id).
 pub(crate) fn respondent(hash: &[u8; HASH_LEN], case_id: &str) -> Vec<u8> {
     [hash.as_slice(), case_id.as_bytes()].concat()
@@ -448,6 +457,14 @@ pub(crate) fn index_entries(case: &Case, secret: &Secret) -> Vec<(TreeId, Vec<u8
     }) {
         let hash = secret.phone(&p.phone);
         entries.push((TreeId::ByPhone, respondent(&hash, &case.id)));
+    }
+    if let Some(handler) = case.handler.as_deref().filter(|h| !h.is_empty())
+        && matches!(
+            case.status,
+            crate::domain::CaseStatus::Accepted | crate::domain::CaseStatus::InMediation
+        )
+    {
+        entries.push((TreeId::ByHandler, handler_key(handler, &case.id)));
     }
     if !case.supervising_nodes.is_empty() && case.status != crate::domain::CaseStatus::Transferred {
         entries.push((TreeId::BySupervised, case.id.as_bytes().to_vec()));

@@ -117,8 +117,8 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 /// status, risk and category indexes by the one facets index, rebuilt at open (see
 /// [`upgrade`]). Version 6 keeps no personal data in tombstones
 /// (`domain::moves::strip_personal_data`); those of older stores are stripped at open. Version
-/// 7 adds the phone index and the index of cases supervised from above, built at open for
-/// older stores. The
+/// 7 adds the phone index, the index of cases supervised from above and the handler index,
+/// built at open for older stores. The
 /// statistics trees have their own format marker (`stats`), and are rebuilt on open when it is
 /// missing.
 const STORE_FORMAT: u32 = 7;
@@ -630,8 +630,8 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
 /// * formats 1 to 4: the status, risk and category indexes give way to the facets index;
 /// * format 3 changed the layout only (`space::adopt_older_layout` moved the trees), and
 ///   format 4 reads the single events of older formats as they are;
-/// * formats 1 to 6: every case's phone numbers are filed in the phone index, and every case
-///   an ancestor supervises in the supervised index;
+/// * formats 1 to 6: every case's phone numbers are filed in the phone index, every case an
+///   ancestor supervises in the supervised index, every case in work in the handler index;
 /// * formats 1 to 5: tombstones (cases moved away) lose the parties' personal data, through
 ///   the ordinary write path, so their person-index entries go too.
 fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageError> {
@@ -693,13 +693,16 @@ fn index_format_7(trees: &Trees, secret: &Secret) -> Result<(), StorageError> {
         let (key, bytes) = entry?;
         let case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
         for (tree, key) in keys::index_entries(&case, secret) {
-            if matches!(tree, TreeId::ByPhone | TreeId::BySupervised) {
+            if matches!(
+                tree,
+                TreeId::ByPhone | TreeId::BySupervised | TreeId::ByHandler
+            ) {
                 trees.get(tree).insert(key, Vec::new())?;
                 filed += 1;
             }
         }
     }
-    tracing::info!(filed, "phone and supervision indexes built");
+    tracing::info!(filed, "phone, supervision and handler indexes built");
     Ok(())
 }
 

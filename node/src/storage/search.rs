@@ -73,6 +73,35 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The cases in work dispatched to one of `handlers` (派单), newest first: at most
+    /// `limit`, and whether there are more.
+    pub fn cases_by_handler(
+        &self,
+        handlers: &[&str],
+        limit: usize,
+    ) -> Result<(Vec<Case>, bool), StorageError> {
+        let mut ids: Vec<Vec<u8>> = Vec::new();
+        for handler in handlers.iter().filter(|h| !h.is_empty()) {
+            let prefix = keys::handler_key(handler, "");
+            for item in self.tree(TreeId::ByHandler).scan_prefix(&prefix) {
+                let (key, _) = item?;
+                ids.push(key[prefix.len()..].to_vec());
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let more = ids.len() > limit;
+        let mut out = Vec::new();
+        for id in ids.iter().rev().take(limit) {
+            if let Some(case) = self.get_case(std::str::from_utf8(id).unwrap_or_default())? {
+                out.push(case);
+            }
+        }
+        Ok((out, more))
+    }
+}
+
 /// Most cases a text search reads (newest first) before it stops.
 pub const TEXT_SCAN_MAX: usize = 20_000;
 

@@ -34,8 +34,6 @@ use crate::text::Lang;
 
 /// Rows of each 工作台 queue.
 const HOME_ROWS: usize = 20;
-/// Newest cases of each status in work that 派给我的 looks through.
-const MINE_SCAN: usize = 200;
 /// Rows of a 案件 page.
 const PAGE_ROWS: usize = 50;
 /// Most rows of a CSV export of a listing.
@@ -616,26 +614,16 @@ fn home_sections(web: &Web, s: &Signed) -> Result<(Vec<Section>, Vec<AlertRow>),
         "/cases?risk=4",
         false,
     ));
-    // Dispatched to me: the handler named as this account's name or username, among the
-    // newest cases in work (no index by handler: the newest MINE_SCAN of each status).
+    // Dispatched to me: the handler named as this account's name or username.
     let names = [s.caller.name.as_str(), s.caller.session.username.as_str()];
-    let mut mine = Vec::new();
-    for status in [CaseStatus::Accepted, CaseStatus::InMediation] {
-        let page = list(Some(status), None, false, MINE_SCAN)?;
-        mine.extend(page.cases.into_iter().filter(|c| {
-            c.handler
-                .as_deref()
-                .is_some_and(|h| names.iter().any(|n| !n.is_empty() && h == *n))
-        }));
-    }
-    newest_first(&mut mine);
+    let (mine, more) = app.dispatched_to(me, &names, HOME_ROWS)?;
     sections.push(section(
         "mine",
         "派给我的",
         "Dispatched to me",
         String::new(),
         mine,
-        false,
+        more,
         "",
         false,
     ));
@@ -1209,7 +1197,7 @@ async fn case_view(
         && shown.case.status != CaseStatus::Transferred;
     let targets = if actions.transfer {
         web.app
-            .transfer_targets(who(s))
+            .transfer_targets(who(s), id)
             .unwrap_or_default()
             .into_iter()
             .map(|code| Choice {

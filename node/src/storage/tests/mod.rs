@@ -278,6 +278,7 @@ fn assert_index_consistency(store: &Store) {
         TreeId::ByRespondent,
         TreeId::ByPhone,
         TreeId::BySupervised,
+        TreeId::ByHandler,
     ] {
         for entry in trees.get(tree).iter() {
             let (key, value) = entry.unwrap();
