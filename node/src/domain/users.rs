@@ -139,6 +139,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_lock_holds_until_unlocked_or_for_the_configured_time() {
+        let open = LoginState::default();
+        assert!(!open.locked(Timestamp(0), None));
+        let locked = LoginState {
+            failures: MAX_FAILED_LOGINS,
+            locked_at: Some(Timestamp(1_000)),
+            ..LoginState::default()
+        };
+        assert!(
+            locked.locked(Timestamp(i64::MAX), None),
+            "until an admin unlocks"
+        );
+        let half_hour = std::time::Duration::from_secs(1800);
+        assert!(locked.locked(Timestamp(1_000 + 1_799_999), Some(half_hour)));
+        assert!(!locked.locked(Timestamp(1_000 + 1_800_000), Some(half_hour)));
+    }
+
+    #[test]
     fn usernames_names_and_passwords_are_checked() {
         for ok in ["li.ming", "wang_2", "abc"] {
             assert!(validate_username(ok).is_ok(), "{ok}");

@@ -11,6 +11,7 @@ mod durability;
 mod federation;
 mod listing;
 mod rules;
+mod search;
 mod stats;
 mod writes;
 
