@@ -120,8 +120,7 @@ async fn sign_in_one_time_password_lockout_and_audit() {
     b.fill("新密码（至少10位，含字母和数字）", PASSWORD).await;
     b.fill("再次输入新密码", PASSWORD).await;
     b.press("保存").await;
-    b.wait_text("工作台").await;
-    assert_eq!(b.path().await, "/");
+    b.wait_path("/").await;
     for label in ["工作台", "登记", "案件", "预警", "统计", "链路"] {
         b.follow(label).await;
         b.wait_text(label).await;
@@ -153,8 +152,7 @@ async fn sign_in_one_time_password_lockout_and_audit() {
     let (code, _, err) = fqctl_as(&pki, &node, "admin", &["user", "enable", "li.ming"]);
     assert_eq!(code, 0, "{err}");
     b.sign_in(&url, "li.ming", PASSWORD).await;
-    b.wait_text("工作台").await;
-    assert_eq!(b.path().await, "/");
+    b.wait_path("/").await;
     b.close().await;
 
     // Every step is in the audit log.
@@ -193,7 +191,7 @@ async fn intake_to_closing_through_the_pages() {
 
     let b = Browser::start(1366, 768).await;
     b.sign_in(&url, "clerk", PASSWORD).await;
-    b.wait_text("工作台").await;
+    b.wait_path("/").await;
     b.follow("登记").await;
     b.choose("类别", "劳动争议").await;
     b.choose("受理渠道", "窗口来访").await;
@@ -220,10 +218,9 @@ async fn intake_to_closing_through_the_pages() {
     assert_eq!(summary.as_deref(), Some("讨薪：拖欠工资三个月"));
     // A party added and removed again.
     b.press("添加当事人").await;
-    assert_eq!(b.all("input[name=party_name]").await.len(), 3);
+    b.wait_count("input[name=party_name]", 3).await;
     b.all("button[name=remove]").await[2].click().await.unwrap();
-    b.wait_text("添加当事人").await;
-    assert_eq!(b.all("input[name=party_name]").await.len(), 2);
+    b.wait_count("input[name=party_name]", 2).await;
     let id_box = b.all("input[name=party_id]").await.remove(0);
     id_box.clear().await.unwrap();
     id_box.send_keys("610102199001011231").await.unwrap();
@@ -249,10 +246,10 @@ async fn intake_to_closing_through_the_pages() {
         "an intake clerk records no mediation"
     );
     b.press("受理").await;
-    b.wait_text("已保存").await;
+    b.wait_path(&format!("/cases/{id}?done=accept")).await;
     b.fill("承办部门或调解员", "张调解").await;
     b.press("派单").await;
-    b.wait_text("已保存").await;
+    b.wait_path(&format!("/cases/{id}?done=assign")).await;
 
     // Search by the applicant's phone, as typed with spaces.
     b.follow("案件").await;
@@ -342,15 +339,16 @@ async fn intake_to_closing_through_the_pages() {
     b.fill("调解情况", "双方到场，达成分期支付意向").await;
     b.choose("调解结果", "达成协议").await;
     b.press("保存调解记录").await;
-    b.wait_text("已保存").await;
+    b.wait_path(&format!("/cases/{id}?done=mediation")).await;
     b.fill("协议内容或引导意见", "公司于十日内支付4400元").await;
     b.fill("履行金额（元）", "4400").await;
     b.choose("确认方式", "司法确认").await;
     b.press("登记结果").await;
-    b.wait_text("已保存").await;
+    b.wait_path(&format!("/cases/{id}?done=resolve")).await;
     b.choose("满意度（1–5）", "5").await;
     b.fill("回访记录", "当事人满意").await;
     b.press("保存回访").await;
+    b.wait_path(&format!("/cases/{id}?done=follow-up")).await;
     let page = b.wait_text("已办结").await;
     for step in [
         "登记受理",
@@ -390,7 +388,7 @@ async fn roles_forged_posts_and_an_auditors_masked_pages() {
     let b = Browser::start(1366, 768).await;
     // The auditor sees the case, masked, with no action; a forged accept is refused.
     b.sign_in(&url, "auditor", PASSWORD).await;
-    b.wait_text("工作台").await;
+    b.wait_path("/").await;
     b.goto(&format!("{url}/cases/{id}")).await;
     b.wait_text("未审核").await;
     assert!(!b.has_button("受理").await, "an auditor has no 受理");
@@ -429,7 +427,7 @@ async fn roles_forged_posts_and_an_auditors_masked_pages() {
 
     // The director's form without its token is refused, with nothing changed.
     b.sign_in(&url, "director", PASSWORD).await;
-    b.wait_text("工作台").await;
+    b.wait_path("/").await;
     b.goto(&format!("{url}/cases/{id}")).await;
     b.wait_text("受理意见").await;
     b.client
@@ -455,7 +453,7 @@ async fn roles_forged_posts_and_an_auditors_masked_pages() {
         b.unlabelled_controls().await
     );
     b.press("受理").await;
-    b.wait_text("已保存").await;
+    b.wait_path(&format!("/cases/{id}?done=accept")).await;
     assert_eq!(
         get(&mut c, &id).await.status,
         pb::CaseStatus::Accepted as i32
@@ -510,7 +508,7 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
 
     let b = Browser::start(1366, 768).await;
     b.sign_in(&base(&county), "leader", PASSWORD).await;
-    b.wait_text("工作台").await;
+    b.wait_path("/").await;
     // The supervised copy arrives (the federation is asynchronous).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -542,7 +540,8 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
     // 督办 from the county's console reaches the village's case.
     b.fill("督办意见", "请三日内约谈双方并报告进展").await;
     b.press("下达督办").await;
-    b.wait_text("已保存").await;
+    b.wait_path(&format!("/cases/{red_id}?done=supervise"))
+        .await;
     eventually(
         "the order in the village's history",
         Duration::from_secs(60),
@@ -641,6 +640,8 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
     b.choose("方式", "提级办理（上级接办）").await;
     b.fill("提级理由", "涉及多个村，需乡镇统筹").await;
     b.press("提级").await;
+    b.wait_path(&format!("/cases/{other_id}?done=escalate"))
+        .await;
     b.wait_text("已移交").await;
     let mut t = operator_client(&pki, &township, TOWNSHIP, "director", "check").await;
     eventually(
@@ -713,8 +714,7 @@ async fn a_required_second_factor_is_set_up_then_asked_at_every_sign_in() {
     assert_eq!(secret, secret_again, "the same secret is offered again");
     b.fill("动态口令", &code_now(&secret)).await;
     b.press("启用").await;
-    b.wait_text("工作台").await;
-    assert_eq!(b.path().await, "/");
+    b.wait_path("/").await;
     b.press("退出").await;
 
     // From now on the password alone is not enough.
@@ -726,8 +726,7 @@ async fn a_required_second_factor_is_set_up_then_asked_at_every_sign_in() {
     b.fill("动态口令（已启用的账号填写）", &code_now(&secret))
         .await;
     b.press("登录").await;
-    b.wait_text("工作台").await;
-    assert_eq!(b.path().await, "/");
+    b.wait_path("/").await;
     b.close().await;
     let (code, out, err) = fqctl_as(&pki, &node, "auditor", &["--json", "audit"]);
     assert_eq!(code, 0, "{err}");

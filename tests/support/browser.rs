@@ -312,6 +312,39 @@ impl Browser {
         }
     }
 
+    /// Waits until the browser is at `path` (and query), after a click that navigates.
+    pub async fn wait_path(&self, path: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.path().await;
+            if now == path {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the browser never reached {path}; it is at {now}:\n{}",
+                    self.text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until exactly `n` elements match `css` (a page re-rendered by a post).
+    pub async fn wait_count(&self, css: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.all(css).await.len();
+            if now == n {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("{css}: {now} elements, never {n}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The current path (and query).
     pub async fn path(&self) -> String {
         let url = self.client.current_url().await.expect("current url");
