@@ -74,6 +74,14 @@ pub struct Page {
     pub next_page_token: Option<String>,
 }
 
+/// What a form's registration ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intake {
+    Registered(Box<Shown>),
+    /// Not saved: the open cases here with the same ID number or phone (masked).
+    RepeatVisits(Vec<crate::domain::Case>),
+}
+
 /// The permission a command needs.
 fn action_of(cmd: &Command) -> Result<Action, Error> {
     Ok(match cmd {
@@ -156,11 +164,26 @@ impl App {
 
     /// Registers a case taken through a form (the console's 登记, the citizens' channel):
     /// [`App::register`] after the stricter checks of such forms
-    /// ([`validate::validate_intake`]: ID check character, plausible phones).
-    pub async fn register_form(&self, who: &Identity, new: NewCase) -> Result<Shown, Error> {
+    /// ([`validate::validate_intake`]: ID check character, plausible phones). Unless
+    /// `repeat_seen`, a registration whose ID number or phone is in an open case here is not
+    /// saved: those cases come back first (重复来访, [`App::repeat_visits`]).
+    pub async fn register_form(
+        &self,
+        who: &Identity,
+        new: NewCase,
+        repeat_seen: bool,
+    ) -> Result<Intake, Error> {
         self.authorize(who, Action::RegisterCase)?;
         validate::validate_intake(&new)?;
-        self.register(who, new).await
+        if !repeat_seen {
+            let ids: Vec<String> = new.parties.iter().map(|p| p.id_number.clone()).collect();
+            let phones: Vec<String> = new.parties.iter().map(|p| p.phone.clone()).collect();
+            let found = self.repeat_visits(who, &ids, &phones)?;
+            if !found.is_empty() {
+                return Ok(Intake::RepeatVisits(found));
+            }
+        }
+        Ok(Intake::Registered(Box::new(self.register(who, new).await?)))
     }
 
     /// A case as this node holds it: owned, else its supervised copy (masked), else its
@@ -213,11 +236,7 @@ impl App {
         // A listing never shows personal data: the parties and the free text are masked for
         // every reader (the case page is where a role that may see them does).
         Ok(Page {
-            cases: page
-                .cases
-                .iter()
-                .map(|c| mask::mask_case(&mask::mask_free_text(c)))
-                .collect(),
+            cases: page.cases.iter().map(mask::masked).collect(),
             next_page_token: page.next_page_token,
         })
     }

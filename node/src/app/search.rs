@@ -122,11 +122,7 @@ impl App {
         };
         Ok((
             kind,
-            found
-                .iter()
-                .take(SEARCH_LIMIT)
-                .map(|c| mask::mask_case(&mask::mask_free_text(c)))
-                .collect(),
+            found.iter().take(SEARCH_LIMIT).map(mask::masked).collect(),
         ))
     }
 
@@ -139,13 +135,7 @@ impl App {
     ) -> Result<(Vec<Case>, bool), Error> {
         self.authorize(who, Action::ReadCase)?;
         let (cases, more) = self.state.store.supervised_here(limit)?;
-        Ok((
-            cases
-                .iter()
-                .map(|c| mask::mask_case(&mask::mask_free_text(c)))
-                .collect(),
-            more,
-        ))
+        Ok((cases.iter().map(mask::masked).collect(), more))
     }
 
     /// The cases in work dispatched to `who` (派单 to its account's name or username),
@@ -158,13 +148,7 @@ impl App {
     ) -> Result<(Vec<Case>, bool), Error> {
         self.authorize(who, Action::ReadCase)?;
         let (cases, more) = self.state.store.cases_by_handler(names, limit)?;
-        Ok((
-            cases
-                .iter()
-                .map(|c| mask::mask_case(&mask::mask_free_text(c)))
-                .collect(),
-            more,
-        ))
+        Ok((cases.iter().map(mask::masked).collect(), more))
     }
 
     /// The open cases at this node that one of these ID numbers or phones is in (重复来访),
@@ -187,10 +171,7 @@ impl App {
         found.retain(|c| c.status.is_open());
         found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         found.dedup_by(|a, b| a.id == b.id);
-        Ok(found
-            .iter()
-            .map(|c| mask::mask_case(&mask::mask_free_text(c)))
-            .collect())
+        Ok(found.iter().map(mask::masked).collect())
     }
 }
 

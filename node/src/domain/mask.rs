@@ -103,6 +103,13 @@ pub fn mask_case(c: &Case) -> Case {
     }
 }
 
+/// The case as a reader who may not see personal data sees it (a listing, a supervised copy):
+/// the parties masked ([`mask_case`]) and their data masked in the free text
+/// ([`mask_free_text`]).
+pub fn masked(c: &Case) -> Case {
+    mask_case(&mask_free_text(c))
+}
+
 /// A copy of the case whose free text — summary, description, reason, guidance, agreement,
 /// the "六个一" plan and briefing, the progress entries — has personal data masked
 /// ([`redact`], against the case's own parties); the parties themselves are left as they are.

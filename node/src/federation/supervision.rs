@@ -120,7 +120,7 @@ pub fn plan(before: Option<&Case>, after: &Case) -> Plan {
 /// The case record a supervisor keeps: parties masked, free text redacted.
 pub fn masked(case: &Case) -> Case {
     // Free text first, against the parties in full; then the parties themselves.
-    mask::mask_case(&mask::mask_free_text(case))
+    mask::masked(case)
 }
 
 /// The whole read-only copy a supervisor keeps (one part, whatever its size).

@@ -94,28 +94,7 @@ impl Plan {
         } else {
             1
         };
-        let facets: [Vec<u8>; 3] = [
-            status.map_or_else(
-                || CaseStatus::ALL.iter().map(|s| s.code()).collect(),
-                |s| vec![s.code()],
-            ),
-            risk.map_or_else(
-                || RiskLevel::ALL.iter().map(|r| r.code()).collect(),
-                |r| vec![r.code()],
-            ),
-            category.map_or_else(
-                || Category::ALL.iter().map(|c| c.code()).collect(),
-                |c| vec![c.code()],
-            ),
-        ];
-        let mut prefixes = vec![Vec::new()];
-        // `ALL` is in discriminant order, which is code order: the ranges come out in key order.
-        for codes in &facets[..depth] {
-            prefixes = prefixes
-                .iter()
-                .flat_map(|p| codes.iter().map(move |c| [p.as_slice(), &[*c]].concat()))
-                .collect();
-        }
+        let prefixes = facet_prefixes(status, risk, category, depth);
         let code = |c: Option<u8>| c.map_or_else(|| "-".to_owned(), |c| c.to_string());
         Plan {
             tree: TreeId::ByFacets,
@@ -195,23 +174,31 @@ pub(crate) fn matches(q: &CaseQuery, case: &Case) -> bool {
         && q.overdue_at.is_none_or(|now| case.is_overdue(now))
 }
 
-/// The facets-index prefixes of full depth (status ‖ risk ‖ category) that hold the cases
-/// with these codes, in key order.
-fn full_prefixes(q: &CaseQuery) -> Vec<Vec<u8>> {
+/// The facets-index prefixes of `depth` facets (status, then risk, then category) that hold
+/// the cases with these codes: the codes given, every code of a facet not given. `ALL` is in
+/// discriminant order, which is code order: the prefixes come out in key order.
+fn facet_prefixes(
+    status: Option<CaseStatus>,
+    risk: Option<RiskLevel>,
+    category: Option<Category>,
+    depth: usize,
+) -> Vec<Vec<u8>> {
+    let facets: [Vec<u8>; 3] = [
+        status.map_or_else(
+            || CaseStatus::ALL.iter().map(|s| s.code()).collect(),
+            |s| vec![s.code()],
+        ),
+        risk.map_or_else(
+            || RiskLevel::ALL.iter().map(|r| r.code()).collect(),
+            |r| vec![r.code()],
+        ),
+        category.map_or_else(
+            || Category::ALL.iter().map(|c| c.code()).collect(),
+            |c| vec![c.code()],
+        ),
+    ];
     let mut prefixes = vec![Vec::new()];
-    let statuses: Vec<u8> = q.status.map_or_else(
-        || CaseStatus::ALL.iter().map(|s| s.code()).collect(),
-        |s| vec![s.code()],
-    );
-    let risks: Vec<u8> = q.risk.map_or_else(
-        || RiskLevel::ALL.iter().map(|r| r.code()).collect(),
-        |r| vec![r.code()],
-    );
-    let categories: Vec<u8> = q.category.map_or_else(
-        || Category::ALL.iter().map(|c| c.code()).collect(),
-        |c| vec![c.code()],
-    );
-    for codes in [statuses, risks, categories] {
+    for codes in &facets[..depth] {
         prefixes = prefixes
             .iter()
             .flat_map(|p| codes.iter().map(move |c| [p.as_slice(), &[*c]].concat()))
@@ -220,13 +207,50 @@ fn full_prefixes(q: &CaseQuery) -> Vec<Vec<u8>> {
     prefixes
 }
 
+/// The case a listing's entry stands for: the case or copy itself in the cases or copies
+/// tree, else the case an index entry names (`id`).
+fn listed_case(
+    trees: &Trees,
+    tree: TreeId,
+    key: &[u8],
+    value: &[u8],
+    id: Option<&[u8]>,
+) -> Result<Case, StorageError> {
+    let corrupt = |reason: &str| StorageError::Corrupt {
+        tree: tree.name(),
+        key: keys::display(key),
+        reason: reason.to_owned(),
+    };
+    match tree {
+        TreeId::Cases => super::codec::decode_case(TreeId::Cases, key, value),
+        TreeId::Copies => {
+            let copy: crate::federation::message::CaseCopy = super::codec::decode(
+                super::codec::ValueKind::CaseCopy,
+                TreeId::Copies,
+                key,
+                value,
+            )?;
+            Ok(copy.case)
+        }
+        _ => {
+            let id = id
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| corrupt("index key without a case id"))?;
+            read_case(trees, id)?.ok_or_else(|| corrupt("index entry points to a missing case"))
+        }
+    }
+}
+
 /// A newest-first listing (see the module's documentation).
 fn list_newest(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageError> {
     let limit = page_size(q.page_size);
     let (tree, prefixes) = if q.supervised {
         (TreeId::Copies, vec![Vec::new()])
     } else if q.status.is_some() || q.risk.is_some() || q.category.is_some() {
-        (TreeId::ByFacets, full_prefixes(q))
+        (
+            TreeId::ByFacets,
+            facet_prefixes(q.status, q.risk, q.category, 3),
+        )
     } else {
         (TreeId::Cases, vec![Vec::new()])
     };
@@ -300,26 +324,7 @@ fn list_newest(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageError> {
         let (key, value) = head.take().expect("a head was chosen");
         *head = walk.next().transpose()?;
         let id = key[skip..].to_vec();
-        let case = match tree {
-            TreeId::Cases => super::codec::decode_case(TreeId::Cases, &key, &value)?,
-            TreeId::Copies => {
-                let copy: crate::federation::message::CaseCopy = super::codec::decode(
-                    super::codec::ValueKind::CaseCopy,
-                    TreeId::Copies,
-                    &key,
-                    &value,
-                )?;
-                copy.case
-            }
-            _ => {
-                let text = std::str::from_utf8(&id).unwrap_or_default();
-                read_case(trees, text.as_bytes())?.ok_or_else(|| StorageError::Corrupt {
-                    tree: tree.name(),
-                    key: keys::display(&key),
-                    reason: "index entry points to a missing case".into(),
-                })?
-            }
-        };
+        let case = listed_case(trees, tree, &key, &value, Some(&id))?;
         if matches(q, &case) {
             page.cases.push(case);
         }
@@ -357,27 +362,7 @@ pub(crate) fn list(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageErro
             return Ok(page);
         };
         let (key, value) = entry?;
-        let case = if plan.tree == TreeId::Cases {
-            super::codec::decode_case(TreeId::Cases, &key, &value)?
-        } else if plan.tree == TreeId::Copies {
-            let copy: crate::federation::message::CaseCopy = super::codec::decode(
-                super::codec::ValueKind::CaseCopy,
-                TreeId::Copies,
-                &key,
-                &value,
-            )?;
-            copy.case
-        } else {
-            let corrupt = |reason: &str| StorageError::Corrupt {
-                tree: plan.tree.name(),
-                key: keys::display(&key),
-                reason: reason.to_owned(),
-            };
-            let id = plan
-                .case_id(&key)
-                .ok_or_else(|| corrupt("index key without a case id"))?;
-            read_case(trees, id)?.ok_or_else(|| corrupt("index entry points to a missing case"))?
-        };
+        let case = listed_case(trees, plan.tree, &key, &value, plan.case_id(&key))?;
         if matches(q, &case) {
             page.cases.push(case);
         }

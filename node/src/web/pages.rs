@@ -15,7 +15,7 @@ use super::session::{
 };
 use super::view::{CaseRow, CaseView, Choice, Chrome, EventRow, choices, when};
 use crate::app::Shown;
-use crate::app::cases::Listing;
+use crate::app::cases::{Intake, Listing};
 use crate::app::console::SignIn;
 use crate::app::console_views::Actions;
 use crate::app::moves::{Escalation, Known};
@@ -870,26 +870,18 @@ async fn intake(State(web): State<Web>, s: Signed, fields: Fields) -> Response {
             return (status_of(&e), render(&form(explain(lang, &e), Vec::new()))).into_response();
         }
     };
-    if let Err(e) = crate::domain::validate::validate_intake(&new) {
-        let e = Error::from(e);
-        return (status_of(&e), render(&form(explain(lang, &e), Vec::new()))).into_response();
-    }
-    // 重复来访: shown before saving, unless the clerk has seen it and goes on.
-    if !fields.has("repeat_ok") {
-        let ids: Vec<String> = new.parties.iter().map(|p| p.id_number.clone()).collect();
-        let phones: Vec<String> = new.parties.iter().map(|p| p.phone.clone()).collect();
-        match web.app.repeat_visits(who(&s), &ids, &phones) {
-            Ok(found) if !found.is_empty() => {
-                let rows = found.iter().map(|c| CaseRow::of(c, lang, now)).collect();
-                return render(&form(String::new(), rows));
-            }
-            Ok(_) => {}
-            Err(e) => return web.error(&s, &e, "/intake"),
-        }
-    }
-    match web.app.register_form(who(&s), new).await {
-        Ok(shown) => {
+    // 重复来访 comes back before saving, unless the clerk has seen it and goes on.
+    match web
+        .app
+        .register_form(who(&s), new, fields.has("repeat_ok"))
+        .await
+    {
+        Ok(Intake::Registered(shown)) => {
             Redirect::to(&format!("/cases/{}?done=registered", shown.case.id)).into_response()
+        }
+        Ok(Intake::RepeatVisits(found)) => {
+            let rows = found.iter().map(|c| CaseRow::of(c, lang, now)).collect();
+            render(&form(String::new(), rows))
         }
         Err(e) => (status_of(&e), render(&form(explain(lang, &e), Vec::new()))).into_response(),
     }

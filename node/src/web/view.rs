@@ -254,7 +254,7 @@ impl CaseView {
         let c = if shown.reveal {
             shown.case.clone()
         } else {
-            mask::mask_case(&mask::mask_free_text(&shown.case))
+            mask::masked(&shown.case)
         };
         let deadline = c.deadline();
         let t = |zh: &'static str, en: &'static str| lang.t(zh, en).to_owned();
