@@ -38,42 +38,18 @@ fn base(node: &NodeProc) -> String {
 
 /// Adds console account `username` with `role` and the test password (admin certificate).
 fn add_user(pki: &Pki, node: &NodeProc, username: &str, role: &str, name: &str) {
-    use std::io::Write;
-    let (cert, key) = pki.operator(&node.code, "admin", "it");
-    let mut child = std::process::Command::new(FQCTL)
-        .args(["--endpoint", &node.url(), "--ca"])
-        .arg(pki.ca())
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .args([
-            "user",
-            "add",
-            username,
-            "--role",
-            role,
-            "--name",
-            name,
-            "--password-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("fqctl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add {username}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "user",
+        "add",
+        username,
+        "--role",
+        role,
+        "--name",
+        name,
+        "--password-stdin",
+    ];
+    let (code, _, err) = fqctl_as_stdin(pki, node, "admin", &args, PASSWORD);
+    assert_eq!(code, 0, "user add {username}: {err}");
 }
 
 async fn cases_at(pki: &Pki, node: &NodeProc) -> Vec<pb::Case> {

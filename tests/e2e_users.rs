@@ -5,48 +5,9 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use support::*;
 
 const NODE: &str = "610116001";
-
-/// `fqctl` as an operator of `role`, with `stdin` on its standard input.
-fn fqctl_stdin(
-    pki: &Pki,
-    node: &NodeProc,
-    role: &str,
-    args: &[&str],
-    stdin: &str,
-) -> (i32, String, String) {
-    let (cert, key) = pki.operator(&node.code, role, "zhao");
-    let mut child = Command::new(FQCTL)
-        .args(["--endpoint", &node.url(), "--ca"])
-        .arg(pki.ca())
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run fqctl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
@@ -60,7 +21,7 @@ fn an_admin_keeps_the_console_accounts_with_fqctl() {
     let node = NodeProc::start(&pki, root.path(), NODE);
 
     // With a password from stdin.
-    let (code, out, err) = fqctl_stdin(
+    let (code, out, err) = fqctl_as_stdin(
         &pki,
         &node,
         "admin",
@@ -158,7 +119,7 @@ fn an_admin_keeps_the_console_accounts_with_fqctl() {
         err.contains("INVALID_ARGUMENT") && err.contains("role"),
         "{code} {err}"
     );
-    let (code, _, err) = fqctl_stdin(
+    let (code, _, err) = fqctl_as_stdin(
         &pki,
         &node,
         "admin",

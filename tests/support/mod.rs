@@ -526,3 +526,36 @@ pub fn fqctl_as(pki: &Pki, node: &NodeProc, role: &str, args: &[&str]) -> (i32, 
     all.extend_from_slice(args);
     fqctl(&all)
 }
+
+/// `fqctl` as an operator of `role`, with `stdin` on its standard input.
+pub fn fqctl_as_stdin(
+    pki: &Pki,
+    node: &NodeProc,
+    role: &str,
+    args: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
+    let (cert, key) = pki.operator(&node.code, role, "zhao");
+    let mut child = Command::new(FQCTL)
+        .args(["--endpoint", &node.url(), "--ca"])
+        .arg(pki.ca())
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fqctl");
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
