@@ -28,6 +28,7 @@ pub const DEFAULTS: &str = r#"
 parent = ""
 name = ""
 web_listen = ""
+public_listen = ""
 tier_config = ""
 clock_offset = "0s"
 
@@ -86,6 +87,16 @@ idle_timeout = "30m"
 max_session = "12h"
 lockout = "off"
 require_totp = false
+
+[public]
+tls_cert = ""
+tls_key = ""
+captcha = true
+lookups_per_minute = 10
+case_lookups_per_hour = 20
+submissions_per_hour = 10
+api_submissions_per_minute = 600
+max_connections = 4096
 "#;
 
 /// The compiled-in tier config for a tier.
@@ -107,6 +118,7 @@ struct RawConfig {
     listen: String,
     federation_listen: String,
     web_listen: String,
+    public_listen: String,
     parent: String,
     data_dir: PathBuf,
     /// Read in the first pass of [`load`]; kept here so it is a known key.
@@ -124,6 +136,20 @@ struct RawConfig {
     log: RawLog,
     federation: RawFederation,
     web: RawWeb,
+    public: RawPublic,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublic {
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
+    captcha: bool,
+    lookups_per_minute: u32,
+    case_lookups_per_hour: u32,
+    submissions_per_hour: u32,
+    api_submissions_per_minute: u32,
+    max_connections: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +263,11 @@ pub struct NodeConfig {
     pub web_listen: Option<SocketAddr>,
     /// `[web]`: how console sessions and sign-ins behave.
     pub web: WebConfig,
+    /// `public_listen`: address of the citizens' channel (群众端: the mobile pages and the
+    /// Open311 API; HTTPS, by default with the node's certificate); absent or empty: none.
+    pub public_listen: Option<SocketAddr>,
+    /// `[public]`: the citizens' channel's certificate, captcha and rate limits.
+    pub public: PublicConfig,
     /// `parent`: the parent's federation URL (`https://host:port`); absent or empty at the top.
     pub parent: Option<String>,
     /// `data_dir`: where this node's sled database lives.
@@ -347,6 +378,106 @@ fn web_config(raw: RawWeb) -> Result<WebConfig, ConfigError> {
         max_session,
         lockout: parse_optional_duration("web.lockout", &raw.lockout)?,
         require_totp: raw.require_totp,
+    })
+}
+
+/// The `[public]` section: the citizens' channel (`crate::web::public`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicConfig {
+    /// `tls_cert`, `tls_key`: PEM certificate chain and key for `public_listen`, such as one
+    /// from a public CA that citizens' phones trust; both empty (the default): the node's
+    /// own certificate (`tls.cert`, `tls.key`). One without the other is an error.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `captcha`: an image captcha, made by the node, guards the application form (default
+    /// true; tests turn it off).
+    pub captcha: bool,
+    /// `lookups_per_minute`: progress lookups (pages and Open311 reads) per client address per
+    /// minute (1–10000; default 10). More get HTTP 429 with Retry-After.
+    pub lookups_per_minute: u32,
+    /// `case_lookups_per_hour`: lookups of one case id per hour, from any address (1–10000;
+    /// default 20): guessing one case's code from many addresses is as slow as from one.
+    pub case_lookups_per_hour: u32,
+    /// `submissions_per_hour`: applications through the form per client address per hour
+    /// (1–10000; default 10).
+    pub submissions_per_hour: u32,
+    /// `api_submissions_per_minute`: submissions per API key per minute (1–100000; default
+    /// 600): a hotline's system sends all its citizens' requests from one address.
+    pub api_submissions_per_minute: u32,
+    /// `max_connections`: open connections on `public_listen` (1–[`MAX_CONNECTIONS`]; default
+    /// 4096); the handshake cap and timeout are the node's (`[limits]`).
+    pub max_connections: usize,
+}
+
+impl Default for PublicConfig {
+    fn default() -> PublicConfig {
+        PublicConfig {
+            tls: None,
+            captcha: true,
+            lookups_per_minute: 10,
+            case_lookups_per_hour: 20,
+            submissions_per_hour: 10,
+            api_submissions_per_minute: 600,
+            max_connections: 4096,
+        }
+    }
+}
+
+fn public_config(raw: RawPublic) -> Result<PublicConfig, ConfigError> {
+    let tls = match (
+        raw.tls_cert.as_os_str().is_empty(),
+        raw.tls_key.as_os_str().is_empty(),
+    ) {
+        (true, true) => None,
+        (false, false) => Some((raw.tls_cert, raw.tls_key)),
+        (false, true) => {
+            return Err(invalid(
+                "public.tls_key",
+                "must be set with public.tls_cert",
+            ));
+        }
+        (true, false) => {
+            return Err(invalid(
+                "public.tls_cert",
+                "must be set with public.tls_key",
+            ));
+        }
+    };
+    for (field, v, max) in [
+        ("public.lookups_per_minute", raw.lookups_per_minute, 10_000),
+        (
+            "public.case_lookups_per_hour",
+            raw.case_lookups_per_hour,
+            10_000,
+        ),
+        (
+            "public.submissions_per_hour",
+            raw.submissions_per_hour,
+            10_000,
+        ),
+        (
+            "public.api_submissions_per_minute",
+            raw.api_submissions_per_minute,
+            100_000,
+        ),
+    ] {
+        if !(1..=max).contains(&v) {
+            return Err(invalid(field, format!("must be 1–{max}")));
+        }
+    }
+    if !(1..=MAX_CONNECTIONS).contains(&raw.max_connections) {
+        return Err(invalid(
+            "public.max_connections",
+            format!("must be 1–{MAX_CONNECTIONS}"),
+        ));
+    }
+    Ok(PublicConfig {
+        tls,
+        captcha: raw.captcha,
+        lookups_per_minute: raw.lookups_per_minute,
+        case_lookups_per_hour: raw.case_lookups_per_hour,
+        submissions_per_hour: raw.submissions_per_hour,
+        api_submissions_per_minute: raw.api_submissions_per_minute,
+        max_connections: raw.max_connections,
     })
 }
 
@@ -630,6 +761,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         listen,
         federation_listen,
         web_listen,
+        public_listen,
         parent,
         data_dir,
         tier_config: _,
@@ -645,6 +777,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         log,
         federation: raw_federation,
         web,
+        public,
     } = raw;
     let code = NodeCode::parse(&code).map_err(|e| invalid("code", e))?;
     let listen = parse_addr("listen", &listen)?;
@@ -666,6 +799,22 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         }
     };
     let web = web_config(web)?;
+    let public_listen = match public_listen.trim() {
+        "" => None,
+        addr => {
+            let addr = parse_addr("public_listen", addr)?;
+            if addr.port() != 0
+                && (addr == listen || addr == federation_listen || Some(addr) == web_listen)
+            {
+                return Err(invalid(
+                    "public_listen",
+                    "must differ from `listen`, `federation_listen` and `web_listen`",
+                ));
+            }
+            Some(addr)
+        }
+    };
+    let public = public_config(public)?;
     let parent = match parent.trim() {
         "" => None,
         url if url.starts_with("https://") => Some(url.to_string()),
@@ -770,6 +919,8 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         federation_listen,
         web_listen,
         web,
+        public_listen,
+        public,
         parent,
         data_dir,
         tls: TlsFiles {
@@ -1037,6 +1188,35 @@ key = "node.key"
             err_of(&with("", "idle_timeout = \"2h\"\nmax_session = \"1h\""))
                 .contains("web.max_session")
         );
+    }
+
+    #[test]
+    fn the_public_side_is_off_unless_public_listen_is_set() {
+        let c = load(&write(tempfile::tempdir().unwrap().path(), BASE)).unwrap();
+        assert_eq!(c.public_listen, None);
+        assert_eq!(c.public, PublicConfig::default());
+        assert!(c.public.captcha, "a captcha unless turned off");
+        let with = |top: &str, public: &str| format!("{top}\n{BASE}\n[public]\n{public}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let c = load(&write(
+            dir.path(),
+            &with(
+                "public_listen = \"0.0.0.0:443\"",
+                "captcha = false\ntls_cert = \"pub.pem\"\ntls_key = \"pub.key\"\nlookups_per_minute = 3",
+            ),
+        ))
+        .unwrap();
+        assert_eq!(c.public_listen, Some("0.0.0.0:443".parse().unwrap()));
+        assert!(!c.public.captcha);
+        assert_eq!(c.public.lookups_per_minute, 3);
+        assert_eq!(
+            c.public.tls,
+            Some((PathBuf::from("pub.pem"), PathBuf::from("pub.key")))
+        );
+        assert!(err_of(&with("public_listen = \"127.0.0.1:7400\"", "")).contains("public_listen"));
+        assert!(err_of(&with("", "tls_cert = \"pub.pem\"")).contains("public.tls_key"));
+        assert!(err_of(&with("", "lookups_per_minute = 0")).contains("public.lookups_per_minute"));
+        assert!(err_of(&with("", "max_connections = 0")).contains("public.max_connections"));
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub struct DevOptions {
     /// Folder for PKI, configs, data and profiles.
     pub dir: PathBuf,
     /// First port; node i listens on base+2i (operator) and base+2i+1 (federation), and
-    /// serves its web console on base+10+i. 0 lets the system pick free ports.
+    /// serves its web console on base+10+i and its citizens' pages on base+20+i. 0 lets the
+    /// system pick free ports.
     pub base_port: u16,
 }
 
@@ -130,10 +131,12 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
         let federation = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, offset + 1)));
         let web_offset = u16::try_from(10 + i).unwrap_or(0);
         let web = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, web_offset)));
+        let public_offset = u16::try_from(20 + i).unwrap_or(0);
+        let public = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, public_offset)));
         let node_file = dir.join("nodes").join(format!("{code}.toml"));
         let body = format!(
             "# Written by `fqnode dev`; run this node alone with `fqnode --config {file}`.\n\
-             code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\nweb_listen = \"{web}\"\n\
+             code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\nweb_listen = \"{web}\"\npublic_listen = \"{public}\"\n\
              parent = \"{parent}\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[early_warning]\nperson_key_file = \"{person_key}\"\n",
             person_key = person_key.display(),
             file = node_file.display(),
@@ -225,6 +228,16 @@ impl DevFederation {
             "  登录 sign in: {} · 密码 password {DEV_PASSWORD}\n",
             logins.join(" ")
         ));
+        s.push_str("\n  群众端 citizens' pages (申请调解 apply, 查询进度 look up; Open311 under /open311/v2/):\n");
+        for (n, _) in &self.nodes {
+            if let Some(public) = n.addrs.public {
+                s.push_str(&format!(
+                    "    {tier} {code:<13} https://{public}/\n",
+                    tier = crate::cli::render::pad(n.state.code.tier().label_zh(), 4),
+                    code = n.state.code,
+                ));
+            }
+        }
         s
     }
 

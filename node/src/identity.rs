@@ -175,7 +175,7 @@ pub enum Action {
     ExportReport,
     /// Keep a case's "六个一" plan and progress table.
     PlanCase,
-    /// Keep the node's console accounts (账号管理).
+    /// Keep the node's console accounts (账号管理) and the keys of its Open311 API.
     ManageUsers,
     /// List who viewed personal data (查阅记录).
     ReadAccessLog,

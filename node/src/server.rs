@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use fengqiao_proto::v1::api_key_service_server::ApiKeyServiceServer;
 use fengqiao_proto::v1::case_service_server::CaseServiceServer;
 use fengqiao_proto::v1::federation_service_server::FederationServiceServer;
 use fengqiao_proto::v1::stats_exchange_server::StatsExchangeServer;
@@ -36,7 +37,7 @@ use crate::service::NodeState;
 use crate::service::case::CaseApi;
 use crate::service::exchange::ExchangeApi;
 use crate::service::stats::StatsApi;
-use crate::service::users::UserApi;
+use crate::service::users::{ApiKeyApi, UserApi};
 use crate::stats::node::StatsNode;
 use crate::storage::{PersonKey, Store, StoreOptions};
 use crate::tls;
@@ -83,6 +84,8 @@ pub struct Addrs {
     pub federation_listen: SocketAddr,
     /// The web console's address, if the node serves one (`web_listen`).
     pub web: Option<SocketAddr>,
+    /// The citizens' channel's address, if the node serves one (`public_listen`).
+    pub public: Option<SocketAddr>,
 }
 
 /// A started node.
@@ -105,6 +108,9 @@ impl RunningNode {
         );
         if let Some(web) = self.addrs.web {
             line.push_str(&format!(" web={web}"));
+        }
+        if let Some(public) = self.addrs.public {
+            line.push_str(&format!(" public={public}"));
         }
         line
     }
@@ -199,6 +205,16 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let server_tls = tls::server_rustls_config(&cfg.tls)?;
     let web_tls = match cfg.web_listen {
         Some(_) => Some(tls::web_rustls_config(&cfg.tls)?),
+        None => None,
+    };
+    let public_tls = match cfg.public_listen {
+        Some(_) => Some(tls::public_rustls_config(
+            &cfg.tls,
+            cfg.public
+                .tls
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path())),
+        )?),
         None => None,
     };
     let limits = Limits {
@@ -304,8 +320,21 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         })?),
         None => None,
     };
+    let public_listener = match cfg.public_listen {
+        Some(addr) => Some((bind("public_listen", addr).await?, addr)),
+        None => None,
+    };
+    let public = match &public_listener {
+        Some((l, addr)) => Some(l.local_addr().map_err(|source| ServerError::Bind {
+            what: "public_listen",
+            addr: *addr,
+            source,
+        })?),
+        None => None,
+    };
     let addrs = Addrs {
         web,
+        public,
         listen: api_listener
             .local_addr()
             .map_err(|source| ServerError::Bind {
@@ -345,6 +374,9 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let user_svc = UserServiceServer::new(UserApi::new(state.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
+    let api_key_svc = ApiKeyServiceServer::new(ApiKeyApi::new(state.clone()))
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
     let exchange_svc = StatsExchangeServer::new(ExchangeApi::new(state.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
@@ -359,6 +391,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(case_svc)
         .add_service(stats_svc)
         .add_service(user_svc)
+        .add_service(api_key_svc)
         .serve_with_incoming_shutdown(
             listener::incoming(
                 "listen",
@@ -413,6 +446,20 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             shutdown_rx.clone(),
         ));
     }
+    // The citizens' channel, likewise; its own connection cap (many phones).
+    if let (Some((listener, _)), Some(tls)) = (public_listener, public_tls) {
+        background.extend(crate::web::public::spawn(
+            crate::app::App::new(state.clone()),
+            cfg.public.clone(),
+            listener,
+            tls,
+            Limits {
+                max_connections: cfg.public.max_connections,
+                ..limits
+            },
+            shutdown_rx.clone(),
+        ));
+    }
     if let Some(channel) = parent_channel {
         background.push(crate::stats::push::spawn(
             stats,
@@ -425,7 +472,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             shutdown_rx.clone(),
         ));
     }
-    tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, web = ?addrs.web, "node serving");
+    tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, web = ?addrs.web, public = ?addrs.public, "node serving");
     Ok(RunningNode {
         addrs,
         state,

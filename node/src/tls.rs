@@ -191,6 +191,33 @@ pub fn web_rustls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, 
     Ok(Arc::new(config))
 }
 
+/// The citizens' channel (`public_listen`): like [`web_rustls_config`], with the node's own
+/// certificate, or with `cert` and `key` (PEM; a chain from a public CA that phones trust).
+pub fn public_rustls_config(
+    files: &TlsFiles,
+    own: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let Some((cert, key_path)) = own else {
+        return web_rustls_config(files);
+    };
+    let chain = certificates(cert, &read(cert)?)?;
+    check_validity(cert, &chain[0])?;
+    let key = PrivateKeyDer::from_pem_slice(&read(key_path)?).map_err(|e| TlsError::Pem {
+        path: key_path.to_path_buf(),
+        reason: format!("no usable private key: {e}"),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| TlsError::Pem {
+            path: key_path.to_path_buf(),
+            reason: format!("unusable certificate or key: {e}"),
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Server side with tonic's own TLS: present `cert`/`key` and require a client certificate
 /// chaining to `ca`. (The node's listeners use [`server_rustls_config`] instead.)
 pub fn server_tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, TlsError> {

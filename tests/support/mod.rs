@@ -95,6 +95,8 @@ pub struct NodeProc {
     pub federation_listen: SocketAddr,
     /// The web console's address, when the config sets `web_listen`.
     pub web: Option<SocketAddr>,
+    /// The citizens' channel's address, when the config sets `public_listen`.
+    pub public: Option<SocketAddr>,
     child: Option<Child>,
     pub stderr_log: PathBuf,
 }
@@ -161,6 +163,10 @@ impl NodeProc {
             web: line
                 .split_whitespace()
                 .find_map(|kv| kv.strip_prefix("web="))
+                .and_then(|v| v.parse().ok()),
+            public: line
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("public="))
                 .and_then(|v| v.parse().ok()),
             child: Some(child),
             stderr_log,
@@ -274,6 +280,9 @@ pub struct NodeOpts {
     pub env: Vec<(String, String)>,
     /// Serve the web console on a free port (`web_listen`).
     pub web: bool,
+    /// Serve the citizens' channel on a free port (`public_listen`), without its captcha
+    /// unless `extra` has a `[public]` section of its own.
+    pub public: bool,
 }
 
 /// Fast link settings for tests: short backoff so repaired links recover quickly.
@@ -284,18 +293,22 @@ pub const FAST_LINKS: &str =
 pub fn write_config(pki: &Pki, root: &Path, code: &str, opts: &NodeOpts) -> PathBuf {
     let (cert, key) = pki.node(code);
     let config = root.join(format!("{code}.toml"));
-    let extra = if opts.extra.is_empty() {
-        FAST_LINKS
+    let mut extra = if opts.extra.is_empty() {
+        FAST_LINKS.to_owned()
     } else {
-        opts.extra.as_str()
+        opts.extra.clone()
     };
+    if opts.public && !extra.contains("[public]") {
+        extra.push_str("\n[public]\ncaptcha = false\n");
+    }
     std::fs::write(
         &config,
         format!(
-            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{port}\"\n{web}\
+            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{port}\"\n{web}{public}\
              parent = \"{parent}\"\ndata_dir = \"{data}\"\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n{extra}",
             port = opts.federation_port,
             web = if opts.web { "web_listen = \"127.0.0.1:0\"\n" } else { "" },
+            public = if opts.public { "public_listen = \"127.0.0.1:0\"\n" } else { "" },
             parent = opts.parent.clone().unwrap_or_default(),
             data = root.join(format!("data-{code}")).display(),
             ca = pki.ca().display(),

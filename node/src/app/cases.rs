@@ -32,9 +32,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
 
 /// Alphabet of citizen lookup codes: no 0/O, 1/I/L, so they survive being read over the phone.
-const LOOKUP_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+pub(crate) const LOOKUP_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 /// 12 symbols of 31: about 59 bits, unguessable.
-const LOOKUP_LEN: usize = 12;
+pub(crate) const LOOKUP_LEN: usize = 12;
 
 fn new_lookup_code() -> String {
     let mut rng = rand::rng();
@@ -109,10 +109,20 @@ impl App {
     pub async fn register(&self, who: &Identity, new: NewCase) -> Result<Shown, Error> {
         self.authorize(who, Action::RegisterCase)?;
         validate::validate_new_case(&new)?;
+        let case = self.register_by(who.uri(), new).await?;
+        Ok(self.shown(who, case))
+    }
+
+    /// Registers `new` (validated by the caller) in the name of `actor` (an identity URI, or
+    /// the citizens' channel's actor): the one registration of every channel.
+    pub(crate) async fn register_by(
+        &self,
+        actor: String,
+        new: NewCase,
+    ) -> Result<crate::domain::Case, Error> {
         let now = self.now();
         let day = machine::china_day(now);
         let node = self.state.code.as_str().to_string();
-        let actor = who.uri();
         let deadlines = self.state.deadlines.clone();
         // A fresh lookup code colliding with an existing one is astronomically rare (59 bits),
         // but it is retried rather than reported as a failure.
@@ -159,7 +169,7 @@ impl App {
         } else {
             tracing::info!("repeated registration: original case returned");
         }
-        Ok(self.shown(who, case))
+        Ok(case)
     }
 
     /// Registers a case taken through a form (the console's 登记, the citizens' channel):
@@ -260,8 +270,19 @@ impl App {
         cmd: Command,
     ) -> Result<Shown, Error> {
         self.authorize(who, action_of(&cmd)?)?;
+        let case = self.command_by(who.uri(), case_id, cmd).await?;
+        Ok(self.shown(who, case))
+    }
+
+    /// Applies `cmd` to case `case_id` owned here in the name of `actor` (authorized by the
+    /// caller), durably, with the rules' post-step in the same transaction.
+    pub(crate) async fn command_by(
+        &self,
+        actor: String,
+        case_id: &str,
+        cmd: Command,
+    ) -> Result<crate::domain::Case, Error> {
         let node = self.state.code.as_str().to_string();
-        let actor = who.uri();
         let deadlines: Deadlines = self.state.deadlines.clone();
         let policy = self.state.policy.clone();
         let now = self.now();
@@ -279,7 +300,7 @@ impl App {
                 Ok(alert::after_command(case, next, events, &ctx, &policy))
             })
             .await?;
-        Ok(self.shown(who, case))
+        Ok(case)
     }
 
     /// Who viewed personal data here, newest first (at most `limit`, 1–[`MAX_ACCESS`]; 0:

@@ -6,10 +6,12 @@
 //! type ([`Error`], mapped once to gRPC codes in `crate::error`). Adapters decode requests and
 //! encode answers, nothing else: no rule lives in them.
 
+pub mod apikeys;
 pub mod cases;
 pub mod console;
 pub mod console_views;
 pub mod moves;
+pub mod public;
 pub mod search;
 pub mod stats;
 pub mod users;

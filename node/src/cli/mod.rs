@@ -10,6 +10,7 @@
 //! or local input (flags, profile, files); 3 the node could not be reached (connect, TLS,
 //! UNAVAILABLE).
 
+pub mod apikey_cmd;
 pub mod case_cmd;
 pub mod connect;
 pub mod links_cmd;
@@ -91,6 +92,10 @@ pub enum Command {
     /// 账号: the node's console accounts (admin certificate).
     #[command(subcommand)]
     User(user_cmd::UserCommand),
+    /// 接口密钥: keys of the Open311 API for the 12348 hotline, mini-programs, courts (admin
+    /// certificate).
+    #[command(subcommand)]
+    Apikey(apikey_cmd::ApiKeyCommand),
 }
 
 /// A failure of one fqctl invocation, with its exit code.
@@ -142,6 +147,7 @@ pub async fn run() -> ExitCode {
         Command::Health => case_cmd::health(&cli).await,
         Command::Links => links_cmd::run(&cli).await,
         Command::User(cmd) => user_cmd::run(&cli, cmd).await,
+        Command::Apikey(cmd) => apikey_cmd::run(&cli, cmd).await,
         Command::Audit(args) => oversight_cmd::audit(&cli, args).await,
     };
     match result {

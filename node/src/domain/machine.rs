@@ -377,6 +377,14 @@ fn lifecycle(case: &Case, next: &mut Case, ctx: &Ctx, cmd: &Command) -> Option<D
     Some(draft)
 }
 
+/// The handler named by the detail of an [`EventKind::Assigned`] event (as `lifecycle` writes
+/// it: "派单给HANDLER" up to the first "，").
+pub fn assigned_handler(detail: &str) -> Option<&str> {
+    let rest = detail.strip_prefix("派单给")?;
+    let handler = rest.split('，').next().unwrap_or(rest);
+    (!handler.is_empty()).then_some(handler)
+}
+
 /// `。label：notes` with personal data redacted, or nothing for blank notes.
 fn notes_suffix(label: &str, notes: &str, case: &Case) -> String {
     if notes.trim().is_empty() {

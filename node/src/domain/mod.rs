@@ -20,6 +20,7 @@
 //! timestamps are UTC milliseconds, and "the day" of a case id is the day in China (UTC+8).
 
 pub mod alert;
+pub mod apikeys;
 pub mod audit;
 pub mod calendar;
 pub mod machine;

@@ -1,4 +1,4 @@
-//! `fengqiao.v1.UserService`: the node's console accounts, an adapter over `crate::app::users`
+//! `fengqiao.v1.UserService` and `ApiKeyService`: the node's console accounts and API keys, an adapter over `crate::app::users`
 //! (only an admin operator of this node: the application layer checks).
 
 use fengqiao_proto::v1 as pb;
@@ -8,6 +8,8 @@ use super::SharedState;
 use crate::app::App;
 use crate::app::users::{Account, Issued, role_named};
 use crate::convert;
+use crate::domain::Channel;
+use crate::domain::apikeys::ApiKey;
 use crate::domain::users::User;
 use crate::tls::peer_identity;
 
@@ -112,5 +114,68 @@ impl pb::user_service_server::UserService for UserApi {
             .reset_password(&who, &username, given(password))
             .await?;
         Ok(Response::new(issued_to_proto(&issued)))
+    }
+}
+
+/// `fengqiao.v1.ApiKeyService`: the keys of the node's Open311 API, an adapter over
+/// `crate::app::apikeys` (only an admin operator of this node).
+pub struct ApiKeyApi {
+    app: App,
+}
+
+impl ApiKeyApi {
+    pub fn new(state: SharedState) -> Self {
+        ApiKeyApi {
+            app: App::new(state),
+        }
+    }
+}
+
+fn api_key_to_proto(k: &ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        name: k.name.clone(),
+        channel: pb::Channel::from(k.channel) as i32,
+        created_at: Some(convert::ts_to_proto(k.created_at)),
+        created_by: k.created_by.clone(),
+        revoked_at: k.revoked_at.map(convert::ts_to_proto),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
+    async fn add_api_key(
+        &self,
+        req: Request<pb::AddApiKeyRequest>,
+    ) -> Result<Response<pb::IssuedApiKey>, Status> {
+        let who = peer_identity(&req)?;
+        let pb::AddApiKeyRequest { name, channel } = req.into_inner();
+        let channel = convert::optional::<pb::Channel, Channel>("channel", channel)?
+            .unwrap_or(Channel::Online);
+        let issued = self.app.add_api_key(&who, &name, channel).await?;
+        Ok(Response::new(pb::IssuedApiKey {
+            api_key: Some(api_key_to_proto(&issued.key)),
+            key: issued.secret,
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        req: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ApiKeys>, Status> {
+        let who = peer_identity(&req)?;
+        let keys = self.app.list_api_keys(&who)?;
+        Ok(Response::new(pb::ApiKeys {
+            api_keys: keys.iter().map(api_key_to_proto).collect(),
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        req: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let who = peer_identity(&req)?;
+        let name = req.into_inner().name;
+        let key = self.app.revoke_api_key(&who, &name).await?;
+        Ok(Response::new(api_key_to_proto(&key)))
     }
 }

@@ -71,6 +71,8 @@ pub(crate) enum ValueKind {
     LoginState = 28,
     /// A console session ([`crate::domain::users::Session`]).
     Session = 29,
+    /// An Open311 API key ([`crate::domain::apikeys::ApiKey`]).
+    ApiKey = 30,
 }
 
 impl ValueKind {
@@ -99,7 +101,8 @@ impl ValueKind {
             | ValueKind::User
             | ValueKind::Access
             | ValueKind::LoginState
-            | ValueKind::Session => 1,
+            | ValueKind::Session
+            | ValueKind::ApiKey => 1,
         }
     }
 }

@@ -148,6 +148,9 @@ trees! {
     /// handler ‖ 0x00 ‖ case id → (): the cases in work (accepted or in mediation)
     /// dispatched to each department or mediator (派单), for the console's 派给我的.
     ByHandler => "handler_caseid" = 0x1E,
+    /// key name → [`crate::domain::apikeys::ApiKey`]: the keys of the systems that submit
+    /// cases through the Open311 API.
+    ApiKeys => "keyname_apikey" = 0x1F,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer

@@ -364,6 +364,14 @@ impl Store {
         self.read_case(id.as_bytes())
     }
 
+    /// The id of the case the registration with idempotency key `key` made, if any.
+    pub fn case_id_by_idempotency_key(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.tree(TreeId::Idempotency)
+            .get(key)?
+            .map(|v| codec::decode(ValueKind::CaseId, TreeId::Idempotency, key.as_bytes(), &v))
+            .transpose()
+    }
+
     /// The case a citizen's lookup code (查询码) refers to.
     pub fn case_by_lookup_code(&self, code: &str) -> Result<Option<Case>, StorageError> {
         let Some(bytes) = self.tree(TreeId::LookupCodes).get(code)? else {

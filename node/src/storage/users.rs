@@ -1,11 +1,13 @@
-//! The node's console accounts, one value per username.
+//! The node's console accounts, one value per username, their sign-in state and sessions,
+//! and the keys of the Open311 API.
 
 use super::change::abort;
 use super::codec::ValueKind;
 use super::keys::TreeId;
 use super::{StorageError, Store, WriteError};
-use crate::domain::DomainError;
+use crate::domain::apikeys::ApiKey;
 use crate::domain::users::{LoginState, Session, User};
+use crate::domain::{DomainError, Timestamp};
 
 impl Store {
     /// The account `username`, if any.
@@ -175,6 +177,75 @@ impl Store {
                         tx.remove(TreeId::Sessions, k)?;
                     }
                     Ok(gone.len())
+                })
+            })
+            .await
+    }
+}
+
+/// The keys of the Open311 API.
+impl Store {
+    /// The key named `name`, if any (revoked ones too).
+    pub fn api_key(&self, name: &str) -> Result<Option<ApiKey>, StorageError> {
+        self.tree(TreeId::ApiKeys)
+            .get(name.as_bytes())?
+            .map(|v| super::codec::decode(ValueKind::ApiKey, TreeId::ApiKeys, name.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Every key, by name.
+    pub fn api_keys(&self) -> Result<Vec<ApiKey>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree(TreeId::ApiKeys).iter() {
+            let (key, value) = item?;
+            out.push(super::codec::decode(
+                ValueKind::ApiKey,
+                TreeId::ApiKeys,
+                &key,
+                &value,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Stores a new key; a name in use (revoked keys included: the cases they submitted name
+    /// them) is FAILED_PRECONDITION.
+    pub async fn add_api_key(&self, key: ApiKey) -> Result<ApiKey, WriteError> {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    let name = key.name.as_bytes();
+                    if tx.get(TreeId::ApiKeys, name)?.is_some() {
+                        return Err(abort(WriteError::Domain(DomainError::Precondition(
+                            format!("an API key named {} exists already", key.name),
+                        ))));
+                    }
+                    tx.insert_encoded(TreeId::ApiKeys, ValueKind::ApiKey, name, &key)?;
+                    Ok(key.clone())
+                })
+            })
+            .await
+    }
+
+    /// Marks key `name` revoked at `at` (a key revoked already keeps its first revocation);
+    /// [`WriteError::NotFound`] if none.
+    pub async fn revoke_api_key(&self, name: String, at: Timestamp) -> Result<ApiKey, WriteError> {
+        let secret = self.inner.secret.clone();
+        self.inner
+            .writer
+            .submit(move |trees| {
+                trees.transaction(&secret, |tx| {
+                    let key = name.as_bytes();
+                    let Some(mut stored): Option<ApiKey> =
+                        tx.get_decoded(TreeId::ApiKeys, ValueKind::ApiKey, key)?
+                    else {
+                        return Err(abort(WriteError::NotFound(name.clone())));
+                    };
+                    stored.revoked_at.get_or_insert(at);
+                    tx.insert_encoded(TreeId::ApiKeys, ValueKind::ApiKey, key, &stored)?;
+                    Ok(stored)
                 })
             })
             .await

@@ -17,6 +17,7 @@
 mod assets;
 mod forms;
 mod pages;
+pub mod public;
 mod session;
 mod view;
 
@@ -28,11 +29,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
+use tonic::transport::server::Connected;
+use tower::ServiceExt;
 
 use crate::app::App;
 use crate::listener::{self, Limits};
@@ -63,7 +65,7 @@ pub fn router(app: App) -> Router {
         .with_state(web)
 }
 
-async fn security_headers(mut res: Response) -> Response {
+pub(crate) async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -88,6 +90,11 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
+/// The address a request came from (the TCP peer: proxies are not trusted), in every request's
+/// extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// Serves the console on `listener` until `shutdown` turns true.
 pub fn spawn(
     app: App,
@@ -96,10 +103,22 @@ pub fn spawn(
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let service = TowerToHyperService::new(router(app));
+    serve("web_listen", router(app), listener, tls, limits, shutdown)
+}
+
+/// Serves `router` over HTTPS (HTTP/1.1) on `listener` until `shutdown` turns true, with the
+/// listener's caps and [`HEADER_TIMEOUT`]; each request carries its [`ClientAddr`].
+pub(crate) fn serve(
+    what: &'static str,
+    router: Router,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut incoming = std::pin::pin!(listener::incoming(
-            "web_listen",
+            what,
             listener,
             tls,
             limits,
@@ -107,7 +126,21 @@ pub fn spawn(
         ));
         while let Some(stream) = incoming.next().await {
             let Ok(stream) = stream else { continue };
-            let service = service.clone();
+            let client = ClientAddr(
+                stream
+                    .get_ref()
+                    .0
+                    .connect_info()
+                    .remote_addr()
+                    .unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            );
+            let router = router.clone();
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(client);
+                    router.clone().oneshot(req)
+                },
+            );
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 let conn = hyper::server::conn::http1::Builder::new()
@@ -119,7 +152,7 @@ pub fn spawn(
                 tokio::select! {
                     r = conn.as_mut() => {
                         if let Err(e) = r {
-                            tracing::debug!(error = %e, "console connection ended");
+                            tracing::debug!(listener = what, error = %e, "connection ended");
                         }
                     }
                     _ = async { let _ = stop.wait_for(|s| *s).await; } => {
