@@ -13,7 +13,8 @@
 //! compare across runs.
 //!
 //! `fqbench escalate` and `fqbench drain` measure the federation (see `fqbench/federation.rs`),
-//! `fqbench console` the web console's pages (see `fqbench/console.rs`).
+//! `fqbench console` the web console's pages (see `fqbench/console.rs`), `fqbench public` the
+//! citizens' channel (see `fqbench/public.rs`).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -33,6 +34,8 @@ mod console;
 mod federation;
 #[path = "fqbench/floor.rs"]
 mod floor;
+#[path = "fqbench/public.rs"]
+mod public;
 
 // The allocator fqnode runs with, so that `floor` measures sled as the node runs it.
 #[global_allocator]
@@ -100,6 +103,16 @@ enum Bench {
         /// Requests per page.
         #[arg(long, default_value_t = 500)]
         samples: usize,
+    },
+    /// The citizens' channel: Open311 submissions and lookups against its static stylesheet,
+    /// and the node's memory under `--idle` idle connections (see `fqbench/public.rs`).
+    Public {
+        /// Requests per phase.
+        #[arg(long, default_value_t = 5_000)]
+        requests: usize,
+        /// Idle connections held open at the end.
+        #[arg(long, default_value_t = 10_000)]
+        idle: usize,
     },
     /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 8 a
     /// registration writes (the floor under RegisterCase; uses --warmup and --duration).
@@ -244,6 +257,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(Bench::Floor { batch }) => return floor::run(batch, args.warmup, args.duration),
         Some(Bench::Console { cases, samples }) => {
             return console::run(fqnode, cases, samples, args.concurrency)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error> { e });
+        }
+        Some(Bench::Public { requests, idle }) => {
+            return public::run(fqnode, requests, idle, args.concurrency)
                 .await
                 .map_err(|e| -> Box<dyn std::error::Error> { e });
         }

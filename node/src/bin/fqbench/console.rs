@@ -25,7 +25,7 @@ use tokio_rustls::client::TlsStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-struct Node(Child);
+pub(crate) struct Node(pub(crate) Child);
 
 impl Drop for Node {
     fn drop(&mut self) {
@@ -35,18 +35,18 @@ impl Drop for Node {
 }
 
 /// One kept-alive HTTPS connection speaking HTTP/1.1, with a session cookie.
-struct Http {
+pub(crate) struct Http {
     stream: BufReader<TlsStream<TcpStream>>,
     cookies: Vec<(String, String)>,
 }
 
-struct Answer {
-    status: u16,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 impl Http {
-    async fn connect(addr: &str, ca: &std::path::Path) -> Result<Http, BoxError> {
+    pub(crate) async fn connect(addr: &str, ca: &std::path::Path) -> Result<Http, BoxError> {
         let mut roots = rustls::RootCertStore::empty();
         let pem = std::fs::read(ca)?;
         for cert in rustls_pemfile_certs(&pem)? {
@@ -70,7 +70,12 @@ impl Http {
         })
     }
 
-    async fn request(&mut self, method: &str, path: &str, body: &str) -> Result<Answer, BoxError> {
+    pub(crate) async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<Answer, BoxError> {
         let cookie = self
             .cookies
             .iter()
@@ -137,7 +142,7 @@ fn rustls_pemfile_certs(
     Ok(rustls::pki_types::CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>()?)
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
