@@ -17,14 +17,12 @@
 //! citizens' channel (see `fqbench/public.rs`).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use fengqiao_node::code::NodeCode;
 use fengqiao_node::identity::Role;
-use fengqiao_node::{pki, tls};
+use fengqiao_node::tls;
 use fengqiao_proto::v1 as pb;
 use tonic::transport::Channel;
 
@@ -34,6 +32,8 @@ mod console;
 mod federation;
 #[path = "fqbench/floor.rs"]
 mod floor;
+#[path = "fqbench/node.rs"]
+mod node;
 #[path = "fqbench/public.rs"]
 mod public;
 
@@ -267,57 +267,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Some(Bench::Register) | None => {}
     }
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path();
-    let code = NodeCode::parse(&args.code)?;
-    pki::init_ca(dir)?;
-    let node_cert = pki::issue_node(dir, &code, &[])?;
-    let op = pki::issue_operator(dir, &code, Role::Intake, "bench")?;
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:0\"\n\
-             data_dir = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n[log]\nlevel = \"warn\"\n",
-            dir.join("data").display(),
-            dir.join("ca.pem").display(),
-            node_cert.cert.display(),
-            node_cert.key.display()
-        ),
-    )?;
-    let mut child = Command::new(&fqnode)
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", fqnode.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with("fengqiao-ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let ready = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| "fqnode did not start within 60 s")?;
-    let listen = ready
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("listen="))
-        .ok_or("no listen address in ready line")?
-        .to_string();
-    let files = tls::TlsFiles {
-        ca: dir.join("ca.pem"),
-        cert: op.cert.clone(),
-        key: op.key.clone(),
-    };
+    let node = node::BenchNode::start(&fqnode, &args.code, "", "")
+        .map_err(|e| -> Box<dyn std::error::Error> { e })?;
+    let listen = node
+        .addr("listen")
+        .map_err(|e| -> Box<dyn std::error::Error> { e })?;
+    let files = node
+        .operator(Role::Intake, "bench")
+        .map_err(|e| -> Box<dyn std::error::Error> { e })?;
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(tls::connect(&format!("https://{listen}"), &files).await?);
@@ -362,7 +319,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         register.rate() / health.rate().max(1.0)
     );
 
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(node);
     Ok(())
 }

@@ -9,13 +9,11 @@
 //! events, 统计.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use fengqiao_node::code::NodeCode;
 use fengqiao_node::identity::Role;
-use fengqiao_node::{pki, tls};
+use fengqiao_node::tls;
 use fengqiao_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -23,16 +21,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::node::BenchNode;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-pub(crate) struct Node(pub(crate) Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One kept-alive HTTPS connection speaking HTTP/1.1, with a session cookie.
 pub(crate) struct Http {
@@ -184,64 +175,18 @@ pub async fn run(
     samples: usize,
     concurrency: usize,
 ) -> Result<(), BoxError> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path();
-    let code = NodeCode::parse("610116001001")?;
-    pki::init_ca(dir)?;
-    let node_cert = pki::issue_node(dir, &code, &[])?;
-    let director = pki::issue_operator(dir, &code, Role::Director, "bench")?;
-    let admin = pki::issue_operator(dir, &code, Role::Admin, "bench")?;
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:0\"\n\
-             web_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-             [log]\nlevel = \"warn\"\n[storage]\ncache_capacity_mb = 64\n",
-            dir.join("data").display(),
-            dir.join("ca.pem").display(),
-            node_cert.cert.display(),
-            node_cert.key.display()
-        ),
+    let node = BenchNode::start(
+        &fqnode,
+        "610116001001",
+        "web_listen = \"127.0.0.1:0\"",
+        "[storage]\ncache_capacity_mb = 64",
     )?;
-    let mut child = Command::new(&fqnode)
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", fqnode.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let _node = Node(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with("fengqiao-ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let ready = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| "fqnode did not start within 60 s")?;
-    let field = |name: &str| -> Result<String, BoxError> {
-        Ok(ready
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .ok_or_else(|| format!("no {name} in the ready line"))?
-            .to_owned())
-    };
-    let (listen, web) = (field("listen")?, field("web")?);
-    let files = |cert: &pki::IssuedPaths| tls::TlsFiles {
-        ca: dir.join("ca.pem"),
-        cert: cert.cert.clone(),
-        key: cert.key.clone(),
-    };
-    let channel = tls::connect(&format!("https://{listen}"), &files(&director)).await?;
+    let (listen, web) = (node.addr("listen")?, node.addr("web")?);
+    let channel = tls::connect(
+        &format!("https://{listen}"),
+        &node.operator(Role::Director, "bench")?,
+    )
+    .await?;
 
     // Fill the node.
     let started = Instant::now();
@@ -293,7 +238,11 @@ pub async fn run(
         .await?;
     }
     let mut users = pb::user_service_client::UserServiceClient::new(
-        tls::connect(&format!("https://{listen}"), &files(&admin)).await?,
+        tls::connect(
+            &format!("https://{listen}"),
+            &node.operator(Role::Admin, "bench")?,
+        )
+        .await?,
     );
     users
         .add_user(pb::AddUserRequest {
@@ -305,7 +254,7 @@ pub async fn run(
         .await?;
 
     // Sign in like a browser.
-    let mut http = Http::connect(&web, &dir.join("ca.pem")).await?;
+    let mut http = Http::connect(&web, &node.ca()).await?;
     let login = http.request("GET", "/login", "").await?;
     let csrf = login
         .body

@@ -14,18 +14,17 @@
 //! open-files limit above `--idle` (`ulimit -n`).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fengqiao_node::code::NodeCode;
 use fengqiao_node::identity::Role;
-use fengqiao_node::{pki, tls};
+use fengqiao_node::tls;
 use fengqiao_proto::v1 as pb;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::console::{Http, Node, pct};
+use super::console::{Http, pct};
+use super::node::BenchNode;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -119,66 +118,18 @@ pub async fn run(
     idle: usize,
     concurrency: usize,
 ) -> Result<(), BoxError> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path();
-    let code = NodeCode::parse("610116001001")?;
-    pki::init_ca(dir)?;
-    let node_cert = pki::issue_node(dir, &code, &[])?;
-    let admin = pki::issue_operator(dir, &code, Role::Admin, "bench")?;
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:0\"\n\
-             public_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-             [log]\nlevel = \"warn\"\n[early_warning]\nrepeat_person_cases = 0\nrespondent_open_cases = 0\n\
-             [public]\ncaptcha = false\nlookups_per_minute = 10000\ncase_lookups_per_hour = 10000\n\
-             submissions_per_hour = 10000\napi_submissions_per_minute = 100000\nmax_connections = 16384\n",
-            dir.join("data").display(),
-            dir.join("ca.pem").display(),
-            node_cert.cert.display(),
-            node_cert.key.display()
-        ),
+    let node = BenchNode::start(
+        &fqnode,
+        "610116001001",
+        "public_listen = \"127.0.0.1:0\"",
+        "[early_warning]\nrepeat_person_cases = 0\nrespondent_open_cases = 0\n\
+         [public]\ncaptcha = false\nlookups_per_minute = 10000\ncase_lookups_per_hour = 10000\n\
+         submissions_per_hour = 10000\napi_submissions_per_minute = 100000\nmax_connections = 16384",
     )?;
-    let mut child = Command::new(&fqnode)
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", fqnode.display()))?;
-    let pid = child.id();
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let _node = Node(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with("fengqiao-ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let ready = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| "fqnode did not start within 60 s")?;
-    let field = |name: &str| -> Result<String, BoxError> {
-        Ok(ready
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .ok_or_else(|| format!("no {name} in the ready line"))?
-            .to_owned())
-    };
-    let (listen, public) = (field("listen")?, field("public")?);
-    let ca = dir.join("ca.pem");
-    let files = tls::TlsFiles {
-        ca: ca.clone(),
-        cert: admin.cert.clone(),
-        key: admin.key.clone(),
-    };
+    let pid = node.pid();
+    let (listen, public) = (node.addr("listen")?, node.addr("public")?);
+    let ca = node.ca();
+    let files = node.operator(Role::Admin, "bench")?;
     let mut keys = pb::api_key_service_client::ApiKeyServiceClient::new(
         tls::connect(&format!("https://{listen}"), &files).await?,
     );
