@@ -471,3 +471,30 @@ async fn open311_with_an_independent_client() {
     // Lookups are limited: 429 with Retry-After.
     open311(&python, &pki.ca(), &["limited", &root311]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_captcha_guards_the_form() {
+    init();
+    let python = georeport_python();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    // The default [public] section: the captcha on.
+    let node = NodeProc::start_with(
+        &pki,
+        root.path(),
+        VILLAGE,
+        &NodeOpts {
+            public: true,
+            extra: format!("{FAST_LINKS}\n[public]\n"),
+            ..NodeOpts::default()
+        },
+    );
+    open311(&python, &pki.ca(), &["captcha", &base(&node)]);
+    let mut c = operator_client(&pki, &node, VILLAGE, "director", "check").await;
+    assert!(
+        list_all(&mut c, pb::ListCasesRequest::default())
+            .await
+            .is_empty(),
+        "nothing saved without the captcha's answer"
+    );
+}

@@ -9,6 +9,8 @@ checks what it can on its own, prints one JSON value for the Rust test, and exit
     open311_client.py status ROOT ID           -> the request
     open311_client.py refused ROOT KEY         -> {} once a POST with KEY is refused (403)
     open311_client.py limited ROOT             -> {} once lookups get 429 with Retry-After
+    open311_client.py captcha BASE             -> {} once the form showed a captcha and refused
+                                                  a wrong answer (the node's pages, not Open311)
 """
 
 import json
@@ -106,9 +108,41 @@ def limited(root):
     raise AssertionError("200 lookups were never limited")
 
 
+def hidden(page, name):
+    marker = f'name="{name}" value="'
+    assert marker in page, f"no {name} in the form"
+    return page.split(marker, 1)[1].split('"', 1)[0]
+
+
+def captcha(base):
+    session = requests.Session()
+    page = session.get(f"{base}/apply", timeout=30).text
+    assert 'src="data:image/png;base64,iVBORw0KGgo' in page, "no captcha image"
+    assert '<label for="captcha">' in page, "no captcha field"
+    fields = {
+        "csrf": hidden(page, "csrf"),
+        "form_id": hidden(page, "form_id"),
+        "captcha_id": hidden(page, "captcha_id"),
+        "captcha": "wrong",
+        "name": "赵六",
+        "phone": "13700005678",
+        "category": "1",
+        "summary": "拖欠工资",
+        "consent": "yes",
+    }
+    r = session.post(f"{base}/apply", data=fields, timeout=30)
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert "验证码" in r.text and "赵六" in r.text, "refused, with what was typed kept"
+    # The same captcha once more: used up by the wrong answer.
+    r = session.post(f"{base}/apply", data=fields, timeout=30)
+    assert r.status_code == 422, (r.status_code, r.text)
+    return {}
+
+
 def main(argv):
     command, args = argv[1], argv[2:]
-    out = {"submit": submit, "status": status, "refused": refused, "limited": limited}[command](*args)
+    out = {"submit": submit, "status": status, "refused": refused, "limited": limited,
+           "captcha": captcha}[command](*args)
     print(json.dumps(out, ensure_ascii=False))
 
 
