@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use fengqiao_proto::v1 as pb;
@@ -339,46 +339,6 @@ async fn apply_follow_rate_and_be_refused_on_a_phone() {
     b.close().await;
 }
 
-/// A Python virtual environment with the `georeport` client, made once per machine.
-fn georeport_python() -> PathBuf {
-    let dir = std::env::temp_dir().join("fengqiao-georeport-venv");
-    let python = dir.join("bin").join("python3");
-    let lock = std::fs::File::create(std::env::temp_dir().join("fengqiao-georeport.lock")).unwrap();
-    // One install at a time across test processes.
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
-    unsafe {
-        libc::flock(fd, libc::LOCK_EX);
-    }
-    let ready = Command::new(&python)
-        .args(["-c", "import georeport"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&dir)
-            .status()
-            .expect("python3 -m venv (python3 with venv is needed by this test)");
-        assert!(made.success(), "python3 -m venv failed");
-        let pip = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "georeport==0.3.1",
-            ])
-            .status()
-            .expect("pip");
-        assert!(pip.success(), "pip install georeport failed");
-    }
-    unsafe {
-        libc::flock(fd, libc::LOCK_UN);
-    }
-    python
-}
-
 /// Runs the Open311 client script with `args`; its stdout (one JSON value).
 fn open311(python: &Path, ca: &Path, args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/open311_client.py");
@@ -401,7 +361,7 @@ fn open311(python: &Path, ca: &Path, args: &[&str]) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open311_with_an_independent_client() {
     init();
-    let python = georeport_python();
+    let python = support::python::with_packages();
     let pki = Pki::new();
     let root = tempfile::tempdir().unwrap();
     let node = public_node(&pki, root.path(), "lookups_per_minute = 40\n");
@@ -475,7 +435,7 @@ async fn open311_with_an_independent_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_captcha_guards_the_form() {
     init();
-    let python = georeport_python();
+    let python = support::python::with_packages();
     let pki = Pki::new();
     let root = tempfile::tempdir().unwrap();
     // The default [public] section: the captcha on.

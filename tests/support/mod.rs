@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod proxy;
+pub mod python;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -2,11 +2,33 @@
 //! actions a caller has on a case, where a case may be transferred, the report files.
 
 use super::App;
+use super::cases::Listing;
 use super::moves::View;
 use crate::code::NodeCode;
 use crate::domain::{Case, Command, DomainError, PlanUpdate, machine};
 use crate::error::Error;
 use crate::identity::{self, Action, Identity};
+
+/// Most rows of a 台账 export.
+pub const EXPORT_MAX_ROWS: usize = 10_000;
+
+/// The file a 台账 export is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerFormat {
+    /// An Excel workbook (opens in Excel and WPS).
+    Xlsx,
+    /// CSV, UTF-8 with a BOM (for Excel and WPS).
+    Csv,
+}
+
+/// An exported 台账.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    pub file_name: String,
+    pub content_type: &'static str,
+    pub content: Vec<u8>,
+    pub rows: usize,
+}
 
 /// The actions a caller may take on a case in its current status: the forms its page shows.
 /// The operations check the same rules again when a form is posted.
@@ -130,6 +152,75 @@ impl App {
     pub async fn record_export(&self, who: &Identity, what: &str) -> Result<(), Error> {
         self.authorize(who, Action::ReadCase)?;
         self.audit(who, "", what.to_owned()).await
+    }
+
+    /// The cases of a 台账 export (the console's 导出, `fqctl case export`): those of the search
+    /// `q` if not empty, else of `listing` (every page), masked as listings are, at most
+    /// [`EXPORT_MAX_ROWS`]; the export is recorded in the audit log before it is answered.
+    pub async fn export_cases(
+        &self,
+        who: &Identity,
+        mut listing: Listing,
+        q: &str,
+    ) -> Result<Vec<Case>, Error> {
+        let mut cases = if !q.trim().is_empty() {
+            self.search(who, q)?.1
+        } else {
+            listing.page_size = super::cases::MAX_PAGE_SIZE;
+            let mut cases = Vec::new();
+            loop {
+                let page = self.list(who, listing.clone())?;
+                cases.extend(page.cases);
+                match page.next_page_token {
+                    Some(t) if cases.len() < EXPORT_MAX_ROWS => listing.page_token = Some(t),
+                    _ => break,
+                }
+            }
+            cases
+        };
+        cases.truncate(EXPORT_MAX_ROWS);
+        self.record_export(who, &format!("ExportCases {} rows", cases.len()))
+            .await?;
+        Ok(cases)
+    }
+
+    /// The 台账 of [`App::export_cases`] as a file: a title row naming the node and the
+    /// moment, then the cases (see `crate::report::ledger`).
+    pub async fn export_ledger(
+        &self,
+        who: &Identity,
+        listing: Listing,
+        q: &str,
+        format: LedgerFormat,
+        lang: crate::text::Lang,
+    ) -> Result<Ledger, Error> {
+        let cases = self.export_cases(who, listing, q).await?;
+        let code = &self.state.code;
+        let title = format!(
+            "{code} {}（{} {}）",
+            lang.t("矛盾纠纷台账", "dispute register"),
+            lang.t("导出于", "exported"),
+            crate::domain::calendar::china_datetime(self.now())
+        );
+        let (ext, content_type, content) = match format {
+            LedgerFormat::Xlsx => (
+                "xlsx",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                crate::report::ledger::xlsx(&title, &cases, lang)
+                    .map_err(|e| Error::Internal(format!("writing the workbook: {e}")))?,
+            ),
+            LedgerFormat::Csv => (
+                "csv",
+                "text/csv; charset=utf-8",
+                crate::report::ledger::csv(&title, &cases, lang).into_bytes(),
+            ),
+        };
+        Ok(Ledger {
+            file_name: format!("cases-{code}.{ext}"),
+            content_type,
+            content,
+            rows: cases.len(),
+        })
     }
 
     /// The cadence reports written in the reports folder (name, size in bytes), newest

@@ -19,6 +19,9 @@ pub enum CaseCommand {
     Get { case_id: String },
     /// 列表: cases, newest filters first; personal data masked.
     List(ListArgs),
+    /// 导出台账: the listing (its filters) or a search as an Excel workbook or CSV file,
+    /// masked, at most 10,000 rows; recorded in the audit log.
+    Export(ExportArgs),
     /// 审核: accept (→ 待办理) or reject (→ 已拒绝, with reason and guidance).
     Review(ReviewArgs),
     /// 派单: dispatch to a department or mediator, optionally with a deadline.
@@ -157,6 +160,33 @@ pub struct ListArgs {
     /// Follow page tokens to the end.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("file").required(true).args(["xlsx", "csv"])))]
+pub struct ExportArgs {
+    /// Write an Excel workbook (.xlsx) here.
+    #[arg(long)]
+    pub xlsx: Option<std::path::PathBuf>,
+    /// Write a CSV file (UTF-8 with BOM) here.
+    #[arg(long)]
+    pub csv: Option<std::path::PathBuf>,
+    /// registered | accepted | in-mediation | resolved | unresolved | rejected | closed | transferred
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub risk: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only cases past their running deadline.
+    #[arg(long)]
+    pub overdue: bool,
+    /// The supervised copies instead of the node's own cases.
+    #[arg(long)]
+    pub supervised: bool,
+    /// The cases a search finds instead (case id, lookup code, phone, ID number, words).
+    #[arg(long, default_value = "")]
+    pub query: String,
 }
 
 #[derive(Args)]
@@ -389,6 +419,37 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 return Ok(format!("{v}\n"));
             }
             Ok(render::case_table(&cases, &next, lang))
+        }
+        CaseCommand::Export(a) => {
+            let (format, path) = match (&a.xlsx, &a.csv) {
+                (Some(p), _) => (pb::ExportFormat::Xlsx, p),
+                (None, Some(p)) => (pb::ExportFormat::Csv, p),
+                (None, None) => return Err(Failure::usage("--xlsx FILE or --csv FILE")),
+            };
+            let req = pb::ExportCasesRequest {
+                format: format as i32,
+                status: opt_enum::<pb::CaseStatus>("CASE_STATUS", &a.status, "status")?,
+                risk: opt_enum::<pb::RiskLevel>("RISK_LEVEL", &a.risk, "risk")?,
+                category: opt_enum::<pb::Category>("CATEGORY", &a.category, "category")?,
+                overdue_only: a.overdue,
+                supervised: a.supervised,
+                query: a.query.clone(),
+                english: lang == crate::text::Lang::En,
+            };
+            let out = c.export_cases(req).await?.into_inner();
+            std::fs::write(path, &out.content)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+            if cli.json {
+                let v = serde_json::json!({"file": path.display().to_string(), "rows": out.rows});
+                return Ok(format!("{v}\n"));
+            }
+            Ok(format!(
+                "{} {} {}: {}\n",
+                lang.t("已导出", "exported"),
+                out.rows,
+                lang.t("件", "cases to"),
+                path.display()
+            ))
         }
         CaseCommand::Review(a) => {
             let req = pb::ReviewCaseRequest {

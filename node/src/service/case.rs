@@ -14,12 +14,14 @@ use tracing::Span;
 use super::SharedState;
 use super::moves::link_to_proto;
 use crate::app::cases::Listing;
+use crate::app::console_views::LedgerFormat;
 use crate::app::moves::{Escalation, Known};
 use crate::app::{App, Shown};
 use crate::convert;
 use crate::domain::DomainError;
 use crate::identity::Identity;
 use crate::report::render;
+use crate::text::Lang;
 use crate::tls::peer_identity;
 
 pub use crate::app::cases::{DEFAULT_PAGE_SIZE, MAX_ALERTS, MAX_PAGE_SIZE};
@@ -305,6 +307,56 @@ impl pb::case_service_server::CaseService for CaseApi {
         let alerts = self.app.alerts(&who)?;
         Ok(Response::new(pb::Alerts {
             alerts: alerts.iter().map(convert::alert_to_proto).collect(),
+        }))
+    }
+
+    #[tracing::instrument(name = "ExportCases", skip_all, fields(caller))]
+    async fn export_cases(
+        &self,
+        req: Request<pb::ExportCasesRequest>,
+    ) -> Result<Response<pb::ExportedCases>, Status> {
+        let who = Self::who(&req)?;
+        let pb::ExportCasesRequest {
+            format,
+            status,
+            risk,
+            category,
+            overdue_only,
+            supervised,
+            query,
+            english,
+        } = req.into_inner();
+        let format = match pb::ExportFormat::try_from(format) {
+            Ok(pb::ExportFormat::Xlsx) => LedgerFormat::Xlsx,
+            Ok(pb::ExportFormat::Csv) => LedgerFormat::Csv,
+            Ok(pb::ExportFormat::Unspecified) => {
+                return Err(DomainError::invalid("format", "is required").into());
+            }
+            Err(_) => {
+                return Err(
+                    DomainError::invalid("format", format!("unknown value {format}")).into(),
+                );
+            }
+        };
+        let listing = Listing {
+            status: convert::optional::<pb::CaseStatus, _>("status", status)?,
+            risk: convert::optional::<pb::RiskLevel, _>("risk", risk)?,
+            category: convert::optional::<pb::Category, _>("category", category)?,
+            overdue_only,
+            supervised,
+            page_size: 0,
+            page_token: None,
+            newest_first: true,
+        };
+        let lang = if english { Lang::En } else { Lang::Zh };
+        let ledger = self
+            .app
+            .export_ledger(&who, listing, &query, format, lang)
+            .await?;
+        Ok(Response::new(pb::ExportedCases {
+            file_name: ledger.file_name,
+            content: ledger.content,
+            rows: u32::try_from(ledger.rows).unwrap_or(u32::MAX),
         }))
     }
 

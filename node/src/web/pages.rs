@@ -17,7 +17,7 @@ use super::view::{CaseRow, CaseView, Choice, Chrome, EventRow, choices, when};
 use crate::app::Shown;
 use crate::app::cases::{Intake, Listing};
 use crate::app::console::SignIn;
-use crate::app::console_views::Actions;
+use crate::app::console_views::{Actions, LedgerFormat};
 use crate::app::moves::{Escalation, Known};
 use crate::app::search::Searched;
 use crate::domain::calendar::{china_midnight, china_month, parse_china_date};
@@ -36,8 +36,6 @@ use crate::text::Lang;
 const HOME_ROWS: usize = 20;
 /// Rows of a 案件 page.
 const PAGE_ROWS: usize = 50;
-/// Most rows of a CSV export of a listing.
-pub const EXPORT_MAX_ROWS: usize = 10_000;
 
 pub fn routes() -> Router<Web> {
     Router::new()
@@ -1051,61 +1049,23 @@ fn csv_response(name: &str, body: String) -> Response {
     download(name, "text/csv; charset=utf-8", body.into_bytes())
 }
 
-/// The cases of the current listing or search, masked, at most [`EXPORT_MAX_ROWS`].
-fn export_rows(web: &Web, s: &Signed, q: &CasesQuery) -> Result<Vec<crate::domain::Case>, Error> {
-    if !q.q.trim().is_empty() {
-        return Ok(web.app.search(who(s), &q.q)?.1);
-    }
-    let mut listing = q.listing(crate::app::cases::MAX_PAGE_SIZE)?;
-    let mut cases = Vec::new();
-    loop {
-        let page = web.app.list(who(s), listing.clone())?;
-        cases.extend(page.cases);
-        match page.next_page_token {
-            Some(t) if cases.len() < EXPORT_MAX_ROWS => listing.page_token = Some(t),
-            _ => break,
-        }
-    }
-    cases.truncate(EXPORT_MAX_ROWS);
-    Ok(cases)
-}
-
 async fn export(web: &Web, s: &Signed, q: &CasesQuery, xlsx: bool) -> Response {
-    let lang = s.lang;
-    let cases = match export_rows(web, s, q) {
-        Ok(c) => c,
-        Err(e) => return web.error(s, &e, "/cases"),
+    let listing = match q.listing(crate::app::cases::MAX_PAGE_SIZE) {
+        Ok(l) => l,
+        Err(e) => return web.error(s, &e.into(), "/cases"),
     };
-    let title = format!(
-        "{} {}（{} {}）",
-        web.app.state.code,
-        lang.t("矛盾纠纷台账", "dispute register"),
-        lang.t("导出于", "exported"),
-        when(web.app.now())
-    );
-    if let Err(e) = web
+    let format = if xlsx {
+        LedgerFormat::Xlsx
+    } else {
+        LedgerFormat::Csv
+    };
+    match web
         .app
-        .record_export(who(s), &format!("ExportCases {} rows", cases.len()))
+        .export_ledger(who(s), listing, &q.q, format, s.lang)
         .await
     {
-        return web.error(s, &e, "/cases");
-    }
-    let stem = format!("cases-{}", web.app.state.code);
-    if xlsx {
-        match ledger::xlsx(&title, &cases, lang) {
-            Ok(bytes) => download(
-                &format!("{stem}.xlsx"),
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                bytes,
-            ),
-            Err(e) => web.error(
-                s,
-                &Error::Internal(format!("writing the workbook: {e}")),
-                "/cases",
-            ),
-        }
-    } else {
-        csv_response(&format!("{stem}.csv"), ledger::csv(&title, &cases, lang))
+        Ok(l) => download(&l.file_name, l.content_type, l.content),
+        Err(e) => web.error(s, &e, "/cases"),
     }
 }
 

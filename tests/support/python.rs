@@ -1,0 +1,52 @@
+//! A Python virtual environment for the tests that check the node with independent clients:
+//! `georeport` (Open311 GeoReport v2) and `openpyxl` (reads .xlsx), from PyPI. Made once per
+//! machine under the temp folder (one install at a time across test processes), with the
+//! machine's `python3`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The packages, pinned.
+pub const PACKAGES: [&str; 2] = ["georeport==0.3.1", "openpyxl==3.1.5"];
+
+/// The venv's python3, with [`PACKAGES`] installed.
+pub fn with_packages() -> PathBuf {
+    let dir = std::env::temp_dir().join("fengqiao-test-venv");
+    let python = dir.join("bin").join("python3");
+    let lock = std::fs::File::create(std::env::temp_dir().join("fengqiao-test-venv.lock"))
+        .expect("lock file");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+    // SAFETY: flock on a file descriptor this function owns for its whole duration.
+    unsafe {
+        libc::flock(fd, libc::LOCK_EX);
+    }
+    let ready = Command::new(&python)
+        .args(["-c", "import georeport, openpyxl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&dir)
+            .status()
+            .expect("python3 -m venv (the tests need python3 with venv)");
+        assert!(made.success(), "python3 -m venv failed");
+        let pip = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(PACKAGES)
+            .status()
+            .expect("pip");
+        assert!(pip.success(), "pip install {PACKAGES:?} failed");
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::flock(fd, libc::LOCK_UN);
+    }
+    python
+}
