@@ -1,4 +1,5 @@
-//! End to end: an acknowledged write survives `kill -9` of the node.
+//! End to end: an acknowledged write survives `kill -9` of the node; a node whose reports
+//! folder cannot be written still starts and serves.
 
 mod support;
 
@@ -116,4 +117,35 @@ async fn a_clean_stop_and_restart_keeps_everything() {
         .unwrap()
         .into_inner();
     assert_eq!(accepted.cases.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_reports_folder_does_not_stop_the_start() {
+    init();
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    // A folder inside a regular file can be made by nobody, root included.
+    let blocker = root.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let opts = NodeOpts {
+        extra: format!(
+            "{FAST_LINKS}\n[reports]\ncadence = \"day\"\ndir = \"{}\"\n",
+            blocker.join("reports").display()
+        ),
+        ..NodeOpts::default()
+    };
+    let node = NodeProc::start_with(&pki, root.path(), NODE, &opts);
+    // It serves: a registration is acknowledged.
+    let mut intake = operator_client(&pki, &node, NODE, "intake", "li").await;
+    let id = intake
+        .register_case(register_request("after-a-bad-folder"))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    assert!(id.starts_with(NODE));
+    // And says why the rules could not all run.
+    let log = std::fs::read_to_string(&node.stderr_log).unwrap();
+    assert!(log.contains("could not all be applied at start"), "{log}");
+    assert!(log.contains("reports"), "{log}");
 }

@@ -73,8 +73,6 @@ pub enum ServerError {
     /// `early_warning.person_key_file` is set but cannot be read.
     #[error("early_warning.person_key_file: {0}")]
     PersonKey(String),
-    #[error("first sweep of the rules: {0}")]
-    Sweep(#[from] crate::sweep::SweepError),
 }
 
 /// The addresses a node actually listens on.
@@ -301,9 +299,18 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         );
     }
     // Before serving: whatever is overdue at this node's "now" is handled when it answers.
-    let first = crate::sweep::run_once(&state, state.clock.now()).await?;
-    if first != crate::sweep::SweepReport::default() {
-        tracing::info!(sweep = ?first, "rules applied at start");
+    // A failing rule or an unwritable reports folder is reported, not a failed start (which
+    // would make systemd restart the node in a loop): the periodic sweep tries again.
+    match crate::sweep::run_once(&state, state.clock.now()).await {
+        Ok(first) if first != crate::sweep::SweepReport::default() => {
+            tracing::info!(sweep = ?first, "rules applied at start");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            every = ?state.sweep_every,
+            "the rules could not all be applied at start (规则未能全部执行); serving, and trying again at every sweep"
+        ),
     }
 
     let api_listener = bind("listen", cfg.listen).await?;
