@@ -478,18 +478,12 @@ pub fn rating_closes(stars: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
     use crate::clock::ManualClock;
     use crate::code::NodeCode;
-    use crate::domain::{
-        Confirmation, Deadlines, MediationMethod, MediationResult, MediationType, Policy,
-    };
+    use crate::domain::{Confirmation, MediationMethod, MediationResult, MediationType, Policy};
     use crate::service::NodeState;
-    use crate::stats::StatsConfig;
-    use crate::stats::node::StatsNode;
-    use crate::storage::{Store, StoreOptions};
 
     /// 2024-05-01 08:00 in China.
     const T0: Timestamp = Timestamp(1_714_521_600_000);
@@ -498,37 +492,10 @@ mod tests {
 
     fn app(dir: &std::path::Path) -> App {
         let clock = Arc::new(ManualClock::new(T0));
-        let code = NodeCode::parse(VILLAGE).unwrap();
-        let store =
-            Store::open_again(&dir.join("data"), &StoreOptions::new(code.clone(), T0)).unwrap();
-        let stats = Arc::new(StatsNode::new(
-            code.clone(),
-            store.clone(),
-            clock.clone(),
-            StatsConfig::default(),
-        ));
-        let federation = Arc::new(crate::federation::Federation::new(
-            code.clone(),
-            code.parent(),
-            crate::config::FederationConfig::default(),
-            store.clone(),
-            clock.clone(),
-            Deadlines::default(),
-            1 << 20,
-        ));
+        let state = NodeState::for_tests(dir, VILLAGE, clock, Policy::default(), None);
         App::new(Arc::new(NodeState {
-            code,
-            store,
-            clock,
-            deadlines: Deadlines::default(),
-            federation,
-            policy: Policy::default(),
-            sweep_every: Duration::from_secs(30),
-            report_cadence: None,
-            reports_dir: dir.join("reports"),
-            stats,
             name: "东街村综治中心".into(),
-            web: crate::config::WebConfig::default(),
+            ..state
         }))
     }
 

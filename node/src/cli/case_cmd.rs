@@ -138,8 +138,9 @@ pub struct RegisterArgs {
     pub idempotency_key: Option<String>,
 }
 
+/// The filters of `case list` and `case export`.
 #[derive(Args)]
-pub struct ListArgs {
+pub struct Filters {
     /// registered | accepted | in-mediation | resolved | unresolved | rejected | closed | transferred
     #[arg(long)]
     pub status: Option<String>,
@@ -153,6 +154,21 @@ pub struct ListArgs {
     /// The read-only copies of cases this node supervises (督办) instead of its own cases.
     #[arg(long)]
     pub supervised: bool,
+}
+
+/// The proto values of the filters: status, risk, category.
+fn filter_enums(f: &Filters) -> Result<(i32, i32, i32), Failure> {
+    Ok((
+        opt_enum::<pb::CaseStatus>("CASE_STATUS", &f.status, "status")?,
+        opt_enum::<pb::RiskLevel>("RISK_LEVEL", &f.risk, "risk")?,
+        opt_enum::<pb::Category>("CATEGORY", &f.category, "category")?,
+    ))
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filters: Filters,
     #[arg(long, default_value_t = 50)]
     pub page_size: u32,
     #[arg(long, default_value = "")]
@@ -171,19 +187,8 @@ pub struct ExportArgs {
     /// Write a CSV file (UTF-8 with BOM) here.
     #[arg(long)]
     pub csv: Option<std::path::PathBuf>,
-    /// registered | accepted | in-mediation | resolved | unresolved | rejected | closed | transferred
-    #[arg(long)]
-    pub status: Option<String>,
-    #[arg(long)]
-    pub risk: Option<String>,
-    #[arg(long)]
-    pub category: Option<String>,
-    /// Only cases past their running deadline.
-    #[arg(long)]
-    pub overdue: bool,
-    /// The supervised copies instead of the node's own cases.
-    #[arg(long)]
-    pub supervised: bool,
+    #[command(flatten)]
+    pub filters: Filters,
     /// The cases a search finds instead (case id, lookup code, phone, ID number, words).
     #[arg(long, default_value = "")]
     pub query: String,
@@ -393,12 +398,13 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
             .into_inner(),
         )),
         CaseCommand::List(a) => {
+            let (status, risk, category) = filter_enums(&a.filters)?;
             let mut req = pb::ListCasesRequest {
-                status: opt_enum::<pb::CaseStatus>("CASE_STATUS", &a.status, "status")?,
-                risk: opt_enum::<pb::RiskLevel>("RISK_LEVEL", &a.risk, "risk")?,
-                category: opt_enum::<pb::Category>("CATEGORY", &a.category, "category")?,
-                overdue_only: a.overdue,
-                supervised: a.supervised,
+                status,
+                risk,
+                category,
+                overdue_only: a.filters.overdue,
+                supervised: a.filters.supervised,
                 page_size: a.page_size,
                 page_token: a.page_token.clone(),
             };
@@ -426,13 +432,14 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 (None, Some(p)) => (pb::ExportFormat::Csv, p),
                 (None, None) => return Err(Failure::usage("--xlsx FILE or --csv FILE")),
             };
+            let (status, risk, category) = filter_enums(&a.filters)?;
             let req = pb::ExportCasesRequest {
                 format: format as i32,
-                status: opt_enum::<pb::CaseStatus>("CASE_STATUS", &a.status, "status")?,
-                risk: opt_enum::<pb::RiskLevel>("RISK_LEVEL", &a.risk, "risk")?,
-                category: opt_enum::<pb::Category>("CATEGORY", &a.category, "category")?,
-                overdue_only: a.overdue,
-                supervised: a.supervised,
+                status,
+                risk,
+                category,
+                overdue_only: a.filters.overdue,
+                supervised: a.filters.supervised,
                 query: a.query.clone(),
                 english: lang == crate::text::Lang::En,
             };

@@ -71,6 +71,24 @@ impl CaseApi {
     }
 }
 
+/// The filters of a listing (ListCases, ExportCases) as the API sends them.
+fn filters(
+    status: i32,
+    risk: i32,
+    category: i32,
+    overdue_only: bool,
+    supervised: bool,
+) -> Result<Listing, DomainError> {
+    Ok(Listing {
+        status: convert::optional::<pb::CaseStatus, _>("status", status)?,
+        risk: convert::optional::<pb::RiskLevel, _>("risk", risk)?,
+        category: convert::optional::<pb::Category, _>("category", category)?,
+        overdue_only,
+        supervised,
+        ..Listing::default()
+    })
+}
+
 #[tonic::async_trait]
 impl pb::case_service_server::CaseService for CaseApi {
     #[tracing::instrument(name = "RegisterCase", skip_all, fields(case_id, caller))]
@@ -111,15 +129,11 @@ impl pb::case_service_server::CaseService for CaseApi {
             supervised,
         } = req.into_inner();
         let listing = Listing {
-            status: convert::optional::<pb::CaseStatus, _>("status", status)?,
-            risk: convert::optional::<pb::RiskLevel, _>("risk", risk)?,
-            category: convert::optional::<pb::Category, _>("category", category)?,
-            overdue_only,
-            supervised,
             page_size: usize::try_from(page_size).unwrap_or(usize::MAX),
             page_token: Some(page_token),
             // The API's order is the index's (documented in case.proto).
             newest_first: false,
+            ..filters(status, risk, category, overdue_only, supervised)?
         };
         let page = self.app.list(&who, listing)?;
         let now = self.app.now();
@@ -339,14 +353,8 @@ impl pb::case_service_server::CaseService for CaseApi {
             }
         };
         let listing = Listing {
-            status: convert::optional::<pb::CaseStatus, _>("status", status)?,
-            risk: convert::optional::<pb::RiskLevel, _>("risk", risk)?,
-            category: convert::optional::<pb::Category, _>("category", category)?,
-            overdue_only,
-            supervised,
-            page_size: 0,
-            page_token: None,
             newest_first: true,
+            ..filters(status, risk, category, overdue_only, supervised)?
         };
         let lang = if english { Lang::En } else { Lang::Zh };
         let ledger = self

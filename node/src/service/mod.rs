@@ -49,6 +49,54 @@ impl NodeState {
         crate::identity::Identity::node(self.code.clone()).uri()
     }
 
+    /// A node's state over a real store in `dir` (`dir/data`, reports in `dir/reports`), with
+    /// default deadlines and federation settings, for tests in process.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        dir: &std::path::Path,
+        code: &str,
+        clock: Arc<crate::clock::ManualClock>,
+        policy: Policy,
+        report_cadence: Option<Cadence>,
+    ) -> NodeState {
+        use crate::clock::Clock;
+        let code = NodeCode::parse(code).expect("a division code");
+        let store = Store::open_again(
+            &dir.join("data"),
+            &crate::storage::StoreOptions::new(code.clone(), clock.now()),
+        )
+        .expect("a store");
+        let stats = Arc::new(StatsNode::new(
+            code.clone(),
+            store.clone(),
+            clock.clone(),
+            crate::stats::StatsConfig::default(),
+        ));
+        let federation = Arc::new(crate::federation::Federation::new(
+            code.clone(),
+            code.parent(),
+            crate::config::FederationConfig::default(),
+            store.clone(),
+            clock.clone(),
+            Deadlines::default(),
+            1 << 20,
+        ));
+        NodeState {
+            code,
+            store,
+            clock,
+            deadlines: Deadlines::default(),
+            federation,
+            policy,
+            sweep_every: Duration::from_secs(30),
+            report_cadence,
+            reports_dir: dir.join("reports"),
+            stats,
+            name: String::new(),
+            web: crate::config::WebConfig::default(),
+        }
+    }
+
     /// The cadence of a report asked for without a period: the scheduled one, else the tier's
     /// (villages daily, townships weekly, counties and above monthly).
     pub fn default_cadence(&self) -> Cadence {

@@ -6,15 +6,11 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
-use crate::code::NodeCode;
 use crate::domain::alert::AlertKind;
 use crate::domain::{
     Case, CaseStatus, Category, Channel, Deadlines, EventKind, NewCase, Party, PartyRole, Policy,
     RiskLevel, machine,
 };
-use crate::stats::StatsConfig;
-use crate::stats::node::StatsNode;
-use crate::storage::{Store, StoreOptions};
 
 const H: u64 = 3_600;
 /// 2024-05-01 08:00 in China.
@@ -30,37 +26,13 @@ struct Node {
 
 fn node(dir: &Path, policy: Policy, cadence: Option<crate::report::Cadence>) -> Node {
     let clock = Arc::new(ManualClock::new(T0));
-    let code = NodeCode::parse(VILLAGE).unwrap();
-    let store = Store::open_again(&dir.join("data"), &StoreOptions::new(code.clone(), T0)).unwrap();
-    let stats = Arc::new(StatsNode::new(
-        code.clone(),
-        store.clone(),
+    let state = Arc::new(NodeState::for_tests(
+        dir,
+        VILLAGE,
         clock.clone(),
-        StatsConfig::default(),
-    ));
-    let federation = Arc::new(crate::federation::Federation::new(
-        code.clone(),
-        code.parent(),
-        crate::config::FederationConfig::default(),
-        store.clone(),
-        clock.clone(),
-        Deadlines::default(),
-        1 << 20,
-    ));
-    let state = Arc::new(NodeState {
-        code,
-        store,
-        clock: clock.clone(),
-        deadlines: Deadlines::default(),
-        federation,
         policy,
-        sweep_every: Duration::from_secs(30),
-        report_cadence: cadence,
-        reports_dir: dir.join("reports"),
-        stats,
-        name: String::new(),
-        web: crate::config::WebConfig::default(),
-    });
+        cadence,
+    ));
     Node { state, clock }
 }
 
