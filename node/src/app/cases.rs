@@ -109,17 +109,18 @@ impl App {
     pub async fn register(&self, who: &Identity, new: NewCase) -> Result<Shown, Error> {
         self.authorize(who, Action::RegisterCase)?;
         validate::validate_new_case(&new)?;
-        let case = self.register_by(who.uri(), new).await?;
+        let (case, _) = self.register_by(who.uri(), new).await?;
         Ok(self.shown(who, case))
     }
 
     /// Registers `new` (validated by the caller) in the name of `actor` (an identity URI, or
-    /// the citizens' channel's actor): the one registration of every channel.
+    /// the citizens' channel's actor): the one registration of every channel. Also answers
+    /// whether the case is new (false: its idempotency key had registered it before).
     pub(crate) async fn register_by(
         &self,
         actor: String,
         new: NewCase,
-    ) -> Result<crate::domain::Case, Error> {
+    ) -> Result<(crate::domain::Case, bool), Error> {
         let now = self.now();
         let day = machine::china_day(now);
         let node = self.state.code.as_str().to_string();
@@ -169,7 +170,7 @@ impl App {
         } else {
             tracing::info!("repeated registration: original case returned");
         }
-        Ok(case)
+        Ok((case, reg.created))
     }
 
     /// Registers a case taken through a form (the console's 登记, the citizens' channel):

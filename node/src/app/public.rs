@@ -259,10 +259,8 @@ impl App {
                 DomainError::invalid("consent", "the privacy notice must be agreed to").into(),
             );
         }
-        let key = format!("public:{idempotency}");
-        let new = form.new_case(by.channel(), key.clone())?;
-        let existed = self.state.store.case_id_by_idempotency_key(&key)?.is_some();
-        let case = self
+        let new = form.new_case(by.channel(), format!("public:{idempotency}"))?;
+        let (case, created) = self
             .register_by(by.actor(self.state.code.as_str()), new)
             .await?;
         Ok(Receipt {
@@ -270,7 +268,7 @@ impl App {
             lookup_code: case.lookup_code,
             created_at: case.created_at,
             review_due_at: case.review_due_at,
-            repeated: existed,
+            repeated: !created,
         })
     }
 
@@ -708,7 +706,9 @@ mod tests {
         let first = &app.state.store.history(&r.case_id).unwrap()[0];
         assert_eq!(first.actor, format!("apikey:{VILLAGE}/court-ref"));
 
-        let tampered = format!("{}0", &made.secret[..made.secret.len() - 1]);
+        // The last hex digit changed (to another one, whatever it was).
+        let (head, last) = made.secret.split_at(made.secret.len() - 1);
+        let tampered = format!("{head}{}", if last == "0" { "1" } else { "0" });
         assert_eq!(
             app.check_api_key(&tampered).unwrap().map(|_| ()),
             Err(crate::app::apikeys::KeyRefused::Unknown)

@@ -512,21 +512,35 @@ fn progress_page(pb: &Public, csrf: String, code: String, p: Progress, flash: &s
     })
 }
 
+/// The case id, code and anti-forgery token of a post that names a case (lookup, rating),
+/// once its token is checked and the lookup counted against the limits of its address and
+/// its case.
+fn lookup_post(
+    p: &Public,
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+    fields: &Fields,
+) -> Result<(String, String, String), Box<Response>> {
+    if let Some(r) = forged(p, headers, fields) {
+        return Err(Box::new(r));
+    }
+    let case_id = fields.text("case_id");
+    if let Err(wait) = p.limits.lookup(super::client_ip(ext), &case_id) {
+        return Err(Box::new(too_many(p, wait, "/query")));
+    }
+    Ok((case_id, fields.text("code"), fields.text("csrf")))
+}
+
 async fn query(
     State(p): State<Public>,
     headers: HeaderMap,
     ext: axum::http::Extensions,
     fields: Fields,
 ) -> Response {
-    if let Some(r) = forged(&p, &headers, &fields) {
-        return r;
-    }
-    let case_id = fields.text("case_id");
-    let code = fields.text("code");
-    if let Err(wait) = p.limits.lookup(super::client_ip(&ext), &case_id) {
-        return too_many(&p, wait, "/query");
-    }
-    let csrf = fields.text("csrf");
+    let (case_id, code, csrf) = match lookup_post(&p, &headers, &ext, &fields) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
     match p.app.track(&case_id, &code) {
         Ok(progress) => progress_page(&p, csrf, code, progress, ""),
         Err(e) => {
@@ -547,15 +561,10 @@ async fn rate(
     ext: axum::http::Extensions,
     fields: Fields,
 ) -> Response {
-    if let Some(r) = forged(&p, &headers, &fields) {
-        return r;
-    }
-    let case_id = fields.text("case_id");
-    let code = fields.text("code");
-    if let Err(wait) = p.limits.lookup(super::client_ip(&ext), &case_id) {
-        return too_many(&p, wait, "/query");
-    }
-    let csrf = fields.text("csrf");
+    let (case_id, code, csrf) = match lookup_post(&p, &headers, &ext, &fields) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
     let rating = Rating {
         stars: fields.get("stars").trim().parse().unwrap_or(0),
         comment: fields.get("comment").to_owned(),
