@@ -1,7 +1,8 @@
 //! A Python virtual environment for the tests that check the node with independent clients:
 //! `georeport` (Open311 GeoReport v2) and `openpyxl` (reads .xlsx), from PyPI. Made once per
 //! machine under the temp folder (one install at a time across test processes), with the
-//! machine's `python3`.
+//! machine's `python3` — installed from the distribution's packages (`python3 python3-venv`)
+//! when it is missing and the tests run as root, as the browser is.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,6 +26,19 @@ pub fn with_packages() -> PathBuf {
         .status()
         .is_ok_and(|s| s.success());
     if !ready {
+        let has_venv = Command::new("python3")
+            .args(["-m", "venv", "--help"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        // SAFETY: geteuid has no preconditions.
+        if !has_venv && unsafe { libc::geteuid() } == 0 {
+            eprintln!("installing python3 python3-venv from the distribution's packages");
+            let script = "export DEBIAN_FRONTEND=noninteractive; \
+                 apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null 2>&1 || \
+                 (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv)";
+            let _ = Command::new("sh").args(["-c", script]).status();
+        }
         let made = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&dir)
