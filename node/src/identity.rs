@@ -40,6 +40,7 @@
 //! | `PlanCase`          |   | ✓ | ✓ |   |   |
 //! | `ManageUsers`       |   |   |   |   | ✓ |
 //! | `ReadAccessLog`     |   |   |   | ✓ |   |
+//! | `ImportCases`       |   |   | ✓ |   |   |
 //!
 //! In words: the director may do all the center's work — console accounts are the admin's
 //! alone, the log of who viewed personal data the auditor's (等保: administration and audit
@@ -179,11 +180,13 @@ pub enum Action {
     ManageUsers,
     /// List who viewed personal data (查阅记录).
     ReadAccessLog,
+    /// Import legacy records from a spreadsheet (历史台账导入).
+    ImportCases,
 }
 
 impl Action {
     /// All actions.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::ReadCase,
         Action::ReadPersonalData,
         Action::RegisterCase,
@@ -205,6 +208,7 @@ impl Action {
         Action::PlanCase,
         Action::ManageUsers,
         Action::ReadAccessLog,
+        Action::ImportCases,
     ];
 
     /// A stable snake_case name, for messages and logs.
@@ -231,6 +235,7 @@ impl Action {
             Action::PlanCase => "plan_case",
             Action::ManageUsers => "manage_users",
             Action::ReadAccessLog => "read_access_log",
+            Action::ImportCases => "import_cases",
         }
     }
 }
@@ -252,7 +257,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
             ReadCase | ReadPersonalData | RegisterCase | AcceptCase | RejectCase | AssignCase
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ReadStats | ReadAlerts
-            | ExportReport | PlanCase => true,
+            | ExportReport | PlanCase | ImportCases => true,
             ManageUsers | ReadAccessLog => false,
         },
         Role::Intake => match action {
@@ -260,27 +265,28 @@ pub fn allowed(role: Role, action: Action) -> bool {
             | RecordFollowUp | ReadLinks | ReadStats | ReadAlerts => true,
             RejectCase | RecordMediation | ResolveCase | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ExportReport | PlanCase
-            | ManageUsers | ReadAccessLog => false,
+            | ManageUsers | ReadAccessLog | ImportCases => false,
         },
         Role::Mediator => match action {
             ReadCase | ReadPersonalData | RecordMediation | ResolveCase | RecordFollowUp
             | ReadStats | ReadAlerts | PlanCase => true,
             RegisterCase | AcceptCase | RejectCase | AssignCase | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ExportReport
-            | ManageUsers | ReadAccessLog => false,
+            | ManageUsers | ReadAccessLog | ImportCases => false,
         },
         Role::Auditor => match action {
             ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport | ReadAccessLog => true,
             ReadPersonalData | RegisterCase | AcceptCase | RejectCase | AssignCase
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
-            | SuperviseCase | ChangeRisk | ExtendDeadline | PlanCase | ManageUsers => false,
+            | SuperviseCase | ChangeRisk | ExtendDeadline | PlanCase | ManageUsers
+            | ImportCases => false,
         },
         Role::Admin => match action {
             ReadCase | RejectCase | EscalateCase | TransferCase | SuperviseCase | ReadLinks
             | ReadStats | ReadAlerts | ExportReport | ManageUsers => true,
             ReadPersonalData | RegisterCase | AcceptCase | AssignCase | RecordMediation
             | ResolveCase | RecordFollowUp | ChangeRisk | ExtendDeadline | PlanCase
-            | ReadAccessLog => false,
+            | ReadAccessLog | ImportCases => false,
         },
     }
 }
@@ -649,7 +655,7 @@ mod tests {
 
     /// The expected table, written out row by row as in the module documentation:
     /// columns intake, mediator, director, auditor, admin.
-    const TABLE: [(Action, [bool; 5]); 21] = [
+    const TABLE: [(Action, [bool; 5]); 22] = [
         (ReadCase, [true, true, true, true, true]),
         (ReadPersonalData, [true, true, true, false, false]),
         (RegisterCase, [true, false, true, false, false]),
@@ -671,6 +677,7 @@ mod tests {
         (PlanCase, [false, true, true, false, false]),
         (ManageUsers, [false, false, false, false, true]),
         (ReadAccessLog, [false, false, false, true, false]),
+        (ImportCases, [false, false, true, false, false]),
     ];
 
     #[test]

@@ -36,7 +36,7 @@ pub(crate) const LOOKUP_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 /// 12 symbols of 31: about 59 bits, unguessable.
 pub(crate) const LOOKUP_LEN: usize = 12;
 
-fn new_lookup_code() -> String {
+pub(crate) fn new_lookup_code() -> String {
     let mut rng = rand::rng();
     let mut s = String::with_capacity(LOOKUP_LEN + 2);
     for i in 0..LOOKUP_LEN {

@@ -10,6 +10,7 @@ pub mod apikeys;
 pub mod cases;
 pub mod console;
 pub mod console_views;
+pub mod import;
 pub mod moves;
 pub mod public;
 pub mod search;

@@ -22,6 +22,10 @@ pub enum CaseCommand {
     /// 导出台账: the listing (its filters) or a search as an Excel workbook or CSV file,
     /// masked, at most 10,000 rows; recorded in the audit log.
     Export(ExportArgs),
+    /// 导入历史台账 (director): legacy records from an .xlsx or .csv laid out as the template
+    /// (--template writes it): each row imported with its date and status or reported as
+    /// 第N行：reason (exit status 1 when any row was refused); running it again adds nothing.
+    Import(ImportArgs),
     /// 审核: accept (→ 待办理) or reject (→ 已拒绝, with reason and guidance).
     Review(ReviewArgs),
     /// 派单: dispatch to a department or mediator, optionally with a deadline.
@@ -195,6 +199,16 @@ pub struct ExportArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file", "template"])))]
+pub struct ImportArgs {
+    /// The .xlsx or .csv file to import (at most 10,000 rows).
+    pub file: Option<std::path::PathBuf>,
+    /// Write the import template (an .xlsx with the header row and an example) here instead.
+    #[arg(long)]
+    pub template: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
 pub struct ReviewArgs {
     pub case_id: String,
     #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
@@ -356,6 +370,13 @@ pub async fn health(cli: &Cli) -> Result<String, Failure> {
 pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
     let target = connect::resolve(cli)?;
     let lang = target.lang;
+    if let CaseCommand::Import(ImportArgs {
+        template: Some(path),
+        ..
+    }) = cmd
+    {
+        return write_template(path, lang);
+    }
     // Decode everything local before touching the network: bad input never costs a round trip.
     let ch = connect::channel(&target).await?;
     let mut c = CaseServiceClient::new(ch);
@@ -458,6 +479,7 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 path.display()
             ))
         }
+        CaseCommand::Import(a) => import(&mut c, a, cli.json, lang).await,
         CaseCommand::Review(a) => {
             let req = pb::ReviewCaseRequest {
                 case_id: a.case_id.clone(),
@@ -606,6 +628,71 @@ fn opt_enum<E: render::ProtoEnum>(
     match v {
         None => Ok(0),
         Some(s) => Ok(parse_enum::<E>(prefix, s, what)?.into()),
+    }
+}
+
+/// `fqctl case import --template FILE`: the template, written here (no node needed).
+fn write_template(path: &std::path::Path, lang: crate::text::Lang) -> Result<String, Failure> {
+    let bytes = crate::report::ledger::import_template().map_err(Failure::usage)?;
+    std::fs::write(path, bytes)
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+    Ok(format!(
+        "{}: {}\n",
+        lang.t("已写出导入模板", "import template written"),
+        path.display()
+    ))
+}
+
+/// `fqctl case import`: sends the file, prints what was imported and every refused row.
+async fn import(
+    c: &mut CaseServiceClient<tonic::transport::Channel>,
+    a: &ImportArgs,
+    json: bool,
+    lang: crate::text::Lang,
+) -> Result<String, Failure> {
+    let Some(file) = &a.file else {
+        return Err(Failure::usage("a FILE or --template FILE"));
+    };
+    let content = std::fs::read(file)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out = c
+        .import_cases(pb::ImportCasesRequest { file_name, content })
+        .await?
+        .into_inner();
+    let text = if json {
+        let v = serde_json::json!({
+            "imported": out.imported,
+            "repeated": out.repeated,
+            "rejected": out.rejected,
+        });
+        format!("{v}\n")
+    } else {
+        let mut t = format!(
+            "{} {}，{} {}，{} {}\n",
+            lang.t("已导入", "imported"),
+            out.imported,
+            lang.t("此前已导入", "already imported"),
+            out.repeated,
+            lang.t("未导入", "refused"),
+            out.rejected.len()
+        );
+        for line in &out.rejected {
+            t.push_str(line);
+            t.push('\n');
+        }
+        t
+    };
+    if out.rejected.is_empty() {
+        Ok(text)
+    } else {
+        Err(Failure {
+            code: super::EXIT_REFUSED,
+            message: text.trim_end().to_owned(),
+        })
     }
 }
 

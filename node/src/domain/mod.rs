@@ -23,6 +23,7 @@ pub mod alert;
 pub mod apikeys;
 pub mod audit;
 pub mod calendar;
+pub mod import;
 pub mod machine;
 pub mod mask;
 pub mod model;

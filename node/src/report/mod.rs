@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod period;
 pub mod render;
 pub mod schedule;
+pub mod sheet;
 
 pub use period::{Cadence, Period};
 

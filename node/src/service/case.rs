@@ -368,6 +368,21 @@ impl pb::case_service_server::CaseService for CaseApi {
         }))
     }
 
+    #[tracing::instrument(name = "ImportCases", skip_all, fields(caller))]
+    async fn import_cases(
+        &self,
+        req: Request<pb::ImportCasesRequest>,
+    ) -> Result<Response<pb::ImportCasesResult>, Status> {
+        let who = Self::who(&req)?;
+        let pb::ImportCasesRequest { file_name, content } = req.into_inner();
+        let done = self.app.import_cases(&who, &file_name, &content).await?;
+        Ok(Response::new(pb::ImportCasesResult {
+            imported: u32::try_from(done.imported).unwrap_or(u32::MAX),
+            repeated: u32::try_from(done.repeated).unwrap_or(u32::MAX),
+            rejected: done.rejected,
+        }))
+    }
+
     #[tracing::instrument(name = "ListAuditEvents", skip_all, fields(caller))]
     async fn list_audit_events(
         &self,

@@ -16,6 +16,7 @@
 
 mod assets;
 mod forms;
+mod import;
 mod pages;
 pub mod public;
 mod session;
@@ -59,6 +60,7 @@ pub(crate) struct Web {
 pub fn router(app: App) -> Router {
     let web = Web { app };
     pages::routes()
+        .merge(import::routes())
         .merge(assets::routes())
         .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
         .layer(axum::middleware::map_response(security_headers))

@@ -63,7 +63,7 @@ pub fn routes() -> Router<Web> {
 // ---------------------------------------------------------------------------------------
 // Rendering and errors
 
-fn render(t: &impl Template) -> Response {
+pub(super) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -182,7 +182,7 @@ pub fn failure(lang: Lang, e: &Error) -> Response {
 }
 
 impl Web {
-    fn chrome(&self, s: &Signed, active: &'static str) -> Chrome {
+    pub(super) fn chrome(&self, s: &Signed, active: &'static str) -> Chrome {
         Chrome::signed(
             s.lang,
             self.app.state.code.as_str(),
@@ -193,7 +193,7 @@ impl Web {
     }
 
     /// An error page for a signed-in person.
-    fn error(&self, s: &Signed, e: &Error, back: &str) -> Response {
+    pub(super) fn error(&self, s: &Signed, e: &Error, back: &str) -> Response {
         let page = MessagePage {
             c: self.chrome(s, ""),
             title: s.lang.t("未能办理", "Not done").into(),
