@@ -112,12 +112,41 @@ async fn the_ledger_opens_in_independent_readers() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0][1], ids[0]);
 
+    // In full for a role that may see personal data, when asked: the ID number whole, as
+    // text; an auditor may not.
+    let full = root.path().join("full.xlsx");
+    let path = full.to_str().unwrap();
+    let (code, _, err) = fqctl_as(
+        &pki,
+        &node,
+        "auditor",
+        &["case", "export", "--xlsx", path, "--unmasked"],
+    );
+    assert_ne!(code, 0, "an auditor sees no personal data");
+    assert!(err.contains("PERMISSION_DENIED"), "{err}");
+    let (code, _, err) = fqctl_as(
+        &pki,
+        &node,
+        "director",
+        &["case", "export", "--xlsx", path, "--unmasked"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v = read(&python, &full);
+    assert_eq!(data_rows(&v).len(), 2);
+    assert!(
+        v["rows"].to_string().contains("610102199001011231"),
+        "in full: {}",
+        v["rows"]
+    );
+    assert!(v["types"].as_array().unwrap().iter().all(|t| t == "str"));
+
     // Neither file nor both: a usage error; the exports are in the audit log.
     let (code, _, _) = fqctl_as(&pki, &node, "director", &["case", "export"]);
     assert_ne!(code, 0);
     let (code, out, err) = fqctl_as(&pki, &node, "auditor", &["--json", "audit"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.matches("ExportCases").count(), 2, "{out}");
+    assert_eq!(out.matches("ExportCases").count(), 3, "{out}");
+    assert_eq!(out.matches("unmasked").count(), 1, "{out}");
 }
 
 fn legacy_sheet(python: &Path, mode: &str, file: &Path) -> String {

@@ -155,21 +155,37 @@ impl App {
     }
 
     /// The cases of a 台账 export (the console's 导出, `fqctl case export`): those of the search
-    /// `q` if not empty, else of `listing` (every page), masked as listings are, at most
-    /// [`EXPORT_MAX_ROWS`]; the export is recorded in the audit log before it is answered.
+    /// `q` if not empty, else of `listing` (every page), at most [`EXPORT_MAX_ROWS`]; masked as
+    /// listings are unless `unmasked` is asked by a role that may see personal data (refused
+    /// for another; supervised copies stay masked: their owner keeps the data). The export,
+    /// and whether it was unmasked, is recorded in the audit log before it is answered.
     pub async fn export_cases(
         &self,
         who: &Identity,
         mut listing: Listing,
         q: &str,
+        unmasked: bool,
     ) -> Result<Vec<Case>, Error> {
+        if unmasked {
+            self.authorize(who, Action::ReadPersonalData)?;
+        }
+        let reveal = unmasked && !listing.supervised;
         let mut cases = if !q.trim().is_empty() {
-            self.search(who, q)?.1
+            let found = self.search_unmasked(who, q)?.1;
+            if reveal {
+                found
+            } else {
+                found.iter().map(crate::domain::mask::masked).collect()
+            }
         } else {
             listing.page_size = super::cases::MAX_PAGE_SIZE;
             let mut cases = Vec::new();
             loop {
-                let page = self.list(who, listing.clone())?;
+                let page = if reveal {
+                    self.list_unmasked(who, listing.clone())?
+                } else {
+                    self.list(who, listing.clone())?
+                };
                 cases.extend(page.cases);
                 match page.next_page_token {
                     Some(t) if cases.len() < EXPORT_MAX_ROWS => listing.page_token = Some(t),
@@ -179,8 +195,12 @@ impl App {
             cases
         };
         cases.truncate(EXPORT_MAX_ROWS);
-        self.record_export(who, &format!("ExportCases {} rows", cases.len()))
-            .await?;
+        let what = if reveal {
+            format!("ExportCases {} rows unmasked (含个人信息)", cases.len())
+        } else {
+            format!("ExportCases {} rows", cases.len())
+        };
+        self.record_export(who, &what).await?;
         Ok(cases)
     }
 
@@ -193,8 +213,9 @@ impl App {
         q: &str,
         format: LedgerFormat,
         lang: crate::text::Lang,
+        unmasked: bool,
     ) -> Result<Ledger, Error> {
-        let cases = self.export_cases(who, listing, q).await?;
+        let cases = self.export_cases(who, listing, q, unmasked).await?;
         let code = &self.state.code;
         let title = format!(
             "{code} {}（{} {}）",

@@ -20,7 +20,8 @@ pub enum CaseCommand {
     /// 列表: cases, newest filters first; personal data masked.
     List(ListArgs),
     /// 导出台账: the listing (its filters) or a search as an Excel workbook or CSV file,
-    /// masked, at most 10,000 rows; recorded in the audit log.
+    /// masked unless --unmasked (roles that may see personal data), at most 10,000 rows;
+    /// recorded in the audit log.
     Export(ExportArgs),
     /// 导入历史台账 (director): legacy records from an .xlsx or .csv laid out as the template
     /// (--template writes it): each row imported with its date and status or reported as
@@ -196,6 +197,10 @@ pub struct ExportArgs {
     /// The cases a search finds instead (case id, lookup code, phone, ID number, words).
     #[arg(long, default_value = "")]
     pub query: String,
+    /// Names, phones and ID numbers in full (含个人信息): for roles that may see them;
+    /// recorded as such in the audit log.
+    #[arg(long)]
+    pub unmasked: bool,
 }
 
 #[derive(Args)]
@@ -463,6 +468,7 @@ pub async fn run(cli: &Cli, cmd: &CaseCommand) -> Result<String, Failure> {
                 supervised: a.filters.supervised,
                 query: a.query.clone(),
                 english: lang == crate::text::Lang::En,
+                unmasked: a.unmasked,
             };
             let out = c.export_cases(req).await?.into_inner();
             std::fs::write(path, &out.content)

@@ -339,6 +339,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             supervised,
             query,
             english,
+            unmasked,
         } = req.into_inner();
         let format = match pb::ExportFormat::try_from(format) {
             Ok(pb::ExportFormat::Xlsx) => LedgerFormat::Xlsx,
@@ -359,7 +360,7 @@ impl pb::case_service_server::CaseService for CaseApi {
         let lang = if english { Lang::En } else { Lang::Zh };
         let ledger = self
             .app
-            .export_ledger(&who, listing, &query, format, lang)
+            .export_ledger(&who, listing, &query, format, lang, unmasked)
             .await?;
         Ok(Response::new(pb::ExportedCases {
             file_name: ledger.file_name,

@@ -904,6 +904,9 @@ struct CasesQuery {
     supervised: String,
     #[serde(default)]
     page: String,
+    /// An export with personal data in full (含个人信息): "1".
+    #[serde(default)]
+    full: String,
 }
 
 impl CasesQuery {
@@ -976,6 +979,8 @@ struct CasesPage {
     s: Section,
     next: String,
     filters: String,
+    /// The role may export with personal data in full.
+    full_export: bool,
 }
 
 /// What a listing or a search found (masked).
@@ -1027,6 +1032,7 @@ async fn cases(State(web): State<Web>, s: Signed, Query(q): Query<CasesQuery>) -
             format!("/cases?{filters}&page={}", url_escape(&t))
         }),
         filters,
+        full_export: crate::app::App::reveals_personal(who(&s)) && !listing.supervised,
     };
     render(&page)
 }
@@ -1061,7 +1067,7 @@ async fn export(web: &Web, s: &Signed, q: &CasesQuery, xlsx: bool) -> Response {
     };
     match web
         .app
-        .export_ledger(who(s), listing, &q.q, format, s.lang)
+        .export_ledger(who(s), listing, &q.q, format, s.lang, q.full == "1")
         .await
     {
         Ok(l) => download(&l.file_name, l.content_type, l.content),
