@@ -29,6 +29,7 @@ parent = ""
 name = ""
 web_listen = ""
 public_listen = ""
+metrics_listen = ""
 tier_config = ""
 clock_offset = "0s"
 
@@ -119,6 +120,7 @@ struct RawConfig {
     federation_listen: String,
     web_listen: String,
     public_listen: String,
+    metrics_listen: String,
     parent: String,
     data_dir: PathBuf,
     /// Read in the first pass of [`load`]; kept here so it is a known key.
@@ -268,6 +270,9 @@ pub struct NodeConfig {
     pub public_listen: Option<SocketAddr>,
     /// `[public]`: the citizens' channel's certificate, captcha and rate limits.
     pub public: PublicConfig,
+    /// `metrics_listen`: address of the Prometheus metrics (`/metrics`, plain HTTP: bind it
+    /// to loopback or a management network); absent or empty: none.
+    pub metrics_listen: Option<SocketAddr>,
     /// `parent`: the parent's federation URL (`https://host:port`); absent or empty at the top.
     pub parent: Option<String>,
     /// `data_dir`: where this node's sled database lives.
@@ -762,6 +767,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         federation_listen,
         web_listen,
         public_listen,
+        metrics_listen,
         parent,
         data_dir,
         tier_config: _,
@@ -815,6 +821,30 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         }
     };
     let public = public_config(public)?;
+    let metrics_listen = match metrics_listen.trim() {
+        "" => None,
+        addr => {
+            let addr = parse_addr("metrics_listen", addr)?;
+            if addr.port() != 0
+                && [
+                    Some(listen),
+                    Some(federation_listen),
+                    web_listen,
+                    public_listen,
+                ]
+                .contains(&Some(addr))
+            {
+                return Err(invalid(
+                    "metrics_listen",
+                    "must differ from the node's other addresses",
+                ));
+            }
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "metrics_listen is not a loopback address: the metrics are plain HTTP, keep them on a management network");
+            }
+            Some(addr)
+        }
+    };
     let parent = match parent.trim() {
         "" => None,
         url if url.starts_with("https://") => Some(url.to_string()),
@@ -921,6 +951,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         web,
         public_listen,
         public,
+        metrics_listen,
         parent,
         data_dir,
         tls: TlsFiles {

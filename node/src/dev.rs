@@ -133,10 +133,12 @@ pub async fn start(opts: &DevOptions) -> Result<DevFederation, DevError> {
         let web = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, web_offset)));
         let public_offset = u16::try_from(20 + i).unwrap_or(0);
         let public = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, public_offset)));
+        let metrics_offset = u16::try_from(30 + i).unwrap_or(0);
+        let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, port(opts.base_port, metrics_offset)));
         let node_file = dir.join("nodes").join(format!("{code}.toml"));
         let body = format!(
             "# Written by `fqnode dev`; run this node alone with `fqnode --config {file}`.\n\
-             code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\nweb_listen = \"{web}\"\npublic_listen = \"{public}\"\n\
+             code = \"{code}\"\nlisten = \"{listen}\"\nfederation_listen = \"{federation}\"\nweb_listen = \"{web}\"\npublic_listen = \"{public}\"\nmetrics_listen = \"{metrics}\"\n\
              parent = \"{parent}\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[early_warning]\nperson_key_file = \"{person_key}\"\n",
             person_key = person_key.display(),
             file = node_file.display(),
@@ -228,6 +230,16 @@ impl DevFederation {
             "  登录 sign in: {} · 密码 password {DEV_PASSWORD}\n",
             logins.join(" ")
         ));
+        s.push_str("\n  监控指标 Prometheus metrics (plain HTTP, loopback):\n");
+        for (n, _) in &self.nodes {
+            if let Some(metrics) = n.addrs.metrics {
+                s.push_str(&format!(
+                    "    {tier} {code:<13} http://{metrics}/metrics\n",
+                    tier = crate::cli::render::pad(n.state.code.tier().label_zh(), 4),
+                    code = n.state.code,
+                ));
+            }
+        }
         s.push_str("\n  群众端 citizens' pages (申请调解 apply, 查询进度 look up; Open311 under /open311/v2/):\n");
         for (n, _) in &self.nodes {
             if let Some(public) = n.addrs.public {

@@ -84,6 +84,8 @@ pub struct Addrs {
     pub web: Option<SocketAddr>,
     /// The citizens' channel's address, if the node serves one (`public_listen`).
     pub public: Option<SocketAddr>,
+    /// The Prometheus metrics' address, if the node serves them (`metrics_listen`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A started node.
@@ -109,6 +111,9 @@ impl RunningNode {
         }
         if let Some(public) = self.addrs.public {
             line.push_str(&format!(" public={public}"));
+        }
+        if let Some(metrics) = self.addrs.metrics {
+            line.push_str(&format!(" metrics={metrics}"));
         }
         line
     }
@@ -246,6 +251,11 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         dir: cfg.data_dir.display().to_string(),
         source,
     })?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(cfg.code.as_str()));
+    {
+        let metrics = metrics.clone();
+        store.observe_commits(move |batch, took| metrics.observe_commit(batch, took));
+    }
     let own = tls::local_identity(&cfg.tls)?;
     if own != Identity::node(cfg.code.clone()) {
         return Err(ServerError::WrongIdentity {
@@ -339,9 +349,22 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         })?),
         None => None,
     };
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(bind("metrics_listen", addr).await?),
+        None => None,
+    };
+    let metrics_addr = match (&metrics_listener, cfg.metrics_listen) {
+        (Some(l), Some(addr)) => Some(l.local_addr().map_err(|source| ServerError::Bind {
+            what: "metrics_listen",
+            addr,
+            source,
+        })?),
+        _ => None,
+    };
     let addrs = Addrs {
         web,
         public,
+        metrics: metrics_addr,
         listen: api_listener
             .local_addr()
             .map_err(|source| ServerError::Bind {
@@ -392,6 +415,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let api = Server::builder()
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
+        .layer(crate::metrics::RpcLayer(metrics.clone()))
         .add_service(health_svc.clone())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -420,6 +444,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let federation_server = Server::builder()
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
+        .layer(crate::metrics::RpcLayer(metrics.clone()))
         .add_service(health_svc)
         .add_service(fed_svc)
         .add_service(exchange_svc)
@@ -467,6 +492,15 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             shutdown_rx.clone(),
         ));
     }
+    if let Some(listener) = metrics_listener {
+        background.push(crate::metrics::spawn(
+            metrics,
+            state.clone(),
+            cfg.tls.clone(),
+            listener,
+            shutdown_rx.clone(),
+        ));
+    }
     if let Some(channel) = parent_channel {
         background.push(crate::stats::push::spawn(
             stats,
@@ -479,7 +513,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             shutdown_rx.clone(),
         ));
     }
-    tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, web = ?addrs.web, public = ?addrs.public, "node serving");
+    tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, web = ?addrs.web, public = ?addrs.public, metrics = ?addrs.metrics, "node serving");
     Ok(RunningNode {
         addrs,
         state,

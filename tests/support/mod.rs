@@ -98,6 +98,8 @@ pub struct NodeProc {
     pub web: Option<SocketAddr>,
     /// The citizens' channel's address, when the config sets `public_listen`.
     pub public: Option<SocketAddr>,
+    /// The metrics' address, when the config sets `metrics_listen`.
+    pub metrics: Option<SocketAddr>,
     child: Option<Child>,
     pub stderr_log: PathBuf,
 }
@@ -168,6 +170,10 @@ impl NodeProc {
             public: line
                 .split_whitespace()
                 .find_map(|kv| kv.strip_prefix("public="))
+                .and_then(|v| v.parse().ok()),
+            metrics: line
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("metrics="))
                 .and_then(|v| v.parse().ok()),
             child: Some(child),
             stderr_log,
@@ -284,6 +290,8 @@ pub struct NodeOpts {
     /// Serve the citizens' channel on a free port (`public_listen`), without its captcha
     /// unless `extra` has a `[public]` section of its own.
     pub public: bool,
+    /// Serve the Prometheus metrics on a free loopback port (`metrics_listen`).
+    pub metrics: bool,
 }
 
 /// Fast link settings for tests: short backoff so repaired links recover quickly.
@@ -305,11 +313,12 @@ pub fn write_config(pki: &Pki, root: &Path, code: &str, opts: &NodeOpts) -> Path
     std::fs::write(
         &config,
         format!(
-            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{port}\"\n{web}{public}\
+            "code = \"{code}\"\nlisten = \"127.0.0.1:0\"\nfederation_listen = \"127.0.0.1:{port}\"\n{web}{public}{metrics}\
              parent = \"{parent}\"\ndata_dir = \"{data}\"\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n{extra}",
             port = opts.federation_port,
             web = if opts.web { "web_listen = \"127.0.0.1:0\"\n" } else { "" },
             public = if opts.public { "public_listen = \"127.0.0.1:0\"\n" } else { "" },
+            metrics = if opts.metrics { "metrics_listen = \"127.0.0.1:0\"\n" } else { "" },
             parent = opts.parent.clone().unwrap_or_default(),
             data = root.join(format!("data-{code}")).display(),
             ca = pki.ca().display(),

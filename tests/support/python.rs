@@ -1,5 +1,6 @@
 //! A Python virtual environment for the tests that check the node with independent clients:
-//! `georeport` (Open311 GeoReport v2) and `openpyxl` (reads .xlsx), from PyPI. Made once per
+//! `georeport` (Open311 GeoReport v2), `openpyxl` (reads and writes .xlsx) and
+//! `prometheus-client` (its OpenMetrics parser reads /metrics), from PyPI. Made once per
 //! machine under the temp folder (one install at a time across test processes), with the
 //! machine's `python3` — installed from the distribution's packages (`python3 python3-venv`)
 //! when it is missing and the tests run as root, as the browser is.
@@ -8,7 +9,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The packages, pinned.
-pub const PACKAGES: [&str; 2] = ["georeport==0.3.1", "openpyxl==3.1.5"];
+pub const PACKAGES: [&str; 3] = [
+    "georeport==0.3.1",
+    "openpyxl==3.1.5",
+    "prometheus-client==0.21.1",
+];
 
 /// The venv's python3, with [`PACKAGES`] installed.
 pub fn with_packages() -> PathBuf {
@@ -22,7 +27,7 @@ pub fn with_packages() -> PathBuf {
         libc::flock(fd, libc::LOCK_EX);
     }
     let ready = Command::new(&python)
-        .args(["-c", "import georeport, openpyxl"])
+        .args(["-c", "import georeport, openpyxl, prometheus_client"])
         .status()
         .is_ok_and(|s| s.success());
     if !ready {

@@ -168,6 +168,8 @@ pub(crate) struct Writer {
     /// `None` once dropped, so that the thread sees the channel close.
     tx: Option<mpsc::Sender<Msg>>,
     failed: Arc<OnceLock<String>>,
+    /// Told of every batch made durable (its size and how long it took): the metrics.
+    pub(crate) observer: Arc<OnceLock<CommitObserver>>,
     /// Closed by the thread once it has stopped and released the database.
     stopped: watch::Receiver<()>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -179,6 +181,10 @@ pub(crate) struct Writer {
     pub(crate) fail_syncs_transiently: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// What is told of each batch made durable: how many transactions it carried and how long
+/// it took from running the first to the end of its sync.
+pub type CommitObserver = Box<dyn Fn(usize, std::time::Duration) + Send + Sync>;
+
 impl Writer {
     pub(crate) fn spawn(
         db: sled::Db,
@@ -187,6 +193,7 @@ impl Writer {
     ) -> Result<Writer, StorageError> {
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
         let failed = Arc::new(OnceLock::new());
+        let observer: Arc<OnceLock<CommitObserver>> = Arc::new(OnceLock::new());
         let (stopping, stopped) = watch::channel(());
         #[cfg(test)]
         let fail_next_sync = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -198,6 +205,7 @@ impl Writer {
             trees,
             syncer,
             failed: failed.clone(),
+            observer: observer.clone(),
             stopping,
             unsynced: None,
             #[cfg(test)]
@@ -216,6 +224,7 @@ impl Writer {
         Ok(Writer {
             tx: Some(tx),
             failed,
+            observer,
             stopped,
             thread: Mutex::new(Some(handle)),
             #[cfg(test)]
@@ -273,6 +282,7 @@ struct WriterThread {
     trees: Trees,
     syncer: Syncer,
     failed: Arc<OnceLock<String>>,
+    observer: Arc<OnceLock<CommitObserver>>,
     stopping: watch::Sender<()>,
     /// The generation of a batch written to sled whose sync failed transiently: the next
     /// successful sync makes it durable.
@@ -380,6 +390,7 @@ impl WriterThread {
     }
 
     fn commit(&mut self, jobs: Vec<Box<dyn Job>>) {
+        let started = std::time::Instant::now();
         let generation = self.trees.signals.begin_batch();
         let mut pending = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -414,6 +425,9 @@ impl WriterThread {
         };
         match &synced {
             Ok(()) => {
+                if let Some(observe) = self.observer.get() {
+                    observe(pending.len(), started.elapsed());
+                }
                 if self.unsynced.take().is_some() {
                     tracing::info!("store sync succeeded again; earlier batches are durable");
                 }

@@ -491,6 +491,15 @@ impl Store {
         self.inner.trees.signals.refusing_writes()
     }
 
+    /// Tells `observe` of every batch of writes made durable from now on: how many
+    /// transactions it carried and how long it took (the metrics). Only the first call counts.
+    pub fn observe_commits(
+        &self,
+        observe: impl Fn(usize, std::time::Duration) + Send + Sync + 'static,
+    ) {
+        let _ = self.inner.writer.observer.set(Box::new(observe));
+    }
+
     /// Stores the newer of `incoming` (pushed by `child`, already validated and filtered by
     /// retention) and updates this node's SUBTREE entries in the same transaction.
     pub async fn merge_contributions(
