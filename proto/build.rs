@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "fengqiao/v1/stats.proto",
         "fengqiao/v1/federation.proto",
         "fengqiao/v1/users.proto",
+        "fengqiao/v1/backup.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -41,6 +41,9 @@ pub enum Error {
     /// A task the request ran off the runtime (a report) failed.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The node is at a limit (one backup at a time, a caller over its share): RESOURCE_EXHAUSTED.
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 impl From<WriteError> for Error {
@@ -71,6 +74,7 @@ impl From<Error> for Status {
             Error::Storage(s) if s.is_transient() => Code::Unavailable,
             Error::Storage(_) => Code::Internal,
             Error::Task(_) | Error::Internal(_) => Code::Internal,
+            Error::Overloaded(_) => Code::ResourceExhausted,
         };
         if code == Code::Internal {
             // Details of internal failures stay in the node's log, not in the caller's hands.

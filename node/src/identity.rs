@@ -41,6 +41,7 @@
 //! | `ManageUsers`       |   |   |   |   | ✓ |
 //! | `ReadAccessLog`     |   |   |   | ✓ |   |
 //! | `ImportCases`       |   |   | ✓ |   |   |
+//! | `Backup`            |   |   |   |   | ✓ |
 //!
 //! In words: the director may do all the center's work — console accounts are the admin's
 //! alone, the log of who viewed personal data the auditor's (等保: administration and audit
@@ -182,11 +183,13 @@ pub enum Action {
     ReadAccessLog,
     /// Import legacy records from a spreadsheet (历史台账导入).
     ImportCases,
+    /// Take a backup of the node's whole store (备份).
+    Backup,
 }
 
 impl Action {
     /// All actions.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::ReadCase,
         Action::ReadPersonalData,
         Action::RegisterCase,
@@ -209,6 +212,7 @@ impl Action {
         Action::ManageUsers,
         Action::ReadAccessLog,
         Action::ImportCases,
+        Action::Backup,
     ];
 
     /// A stable snake_case name, for messages and logs.
@@ -236,6 +240,7 @@ impl Action {
             Action::ManageUsers => "manage_users",
             Action::ReadAccessLog => "read_access_log",
             Action::ImportCases => "import_cases",
+            Action::Backup => "backup",
         }
     }
 }
@@ -258,32 +263,32 @@ pub fn allowed(role: Role, action: Action) -> bool {
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ReadStats | ReadAlerts
             | ExportReport | PlanCase | ImportCases => true,
-            ManageUsers | ReadAccessLog => false,
+            ManageUsers | ReadAccessLog | Backup => false,
         },
         Role::Intake => match action {
             ReadCase | ReadPersonalData | RegisterCase | AcceptCase | AssignCase
             | RecordFollowUp | ReadLinks | ReadStats | ReadAlerts => true,
             RejectCase | RecordMediation | ResolveCase | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ExportReport | PlanCase
-            | ManageUsers | ReadAccessLog | ImportCases => false,
+            | ManageUsers | ReadAccessLog | ImportCases | Backup => false,
         },
         Role::Mediator => match action {
             ReadCase | ReadPersonalData | RecordMediation | ResolveCase | RecordFollowUp
             | ReadStats | ReadAlerts | PlanCase => true,
             RegisterCase | AcceptCase | RejectCase | AssignCase | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | ReadLinks | ExportReport
-            | ManageUsers | ReadAccessLog | ImportCases => false,
+            | ManageUsers | ReadAccessLog | ImportCases | Backup => false,
         },
         Role::Auditor => match action {
             ReadCase | ReadLinks | ReadStats | ReadAlerts | ExportReport | ReadAccessLog => true,
             ReadPersonalData | RegisterCase | AcceptCase | RejectCase | AssignCase
             | RecordMediation | ResolveCase | RecordFollowUp | EscalateCase | TransferCase
             | SuperviseCase | ChangeRisk | ExtendDeadline | PlanCase | ManageUsers
-            | ImportCases => false,
+            | ImportCases | Backup => false,
         },
         Role::Admin => match action {
             ReadCase | RejectCase | EscalateCase | TransferCase | SuperviseCase | ReadLinks
-            | ReadStats | ReadAlerts | ExportReport | ManageUsers => true,
+            | ReadStats | ReadAlerts | ExportReport | ManageUsers | Backup => true,
             ReadPersonalData | RegisterCase | AcceptCase | AssignCase | RecordMediation
             | ResolveCase | RecordFollowUp | ChangeRisk | ExtendDeadline | PlanCase
             | ReadAccessLog | ImportCases => false,
@@ -655,7 +660,7 @@ mod tests {
 
     /// The expected table, written out row by row as in the module documentation:
     /// columns intake, mediator, director, auditor, admin.
-    const TABLE: [(Action, [bool; 5]); 22] = [
+    const TABLE: [(Action, [bool; 5]); 23] = [
         (ReadCase, [true, true, true, true, true]),
         (ReadPersonalData, [true, true, true, false, false]),
         (RegisterCase, [true, false, true, false, false]),
@@ -678,6 +683,7 @@ mod tests {
         (ManageUsers, [false, false, false, false, true]),
         (ReadAccessLog, [false, false, false, true, false]),
         (ImportCases, [false, false, true, false, false]),
+        (Backup, [false, false, false, false, true]),
     ];
 
     #[test]

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fengqiao_proto::v1::api_key_service_server::ApiKeyServiceServer;
+use fengqiao_proto::v1::backup_service_server::BackupServiceServer;
 use fengqiao_proto::v1::case_service_server::CaseServiceServer;
 use fengqiao_proto::v1::federation_service_server::FederationServiceServer;
 use fengqiao_proto::v1::stats_exchange_server::StatsExchangeServer;
@@ -301,6 +302,8 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         stats: stats.clone(),
         name: cfg.name.clone(),
         web: cfg.web.clone(),
+        backup_dir: cfg.data_dir.join("backup-tmp"),
+        backing_up: Default::default(),
     });
     if failpoint::any() {
         tracing::warn!(
@@ -407,6 +410,10 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     let api_key_svc = ApiKeyServiceServer::new(ApiKeyApi::new(state.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes.saturating_mul(8));
+    let backup_svc =
+        BackupServiceServer::new(crate::service::backup::BackupApi::new(state.clone()))
+            .max_decoding_message_size(cfg.max_message_bytes)
+            .max_encoding_message_size(crate::service::backup::CHUNK_BYTES + 1024);
     let exchange_svc = StatsExchangeServer::new(ExchangeApi::new(state.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
@@ -423,6 +430,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .add_service(stats_svc)
         .add_service(user_svc)
         .add_service(api_key_svc)
+        .add_service(backup_svc)
         .serve_with_incoming_shutdown(
             listener::incoming(
                 "listen",

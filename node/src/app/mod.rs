@@ -7,6 +7,7 @@
 //! encode answers, nothing else: no rule lives in them.
 
 pub mod apikeys;
+pub mod backup;
 pub mod cases;
 pub mod console;
 pub mod console_views;

@@ -11,6 +11,7 @@
 //! UNAVAILABLE).
 
 pub mod apikey_cmd;
+pub mod backup_cmd;
 pub mod case_cmd;
 pub mod connect;
 pub mod links_cmd;
@@ -96,6 +97,9 @@ pub enum Command {
     /// certificate).
     #[command(subcommand)]
     Apikey(apikey_cmd::ApiKeyCommand),
+    /// 备份: a consistent backup of the node's store to a file (admin certificate); `backup
+    /// verify FILE` checks one.
+    Backup(backup_cmd::BackupArgs),
 }
 
 /// A failure of one fqctl invocation, with its exit code.
@@ -148,6 +152,7 @@ pub async fn run() -> ExitCode {
         Command::Links => links_cmd::run(&cli).await,
         Command::User(cmd) => user_cmd::run(&cli, cmd).await,
         Command::Apikey(cmd) => apikey_cmd::run(&cli, cmd).await,
+        Command::Backup(args) => backup_cmd::run(&cli, args).await,
         Command::Audit(args) => oversight_cmd::audit(&cli, args).await,
     };
     match result {

@@ -2,6 +2,7 @@
 //! request with `convert` (`TryFrom` for enums), call the application layer, encode the answer.
 //! No rule lives here.
 
+pub mod backup;
 pub mod case;
 pub mod exchange;
 mod moves;
@@ -41,6 +42,10 @@ pub struct NodeState {
     pub name: String,
     /// Console sessions and sign-ins.
     pub web: crate::config::WebConfig,
+    /// Where a backup is written before it is streamed to the admin (`data_dir/backup-tmp`).
+    pub backup_dir: PathBuf,
+    /// A backup is running (one at a time).
+    pub backing_up: std::sync::atomic::AtomicBool,
 }
 
 impl NodeState {
@@ -94,6 +99,8 @@ impl NodeState {
             stats,
             name: String::new(),
             web: crate::config::WebConfig::default(),
+            backup_dir: dir.join("data").join("backup-tmp"),
+            backing_up: Default::default(),
         }
     }
 

@@ -749,7 +749,10 @@ where
 ///   clock moved on and fewer than 1,000 were issued per millisecond;
 /// * today's case number (`CODE-YYYYMMDD-NNNNNN`) continues from at least the tenths of a
 ///   second since China's midnight at the open (at most 863,999): above any number issued
-///   today before, as long as fewer than ten cases a second were registered since midnight.
+///   today before, as long as fewer than ten cases a second were registered since midnight;
+///   a store restored from a backup (`backup::restore` counts them) adds
+///   [`keys::RESTORE_CASE_GAP`] per restore, so the ids the lost node issued after the backup,
+///   however fast, are not issued again.
 ///
 /// A normal restart raises them too: numbers jump, never repeat. Also fills in the count of
 /// queued messages of stores that did not keep it.
@@ -771,8 +774,17 @@ pub(super) fn raise_floors(trees: &Trees, opened_at: Timestamp) -> Result<(), St
     }
     let day_key = keys::day_seq(&crate::domain::machine::china_day(opened_at))
         .map_err(StorageError::InvalidRecord)?;
-    let tenths =
-        u32::try_from(crate::domain::calendar::china_millis_of_day(opened_at) / 100).unwrap_or(0);
+    let restores: u32 = meta
+        .get(keys::META_RESTORES)?
+        .map(|v| codec::decode(ValueKind::Counter, TreeId::Meta, keys::META_RESTORES, &v))
+        .transpose()?
+        .unwrap_or(0);
+    let tenths = restores
+        .saturating_mul(keys::RESTORE_CASE_GAP)
+        .saturating_add(
+            u32::try_from(crate::domain::calendar::china_millis_of_day(opened_at) / 100)
+                .unwrap_or(0),
+        );
     let today: u32 = meta
         .get(&day_key)?
         .map(|v| codec::decode(ValueKind::Counter, TreeId::Meta, &day_key, &v))

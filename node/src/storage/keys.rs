@@ -301,6 +301,14 @@ pub(crate) const META_MESSAGE_SEQ: &[u8] = b"msgseq";
 /// least this (see `super::Store::open`).
 pub(crate) const META_SEQ_FLOOR: &[u8] = b"seqfloor";
 
+/// Meta key of the number of times this store was restored from a backup (see
+/// `backup::restore`): each restore lifts today's case numbers by [`RESTORE_CASE_GAP`].
+pub(crate) const META_RESTORES: &[u8] = b"restores";
+
+/// How far each restore lifts the case numbers of the day it starts on: above what the lost
+/// node issued that day, as long as it registered fewer than this since its last start.
+pub(crate) const RESTORE_CASE_GAP: u32 = 1_000_000;
+
 /// Meta key of the highest link seq neighbour `peer` reported applied (u64): messages up to
 /// it are delivered, kept for `federation.keep_delivered`, and not counted as queued.
 pub(crate) fn out_acked(peer: &str) -> Vec<u8> {

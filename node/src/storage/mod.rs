@@ -72,6 +72,7 @@
 //! until [`Store::shutdown`] has returned and every clone of the [`Store`] is dropped.
 
 mod audit;
+pub mod backup;
 mod change;
 mod codec;
 mod commit;
@@ -252,6 +253,9 @@ pub enum StorageError {
     /// opened before the fsync, e.g. EMFILE). Not acknowledged; the store keeps taking writes.
     #[error("the store could not sync this write now, try again: {0}")]
     Unavailable(String),
+    /// A backup file is damaged, of another version, or cannot be restored where asked.
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 impl StorageError {
@@ -489,6 +493,29 @@ impl Store {
     /// `commit`); it never goes back to `None` while the store is open.
     pub fn refusing_writes(&self) -> tokio::sync::watch::Receiver<Option<String>> {
         self.inner.trees.signals.refusing_writes()
+    }
+
+    /// Writes a consistent backup of the whole store to `path` (see [`backup`]): one job on
+    /// the writer thread, so every write acknowledged before it is in the file and every later
+    /// one waits for the scan. `created_at` is the node's time.
+    pub async fn backup(
+        &self,
+        path: PathBuf,
+        created_at: Timestamp,
+    ) -> Result<backup::BackupSummary, WriteError> {
+        let header = backup::BackupHeader {
+            node: self.inner.trees.node().to_string(),
+            store_format: STORE_FORMAT,
+            created_at_ms: created_at.millis(),
+        };
+        self.inner
+            .writer
+            .submit(move |trees| {
+                // Writes out the batch in progress, so the scan sees every write before it.
+                let _ = trees.get(TreeId::Meta);
+                Ok(backup::write(trees.sled(), &path, &header)?)
+            })
+            .await
     }
 
     /// Tells `observe` of every batch of writes made durable from now on: how many

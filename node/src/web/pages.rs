@@ -84,6 +84,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::NotFound(_) | Error::NoAccount(_) | Error::NoFigures(_) => StatusCode::NOT_FOUND,
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Folded { .. } => StatusCode::CONFLICT,
+        Error::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::Storage(_) | Error::Internal(_) | Error::Task(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -108,6 +109,7 @@ pub fn explain(lang: Lang, e: &Error) -> String {
         Error::Domain(_) => lang.t("未能办理", "Refused"),
         Error::PermissionDenied(_) => lang.t("无此权限", "Not permitted"),
         Error::NotFound(_) => lang.t("未找到该案件", "No such case"),
+        Error::Overloaded(_) => lang.t("系统繁忙，请稍后再试", "Busy; try again shortly"),
         Error::Storage(_) | Error::Internal(_) | Error::Task(_) => lang.t(
             "系统暂时无法保存，请稍后重试或联系管理员",
             "The node cannot do this now; try again or call the administrator",
