@@ -43,8 +43,8 @@
 //! | `ImportCases`       |   |   | ✓ |   |   |
 //! | `Backup`            |   |   |   |   | ✓ |
 //!
-//! In words: the director may do all the center's work — console accounts are the admin's
-//! alone, the log of who viewed personal data the auditor's (等保: administration and audit
+//! In words: the director may do all the center's work — console accounts and backups are
+//! the admin's alone, the log of who viewed personal data the auditor's (等保: administration and audit
 //! apart from the business); the auditor only reads (never personal data);
 //! county IT (admin) runs the node and routes cases but never sees personal data, registers,
 //! mediates or resolves; rejecting, escalating and transferring belong to the director and
@@ -709,18 +709,19 @@ mod tests {
 
     #[test]
     fn permission_invariants() {
-        // The director does all the center's work; accounts are the admin's alone (等保:
-        // separate system administration from the business), and so is the log of who viewed
-        // personal data, which only the auditor reads.
+        // The director does all the center's work; accounts and backups are the admin's alone
+        // (等保: separate system administration from the business), and so is the log of who
+        // viewed personal data, which only the auditor reads.
         for action in Action::ALL {
             assert_eq!(
                 allowed(Role::Director, action),
-                !matches!(action, ManageUsers | ReadAccessLog),
+                !matches!(action, ManageUsers | ReadAccessLog | Backup),
                 "director and {action}"
             );
         }
         for role in Role::ALL {
             assert_eq!(allowed(role, ManageUsers), role == Role::Admin, "{role}");
+            assert_eq!(allowed(role, Backup), role == Role::Admin, "{role}");
             assert_eq!(
                 allowed(role, ReadAccessLog),
                 role == Role::Auditor,
