@@ -142,6 +142,7 @@ async fn a_village_cannot_link_straight_to_a_county() {
             wait_ms: 0,
             queue_depth: 0,
             refused: Vec::new(),
+            crl_number: 0,
         })
         .await
         .unwrap_err();

@@ -181,6 +181,8 @@ struct RawTls {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    #[serde(default)]
+    crl: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,6 +281,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// `[tls]` `ca`, `cert`, `key`: PEM files of the federation CA and this node's certificate.
     pub tls: TlsFiles,
+    /// `[tls]` `crl`: a PEM certificate revocation list signed by the CA (`fqctl pki revoke`);
+    /// absent or empty: none but what the parent sends. Re-read with the certificates.
+    pub tls_crl: Option<PathBuf>,
     /// `[storage]` `cache_capacity_mb`: sled page-cache size in MiB (1–4096).
     pub cache_capacity_bytes: u64,
     /// `[deadlines]` `review`, `resolve`, `follow_up`: durations like "3d", "12h", "90s";
@@ -954,6 +959,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         metrics_listen,
         parent,
         data_dir,
+        tls_crl: (!tls.crl.as_os_str().is_empty()).then_some(tls.crl),
         tls: TlsFiles {
             ca: tls.ca,
             cert: tls.cert,

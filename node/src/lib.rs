@@ -32,6 +32,7 @@ pub mod error;
 pub mod federation;
 pub mod identity;
 pub mod listener;
+pub mod live_tls;
 pub mod metrics;
 pub mod pki;
 pub mod report;

@@ -114,18 +114,49 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// Where an accept loop takes the TLS configuration of each new connection from: a fixed
+/// one, or the node's live material (`crate::live_tls`), so that a reloaded certificate or
+/// CRL applies to the next handshake while open connections keep theirs.
+#[derive(Clone)]
+pub struct TlsSource(crate::live_tls::ServerTls);
+
+impl TlsSource {
+    pub fn get(&self) -> Arc<rustls::ServerConfig> {
+        (self.0)()
+    }
+}
+
+impl From<Arc<rustls::ServerConfig>> for TlsSource {
+    fn from(fixed: Arc<rustls::ServerConfig>) -> Self {
+        TlsSource(Arc::new(move || fixed.clone()))
+    }
+}
+
+impl From<crate::live_tls::ServerTls> for TlsSource {
+    fn from(live: crate::live_tls::ServerTls) -> Self {
+        TlsSource(live)
+    }
+}
+
 /// The connections of `listener` that completed a mutual-TLS handshake, for tonic's
 /// `serve_with_incoming_shutdown`. Accepting stops when `shutdown` turns true or tonic drops
 /// the stream; then the listener is closed.
 pub fn incoming(
     what: &'static str,
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: impl Into<TlsSource>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) -> impl Stream<Item = io::Result<TlsStream<Conn>>> {
     let (tx, rx) = mpsc::channel(limits.max_handshakes.max(1));
-    tokio::spawn(accept_loop(what, listener, tls, limits, tx, shutdown));
+    tokio::spawn(accept_loop(
+        what,
+        listener,
+        tls.into(),
+        limits,
+        tx,
+        shutdown,
+    ));
     tokio_stream::StreamExt::map(ReceiverStream::new(rx), Ok)
 }
 
@@ -170,12 +201,11 @@ impl Burst {
 async fn accept_loop(
     what: &'static str,
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: TlsSource,
     limits: Limits,
     tx: mpsc::Sender<TlsStream<Conn>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
     let mut errors = Burst::default();
@@ -228,7 +258,7 @@ async fn accept_loop(
             tcp,
             _permit: permit,
         };
-        let acceptor = acceptor.clone();
+        let acceptor = TlsAcceptor::from(tls.get());
         let handshakes = handshakes.clone();
         let tx = tx.clone();
         tokio::spawn(async move {

@@ -401,6 +401,134 @@ fn issue(dir: &Path, leaf: &Leaf, out: IssuedPaths) -> Result<IssuedPaths, PkiEr
     Ok(out)
 }
 
+/// The certificate revocation list of a PKI directory (`DIR/crl.pem`), as `tls.crl` names it.
+pub fn crl_path(dir: &Path) -> PathBuf {
+    dir.join("crl.pem")
+}
+
+/// What [`revoke`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// `DIR/crl.pem`.
+    pub crl: PathBuf,
+    /// The new CRL's number (one more than the last).
+    pub number: u64,
+    /// Certificates the CRL revokes, this one included.
+    pub revoked: usize,
+    /// False when the serial was revoked already (a new CRL is written all the same).
+    pub added: bool,
+}
+
+/// The serial of the (first) certificate of a PEM file, as its DER bytes.
+pub fn serial_of_file(path: &Path) -> Result<Vec<u8>, PkiError> {
+    let pem = fs::read(path).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let der: rustls::pki_types::CertificateDer<'static> =
+        rustls::pki_types::pem::PemObject::from_pem_slice(&pem).map_err(|e| PkiError::BadCa {
+            path: path.to_owned(),
+            reason: format!("no PEM certificate: {e}"),
+        })?;
+    crate::live_tls::serial_of(&der).ok_or_else(|| PkiError::BadCa {
+        path: path.to_owned(),
+        reason: "not an X.509 certificate".into(),
+    })
+}
+
+/// Parses a serial written in hex (`0a:1b:...`, `0A1B...`, with or without `0x`).
+pub fn parse_serial(hex: &str) -> Option<Vec<u8>> {
+    let digits: String = hex
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| *c != ':' && *c != ' ')
+        .collect();
+    if digits.is_empty() || digits.len() > 40 || digits.len() % 2 != 0 {
+        return None;
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Adds `serial` to the CA's revocation list `DIR/crl.pem` (made if missing), signed by the
+/// CA in `dir`, with a CRL number one above the last, valid for a year (nodes use the newest
+/// they hold even past that). The entries of the existing list are kept; a list not signed by
+/// this CA is refused, never overwritten.
+pub fn revoke(dir: &Path, serial: &[u8], now: OffsetDateTime) -> Result<Revocation, PkiError> {
+    use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+    let issuer = load_ca(dir)?;
+    let path = crl_path(dir);
+    let mut entries: Vec<(Vec<u8>, OffsetDateTime)> = Vec::new();
+    let mut number = 0u64;
+    if exists(&path)? {
+        let bytes = fs::read(&path).map_err(|source| PkiError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let ca_pem = fs::read(ca_cert_path(dir)).map_err(|source| PkiError::Io {
+            path: ca_cert_path(dir),
+            source,
+        })?;
+        let cas: Vec<rustls::pki_types::CertificateDer<'static>> =
+            rustls::pki_types::pem::PemObject::pem_slice_iter(&ca_pem)
+                .filter_map(Result::ok)
+                .collect();
+        let crl = crate::live_tls::check_crl(&bytes, &cas, &path).map_err(|e| PkiError::BadCa {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        number = crl.number;
+        let (_, parsed) = x509_parser::parse_x509_crl(&crl.der).map_err(|e| PkiError::BadCa {
+            path: path.clone(),
+            reason: format!("not a CRL: {e}"),
+        })?;
+        for r in parsed.iter_revoked_certificates() {
+            entries.push((r.raw_serial().to_vec(), r.revocation_date.to_datetime()));
+        }
+    }
+    let added = !entries.iter().any(|(s, _)| s == serial);
+    if added {
+        entries.push((serial.to_vec(), now));
+    }
+    let number = number + 1;
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update: now + time::Duration::days(365),
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: entries
+            .iter()
+            .map(|(s, at)| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(s),
+                revocation_time: *at,
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params
+        .signed_by(&issuer)
+        .map_err(|source| PkiError::Generate {
+            what: "the revocation list".into(),
+            source,
+        })?;
+    let pem = crl.pem().map_err(|source| PkiError::Generate {
+        what: "the revocation list".into(),
+        source,
+    })?;
+    write_file(&path, pem.as_bytes(), false)?;
+    Ok(Revocation {
+        crl: path,
+        number,
+        revoked: entries.len(),
+        added,
+    })
+}
+
 /// Loads the CA of `dir` as an issuer, checking that it is a CA and that key and
 /// certificate belong together.
 fn load_ca(dir: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
@@ -585,6 +713,53 @@ fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiErro
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn revocation_lists_grow_signed_by_the_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pki");
+        init_ca(&dir).unwrap();
+        let code = NodeCode::parse("610116").unwrap();
+        let a = issue_operator(&dir, &code, Role::Intake, "a").unwrap();
+        let b = issue_operator(&dir, &code, Role::Intake, "b").unwrap();
+        let sa = serial_of_file(&a.cert).unwrap();
+        let sb = serial_of_file(&b.cert).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let first = revoke(&dir, &sa, now).unwrap();
+        assert_eq!((first.number, first.revoked, first.added), (1, 1, true));
+        let again = revoke(&dir, &sa, now).unwrap();
+        assert_eq!((again.number, again.revoked, again.added), (2, 1, false));
+        let both = revoke(&dir, &sb, now).unwrap();
+        assert_eq!((both.number, both.revoked), (3, 2));
+        let cas: Vec<rustls::pki_types::CertificateDer<'static>> =
+            rustls::pki_types::pem::PemObject::pem_slice_iter(
+                &fs::read(ca_cert_path(&dir)).unwrap(),
+            )
+            .map(Result::unwrap)
+            .collect();
+        let crl =
+            crate::live_tls::check_crl(&fs::read(crl_path(&dir)).unwrap(), &cas, &dir).unwrap();
+        assert_eq!(crl.number, 3);
+        assert!(crl.revoked.contains(&sa) && crl.revoked.contains(&sb));
+        // Another CA's list is refused, and is never overwritten by a revocation here.
+        let other = tmp.path().join("other");
+        init_ca(&other).unwrap();
+        fs::copy(crl_path(&dir), crl_path(&other)).unwrap();
+        assert!(revoke(&other, &sa, now).is_err());
+        let other_cas: Vec<rustls::pki_types::CertificateDer<'static>> =
+            rustls::pki_types::pem::PemObject::pem_slice_iter(
+                &fs::read(ca_cert_path(&other)).unwrap(),
+            )
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            crate::live_tls::check_crl(&fs::read(crl_path(&dir)).unwrap(), &other_cas, &dir)
+                .is_err()
+        );
+        assert_eq!(parse_serial("0a:1B"), Some(vec![0x0a, 0x1b]));
+        assert_eq!(parse_serial("xyz"), None);
+    }
+
     use super::*;
     use x509_parser::extensions::GeneralName;
 

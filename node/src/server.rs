@@ -34,6 +34,7 @@ use crate::config::NodeConfig;
 use crate::federation::{self, Federation, failpoint};
 use crate::identity::Identity;
 use crate::listener::{self, Limits};
+use crate::live_tls::{LiveTls, RevocationLayer, TlsSetup};
 use crate::service::NodeState;
 use crate::service::case::CaseApi;
 use crate::service::exchange::ExchangeApi;
@@ -93,6 +94,8 @@ pub struct Addrs {
 pub struct RunningNode {
     pub addrs: Addrs,
     pub state: Arc<NodeState>,
+    /// The node's TLS material: `reload_logged` on SIGHUP.
+    pub tls: Arc<LiveTls>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     /// Background work that uses storage (the federation's link workers and silence check,
@@ -206,21 +209,6 @@ async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
 /// `clock_offset`).
 pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, ServerError> {
     tls::install_crypto_provider();
-    let server_tls = tls::server_rustls_config(&cfg.tls)?;
-    let web_tls = match cfg.web_listen {
-        Some(_) => Some(tls::web_rustls_config(&cfg.tls)?),
-        None => None,
-    };
-    let public_tls = match cfg.public_listen {
-        Some(_) => Some(tls::public_rustls_config(
-            &cfg.tls,
-            cfg.public
-                .tls
-                .as_ref()
-                .map(|(c, k)| (c.as_path(), k.as_path())),
-        )?),
-        None => None,
-    };
     let limits = Limits {
         max_connections: cfg.max_connections,
         max_handshakes: cfg.max_handshakes,
@@ -264,9 +252,18 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             found: own.uri(),
         });
     }
+    // Certificates, key, CA and CRL, live: re-read on SIGHUP and when the files change.
+    let live = LiveTls::load(TlsSetup {
+        files: cfg.tls.clone(),
+        crl: cfg.tls_crl.clone(),
+        received_crl: cfg.data_dir.join("crl-from-parent.pem"),
+        web: cfg.web_listen.is_some(),
+        public: cfg.public_listen.map(|_| cfg.public.tls.clone()),
+        parent: parent.clone(),
+    })?;
     // Built before any listener, so a bad parent URL stops the start.
-    let parent_channel = match (&cfg.parent, &parent) {
-        (Some(url), Some(code)) => Some(federation::connect::parent_channel(url, &cfg.tls, code)?),
+    let parent_channel = match (&cfg.parent, live.client_source()) {
+        (Some(url), Some(client)) => Some(federation::connect::parent_channel_with(url, client)?),
         _ => None,
     };
     let fed = Arc::new(
@@ -281,6 +278,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         )
         .with_policy(cfg.policy.clone()),
     );
+    let _ = fed.tls.set(live.clone());
     // The parent link counts as expected from this node's first start with it.
     fed.save_links().await;
     let stats = Arc::new(StatsNode::new(
@@ -423,6 +421,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .layer(crate::metrics::RpcLayer(metrics.clone()))
+        .layer(RevocationLayer(live.clone()))
         .add_service(health_svc.clone())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -435,7 +434,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             listener::incoming(
                 "listen",
                 api_listener,
-                server_tls.clone(),
+                live.server_source(),
                 limits,
                 shutdown_rx.clone(),
             ),
@@ -453,6 +452,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .layer(crate::metrics::RpcLayer(metrics.clone()))
+        .layer(RevocationLayer(live.clone()))
         .add_service(health_svc)
         .add_service(fed_svc)
         .add_service(exchange_svc)
@@ -460,7 +460,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
             listener::incoming(
                 "federation_listen",
                 fed_listener,
-                server_tls,
+                live.server_source(),
                 limits,
                 shutdown_rx.clone(),
             ),
@@ -477,7 +477,11 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         crate::sweep::spawn(state.clone(), shutdown_rx.clone()),
     ];
     // The web console reads and writes the store: stopped with the background work.
-    if let (Some((listener, _)), Some(tls)) = (web_listener, web_tls) {
+    background.push(crate::live_tls::spawn_watch(
+        live.clone(),
+        shutdown_rx.clone(),
+    ));
+    if let (Some((listener, _)), Some(tls)) = (web_listener, live.web_source()) {
         background.push(crate::web::spawn(
             crate::app::App::new(state.clone()),
             listener,
@@ -487,7 +491,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         ));
     }
     // The citizens' channel, likewise; its own connection cap (many phones).
-    if let (Some((listener, _)), Some(tls)) = (public_listener, public_tls) {
+    if let (Some((listener, _)), Some(tls)) = (public_listener, live.public_source()) {
         background.extend(crate::web::public::spawn(
             crate::app::App::new(state.clone()),
             cfg.public.clone(),
@@ -524,6 +528,7 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
     tracing::info!(code = %cfg.code, listen = %addrs.listen, federation_listen = %addrs.federation_listen, web = ?addrs.web, public = ?addrs.public, metrics = ?addrs.metrics, "node serving");
     Ok(RunningNode {
         addrs,
+        tls: live,
         state,
         shutdown: shutdown_tx,
         tasks,

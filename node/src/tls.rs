@@ -141,6 +141,16 @@ pub fn install_crypto_provider() {
 /// `cert`/`key`, require a client certificate chaining to `ca`, speak HTTP/2 (ALPN `h2`).
 /// Files are checked as for [`server_tls_config`].
 pub fn server_rustls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_rustls_config_with_crls(files, Vec::new())
+}
+
+/// [`server_rustls_config`] that also refuses client certificates revoked by `crls` (checked
+/// by the caller: signed by the CA). Only end-entity certificates are checked; a certificate
+/// whose issuer has no CRL here is accepted.
+pub fn server_rustls_config_with_crls(
+    files: &TlsFiles,
+    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let (ca, chain, key) = load_rustls(files)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -155,6 +165,9 @@ pub fn server_rustls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig
         Arc::new(roots),
         provider.clone(),
     )
+    .with_crls(crls)
+    .only_check_end_entity_revocation()
+    .allow_unknown_revocation_status()
     .build()
     .map_err(|e| TlsError::Pem {
         path: files.ca.clone(),

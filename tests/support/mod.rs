@@ -220,6 +220,17 @@ impl NodeProc {
         self.child = fresh.child.take();
     }
 
+    /// SIGHUP: the node re-reads its certificates, key, CA and CRL.
+    pub fn hangup(&self) {
+        let pid = self.child.as_ref().expect("a running node").id();
+        let sent = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill -HUP");
+        assert!(sent.success());
+    }
+
     /// SIGKILL: no chance to flush or sync anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

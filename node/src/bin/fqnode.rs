@@ -76,6 +76,31 @@ async fn wait_for_signal() {
     }
 }
 
+/// Waits for SIGTERM or Ctrl-C; each SIGHUP meanwhile re-reads the node's certificates, key,
+/// CA and CRL (the files are also watched).
+async fn serve_until_stopped(tls: Arc<fengqiao_node::live_tls::LiveTls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            let stop = wait_for_signal();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    Some(()) = hup.recv() => {
+                        tracing::info!("SIGHUP: re-reading the certificates");
+                        let tls = tls.clone();
+                        let _ = tokio::task::spawn_blocking(move || tls.reload_logged()).await;
+                    }
+                }
+            }
+        }
+    }
+    let _ = tls;
+    wait_for_signal().await;
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Exactly one rustls provider, chosen before anything can pick one implicitly.
@@ -159,7 +184,7 @@ async fn main() -> ExitCode {
             };
             println!("{}", node.ready_line());
             server::RunningNode::notify_systemd("READY=1");
-            wait_for_signal().await;
+            serve_until_stopped(node.tls.clone()).await;
             server::RunningNode::notify_systemd("STOPPING=1");
             if let Err(e) = node.shutdown().await {
                 eprintln!("fqnode: shutdown: {e}");

@@ -38,6 +38,20 @@ pub enum PkiCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Revoke a certificate: add it to DIR/crl.pem (made if missing), signed by the CA, with
+    /// the next CRL number. Give the certificate's file, or --serial. Nodes whose tls.crl names
+    /// the file re-read it (SIGHUP, or within seconds as it changes) and pass it down to their
+    /// children.
+    Revoke {
+        /// The certificate to revoke (PEM).
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        cert_file: Option<PathBuf>,
+        /// Its serial number, in hex (as `openssl x509 -serial` prints it).
+        #[arg(long)]
+        serial: Option<String>,
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -69,6 +83,41 @@ pub fn run(cmd: &PkiCommand) -> ExitCode {
             match pki::issue_node(dir, &code, hosts) {
                 Ok(p) => {
                     println!("{}\n{}", p.cert.display(), p.key.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        PkiCommand::Revoke {
+            cert_file,
+            serial,
+            dir,
+        } => {
+            let serial = match (cert_file, serial) {
+                (Some(file), _) => match pki::serial_of_file(file) {
+                    Ok(s) => s,
+                    Err(e) => return fail(e),
+                },
+                (None, Some(hex)) => match pki::parse_serial(hex) {
+                    Some(s) => s,
+                    None => return fail(format!("--serial {hex:?}: not a hex serial number")),
+                },
+                (None, None) => return fail("give the certificate's file or --serial"),
+            };
+            match pki::revoke(dir, &serial, time::OffsetDateTime::now_utc()) {
+                Ok(r) => {
+                    let hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
+                    println!(
+                        "{}\nserial {hex} {}; CRL number {}, {} revoked",
+                        r.crl.display(),
+                        if r.added {
+                            "revoked"
+                        } else {
+                            "was revoked already"
+                        },
+                        r.number,
+                        r.revoked
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),

@@ -23,6 +23,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::code::NodeCode;
 use crate::identity::Identity;
+use crate::live_tls::ClientTls;
 use crate::tls::{self, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, TlsError, TlsFiles};
 
 /// HTTP/2 ping interval on the parent link.
@@ -88,9 +89,63 @@ fn bad_url(url: &str, reason: impl Into<String>) -> TlsError {
     }
 }
 
+/// The client configuration of the link to `parent`: present this node's certificate, and
+/// accept only a server that WebPKI accepts (chain, host name, and not revoked by `crls`,
+/// checked by the caller: signed by the CA) and whose identity is `parent`.
+pub fn parent_client_config(
+    files: &TlsFiles,
+    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
+    parent: &NodeCode,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let (ca, chain, key) = tls::load_rustls(files)?;
+    let mut roots = RootCertStore::empty();
+    for c in ca {
+        roots.add(c).map_err(|e| TlsError::Pem {
+            path: files.ca.clone(),
+            reason: format!("unusable CA certificate: {e}"),
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
+        .only_check_end_entity_revocation()
+        .allow_unknown_revocation_status()
+        .build()
+        .map_err(|e| TlsError::Pem {
+            path: files.ca.clone(),
+            reason: format!("cannot build a verifier: {e}"),
+        })?;
+    let verifier = PeerVerifier {
+        inner: webpki,
+        expected: Identity::node(parent.clone()),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Pem {
+            path: files.cert.clone(),
+            reason: format!("TLS versions: {e}"),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| TlsError::Pem {
+            path: files.key.clone(),
+            reason: format!("unusable certificate or key: {e}"),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A lazily connecting channel to the parent at `url` (`https://host:port`), which must prove
-/// to be node `parent`.
+/// to be node `parent` (see [`parent_client_config`]).
 pub fn parent_channel(url: &str, files: &TlsFiles, parent: &NodeCode) -> Result<Channel, TlsError> {
+    let config = parent_client_config(files, Vec::new(), parent)?;
+    parent_channel_with(url, Arc::new(move || config.clone()))
+}
+
+/// [`parent_channel`] whose every connection takes the client configuration `client` answers
+/// then (a reloaded certificate or CRL is used from the next reconnection on).
+pub fn parent_channel_with(url: &str, client: ClientTls) -> Result<Channel, TlsError> {
     let uri: Uri = url.parse().map_err(|e| bad_url(url, format!("{e}")))?;
     if uri.scheme_str() != Some("https") {
         return Err(TlsError::NotHttps {
@@ -110,40 +165,9 @@ pub fn parent_channel(url: &str, files: &TlsFiles, parent: &NodeCode) -> Result<
     let server_name = ServerName::try_from(host.clone())
         .map_err(|e| bad_url(url, format!("server name: {e}")))?;
 
-    let (ca, chain, key) = tls::load_rustls(files)?;
-    let mut roots = RootCertStore::empty();
-    for c in ca {
-        roots.add(c).map_err(|e| TlsError::Pem {
-            path: files.ca.clone(),
-            reason: format!("unusable CA certificate: {e}"),
-        })?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| TlsError::Pem {
-            path: files.ca.clone(),
-            reason: format!("cannot build a verifier: {e}"),
-        })?;
-    let verifier = PeerVerifier {
-        inner: webpki,
-        expected: Identity::node(parent.clone()),
-    };
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad_url(url, format!("TLS versions: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| TlsError::Pem {
-            path: files.key.clone(),
-            reason: format!("unusable certificate or key: {e}"),
-        })?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-
     let connect = tower::service_fn(move |_: Uri| {
-        let (host, server_name, connector) = (host.clone(), server_name.clone(), connector.clone());
+        let (host, server_name) = (host.clone(), server_name.clone());
+        let connector = tokio_rustls::TlsConnector::from(client());
         async move {
             let tcp = tokio::time::timeout(
                 CONNECT_TIMEOUT,

@@ -389,6 +389,7 @@ async fn pull_loop(
             wait_ms,
             queue_depth: fed.store.outbox_stats(&parent).map_or(0, |s| s.len),
             refused: refused.clone(),
+            crl_number: fed.tls.get().map_or(0, |t| t.crl_number()),
         });
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
         let result = tokio::select! {
@@ -399,6 +400,16 @@ async fn pull_loop(
             Ok(resp) => {
                 let resp = resp.into_inner();
                 fed.heard(&parent, resp.queue_depth).await;
+                if let (false, Some(tls)) = (resp.crl.is_empty(), fed.tls.get()) {
+                    let (tls, der) = (tls.clone(), resp.crl.clone());
+                    match tokio::task::spawn_blocking(move || tls.offer_crl(&der)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "refused the CRL the parent sent")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "taking the parent's CRL failed"),
+                    }
+                }
                 if !resp.resync.is_empty() {
                     fed.told_resync(&parent, through, &resp.resync).await;
                 }

@@ -32,6 +32,9 @@ pub struct Federation {
     /// Set by the pull loop when the parent holds less of this node's messages than it
     /// acknowledged: the push loop sends again from there.
     parent_rewind: std::sync::Mutex<Option<u64>>,
+    /// The node's TLS material, when it serves (not in tests in process): the CRL in force
+    /// goes down to children that hold an older one, and one from the parent is taken here.
+    pub tls: std::sync::OnceLock<Arc<crate::live_tls::LiveTls>>,
 }
 
 pub type SharedFederation = Arc<Federation>;
@@ -92,6 +95,7 @@ impl Federation {
             links,
             batch_bytes: max_message_bytes.max(4096),
             parent_rewind: std::sync::Mutex::new(None),
+            tls: std::sync::OnceLock::new(),
         }
     }
 

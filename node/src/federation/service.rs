@@ -200,8 +200,15 @@ impl FederationService for FederationApi {
             wait_ms,
             queue_depth,
             refused,
+            crl_number,
         } = req.into_inner();
         let fed = &self.fed;
+        // A newer CRL goes down with the answer, whatever it carries.
+        let crl = fed
+            .tls
+            .get()
+            .and_then(|t| t.crl_for_children(crl_number))
+            .unwrap_or_default();
         fed.heard(&child, queue_depth).await;
         // The child refused some of what it applied: deal with each before it is deleted.
         let refused: Vec<_> = refused
@@ -254,6 +261,7 @@ impl FederationService for FederationApi {
                     queue_depth: fed.store.outbox_stats(&child)?.len,
                     resync,
                     pushed_through: Some(fed.store.applied_through(&child)?),
+                    crl,
                 }));
             }
             if *shutdown.borrow() {
@@ -270,6 +278,7 @@ impl FederationService for FederationApi {
             queue_depth: 0,
             resync,
             pushed_through: Some(fed.store.applied_through(&child)?),
+            crl,
         }))
     }
 }

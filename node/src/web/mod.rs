@@ -22,7 +22,6 @@ pub mod public;
 mod session;
 mod view;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -101,7 +100,7 @@ pub struct ClientAddr(pub std::net::SocketAddr);
 pub fn spawn(
     app: App,
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: impl Into<listener::TlsSource>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -114,10 +113,11 @@ pub(crate) fn serve(
     what: &'static str,
     router: Router,
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: impl Into<listener::TlsSource>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let tls = tls.into();
     tokio::spawn(async move {
         let mut incoming = std::pin::pin!(listener::incoming(
             what,

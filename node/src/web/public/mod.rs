@@ -78,7 +78,7 @@ pub fn spawn(
     app: App,
     cfg: PublicConfig,
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: impl Into<crate::listener::TlsSource>,
     limits: ListenerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
