@@ -509,7 +509,7 @@ impl LegacyRow {
 /// with its historic status, by `ctx.actor` at `ctx.now`. The deadline that status runs
 /// starts at the import (a center takes the record up in the system now, so it is not overdue
 /// on arrival); a resolved or closed record is resolved (and closed) on its date. One event,
-/// 登记受理, says it came from the 台账.
+/// 登记受理 on the registration date, says it came from the 台账 (by whom: its actor).
 pub fn legacy_case(
     ctx: &super::Ctx,
     row: &LegacyRow,
@@ -544,6 +544,8 @@ pub fn legacy_case(
         }
     }
     event.to_status = row.status;
+    // On its date: the report of that period counts it as received then, not at the import.
+    event.at = on;
     event.detail = format!(
         "历史台账导入（第{}行）：登记日期{y:04}-{m:02}-{d:02}，{}，{}，状态{}，当事人1人，涉及金额{}元",
         row.line,

@@ -23,8 +23,10 @@
 //! Personal data never enters a report: summaries are masked with the case's parties, alert
 //! messages are masked when raised.
 //!
-//! Making a report reads every case of the node once and the histories of the cases changed
-//! since `from`; callers run it off the async runtime.
+//! Making a report reads indexes, not every case: the events of the period from the activity
+//! index, the stock from the facets and deadline indexes, and only the cases it lists (at most
+//! [`REPORT_LIST_MAX`] per list, the figures counting them all); callers run it off the async
+//! runtime.
 
 pub mod ledger;
 pub mod period;
@@ -57,6 +59,8 @@ pub struct Figures {
     pub open: u64,
     /// Past their running deadline (review, resolution or follow-up) when it was made.
     pub overdue: u64,
+    /// Red and orange cases not closed when it was made.
+    pub high_risk: u64,
 }
 
 impl Figures {
@@ -136,75 +140,70 @@ pub struct ReportData {
     pub alerts: Vec<AlertLine>,
 }
 
-/// Makes the report of node `node` for `period` at `now`, from the store.
+/// Most cases each list of a report holds (the overdue ones due earliest, the red ones
+/// first), and most alerts (the earliest of the period); the figures count them all.
+pub const REPORT_LIST_MAX: usize = 1000;
+
+/// Makes the report of node `node` for `period` at `now`, from the store's indexes: the
+/// figures from the activity index (the events of the period) and the facets and deadline
+/// indexes (the stock); only the cases listed are read. Bounded whatever the node holds.
 pub fn make(
     store: &Store,
     node: &str,
     period: &Period,
     now: Timestamp,
 ) -> Result<ReportData, StorageError> {
-    let mut figures = Figures::default();
-    let mut overdue = Vec::new();
-    let mut high_risk = Vec::new();
-    let mut changed = Vec::new();
-    store.visit_cases(|case: Case| -> Result<(), StorageError> {
-        if case.owner_node == node && case.status.is_open() {
-            figures.open += 1;
+    let mut figures = Figures {
+        open: store.count_open()?,
+        ..Figures::default()
+    };
+    store.activity_between(period.from, period.to, |kind, amount_fen| match kind {
+        EventKind::Registered => {
+            figures.received += 1;
+            figures.amount_fen = figures.amount_fen.saturating_add(amount_fen);
         }
-        if case.owner_node == node && !case.status.is_final() {
-            if case.is_overdue(now) {
-                figures.overdue += 1;
-                overdue.push(CaseLine::of(&case, now));
-            }
-            if matches!(case.risk, RiskLevel::Red | RiskLevel::Orange) {
-                high_risk.push(CaseLine::of(&case, now));
-            }
-        }
-        if case.updated_at >= period.from {
-            changed.push((case.id, case.amount_fen));
-        }
-        Ok(())
+        EventKind::Accepted => figures.accepted += 1,
+        EventKind::Rejected => figures.rejected += 1,
+        EventKind::Resolved => figures.resolved += 1,
+        EventKind::Unresolved => figures.unresolved += 1,
+        EventKind::FollowUpClosed => figures.closed += 1,
+        EventKind::Reopened => figures.reopened += 1,
+        EventKind::Assigned
+        | EventKind::Mediation
+        | EventKind::RiskChanged
+        | EventKind::SupervisionOpened
+        | EventKind::SupervisionClosed
+        | EventKind::DeadlineExtended
+        | EventKind::PlanUpdated
+        | EventKind::Progress
+        | EventKind::Escalated
+        | EventKind::TransferredOut
+        | EventKind::Relayed
+        | EventKind::Received
+        | EventKind::Returned
+        | EventKind::SupervisionRequested
+        | EventKind::SupervisionOrdered
+        | EventKind::OrderNotExecuted => {}
     })?;
-    for (id, amount_fen) in changed {
-        for e in store.history(&id)? {
-            if e.node != node || e.at < period.from || e.at >= period.to {
-                continue;
-            }
-            match e.kind {
-                EventKind::Registered => {
-                    figures.received += 1;
-                    figures.amount_fen = figures.amount_fen.saturating_add(amount_fen);
-                }
-                EventKind::Accepted => figures.accepted += 1,
-                EventKind::Rejected => figures.rejected += 1,
-                EventKind::Resolved => figures.resolved += 1,
-                EventKind::Unresolved => figures.unresolved += 1,
-                EventKind::FollowUpClosed => figures.closed += 1,
-                EventKind::Reopened => figures.reopened += 1,
-                EventKind::Assigned
-                | EventKind::Mediation
-                | EventKind::RiskChanged
-                | EventKind::SupervisionOpened
-                | EventKind::SupervisionClosed
-                | EventKind::DeadlineExtended
-                | EventKind::PlanUpdated
-                | EventKind::Progress
-                | EventKind::Escalated
-                | EventKind::TransferredOut
-                | EventKind::Relayed
-                | EventKind::Received
-                | EventKind::Returned
-                | EventKind::SupervisionRequested
-                | EventKind::SupervisionOrdered
-                | EventKind::OrderNotExecuted => {}
-            }
-        }
-    }
-    overdue.sort_by_key(|c| c.due_at);
+    let (overdue_count, overdue_cases) = store.overdue_cases(now, REPORT_LIST_MAX)?;
+    figures.overdue = overdue_count;
+    let overdue: Vec<CaseLine> = overdue_cases
+        .iter()
+        .filter(|c| c.owner_node == node)
+        .map(|c| CaseLine::of(c, now))
+        .collect();
+    let (high_count, high_cases) = store.high_risk_cases(REPORT_LIST_MAX)?;
+    figures.high_risk = high_count;
+    let mut high_risk: Vec<CaseLine> = high_cases
+        .iter()
+        .filter(|c| c.owner_node == node)
+        .map(|c| CaseLine::of(c, now))
+        .collect();
     high_risk.sort_by(|a, b| b.risk.cmp(&a.risk).then_with(|| a.case_id.cmp(&b.case_id)));
     let alerts = store
         .alerts_between(period.from, period.to)?
         .iter()
+        .take(REPORT_LIST_MAX)
         .map(AlertLine::from)
         .collect();
     Ok(ReportData {

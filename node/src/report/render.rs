@@ -29,7 +29,7 @@ pub const HEADER: [&str; 10] = [
 
 /// The figures in CSV order: machine name, Chinese label, English label, getter.
 type Getter = fn(&Figures) -> u64;
-const FIGURES: [(&str, &str, &str, Getter); 9] = [
+const FIGURES: [(&str, &str, &str, Getter); 10] = [
     ("received", "登记受理", "received", |f| f.received),
     ("accepted", "审核通过", "accepted", |f| f.accepted),
     ("rejected", "不予受理", "rejected", |f| f.rejected),
@@ -45,6 +45,12 @@ const FIGURES: [(&str, &str, &str, Getter); 9] = [
         "逾期未办（含回访）",
         "overdue (follow-up included)",
         |f| f.overdue,
+    ),
+    (
+        "high_risk",
+        "红色、橙色风险",
+        "red and orange",
+        |f| f.high_risk,
     ),
 ];
 
@@ -63,6 +69,7 @@ fn set_figure(f: &mut Figures, name: &str, v: &str) -> Option<()> {
         "reopened" => &mut f.reopened,
         "open" => &mut f.open,
         "overdue" => &mut f.overdue,
+        "high_risk" => &mut f.high_risk,
         _ => return Some(()), // success_rate and figures of later versions: not data
     };
     *slot = v.parse().ok()?;
@@ -373,6 +380,15 @@ pub fn to_text(r: &ReportData, lang: Lang) -> String {
             Lang::Zh => format!("\n{zh}（{n}）\n"),
             Lang::En => format!("\n{en} ({n})\n"),
         });
+        if n == crate::report::REPORT_LIST_MAX {
+            s.push_str(&format!(
+                "  {}\n",
+                lang.t(
+                    "（仅列出前1000件，总数见上方数字）",
+                    "(the first 1,000 only; the figures above count them all)"
+                )
+            ));
+        }
         if n == 0 {
             s.push_str(&format!("  {}\n", lang.t("无", "none")));
         }

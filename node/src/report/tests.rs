@@ -79,7 +79,11 @@ fn accept() -> Command {
 #[tokio::test]
 async fn a_report_counts_what_happened_in_its_period() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let store = Store::open(
+        dir.path(),
+        &StoreOptions::new(crate::code::NodeCode::parse(NODE).unwrap(), at(-100)),
+    )
+    .unwrap();
     // Before the period: registered and accepted.
     let old = register(&store, "old", RiskLevel::Orange, at(-48)).await;
     apply(&store, &old.id, at(-47), accept()).await;
@@ -202,6 +206,7 @@ fn csv_reads_back_into_the_same_report() {
             amount_fen: 1_234_567,
             open: 2,
             overdue: 1,
+            high_risk: 1,
         },
         overdue: vec![line("x-1", RiskLevel::Blue)],
         high_risk: vec![line("x-2", RiskLevel::Red)],

@@ -346,8 +346,20 @@ pub fn restore(path: &Path, dir: &Path) -> Result<BackupSummary, StorageError> {
 mod tests {
     use super::*;
 
+    /// Opens a sled folder, waiting for a handle dropped a moment ago to release its lock
+    /// (sled frees it through epoch-deferred destruction).
     fn tree(dir: &Path) -> (sled::Db, sled::Tree) {
-        let db = sled::Config::new().path(dir).open().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let t = db.open_tree(super::super::space::STORE_TREE).unwrap();
         (db, t)
     }

@@ -416,6 +416,19 @@ impl Change<'_> {
             }
             tx.insert_encoded(TreeId::Events, ValueKind::Events, &key, self.events)?;
         }
+        // The activity index: the events this node wrote (a report's figures).
+        for e in self.events.iter().filter(|e| e.node == tx.node.as_str()) {
+            let amount = match e.kind {
+                crate::domain::EventKind::Registered => case.amount_fen,
+                _ => 0,
+            };
+            tx.insert_encoded(
+                TreeId::ByActivity,
+                ValueKind::Activity,
+                &keys::activity(e.at, e.kind.code(), &case.id, e.seq),
+                &amount,
+            )?;
+        }
 
         let old_code = self.before.map(|b| b.lookup_code.as_str());
         if old_code != Some(case.lookup_code.as_str()) {

@@ -73,6 +73,8 @@ pub(crate) enum ValueKind {
     Session = 29,
     /// An Open311 API key ([`crate::domain::apikeys::ApiKey`]).
     ApiKey = 30,
+    /// An entry of the activity index: the amount of a registration, fen (i64; 0 otherwise).
+    Activity = 31,
 }
 
 impl ValueKind {
@@ -102,7 +104,8 @@ impl ValueKind {
             | ValueKind::Access
             | ValueKind::LoginState
             | ValueKind::Session
-            | ValueKind::ApiKey => 1,
+            | ValueKind::ApiKey
+            | ValueKind::Activity => 1,
         }
     }
 }

@@ -151,6 +151,10 @@ trees! {
     /// key name → [`crate::domain::apikeys::ApiKey`]: the keys of the systems that submit
     /// cases through the Open311 API.
     ApiKeys => "keyname_apikey" = 0x1F,
+    /// at ‖ event kind ‖ case id ‖ 0x00 ‖ seq (u64 BE) → amount (`ValueKind::Activity`): every
+    /// event this node wrote, by time, for the figures of a report without reading the cases
+    /// (store format 8; built at open of older stores).
+    ByActivity => "at_kind_caseid_seq_amount" = 0x20,
 }
 
 /// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
@@ -395,6 +399,22 @@ pub(crate) const FACETS_LEN: usize = 3;
 /// index range "deadline < at".
 pub(crate) fn deadline_bound(at: Timestamp) -> [u8; 8] {
     ((at.millis() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Key of the activity index: when, what, which case, which event.
+pub(crate) fn activity(at: Timestamp, kind: u8, case_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + 1 + case_id.len() + 1 + 8);
+    key.extend_from_slice(&deadline_bound(at));
+    key.push(kind);
+    key.extend_from_slice(case_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The event kind code of an activity key.
+pub(crate) fn activity_kind(key: &[u8]) -> Option<u8> {
+    key.get(8).copied()
 }
 
 pub(crate) fn deadline(at: Timestamp, case_id: &str) -> Vec<u8> {

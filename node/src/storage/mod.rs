@@ -119,10 +119,11 @@ pub use stats::{EntryRow, Incoming, MergeOutcome, StoredEntry};
 /// [`upgrade`]). Version 6 keeps no personal data in tombstones
 /// (`domain::moves::strip_personal_data`); those of older stores are stripped at open. Version
 /// 7 adds the phone index, the index of cases supervised from above and the handler index,
-/// built at open for older stores. The
+/// built at open for older stores. Version 8 adds the activity index (the events this node
+/// wrote, by time: a report's figures), built at open for older stores. The
 /// statistics trees have their own format marker (`stats`), and are rebuilt on open when it is
 /// missing.
-const STORE_FORMAT: u32 = 7;
+const STORE_FORMAT: u32 = 8;
 
 /// Period of sled's own background flush and segment cleaning, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 1000;
@@ -685,6 +686,9 @@ fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
     if format < 7 {
         index_format_7(trees, secret)?;
     }
+    if format < 8 {
+        index_activity(trees)?;
+    }
     let mut stripped = 0;
     let tombstones: Vec<Case> = trees
         .get(TreeId::Cases)
@@ -726,6 +730,40 @@ fn upgrade(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
         stripped,
         "store upgraded from format {format} to {STORE_FORMAT}: personal data removed from {stripped} tombstones"
     );
+    Ok(())
+}
+
+/// Files every event this node wrote in the activity index (format 8), from every case's
+/// history: one pass over the events, a case read only for the amount of a registration.
+fn index_activity(trees: &Trees) -> Result<(), StorageError> {
+    let me = trees.node().to_string();
+    let mut filed = 0u64;
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let Some(item) = trees.get(TreeId::Cases).range(from.clone()..).next() else {
+            break;
+        };
+        let (key, bytes) = item?;
+        let case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
+        let prefix = keys::events_prefix(&case.id);
+        let runs = trees.get(TreeId::Events).scan_prefix(&prefix);
+        let history =
+            change::history_from_runs(&prefix, runs.map(|r| r.map_err(StorageError::from)))?;
+        for e in history.iter().filter(|e| e.node == me) {
+            let amount = match e.kind {
+                crate::domain::EventKind::Registered => case.amount_fen,
+                _ => 0,
+            };
+            trees.get(TreeId::ByActivity).insert(
+                keys::activity(e.at, e.kind.code(), &case.id, e.seq),
+                codec::encode(ValueKind::Activity, &amount)?,
+            )?;
+            filed += 1;
+        }
+        from = key.to_vec();
+        from.push(0);
+    }
+    tracing::info!(filed, "activity index built");
     Ok(())
 }
 

@@ -252,3 +252,97 @@ impl Store {
             .await
     }
 }
+
+/// What a report reads from the indexes, never from every case (a report at a node of a
+/// million cases reads the events of its period and the cases it lists).
+impl Store {
+    /// Calls `f(kind, amount)` for every event this node wrote in `[from, to)` (the amount of
+    /// a registration, 0 for other events), from the activity index.
+    pub fn activity_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        mut f: impl FnMut(crate::domain::EventKind, i64),
+    ) -> Result<(), StorageError> {
+        let range = (
+            Bound::Included(keys::deadline_bound(from).to_vec()),
+            Bound::Excluded(keys::deadline_bound(to).to_vec()),
+        );
+        for entry in self.tree(TreeId::ByActivity).range::<Vec<u8>, _>(range) {
+            let (key, bytes) = entry?;
+            let kind = keys::activity_kind(&key)
+                .and_then(crate::domain::EventKind::from_code)
+                .ok_or_else(|| StorageError::Corrupt {
+                    tree: TreeId::ByActivity.name(),
+                    key: keys::display(&key),
+                    reason: "no event kind".into(),
+                })?;
+            let amount: i64 = codec::decode(ValueKind::Activity, TreeId::ByActivity, &key, &bytes)?;
+            f(kind, amount);
+        }
+        Ok(())
+    }
+
+    /// The open cases here (unreviewed, accepted, in mediation), counted in the facets index.
+    pub fn count_open(&self) -> Result<u64, StorageError> {
+        let mut n = 0u64;
+        for status in crate::domain::CaseStatus::ALL
+            .iter()
+            .filter(|s| s.is_open())
+        {
+            for entry in self.tree(TreeId::ByFacets).scan_prefix([status.code()]) {
+                entry?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The cases whose running deadline passed before `now`: how many, and the `limit` that
+    /// are due earliest.
+    pub fn overdue_cases(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<(u64, Vec<Case>), StorageError> {
+        let mut count = 0u64;
+        let mut cases = Vec::new();
+        let range = ..keys::deadline_bound(now).to_vec();
+        for entry in self.tree(TreeId::ByDeadline).range(range) {
+            let (key, _) = entry?;
+            count += 1;
+            if cases.len() < limit
+                && let Some(case) = self.read_case(key.get(8..).unwrap_or_default())?
+            {
+                cases.push(case);
+            }
+        }
+        Ok((count, cases))
+    }
+
+    /// The red and orange cases here that are not final (rejected, closed, moved away): how
+    /// many, and up to `limit` (red first).
+    pub fn high_risk_cases(&self, limit: usize) -> Result<(u64, Vec<Case>), StorageError> {
+        use crate::domain::{CaseStatus, RiskLevel};
+        let mut count = 0u64;
+        let mut cases = Vec::new();
+        for risk in [RiskLevel::Red, RiskLevel::Orange] {
+            for status in CaseStatus::ALL.iter().filter(|s| !s.is_final()) {
+                for entry in self
+                    .tree(TreeId::ByFacets)
+                    .scan_prefix([status.code(), risk.code()])
+                {
+                    let (key, _) = entry?;
+                    count += 1;
+                    if cases.len() < limit
+                        && let Some(case) =
+                            self.read_case(key.get(keys::FACETS_LEN..).unwrap_or_default())?
+                    {
+                        cases.push(case);
+                    }
+                }
+            }
+        }
+        Ok((count, cases))
+    }
+}

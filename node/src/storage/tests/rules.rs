@@ -360,3 +360,40 @@ async fn registrations_report_people_up_by_the_federation_hash() {
         "the same person hashes alike at two stores"
     );
 }
+
+/// A store of format 7 has no activity index: it is built at open, so a report of a period
+/// before the upgrade counts what happened then.
+#[tokio::test]
+async fn the_activity_index_is_built_for_a_format_7_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    register_shaped(&store, "a", |_| {}).await;
+    let count = |store: &Store| {
+        let mut seen = Vec::new();
+        store
+            .activity_between(Timestamp(0), Timestamp(i64::MAX / 2), |k, amount| {
+                seen.push((k, amount))
+            })
+            .unwrap();
+        seen
+    };
+    let before = count(&store);
+    assert_eq!(before.len(), 1, "{before:?}");
+    store.shutdown().await;
+    drop(store);
+    {
+        // What format 7 wrote: no activity entries.
+        let db = super::sled_again(dir.path());
+        let tree = db.open_tree(space::STORE_TREE).unwrap();
+        let prefix = [TreeId::ByActivity.prefix()];
+        for item in tree.scan_prefix(prefix) {
+            tree.remove(item.unwrap().0).unwrap();
+        }
+        let meta = space::Space::new(&tree, TreeId::Meta);
+        meta.insert(keys::META_FORMAT, codec::encode_format(7).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(count(&store), before);
+}
