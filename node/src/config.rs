@@ -62,6 +62,8 @@ max_concurrent_streams = 256
 request_timeout = "30s"
 max_connections = 256
 max_handshakes = 32
+max_inflight = 1024
+max_inflight_per_caller = 256
 
 [stats]
 retention_depth = 2
@@ -231,6 +233,8 @@ struct RawLimits {
     request_timeout: String,
     max_connections: usize,
     max_handshakes: usize,
+    max_inflight: usize,
+    max_inflight_per_caller: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +327,12 @@ pub struct NodeConfig {
     /// `[limits]` `max_connections`: open connections per listener (1–[`MAX_CONNECTIONS`]),
     /// counted from accept to close, handshaking ones included (see `crate::listener`).
     pub max_connections: usize,
+    /// `[limits]` `max_inflight`: calls being answered at once per listener (1–100000); one
+    /// more is refused at once with RESOURCE_EXHAUSTED instead of queueing.
+    pub max_inflight: usize,
+    /// `[limits]` `max_inflight_per_caller`: calls being answered at once for one certificate
+    /// (1–`max_inflight`), so that one caller cannot starve the others.
+    pub max_inflight_per_caller: usize,
     /// `[limits]` `max_handshakes`: TLS handshakes in progress per listener
     /// (1–`max_connections`).
     pub max_handshakes: usize,
@@ -929,6 +939,15 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
             format!("must be 1–{MAX_CONNECTIONS}"),
         ));
     }
+    if !(1..=100_000).contains(&limits.max_inflight) {
+        return Err(invalid("limits.max_inflight", "must be 1–100000"));
+    }
+    if !(1..=limits.max_inflight).contains(&limits.max_inflight_per_caller) {
+        return Err(invalid(
+            "limits.max_inflight_per_caller",
+            "must be 1–limits.max_inflight",
+        ));
+    }
     if !(1..=limits.max_connections).contains(&limits.max_handshakes) {
         return Err(invalid(
             "limits.max_handshakes",
@@ -978,6 +997,8 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         request_timeout,
         max_connections: limits.max_connections,
         max_handshakes: limits.max_handshakes,
+        max_inflight: limits.max_inflight,
+        max_inflight_per_caller: limits.max_inflight_per_caller,
         stats,
         log_json,
         log_level: log.level,

@@ -38,6 +38,7 @@ pub mod pki;
 pub mod report;
 pub mod server;
 pub mod service;
+pub mod shed;
 pub mod stats;
 pub mod storage;
 pub mod sweep;

@@ -421,6 +421,10 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .layer(crate::metrics::RpcLayer(metrics.clone()))
+        .layer(crate::shed::ShedLayer(crate::shed::Shed::new(
+            cfg.max_inflight,
+            cfg.max_inflight_per_caller,
+        )))
         .layer(RevocationLayer(live.clone()))
         .add_service(health_svc.clone())
         .add_service(reflection_v1)
@@ -452,6 +456,10 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .max_concurrent_streams(Some(cfg.max_concurrent_streams))
         .timeout(cfg.request_timeout)
         .layer(crate::metrics::RpcLayer(metrics.clone()))
+        .layer(crate::shed::ShedLayer(crate::shed::Shed::new(
+            cfg.max_inflight,
+            cfg.max_inflight_per_caller,
+        )))
         .layer(RevocationLayer(live.clone()))
         .add_service(health_svc)
         .add_service(fed_svc)

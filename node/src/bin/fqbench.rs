@@ -34,6 +34,8 @@ mod federation;
 mod floor;
 #[path = "fqbench/node.rs"]
 mod node;
+#[path = "fqbench/ops.rs"]
+mod ops;
 #[path = "fqbench/public.rs"]
 mod public;
 
@@ -113,6 +115,13 @@ enum Bench {
         /// Idle connections held open at the end.
         #[arg(long, default_value_t = 10_000)]
         idle: usize,
+    },
+    /// County IT's operations at a node of `--cases` cases, on the real Store in this
+    /// process: backup, verify and restore against reading the folder; the month's and the
+    /// year's report (time, peak memory) against decoding every case (see `fqbench/ops.rs`).
+    Ops {
+        #[arg(long, default_value_t = 300_000)]
+        cases: usize,
     },
     /// sled 0.34 alone in this process: durable cases/s with 1 key per case and with the 8 a
     /// registration writes (the floor under RegisterCase; uses --warmup and --duration).
@@ -255,6 +264,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch_max,
         }) => return federation::drain(fqnode, messages, concurrency, batch_max).await,
         Some(Bench::Floor { batch }) => return floor::run(batch, args.warmup, args.duration),
+        Some(Bench::Ops { cases }) => return ops::run(cases).await,
         Some(Bench::Console { cases, samples }) => {
             return console::run(fqnode, cases, samples, args.concurrency)
                 .await
