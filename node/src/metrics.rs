@@ -18,9 +18,9 @@
 //!   parent says how they are heard): `fengqiao_link_up`, `fengqiao_link_silent`,
 //!   `fengqiao_link_queue_messages`, `fengqiao_link_oldest_undelivered_age_seconds`,
 //!   `fengqiao_link_last_heard_timestamp_seconds` (labels `peer`, `role`);
-//! * `fengqiao_cases{state}` (open, unreviewed, awaiting follow-up, overdue by deadline) and
-//!   `fengqiao_open_cases{risk}`, of the node's subtree, from the statistics entries (no case
-//!   is decoded);
+//! * `fengqiao_cases{state}` (open, unreviewed, awaiting follow-up, overdue by deadline as of
+//!   the last sweep) and `fengqiao_open_cases{risk}`, of the node's subtree, from its stored
+//!   statistics entry (one read, no case decoded);
 //! * `fengqiao_alerts_last_day{kind}`: alerts raised in the past 24 hours;
 //! * `fengqiao_certificate_expiry_timestamp_seconds{cert}` of the node's certificate and CA;
 //! * `fengqiao_build_info{version,node}` = 1.
@@ -305,14 +305,20 @@ impl Metrics {
                 self.link_last_heard.get_or_create(&peer).set(secs(t));
             }
         }
-        use crate::stats::figures::Dim;
-        use crate::stats::query::{GroupBy, Period, RowKey};
-        let all = Period {
-            first: None,
-            last: None,
-        };
-        let answer = state.stats.answer(None, all, &[GroupBy::Dim(Dim::Risk)])?;
-        let t = &answer.totals;
+        // The subtree's current figures as stored (overdue as of the last sweep): one entry
+        // read, whatever the node holds.
+        use crate::stats::figures::{CURRENT, Dim};
+        let cells = state
+            .store
+            .stats_entry(
+                crate::stats::Kind::Subtree,
+                &state.code,
+                CURRENT,
+                &[Dim::Risk],
+            )?
+            .map(|e| e.cells)
+            .unwrap_or_default();
+        let t = &cells.total;
         self.cases.clear();
         for (name, n) in [
             ("open", t.open),
@@ -328,11 +334,10 @@ impl Metrics {
         }
         self.open_by_risk.clear();
         for risk in crate::domain::RiskLevel::ALL {
-            let n = answer
-                .groups
+            let n = cells
+                .by
                 .iter()
-                .flat_map(|g| g.rows.iter())
-                .find(|(k, _)| matches!(k, RowKey::Cell(c) if c.dim == Dim::Risk && c.value == risk.code()))
+                .find(|(c, _)| c.dim == Dim::Risk && c.value == risk.code())
                 .map_or(0, |(_, f)| f.open);
             self.open_by_risk
                 .get_or_create(&Risk {

@@ -283,19 +283,18 @@ impl Store {
         Ok(())
     }
 
-    /// The open cases here (unreviewed, accepted, in mediation), counted in the facets index.
+    /// The open cases here (unreviewed, accepted, in mediation): the node's own current
+    /// statistics entry, kept in the transaction of every case change (one read).
     pub fn count_open(&self) -> Result<u64, StorageError> {
-        let mut n = 0u64;
-        for status in crate::domain::CaseStatus::ALL
-            .iter()
-            .filter(|s| s.is_open())
-        {
-            for entry in self.tree(TreeId::ByFacets).scan_prefix([status.code()]) {
-                entry?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        let node = self.inner.trees.node().clone();
+        Ok(self
+            .stats_entry(
+                crate::stats::Kind::Own,
+                &node,
+                crate::stats::figures::CURRENT,
+                &[],
+            )?
+            .map_or(0, |e| e.cells.total.open))
     }
 
     /// The cases whose running deadline passed before `now`: how many, and the `limit` that
