@@ -205,12 +205,47 @@ impl Federation {
         let owned = self.owned();
         let now = self.clock.now();
         let from = peer.clone();
+        // What arrived, for the log once it is applied: each message under its
+        // federation-wide id (`origin:origin_seq`), the trace id that follows it across tiers.
+        let arrived: Vec<(u64, String, String, &'static str, NodeCode)> = batch
+            .iter()
+            .filter_map(|(seq, _, r)| match r {
+                Received::Message(m) => Some((
+                    *seq,
+                    m.id(),
+                    m.case_id().to_owned(),
+                    m.kind(),
+                    m.destination.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
         let applied = self
             .store
             .apply_incoming(peer.clone(), batch, move |msg, local| {
                 apply::incoming(&owned.node(now), &from, msg, local)
             })
             .await?;
+        for (seq, trace_id, case_id, kind, destination) in &arrived {
+            if *seq > applied.through {
+                break;
+            }
+            let what = if applied.refused.iter().any(|(s, _)| s == seq) {
+                "message refused"
+            } else if *destination == self.me {
+                "message applied"
+            } else {
+                "message passed on"
+            };
+            tracing::info!(
+                trace_id = %trace_id,
+                case_id = %case_id,
+                kind,
+                from = %peer,
+                link_seq = *seq,
+                "{what}"
+            );
+        }
         log_notes(peer, &applied.notes);
         if !applied.refused.is_empty() {
             self.links.refused_in(peer, applied.refused.len() as u64);

@@ -254,7 +254,19 @@ impl FederationService for FederationApi {
                 fed.store.wait_durable().await?;
                 let messages = queued
                     .iter()
-                    .map(|(seq, e)| wire::queued_envelope(*seq, e))
+                    .map(|(seq, e)| {
+                        if e.message.origin == fed.me {
+                            tracing::info!(
+                                trace_id = %e.message.id(),
+                                case_id = e.message.case_id(),
+                                kind = e.message.kind(),
+                                link_seq = *seq,
+                                to = %child,
+                                "message sent"
+                            );
+                        }
+                        wire::queued_envelope(*seq, e)
+                    })
                     .collect();
                 return Ok(Response::new(pb::PullResponse {
                     messages,
