@@ -23,6 +23,7 @@
 //!   statistics entry (one read, no case decoded);
 //! * `fengqiao_alerts_last_day{kind}`: alerts raised in the past 24 hours;
 //! * `fengqiao_certificate_expiry_timestamp_seconds{cert}` of the node's certificate and CA;
+//! * `fengqiao_damaged_records`: stored records found damaged and skipped since the start;
 //! * `fengqiao_build_info{version,node}` = 1.
 
 use std::collections::HashSet;
@@ -117,6 +118,7 @@ pub struct Metrics {
     open_by_risk: Family<Risk, Gauge>,
     alerts_day: Family<Kind, Gauge>,
     cert_expiry: Family<Cert, FloatGauge>,
+    damaged: Gauge,
 }
 
 impl Metrics {
@@ -203,6 +205,12 @@ impl Metrics {
             "When the node's certificate and its CA expire (Unix time)",
             cert_expiry.clone(),
         );
+        let damaged = Gauge::default();
+        registry.register(
+            "fengqiao_damaged_records",
+            "Stored records found damaged and skipped since the node started (see the damaged_record alerts)",
+            damaged.clone(),
+        );
         let info = Info::new(vec![
             ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
             ("node".to_string(), node.to_string()),
@@ -224,6 +232,7 @@ impl Metrics {
             open_by_risk,
             alerts_day,
             cert_expiry,
+            damaged,
         }
     }
 
@@ -274,6 +283,8 @@ impl Metrics {
                     .set(t);
             }
         }
+        self.damaged
+            .set(i64::try_from(state.store.damaged_records().len()).unwrap_or(i64::MAX));
         let links = state.federation.links.report(&state.store, now)?;
         for family in [&self.link_up, &self.link_silent, &self.link_queue] {
             family.clear();

@@ -45,6 +45,7 @@ stable_enum!(
         Security = 6 => "安全告警", "security";
         Undelivered = 7 => "消息被拒收", "undelivered";
         LinkResync = 8 => "链路重新同步", "link_resync";
+        Damaged = 9 => "存储记录损坏", "damaged record";
     }
 );
 
@@ -65,6 +66,7 @@ impl AlertKind {
             AlertKind::Security => "security",
             AlertKind::Undelivered => "undelivered",
             AlertKind::LinkResync => "link_resync",
+            AlertKind::Damaged => "damaged_record",
         }
     }
 }
@@ -225,6 +227,22 @@ fn parent(case: &Case) -> Vec<String> {
 }
 
 /// `overdue`: the case's running deadline has passed at `now`.
+/// `damaged_record`: a stored record a read found damaged and skipped (`record` names its tree
+/// and key; no personal data), for the node's staff and county IT: restore it from a backup.
+pub fn damaged(record: &str, why: &str, node: &str, now: Timestamp) -> Alert {
+    Alert {
+        key: format!("damaged/{record}"),
+        kind: AlertKind::Damaged,
+        case_ids: Vec::new(),
+        node: node.to_owned(),
+        raised_at: now,
+        message: format!(
+            "存储记录损坏，已跳过：{record}（{why}）。节点照常运行；请联系县级技术人员从备份恢复。"
+        ),
+        forward_to: Vec::new(),
+    }
+}
+
 pub fn overdue(case: &Case, node: &str, now: Timestamp) -> Option<Alert> {
     let d = case.deadline().filter(|d| d.due_at < now)?;
     Some(Alert {

@@ -519,6 +519,11 @@ impl Store {
             .await
     }
 
+    /// Records found damaged and skipped by reads since the store was opened (record, why).
+    pub fn damaged_records(&self) -> Vec<(String, String)> {
+        self.inner.trees.signals.damaged()
+    }
+
     /// Tells `observe` of every batch of writes made durable from now on: how many
     /// transactions it carried and how long it took (the metrics). Only the first call counts.
     pub fn observe_commits(
@@ -625,6 +630,17 @@ impl Store {
 
     fn read_case(&self, key: &[u8]) -> Result<Option<Case>, StorageError> {
         read_case(&self.inner.trees, key)
+    }
+
+    /// Damages the stored record of case `id` (its checksum no longer matches), as a bad
+    /// sector would: for tests of what reads do with it.
+    #[cfg(test)]
+    pub(crate) fn damage_case_for_tests(&self, id: &str) {
+        let tree = self.tree(TreeId::Cases);
+        let mut bytes = tree.get(id).expect("read").expect("the case").to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        tree.insert(id, bytes).expect("write");
     }
 
     /// Writes raw bytes under a key, bypassing every check (to simulate damage in tests).

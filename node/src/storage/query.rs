@@ -241,6 +241,23 @@ fn listed_case(
     }
 }
 
+/// A listed case, or `None` for a damaged record: skipped (logged once and kept in the store's
+/// list of damaged records, which the sweep turns into an alert and `/metrics` counts), so that
+/// one damaged record does not stop every listing, sweep and report that meets it.
+fn skip_damaged(
+    trees: &Trees,
+    listed: Result<Case, StorageError>,
+) -> Result<Option<Case>, StorageError> {
+    match listed {
+        Ok(case) => Ok(Some(case)),
+        Err(StorageError::Corrupt { tree, key, reason }) => {
+            trees.signals.note_damaged(format!("{tree}/{key}"), reason);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A newest-first listing (see the module's documentation).
 fn list_newest(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageError> {
     let limit = page_size(q.page_size);
@@ -324,7 +341,10 @@ fn list_newest(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageError> {
         let (key, value) = head.take().expect("a head was chosen");
         *head = walk.next().transpose()?;
         let id = key[skip..].to_vec();
-        let case = listed_case(trees, tree, &key, &value, Some(&id))?;
+        let Some(case) = skip_damaged(trees, listed_case(trees, tree, &key, &value, Some(&id)))?
+        else {
+            continue;
+        };
         if matches(q, &case) {
             page.cases.push(case);
         }
@@ -362,7 +382,11 @@ pub(crate) fn list(trees: &Trees, q: &CaseQuery) -> Result<CasePage, StorageErro
             return Ok(page);
         };
         let (key, value) = entry?;
-        let case = listed_case(trees, plan.tree, &key, &value, plan.case_id(&key))?;
+        let listed = listed_case(trees, plan.tree, &key, &value, plan.case_id(&key));
+        let Some(case) = skip_damaged(trees, listed)? else {
+            last_key = Some(key);
+            continue;
+        };
         if matches(q, &case) {
             page.cases.push(case);
         }

@@ -28,6 +28,27 @@ pub(crate) struct Signals {
     outbox: watch::Sender<u64>,
     failed: AtomicBool,
     refusing: watch::Sender<Option<String>>,
+    /// Records a read found damaged and skipped (record → why), since the store was opened.
+    damaged: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl Signals {
+    /// Notes a record a read found damaged and skipped; true the first time.
+    pub(crate) fn note_damaged(&self, record: String, why: String) -> bool {
+        let mut d = self.damaged.lock().unwrap_or_else(|p| p.into_inner());
+        if d.contains_key(&record) {
+            return false;
+        }
+        tracing::error!(record = %record, error = %why, "DAMAGED RECORD skipped (记录损坏，已跳过): restore it from a backup or remove it");
+        d.insert(record, why);
+        true
+    }
+
+    /// The damaged records met so far (record, why).
+    pub(crate) fn damaged(&self) -> Vec<(String, String)> {
+        let d = self.damaged.lock().unwrap_or_else(|p| p.into_inner());
+        d.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 impl Default for Signals {
@@ -39,6 +60,7 @@ impl Default for Signals {
             outbox: watch::Sender::new(0),
             failed: AtomicBool::new(false),
             refusing: watch::Sender::new(None),
+            damaged: Default::default(),
         }
     }
 }

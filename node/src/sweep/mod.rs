@@ -73,6 +73,16 @@ pub enum SweepError {
 pub async fn run_once(state: &Arc<NodeState>, now: Timestamp) -> Result<SweepReport, SweepError> {
     let mut report = SweepReport::default();
     deadlines(state, now, &mut report).await?;
+    // Records a read found damaged (and skipped): one alert each, once.
+    let damaged: Vec<_> = state
+        .store
+        .damaged_records()
+        .iter()
+        .map(|(record, why)| alert::damaged(record, why, state.code.as_str(), now))
+        .collect();
+    if !damaged.is_empty() {
+        state.store.raise_alerts(damaged).await?;
+    }
     report.early_warnings = early::catch_up(state, now).await?;
     let keep = state.federation.config.keep_delivered;
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);

@@ -485,3 +485,47 @@ async fn scheduled_reports_are_written_once_per_period() {
     n.at(49);
     assert!(n.sweep().await.report.is_some(), "the next day");
 }
+
+/// One damaged record does not stop the sweep: it is skipped, alerted once, counted, and the
+/// other overdue cases are handled as ever.
+#[tokio::test]
+async fn a_damaged_record_is_skipped_and_alerted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path(), Policy::default(), None);
+    let good = n.register("good", RiskLevel::Blue, Vec::new()).await;
+    let bad = n.register("bad", RiskLevel::Blue, Vec::new()).await;
+    n.state.store.damage_case_for_tests(&bad.id);
+    // Past the review deadline of both.
+    let now = n.at(24 * 4);
+    run_once(&n.state, now)
+        .await
+        .expect("the sweep runs past the damage");
+    let alerts = n.state.store.alerts_newest(50).unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.kind == AlertKind::Overdue && a.case_ids == [good.id.clone()]),
+        "{alerts:?}"
+    );
+    let damaged: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::Damaged)
+        .collect();
+    assert_eq!(damaged.len(), 1, "{alerts:?}");
+    assert!(
+        damaged[0].message.contains(&bad.id),
+        "{}",
+        damaged[0].message
+    );
+    assert_eq!(n.state.store.damaged_records().len(), 1);
+    // Once.
+    run_once(&n.state, n.at(24 * 5)).await.unwrap();
+    let again = n.state.store.alerts_newest(50).unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .filter(|a| a.kind == AlertKind::Damaged)
+            .count(),
+        1
+    );
+}
