@@ -83,6 +83,17 @@ impl App {
         Ok(())
     }
 
+    /// Runs the read `f` off the async workers (store reads may wait for the disk), so that a
+    /// slow read never holds up the calls being answered meanwhile.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&App) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || f(&app)).await?
+    }
+
     fn shown(&self, who: &Identity, case: Case) -> Shown {
         Shown {
             case,

@@ -135,7 +135,7 @@ impl pb::case_service_server::CaseService for CaseApi {
             newest_first: false,
             ..filters(status, risk, category, overdue_only, supervised)?
         };
-        let page = self.app.list(&who, listing)?;
+        let page = self.app.read(move |app| app.list(&who, listing)).await?;
         let now = self.app.now();
         Ok(Response::new(pb::ListCasesResponse {
             cases: page
@@ -205,7 +205,10 @@ impl pb::case_service_server::CaseService for CaseApi {
         let who = Self::who(&req)?;
         let id = req.into_inner().case_id;
         Span::current().record("case_id", id.as_str());
-        let events = self.app.history(&who, &id)?;
+        let events = {
+            let (who, id) = (who.clone(), id.clone());
+            self.app.read(move |app| app.history(&who, &id)).await?
+        };
         Ok(Response::new(pb::CaseHistory {
             case_id: id,
             events: events.iter().map(convert::event_to_proto).collect(),
@@ -284,7 +287,7 @@ impl pb::case_service_server::CaseService for CaseApi {
         req: Request<pb::GetLinksRequest>,
     ) -> Result<Response<pb::Links>, Status> {
         let who = Self::who(&req)?;
-        let views = self.app.links(&who)?;
+        let views = self.app.read(move |app| app.links(&who)).await?;
         Ok(Response::new(pb::Links {
             node: self.app.state.code.to_string(),
             links: views.iter().map(link_to_proto).collect(),
@@ -318,7 +321,7 @@ impl pb::case_service_server::CaseService for CaseApi {
     ) -> Result<Response<pb::Alerts>, Status> {
         let who = Self::who(&req)?;
         let pb::ListAlertsRequest {} = req.into_inner();
-        let alerts = self.app.alerts(&who)?;
+        let alerts = self.app.read(move |app| app.alerts(&who)).await?;
         Ok(Response::new(pb::Alerts {
             alerts: alerts.iter().map(convert::alert_to_proto).collect(),
         }))

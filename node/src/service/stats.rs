@@ -51,7 +51,10 @@ impl pb::stats_service_server::StatsService for StatsApi {
         let (from, to) = conv::bounds_from_proto(from, to)?;
         let period = Period::new(from, to)?;
         let group_by = conv::group_by_from_proto(&group_by)?;
-        let answer = self.app.aggregates(&caller, scope, period, &group_by)?;
+        let answer = self
+            .app
+            .read(move |app| app.aggregates(&caller, scope, period, &group_by))
+            .await?;
         Ok(Response::new(conv::answer_to_proto(&answer)))
     }
 }
