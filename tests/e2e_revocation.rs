@@ -197,4 +197,11 @@ async fn revocation_and_rotation_without_a_restart() {
     lists(&mut b).await.unwrap();
     let mut b2 = operator_client(&pki, &town, TOWN, "director", "b").await;
     lists(&mut b2).await.unwrap();
+    // Both reloads are in the township's audit log; the village's CRL from above in its own.
+    let (code, out, err) = fqctl_as(&pki, &town, "auditor", &["--json", "audit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.matches("TlsReload").count() >= 2, "{out}");
+    let (code, out, err) = fqctl_as(&pki, &village, "auditor", &["--json", "audit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CRL number 3"), "{out}");
 }

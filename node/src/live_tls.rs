@@ -75,6 +75,8 @@ pub struct LiveTls {
     current: RwLock<Arc<Material>>,
     /// Modification times of the files at the last load.
     stamps: Mutex<Vec<Option<SystemTime>>>,
+    /// Told of every reload put in force (what is now in force): the audit log.
+    on_reload: std::sync::OnceLock<Box<dyn Fn(String) + Send + Sync>>,
 }
 
 fn pem_error(path: &Path, reason: impl Into<String>) -> TlsError {
@@ -153,6 +155,7 @@ impl LiveTls {
     pub fn load(setup: TlsSetup) -> Result<Arc<LiveTls>, TlsError> {
         let material = build(&setup)?;
         let live = LiveTls {
+            on_reload: std::sync::OnceLock::new(),
             stamps: Mutex::new(stamps(&setup)),
             current: RwLock::new(Arc::new(material)),
             setup,
@@ -188,7 +191,19 @@ impl LiveTls {
             revoked = crl.map_or(0, |c| c.1),
             "TLS material reloaded (证书已重新加载)"
         );
+        if let Some(hook) = self.on_reload.get() {
+            hook(format!(
+                "TlsReload certificate serial {serial}, CRL number {}, {} revoked",
+                crl.map_or(0, |c| c.0),
+                crl.map_or(0, |c| c.1)
+            ));
+        }
         Ok(())
+    }
+
+    /// Tells `hook` of every reload from now on (only the first call counts).
+    pub fn on_reload(&self, hook: impl Fn(String) + Send + Sync + 'static) {
+        let _ = self.on_reload.set(Box::new(hook));
     }
 
     /// [`LiveTls::reload`], logging a failure (the old material stays in force).

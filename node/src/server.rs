@@ -279,6 +279,27 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         .with_policy(cfg.policy.clone()),
     );
     let _ = fed.tls.set(live.clone());
+    {
+        // Every certificate or CRL change put in force goes into the audit log.
+        let (store, clock, actor) = (store.clone(), clock.clone(), own.uri());
+        let runtime = tokio::runtime::Handle::current();
+        live.on_reload(move |what| {
+            let (store, access) = (
+                store.clone(),
+                crate::domain::audit::Access {
+                    at: clock.now(),
+                    actor: actor.clone(),
+                    case_id: String::new(),
+                    what,
+                },
+            );
+            runtime.spawn(async move {
+                if let Err(e) = store.record_access(access).await {
+                    tracing::error!(error = %e, "cannot record the certificate change in the audit log");
+                }
+            });
+        });
+    }
     // The parent link counts as expected from this node's first start with it.
     fed.save_links().await;
     let stats = Arc::new(StatsNode::new(
