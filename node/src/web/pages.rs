@@ -194,6 +194,17 @@ impl Web {
         )
     }
 
+    /// Runs a page's store reads `f` off the async workers (a read may wait for the disk),
+    /// so that a slow page never holds up other requests.
+    async fn off<T, F>(&self, s: &Signed, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&Web, &Signed) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (web, s) = (self.clone(), s.clone());
+        tokio::task::spawn_blocking(move || f(&web, &s)).await?
+    }
+
     /// An error page for a signed-in person.
     pub(super) fn error(&self, s: &Signed, e: &Error, back: &str) -> Response {
         let page = MessagePage {
@@ -507,7 +518,7 @@ fn alert_rows(
 }
 
 async fn home(State(web): State<Web>, s: Signed) -> Response {
-    match home_sections(&web, &s) {
+    match web.off(&s, home_sections).await {
         Ok((sections, alerts)) => render(&HomePage {
             c: web.chrome(&s, "home"),
             sections,
@@ -890,7 +901,7 @@ async fn intake(State(web): State<Web>, s: Signed, fields: Fields) -> Response {
 // ---------------------------------------------------------------------------------------
 // 案件
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone)]
 struct CasesQuery {
     #[serde(default)]
     q: String,
@@ -1014,7 +1025,9 @@ async fn cases(State(web): State<Web>, s: Signed, Query(q): Query<CasesQuery>) -
     let lang = s.lang;
     let now = web.app.now();
     let listing = q.listing(PAGE_ROWS).unwrap_or_default();
-    let (found, kind, next, error) = match find(&web, &s, &q, PAGE_ROWS) {
+    let query = q.clone();
+    let found = web.off(&s, move |w, s| find(w, s, &query, PAGE_ROWS)).await;
+    let (found, kind, next, error) = match found {
         Ok(f) => (f.cases, f.kind, f.next, String::new()),
         Err(e) => (Vec::new(), None, None, explain(lang, &e)),
     };
@@ -1148,11 +1161,19 @@ async fn case_view(
         Ok(shown) => shown,
         Err(e) => return web.error(s, &e, "/cases"),
     };
-    let history = match web.app.history(who(s), id) {
-        Ok(h) => h,
-        Err(e) => return web.error(s, &e, "/cases"),
+    let (history, actions) = {
+        let id = id.to_owned();
+        match web
+            .off(s, move |w, s| {
+                let history = w.app.history(who(s), &id)?;
+                Ok((history, w.app.actions(who(s), &id).unwrap_or_default()))
+            })
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return web.error(s, &e, "/cases"),
+        }
     };
-    let actions = web.app.actions(who(s), id).unwrap_or_default();
     let copy = shown.case.owner_node != web.app.state.code.as_str()
         && shown.case.status != CaseStatus::Transferred;
     let targets = if actions.transfer {
@@ -1209,9 +1230,12 @@ async fn case_print(State(web): State<Web>, s: Signed, Path(id): Path<String>) -
         Ok(shown) => shown,
         Err(e) => return web.error(&s, &e, "/cases"),
     };
-    let history = match web.app.history(who(&s), &id) {
-        Ok(h) => h,
-        Err(e) => return web.error(&s, &e, "/cases"),
+    let history = {
+        let id = id.clone();
+        match web.off(&s, move |w, s| w.app.history(who(s), &id)).await {
+            Ok(h) => h,
+            Err(e) => return web.error(&s, &e, "/cases"),
+        }
     };
     let now = web.app.now();
     render(&PrintPage {
@@ -1403,7 +1427,12 @@ struct AlertsPage {
 }
 
 async fn alerts(State(web): State<Web>, s: Signed) -> Response {
-    match alert_rows(&web, &s, None, crate::app::cases::MAX_ALERTS) {
+    let rows = web
+        .off(&s, |w, s| {
+            alert_rows(w, s, None, crate::app::cases::MAX_ALERTS)
+        })
+        .await;
+    match rows {
         Ok(alerts) => render(&AlertsPage {
             c: web.chrome(&s, "alerts"),
             alerts,
@@ -1437,7 +1466,7 @@ struct LinksPage {
 async fn links(State(web): State<Web>, s: Signed) -> Response {
     use crate::federation::links::{Role as LinkRole, State as LinkState};
     let lang = s.lang;
-    let views = match web.app.links(who(&s)) {
+    let views = match web.off(&s, |w, s| w.app.links(who(s))).await {
         Ok(v) => v,
         Err(e) => return web.error(&s, &e, "/"),
     };
@@ -1485,7 +1514,7 @@ struct ReportsPage {
 }
 
 async fn reports(State(web): State<Web>, s: Signed) -> Response {
-    match web.app.report_files(who(&s)) {
+    match web.off(&s, |w, s| w.app.report_files(who(s))).await {
         Ok(files) => render(&ReportsPage {
             c: web.chrome(&s, "reports"),
             files,
@@ -1521,7 +1550,7 @@ async fn report_file(State(web): State<Web>, s: Signed, Path(name): Path<String>
 // ---------------------------------------------------------------------------------------
 // 统计
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone)]
 struct StatsQuery {
     #[serde(default)]
     scope: String,
@@ -1842,7 +1871,8 @@ fn chart(
 }
 
 async fn stats(State(web): State<Web>, s: Signed, Query(q): Query<StatsQuery>) -> Response {
-    match stats_data(&web, &s, &q) {
+    let query = q.clone();
+    match web.off(&s, move |w, s| stats_data(w, s, &query)).await {
         Ok(d) => render(&StatsPage {
             c: web.chrome(&s, "stats"),
             scope: d.scope,
@@ -1871,7 +1901,8 @@ async fn stats(State(web): State<Web>, s: Signed, Query(q): Query<StatsQuery>) -
 }
 
 async fn stats_csv(State(web): State<Web>, s: Signed, Query(q): Query<StatsQuery>) -> Response {
-    let d = match stats_data(&web, &s, &q) {
+    let query = q.clone();
+    let d = match web.off(&s, move |w, s| stats_data(w, s, &query)).await {
         Ok(d) => d,
         Err(e) => return web.error(&s, &e, "/stats"),
     };

@@ -46,6 +46,7 @@ pub fn lang(headers: &HeaderMap) -> Lang {
 
 /// The signed-in person of a request. A request without a live session is sent to the
 /// sign-in page; one whose password must change, to the password page.
+#[derive(Clone)]
 pub struct Signed {
     pub caller: Caller,
     pub lang: Lang,

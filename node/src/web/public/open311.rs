@@ -200,11 +200,13 @@ fn request_json(p: &Progress, id: &str) -> Value {
 }
 
 /// The request `id` names, if its code is right.
-fn lookup(pb: &Public, id: &str) -> Result<Option<Value>, Error> {
+async fn lookup(pb: &Public, id: &str) -> Result<Option<Value>, Error> {
     let Some((case_id, code)) = id.trim().split_once('.') else {
         return Ok(None);
     };
-    match pb.app.track(case_id, code) {
+    // Off the async workers: the store's reads may wait for the disk.
+    let (c, k) = (case_id.to_owned(), code.to_owned());
+    match pb.app.read(move |app| app.track(&c, &k)).await {
         Ok(p) => Ok(Some(request_json(&p, &request_id(&p.case_id, code)))),
         Err(Error::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
@@ -223,7 +225,7 @@ async fn request(
     if let Err(wait) = pb.limits.lookup(super::client_ip(&ext), case_id) {
         return too_many(wait);
     }
-    match lookup(&pb, id) {
+    match lookup(&pb, id).await {
         Ok(Some(v)) => json_answer(StatusCode::OK, json!([v])),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such service_request_id"),
         Err(e) => failure(&e),
@@ -268,7 +270,7 @@ async fn requests(
         {
             return too_many(wait);
         }
-        match lookup(&pb, id) {
+        match lookup(&pb, id).await {
             Ok(Some(v)) => out.push(v),
             Ok(None) => {}
             Err(e) => return failure(&e),

@@ -541,7 +541,8 @@ async fn query(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    match p.app.track(&case_id, &code) {
+    let (c, k) = (case_id.clone(), code.clone());
+    match p.app.read(move |app| app.track(&c, &k)).await {
         Ok(progress) => progress_page(&p, csrf, code, progress, ""),
         Err(e) => {
             let page = QueryPage {
