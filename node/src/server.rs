@@ -196,6 +196,34 @@ async fn follow_store_health(
     );
 }
 
+/// The health service that says whether the store is whole: SERVING until a read finds a
+/// damaged record (skipped, alerted: see `storage`), NOT_SERVING from then on. The node keeps
+/// serving either way; this is the detail `fqctl health` shows.
+pub const INTEGRITY_HEALTH: &str = "fengqiao.v1.Integrity";
+
+/// Keeps [`INTEGRITY_HEALTH`] in step with the store's damaged records, until shutdown.
+async fn follow_integrity(
+    health: HealthReporter,
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    health
+        .set_service_status(INTEGRITY_HEALTH, ServingStatus::Serving)
+        .await;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
+        }
+        if !store.damaged_records().is_empty() {
+            health
+                .set_service_status(INTEGRITY_HEALTH, ServingStatus::NotServing)
+                .await;
+            return;
+        }
+    }
+}
+
 async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
     while !*rx.borrow() {
         if rx.changed().await.is_err() {
@@ -497,6 +525,11 @@ pub async fn start(cfg: NodeConfig, clock: SharedClock) -> Result<RunningNode, S
         );
     let tasks = vec![tokio::spawn(api), tokio::spawn(federation_server)];
     let mut background = vec![
+        tokio::spawn(follow_integrity(
+            health.clone(),
+            state.store.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(follow_store_health(
             health,
             state.store.refusing_writes(),
@@ -605,6 +638,72 @@ mod tests {
                 "{service:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn integrity_health_turns_not_serving_on_a_damaged_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(crate::domain::Timestamp(
+            1_714_521_600_000,
+        )));
+        let state = NodeState::for_tests(
+            dir.path(),
+            "610116001001",
+            clock,
+            crate::domain::Policy::default(),
+            None,
+        );
+        let (health, _svc) = tonic_health::server::health_reporter();
+        let svc = HealthService::from_health_reporter(health.clone());
+        let (_stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(follow_integrity(health, state.store.clone(), shutdown));
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        assert_eq!(
+            status(&svc, INTEGRITY_HEALTH).await,
+            ServingStatus::Serving as i32
+        );
+        // A case, damaged, met by a listing.
+        let new = crate::domain::NewCase {
+            idempotency_key: "k".into(),
+            category: crate::domain::Category::Labor,
+            channel: crate::domain::Channel::WalkIn,
+            summary: "讨薪".into(),
+            description: String::new(),
+            parties: Vec::new(),
+            amount_fen: 0,
+            risk: crate::domain::RiskLevel::Blue,
+            grid_id: String::new(),
+        };
+        let deadlines = crate::domain::Deadlines::default();
+        let now = crate::domain::Timestamp(1_714_521_600_000);
+        let reg = state
+            .store
+            .register("k".into(), "20240501".into(), move |seq| {
+                let ctx = crate::domain::Ctx {
+                    now,
+                    node: "610116001001",
+                    actor: "x",
+                    deadlines: &deadlines,
+                };
+                let id = crate::domain::machine::case_id("610116001001", "20240501", seq);
+                crate::domain::machine::register(&ctx, &new, id, "CODE".into())
+            })
+            .await
+            .unwrap();
+        state.store.damage_case_for_tests(&reg.case.id);
+        let listed = state
+            .store
+            .list_cases(&crate::storage::CaseQuery::default())
+            .unwrap();
+        assert!(listed.cases.is_empty());
+        tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            status(&svc, INTEGRITY_HEALTH).await,
+            ServingStatus::NotServing as i32
+        );
     }
 
     #[tokio::test]

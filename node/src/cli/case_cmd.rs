@@ -355,19 +355,39 @@ pub async fn health(cli: &Cli) -> Result<String, Failure> {
         .into_inner();
     let serving =
         r.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    // The detail: whether a read found a damaged record (an older node has no such service).
+    let whole = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: crate::server::INTEGRITY_HEALTH.into(),
+        })
+        .await
+        .map(|r| {
+            r.into_inner().status
+                == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        })
+        .unwrap_or(true);
     if cli.json {
         return Ok(format!(
             "{}\n",
-            serde_json::json!({ "endpoint": target.endpoint, "serving": serving })
+            serde_json::json!({ "endpoint": target.endpoint, "serving": serving, "store_whole": whole })
         ));
     }
+    let lang = target.lang;
     Ok(format!(
-        "{} {}\n",
+        "{} {}{}\n",
         target.endpoint,
         if serving {
-            target.lang.t("正常服务", "serving")
+            lang.t("正常服务", "serving")
         } else {
-            target.lang.t("未就绪", "not serving")
+            lang.t("未就绪", "not serving")
+        },
+        if whole {
+            ""
+        } else {
+            lang.t(
+                "；发现损坏的存储记录，已跳过（见预警 damaged_record，从备份恢复）",
+                "; damaged stored records were found and skipped (see the damaged_record alerts; restore from a backup)",
+            )
         }
     ))
 }
