@@ -107,6 +107,8 @@ async fn sign_in_one_time_password_lockout_and_audit() {
         );
     }
     b.press("退出").await;
+    // The sign-out's navigation ends at the sign-in page before anything else is loaded.
+    b.wait_path("/login").await;
     b.wait_text("用户名").await;
 
     // Five wrong passwords lock the account; the right one is then refused too.
@@ -301,6 +303,8 @@ async fn intake_to_closing_through_the_pages() {
     b.wait_text("已登记").await;
     assert_eq!(cases_at(&pki, &node).await.len(), 2);
     b.press("退出").await;
+    // The sign-out's navigation ends at the sign-in page before anything else is loaded.
+    b.wait_path("/login").await;
 
     // The mediator finds the case dispatched to them and carries it to the end.
     b.sign_in(&url, "mediator", PASSWORD).await;
@@ -400,6 +404,8 @@ async fn roles_forged_posts_and_an_auditors_masked_pages() {
         "nothing changed"
     );
     b.press("退出").await;
+    // The sign-out's navigation ends at the sign-in page before anything else is loaded.
+    b.wait_path("/login").await;
 
     // The director's form without its token is refused, with nothing changed.
     b.sign_in(&url, "director", PASSWORD).await;
@@ -598,6 +604,8 @@ async fn a_red_village_case_at_the_county_console_and_its_figures() {
         );
     }
     b.press("退出").await;
+    // The sign-out's navigation ends at the sign-in page before anything else is loaded.
+    b.wait_path("/login").await;
 
     // At the village, the red case is in the queue of cases followed from above, and the
     // director hands another case up to the township (提级办理) from its page.
@@ -692,6 +700,8 @@ async fn a_required_second_factor_is_set_up_then_asked_at_every_sign_in() {
     b.press("启用").await;
     b.wait_path("/").await;
     b.press("退出").await;
+    // The sign-out's navigation ends at the sign-in page before anything else is loaded.
+    b.wait_path("/login").await;
 
     // From now on the password alone is not enough.
     b.sign_in(&url, "clerk", PASSWORD).await;
