@@ -202,7 +202,8 @@ impl App {
     /// auditor before it is answered ([`App::access_log`]).
     pub async fn get(&self, who: &Identity, id: &str) -> Result<Shown, Error> {
         self.authorize(who, Action::ReadCase)?;
-        match self.view(id)? {
+        let key = id.to_owned();
+        match self.read(move |app| app.view(&key)).await? {
             View::Owned(case) => {
                 let shown = self.shown(who, case);
                 if shown.reveal && !shown.case.parties.is_empty() {
