@@ -207,3 +207,69 @@ mod tests {
         assert_eq!(t[3][1], Cell::Text("11010519491231002X".into()));
     }
 }
+
+/// Arbitrary files and tables: the reader and the row checks never panic, and what they accept
+/// is what the template allows.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::import::{TEMPLATE_HEADERS, read_rows};
+
+    fn cell() -> impl Strategy<Value = Cell> {
+        prop_oneof![
+            Just(Cell::Empty),
+            ".{0,24}".prop_map(Cell::Text),
+            any::<f64>().prop_map(Cell::Number),
+            (1900i64..2100, 0u32..14, 0u32..33).prop_map(|(y, m, d)| Cell::Date(y, m, d)),
+            prop::sample::select(vec![
+                "劳动争议",
+                "窗口来访",
+                "已办结",
+                "未审核",
+                "2024-03-05",
+                "13812345678",
+                "11010519491231002X",
+                "4,400.50",
+                "20240305",
+                "2024年3月5日",
+            ])
+            .prop_map(|s| Cell::Text(s.to_owned())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes_are_read_or_refused_without_a_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..2048),
+            xlsx in any::<bool>(),
+        ) {
+            let name = if xlsx { "f.xlsx" } else { "f.csv" };
+            let _ = read_table(name, &bytes);
+        }
+
+        #[test]
+        fn any_table_is_checked_without_a_panic(
+            rows in prop::collection::vec(prop::collection::vec(cell(), 0..12), 0..20),
+        ) {
+            let mut table = vec![TEMPLATE_HEADERS.iter().map(|h| Cell::Text((*h).into())).collect()];
+            table.extend(rows);
+            let (good, bad) = read_rows(&table, (2026, 12, 5)).unwrap();
+            let data_rows = table.len() - 1;
+            prop_assert!(good.len() + bad.len() <= data_rows);
+            for row in &good {
+                // A good row is one the registration's own checks accept.
+                prop_assert!(crate::domain::validate::validate_new_case(&row.new_case()).is_ok());
+                prop_assert!(row.date <= (2026, 12, 5));
+                prop_assert!(row.amount_fen >= 0);
+            }
+            for r in &bad {
+                let prefix = format!("第{}行：", r.line);
+                prop_assert!(r.to_string().starts_with(&prefix));
+            }
+        }
+    }
+}
