@@ -1299,4 +1299,50 @@ key = "node.key"
                 .unwrap();
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+            /// Any value in any known key, or any extra line, is loaded or refused with a
+            /// message: never a panic.
+            #[test]
+            fn any_config_is_loaded_or_refused(
+                line in 0usize..16,
+                value in prop_oneof![
+                    ".{0,20}".prop_map(|v| format!("{v:?}")),
+                    any::<i64>().prop_map(|n| n.to_string()),
+                    Just("[1, 2]".to_owned()),
+                    Just("{ a = 1 }".to_owned()),
+                    Just("true".to_owned()),
+                ],
+                extra in prop_oneof![
+                    Just(String::new()),
+                    Just("[limits]\nmax_inflight = 0\n".to_owned()),
+                    Just("[public]\ncaptcha = \"yes\"\n".to_owned()),
+                    Just("[web]\nsession_idle = \"-1s\"\n".to_owned()),
+                    Just("metrics_listen = \"127.0.0.1:7400\"\n".to_owned()),
+                ],
+            ) {
+                let lines: Vec<String> = BASE
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| match l.split_once(" = ") {
+                        Some((k, _)) if i == line => format!("{k} = {value}"),
+                        _ => l.to_owned(),
+                    })
+                    .collect();
+                let body = format!("{}\n{extra}", lines.join("\n"));
+                let dir = tempfile::tempdir().unwrap();
+                match load(&write(dir.path(), &body)) {
+                    Ok(c) => prop_assert!(c.max_inflight_per_caller <= c.max_inflight),
+                    Err(e) => prop_assert!(!e.to_string().is_empty()),
+                }
+            }
+        }
+    }
 }

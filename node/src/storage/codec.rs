@@ -343,4 +343,34 @@ mod tests {
         bytes[4..8].copy_from_slice(&crc.to_be_bytes());
         assert!(reason(decode_id(&bytes).unwrap_err()).contains("trailing"));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+            /// Arbitrary bytes under any key decode to a value or to an error: never a panic.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = decode_case(TreeId::Cases, b"k", &bytes);
+                let _ = decode_events(TreeId::Events, b"k", &bytes);
+                let _ = decode::<crate::domain::alert::Alert>(ValueKind::Alert, TreeId::Alerts, b"k", &bytes);
+                let _ = decode::<u64>(ValueKind::Sequence, TreeId::Meta, b"k", &bytes);
+                let _ = decode_outbox_entry(b"k", &bytes);
+            }
+
+            /// A valid envelope with one byte of its payload changed is refused.
+            #[test]
+            fn a_changed_byte_is_refused(at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+                let good = encode(ValueKind::Sequence, &42u64).unwrap();
+                let mut bad = good.clone();
+                let i = at.index(bad.len());
+                bad[i] ^= flip;
+                prop_assert!(decode::<u64>(ValueKind::Sequence, TreeId::Meta, b"k", &bad).is_err());
+            }
+        }
+    }
 }

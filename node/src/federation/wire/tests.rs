@@ -379,3 +379,47 @@ fn the_largest_case_the_caps_allow_travels_in_one_message() {
         "{size} bytes"
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        /// Whatever bytes arrive as an envelope, the receiver decodes and checks them into a
+        /// message, a refusal or an error: never a panic.
+        #[test]
+        fn arbitrary_envelopes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+            use prost::Message as _;
+            if let Ok(e) = pb::Envelope::decode(bytes.as_slice()) {
+                let _ = received_from_proto(e, 1 << 20);
+            }
+        }
+
+        /// Arbitrary names and numbers in an envelope are refused or decoded, never trusted
+        /// blindly: a link seq of 0 is always refused.
+        #[test]
+        fn arbitrary_fields_never_panic(
+            origin in ".{0,20}",
+            destination in ".{0,20}",
+            withheld in ".{0,10}",
+            link_seq in 0u64..4,
+            origin_seq in any::<u64>(),
+        ) {
+            let e = pb::Envelope {
+                link_seq,
+                origin,
+                destination,
+                withheld,
+                origin_seq,
+                ..Default::default()
+            };
+            let r = received_from_proto(e, 1 << 20);
+            if link_seq == 0 {
+                prop_assert!(r.is_err());
+            }
+        }
+    }
+}
