@@ -224,10 +224,14 @@ impl LiveTls {
     }
 
     /// Whether the client certificate `der` is revoked by the CRL in force.
+    /// Every call asks this: the certificate is parsed only when the CRL in force revokes
+    /// anything.
     pub fn is_revoked(&self, der: &[u8]) -> bool {
         let current = self.current();
-        match (&current.crl, serial_of(der)) {
-            (Some(crl), Some(serial)) => crl.revoked.contains(&serial),
+        match &current.crl {
+            Some(crl) if !crl.revoked.is_empty() => {
+                serial_of(der).is_some_and(|serial| crl.revoked.contains(&serial))
+            }
             _ => false,
         }
     }
