@@ -351,6 +351,8 @@ async fn the_console_imports_a_ledger() {
 
     let b = support::browser::Browser::start(1366, 768).await;
     b.sign_in(&url, "boss", "zongzhi2026").await;
+    // The sign-in's navigation ends at the home page before another page is loaded.
+    b.wait_path("/").await;
     b.goto(&format!("{url}/cases")).await;
     b.follow("导入历史台账").await;
     b.wait_path("/import").await;
