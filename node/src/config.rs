@@ -922,8 +922,7 @@ fn validate(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
         reports.dir
     };
     let clock_offset = parse_offset("clock_offset", &clock_offset)?;
-    if !(crate::federation::message::MESSAGE_BUDGET..=64 << 20).contains(&limits.max_message_bytes)
-    {
+    if !(crate::protocol::message::MESSAGE_BUDGET..=64 << 20).contains(&limits.max_message_bytes) {
         return Err(invalid(
             "limits.max_message_bytes",
             "must be 1048576–67108864 (1–64 MiB)",

@@ -35,6 +35,7 @@ pub mod listener;
 pub mod live_tls;
 pub mod metrics;
 pub mod pki;
+pub mod protocol;
 pub mod report;
 pub mod server;
 pub mod service;

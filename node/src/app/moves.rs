@@ -27,12 +27,12 @@ use crate::code::NodeCode;
 use crate::domain::moves::{self, MoveKind};
 use crate::domain::{Case, CaseStatus, Ctx, DomainError, Event, Timestamp};
 use crate::error::Error;
-use crate::federation::apply::{self, MoveError};
 use crate::federation::failpoint;
 use crate::federation::links::LinkView;
-use crate::federation::message::{Order, OrderKind};
-use crate::federation::route::{self, Hop};
 use crate::identity::{Action, Identity, Role};
+use crate::protocol::apply::{self, MoveError};
+use crate::protocol::message::{Order, OrderKind};
+use crate::protocol::route::{self, Hop};
 
 /// What this node holds about a case.
 pub(crate) enum View {

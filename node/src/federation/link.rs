@@ -30,9 +30,9 @@ use crate::code::NodeCode;
 
 use super::failpoint;
 use super::links;
-use super::message::{Refusal, RefusalKind};
 use super::node::SharedFederation;
 use super::wire;
+use crate::protocol::message::{Refusal, RefusalKind};
 
 /// Extra time a pull may take beyond the wait it asks for.
 const PULL_MARGIN: Duration = Duration::from_secs(10);

@@ -32,11 +32,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::code::NodeCode;
 use crate::domain::Timestamp;
-use crate::storage::Store;
+use crate::storage::{LinkRecord, Store};
 
 /// The stored last word of a link is renewed once it is older than the silence time divided by
 /// this.
@@ -79,15 +77,6 @@ pub fn permanent(code: tonic::Code) -> bool {
             | tonic::Code::FailedPrecondition
             | tonic::Code::OutOfRange
     )
-}
-
-/// What the store keeps of one link (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkRecord {
-    /// When the peer was last heard, to within a tenth of the silence time; `None` if never.
-    pub last_heard: Option<Timestamp>,
-    /// Since when the link is expected: silence counts from here while nothing was heard.
-    pub expected_since: Timestamp,
 }
 
 #[derive(Debug, Clone, Default)]

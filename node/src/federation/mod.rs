@@ -66,7 +66,7 @@
 //!
 //! A node trusts its parent and believes a child only about the child's subtree as it knows
 //! it: where it last sent each case (every move into or out of a child's subtree crosses this
-//! node), its own records, the registering node named by a case id ([`trust`] has the whole
+//! node), its own records, the registering node named by a case id ([`crate::protocol::trust`] has the whole
 //! model). Each message from a child is checked as it is applied; one that fails — or cannot
 //! be read at all — is refused on its own: nothing changes, the watermark moves past it, a
 //! `security` alert (an `undelivered` one for a message that cannot be read, or that its
@@ -79,21 +79,21 @@
 //! case moves sideways) — are addressed to the case: routed toward its owner as best known,
 //! carried out by the owner after checking the issuer is its ancestor, passed on by
 //! tombstones, and sent back to the issuer when the case has left the redirecting node's
-//! subtree ([`apply`]).
+//! subtree ([`crate::protocol::apply`]).
 //!
 //! # Supervision
 //!
 //! The ancestors in a case's `supervising_nodes` follow it: every change of such a case —
 //! whoever makes it, an operator, a federation message or a risk rule — queues a read-only copy
 //! (parties masked, free text redacted) for each of them in the same transaction, and a close
-//! for any removed ([`supervision`]). Copies live outside the cases tree, so listings and
+//! for any removed ([`crate::protocol::supervision`]). Copies live outside the cases tree, so listings and
 //! aggregates count each case once; GetCase and GetCaseHistory at a supervisor show the copy.
 //!
 //! # Alerts
 //!
 //! An alert raised here for nodes above (`Alert::forward_to`: the parent, or a supervising
 //! ancestor) is queued to each of them in the transaction that first stores it, and stored
-//! there under the same key ([`apply`]): the parent's ListAlerts shows its children's early
+//! there under the same key ([`crate::protocol::apply`]): the parent's ListAlerts shows its children's early
 //! warnings, reopens and supervision requests, each once.
 //!
 //! # Health
@@ -107,23 +107,18 @@
 //!
 //! # Layout
 //!
-//! Pure (no I/O, unit-tested): [`message`], [`route`], [`apply`], [`supervision`], [`trust`],
-//! and the domain's `moves`. Network: [`service`] (parent side), [`link`] and [`connect`] (child side),
+//! Pure (no I/O, unit-tested): [`crate::protocol`] — messages, routes, applying, supervision,
+//! trust, subtree counts — beside the domain's `moves`; storage and this module both depend
+//! on it, not on each other. Network (here): [`service`] (parent side), [`link`] and [`connect`] (child side),
 //! [`wire`] (protobuf), [`links`], [`node`] (shared state), [`failpoint`] (crash points for
 //! tests).
 
-pub mod apply;
 pub mod connect;
 pub mod failpoint;
 pub mod link;
 pub mod links;
-pub mod message;
 pub mod node;
-pub mod route;
 pub mod service;
-pub mod subtree;
-pub mod supervision;
-pub mod trust;
 pub mod wire;
 
 pub use node::{Federation, SharedFederation};

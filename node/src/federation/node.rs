@@ -10,9 +10,9 @@ use crate::config::FederationConfig;
 use crate::domain::{Deadlines, Timestamp, alert};
 use crate::storage::{Applied, Resync, Store, WriteError};
 
-use super::apply::{self, Node};
 use super::links::LinkTable;
-use super::message::{Received, Refusal, RefusalKind};
+use crate::protocol::apply::{self, Node};
+use crate::protocol::message::{Received, Refusal, RefusalKind};
 
 /// The federation state of a node, shared by the FederationService, the link workers and the
 /// CaseService handlers that start moves.

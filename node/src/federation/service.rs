@@ -6,10 +6,10 @@
 //! whose link seqs do not ascend is INVALID_ARGUMENT as a whole, changes nothing and raises a
 //! `security` alert here. Otherwise each message is taken on its own: one that cannot be read
 //! (malformed, too large, of a kind this version does not know) or that fails the checks of
-//! what a child may say ([`super::trust`]) is refused — the watermark moves past it, nothing
+//! what a child may say ([`crate::protocol::trust`]) is refused — the watermark moves past it, nothing
 //! else changes — and listed in the answer's `refused`, so the link never stalls on it. The
 //! child's refusals of what it pulled come back in its next Pull and are dealt with
-//! ([`super::apply::refused_by_peer`]) before those messages are deleted.
+//! ([`crate::protocol::apply::refused_by_peer`]) before those messages are deleted.
 
 use std::time::Duration;
 
@@ -23,9 +23,9 @@ use crate::identity::Identity;
 use crate::tls::peer_identity;
 
 use super::failpoint;
-use super::message::Received;
 use super::node::SharedFederation;
 use super::wire;
+use crate::protocol::message::Received;
 
 pub struct FederationApi {
     fed: SharedFederation,

@@ -19,7 +19,7 @@ use crate::domain::{
     SupervisionCause,
 };
 
-use super::message::{
+use crate::protocol::message::{
     Body, CaseCopy, Message, Order, OrderKind, Received, Refusal, RefusalKind, Refused, Sighting,
     Transfer,
 };
@@ -494,24 +494,14 @@ pub fn withheld_envelope(link_seq: u64, m: &Message, reason: &str) -> pb::Envelo
 }
 
 /// The envelope of queued `entry` as sent on its link (`link_seq`), with the seq before it.
-pub fn queued_envelope(link_seq: u64, entry: &super::message::OutboxEntry) -> pb::Envelope {
+pub fn queued_envelope(
+    link_seq: u64,
+    entry: &crate::protocol::message::OutboxEntry,
+) -> pb::Envelope {
     pb::Envelope {
         prev_seq: Some(entry.prev(link_seq)),
         ..envelope_to_proto(link_seq, &entry.message)
     }
-}
-
-/// Encoded size of a case with its history (`earlier` then `appended`), as a transfer
-/// carries it (envelope aside): what `domain::validate::CASE_MAX_BYTES` bounds.
-pub fn case_bytes(case: &Case, earlier: &[Event], appended: &[Event]) -> usize {
-    use prost::Message as _;
-    let record = case_to_proto(case, true, case.updated_at).encoded_len();
-    let events: usize = earlier
-        .iter()
-        .chain(appended)
-        .map(|e| event_to_proto(e).encoded_len() + 4)
-        .sum();
-    record + events
 }
 
 /// A message from a peer as it comes off the wire: its link seq (an error when 0: the batch is

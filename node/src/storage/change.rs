@@ -26,9 +26,9 @@ use crate::domain::CaseStatus;
 use crate::domain::alert::Alert;
 use crate::domain::rules::normalize_id_number;
 use crate::domain::{Case, DomainError, Event, validate};
-use crate::federation::message::{Body, OutboxEntry, Outgoing, Sighting};
-use crate::federation::route;
-use crate::federation::supervision;
+use crate::protocol::message::{Body, OutboxEntry, Outgoing, Sighting};
+use crate::protocol::route;
+use crate::protocol::supervision;
 use crate::stats::figures::Buckets;
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
@@ -352,7 +352,7 @@ impl Trees {
 
 /// One case write: the stored case (if any), its next version, the events appended and the
 /// messages the change sends. [`Change::apply`] adds the messages every change owes the
-/// supervisors of the case (see `crate::federation::supervision`), whoever made the change.
+/// supervisors of the case (see `crate::protocol::supervision`), whoever made the change.
 pub(crate) struct Change<'a> {
     pub before: Option<&'a Case>,
     pub after: &'a Case,
@@ -782,7 +782,7 @@ fn check_size(tx: &Tx<'_>, before: &Case, after: &Case, events: &[Event]) -> TxR
     if events.is_empty() || after.history_len < SIZE_CHECKED_FROM {
         return Ok(());
     }
-    let size = crate::federation::wire::case_bytes(
+    let size = crate::protocol::case_bytes(
         after,
         &read_history(tx, &before.id, before.history_len)?,
         events,

@@ -53,15 +53,15 @@ pub(crate) enum ValueKind {
     // Federation values are numbered from 20.
     /// A message or link sequence number (u64).
     Sequence = 20,
-    /// A queued message ([`crate::federation::message::OutboxEntry`]).
+    /// A queued message ([`crate::protocol::message::OutboxEntry`]).
     OutboxEntry = 21,
-    /// A supervised copy ([`crate::federation::message::CaseCopy`]).
+    /// A supervised copy ([`crate::protocol::message::CaseCopy`]).
     CaseCopy = 22,
-    /// What is kept of a link ([`crate::federation::links::LinkRecord`]).
+    /// What is kept of a link ([`super::LinkRecord`]).
     LinkRecord = 23,
-    /// Where a case was last sent ([`crate::federation::trust::Located`]).
+    /// Where a case was last sent ([`crate::protocol::trust::Located`]).
     Located = 24,
-    /// An order this node issued ([`crate::federation::message::Order`]).
+    /// An order this node issued ([`crate::protocol::message::Order`]).
     IssuedOrder = 25,
     /// A console account ([`crate::domain::users::User`]).
     User = 26,
@@ -131,7 +131,7 @@ pub(crate) fn decode_case(
 pub(crate) fn decode_outbox_entry(
     key: &[u8],
     bytes: &[u8],
-) -> Result<crate::federation::message::OutboxEntry, StorageError> {
+) -> Result<crate::protocol::message::OutboxEntry, StorageError> {
     let kind = ValueKind::OutboxEntry;
     match bytes.get(..4) {
         Some([m0, m1, k, 1]) if [*m0, *m1] == MAGIC && *k == kind as u8 => {

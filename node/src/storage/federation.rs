@@ -18,6 +18,7 @@
 //! Reads of queued messages may see entries a few milliseconds before they are durable;
 //! senders call [`Store::wait_durable`] after reading and before sending.
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::change::{self, Change, Tx, TxResult, abort};
@@ -28,12 +29,20 @@ use super::{StorageError, Store, WriteError};
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;
 use crate::domain::{Case, DomainError, Event, Timestamp};
-use crate::federation::apply::{CopyChange, Effects, Local, Note};
-use crate::federation::links::LinkRecord;
-use crate::federation::message::{
+use crate::protocol::apply::{CopyChange, Effects, Local, Note};
+use crate::protocol::message::{
     Body, CaseCopy, Message, Order, OrderKind, OutboxEntry, Outgoing, Received, Refusal, Sighting,
 };
-use crate::federation::subtree::{READ_AROUND, Seen};
+use crate::protocol::subtree::{READ_AROUND, Seen};
+
+/// What the store keeps of one link (see `crate::federation::links`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// When the peer was last heard, to within a tenth of the silence time; `None` if never.
+    pub last_heard: Option<Timestamp>,
+    /// Since when the link is expected: silence counts from here while nothing was heard.
+    pub expected_since: Timestamp,
+}
 
 /// The outcome of [`Store::apply_incoming`].
 #[derive(Debug, Clone, Default)]

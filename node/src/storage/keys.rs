@@ -101,12 +101,12 @@ trees! {
     Alerts => "alertkey_alert" = 0x0c,
     /// raised at ‖ alert key → empty.
     AlertsByTime => "raisedat_alertkey" = 0x0d,
-    /// neighbour code ‖ 0x00 ‖ link seq (u64 BE) → [`crate::federation::message::OutboxEntry`]:
+    /// neighbour code ‖ 0x00 ‖ link seq (u64 BE) → [`crate::protocol::message::OutboxEntry`]:
     /// messages queued for a neighbour, deleted once it acknowledges them.
     Outbox => "peer_seq_outboxentry" = 0x0e,
     /// neighbour code → highest link seq applied from it (u64): the inbox watermark.
     Inbox => "peer_appliedthrough" = 0x0f,
-    /// case id → [`crate::federation::message::CaseCopy`]: read-only copies of cases owned
+    /// case id → [`crate::protocol::message::CaseCopy`]: read-only copies of cases owned
     /// elsewhere that this node supervises. Kept out of the cases tree and its indexes so that
     /// listings and aggregates never count a case twice.
     Copies => "caseid_supervisedcopy" = 0x10,
@@ -114,7 +114,7 @@ trees! {
     StatsEntries => "kind_node_bucket_entry" = 0x11,
     /// local seq ‖ statistics entry key → empty: which entries changed when.
     StatsChanges => "seq_statskey" = 0x12,
-    /// neighbour code → [`crate::federation::links::LinkRecord`]: when the neighbour was last
+    /// neighbour code → [`super::LinkRecord`]: when the neighbour was last
     /// heard and since when the link is expected, so link silence survives a restart.
     Links => "peer_linkrecord" = 0x13,
     /// federation hash(ID number) ‖ registered at ‖ case id → the node holding the case: the
@@ -123,11 +123,11 @@ trees! {
     /// status code ‖ risk code ‖ category code ‖ case id → empty: one entry per case serves
     /// the listings by status, by risk and by category (see `query`).
     ByFacets => "status_risk_category_caseid" = 0x15,
-    /// case id → [`crate::federation::trust::Located`]: where this node last sent the case (a
+    /// case id → [`crate::protocol::trust::Located`]: where this node last sent the case (a
     /// transfer or refusal it sent or passed on), and at which epoch: what it believes of the
     /// case's whereabouts when a child speaks about it (`federation::trust`).
     Located => "caseid_located" = 0x16,
-    /// order id (u64 BE) → [`crate::federation::message::Order`]: every order this node issued,
+    /// order id (u64 BE) → [`crate::protocol::message::Order`]: every order this node issued,
     /// as issued, so that a redirect is honoured only for a real order of this node.
     IssuedOrders => "orderid_order" = 0x17,
     /// username → [`crate::domain::users::User`]: the node's console accounts.

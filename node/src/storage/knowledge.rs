@@ -15,8 +15,8 @@ use super::codec::ValueKind;
 use super::keys::TreeId;
 use crate::code::NodeCode;
 use crate::domain::Case;
-use crate::federation::message::{Body, Message, Order};
-use crate::federation::trust::{self, Located};
+use crate::protocol::message::{Body, Message, Order};
+use crate::protocol::trust::{self, Located};
 
 /// Records what queueing `message` tells this node (see the module doc); gives an order created
 /// here its id.

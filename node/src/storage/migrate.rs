@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;
-use crate::federation::message::{
+use crate::protocol::message::{
     Body, CaseCopy, Message, Order, OrderKind, OutboxEntry, Refused, Sighting, Transfer,
 };
 

@@ -101,7 +101,7 @@ use crate::domain::{Case, CaseStatus, Category, DomainError, Event, RiskLevel, T
 use crate::stats::{Bucket, Cells, Dim, Kind};
 
 use codec::ValueKind;
-pub use federation::{Applied, QueueStats, Resync};
+pub use federation::{Applied, LinkRecord, QueueStats, Resync};
 use keys::{TreeId, Trees};
 use secret::Secret;
 

@@ -224,7 +224,7 @@ fn listed_case(
     match tree {
         TreeId::Cases => super::codec::decode_case(TreeId::Cases, key, value),
         TreeId::Copies => {
-            let copy: crate::federation::message::CaseCopy = super::codec::decode(
+            let copy: crate::protocol::message::CaseCopy = super::codec::decode(
                 super::codec::ValueKind::CaseCopy,
                 TreeId::Copies,
                 key,

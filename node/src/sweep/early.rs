@@ -67,7 +67,7 @@ async fn subtree_repeat_person(
     let new = state
         .store
         .check_own_sightings(case.id.clone(), move |s, held| {
-            crate::federation::subtree::check_own(&fed.node(now, &children), s, held)
+            crate::protocol::subtree::check_own(&fed.node(now, &children), s, held)
         })
         .await?;
     let count = new.len();

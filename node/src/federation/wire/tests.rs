@@ -3,6 +3,7 @@
 use super::*;
 use crate::domain::machine::tests::{parties, sample_case};
 use crate::domain::{CaseStatus, Timestamp};
+use crate::protocol::case_bytes;
 
 fn c(s: &str) -> NodeCode {
     NodeCode::parse(s).unwrap()
@@ -375,7 +376,7 @@ fn the_largest_case_the_caps_allow_travels_in_one_message() {
     };
     let size = envelope_to_proto(u64::MAX, &m).encoded_len();
     assert!(
-        size <= crate::federation::message::MESSAGE_BUDGET,
+        size <= crate::protocol::message::MESSAGE_BUDGET,
         "{size} bytes"
     );
 }

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::code::NodeCode;
-use crate::federation::apply::{Effects, Local, Note};
-use crate::federation::message::{Body, Message, Order, OrderKind, Outgoing, Received};
+use crate::protocol::apply::{Effects, Local, Note};
+use crate::protocol::message::{Body, Message, Order, OrderKind, Outgoing, Received};
 
 fn code(s: &str) -> NodeCode {
     NodeCode::parse(s).unwrap()
@@ -238,7 +238,7 @@ async fn every_change_of_a_supervised_case_sends_a_copy_and_dropping_one_closes_
 
 #[tokio::test]
 async fn link_records_keep_the_last_word_and_the_first_start_across_a_restart() {
-    use crate::federation::links::LinkRecord;
+    use crate::storage::LinkRecord;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     assert!(store.link_records().unwrap().is_empty());
@@ -288,8 +288,8 @@ async fn link_records_keep_the_last_word_and_the_first_start_across_a_restart() 
 
 #[tokio::test]
 async fn supervised_copies_are_listed_apart_from_own_cases_with_the_same_filters() {
-    use crate::federation::apply::CopyChange;
-    use crate::federation::message::CaseCopy;
+    use crate::protocol::apply::CopyChange;
+    use crate::protocol::message::CaseCopy;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let own = register(&store, "own").await.case;

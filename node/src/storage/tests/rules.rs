@@ -19,7 +19,7 @@ fn alert(key: &str, at: i64) -> Alert {
 /// a parent link they stay here.
 #[tokio::test]
 async fn new_alerts_are_queued_for_the_nodes_they_are_for() {
-    use crate::federation::message::Body;
+    use crate::protocol::message::Body;
     let parent = NodeCode::parse("610116001").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_again(
@@ -303,9 +303,9 @@ async fn a_format_1_store_is_upgraded_at_open() {
 /// same write, by a hash equal at every store holding the key; without the key, nothing.
 #[tokio::test]
 async fn registrations_report_people_up_by_the_federation_hash() {
-    use crate::federation::message::Body;
+    use crate::protocol::message::Body;
     let parent = NodeCode::parse("610116001").unwrap();
-    let sightings = |store: &Store| -> Vec<crate::federation::message::Sighting> {
+    let sightings = |store: &Store| -> Vec<crate::protocol::message::Sighting> {
         store
             .outbox_after(&parent, 0, 10, usize::MAX)
             .unwrap()

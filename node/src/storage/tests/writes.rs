@@ -445,7 +445,7 @@ async fn a_change_that_would_make_the_case_too_large_is_refused_and_writes_nothi
         held.history_len,
         "nothing half-written"
     );
-    let size = crate::federation::wire::case_bytes(&held, &history, &[]);
+    let size = crate::protocol::case_bytes(&held, &history, &[]);
     assert!(size <= CASE_MAX_BYTES, "{size}");
     assert!(
         size > CASE_MAX_BYTES - 60 * 1024,

@@ -402,7 +402,7 @@ mod tests {
             sent_at: part.case.updated_at,
             body: Body::Sync(part.clone()),
         };
-        super::super::wire::envelope_to_proto(u64::MAX, &m).encoded_len()
+        crate::federation::wire::envelope_to_proto(u64::MAX, &m).encoded_len()
     }
 
     #[test]

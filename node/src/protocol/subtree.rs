@@ -205,8 +205,8 @@ fn detect(node: &Node, from: Timestamp, seen: &[Seen]) -> Vec<(alert::Alert, See
 mod tests {
     use super::*;
     use crate::domain::{Deadlines, Policy};
-    use crate::federation::apply::incoming;
-    use crate::federation::message::Message;
+    use crate::protocol::apply::incoming;
+    use crate::protocol::message::Message;
 
     const DAY: i64 = 86_400_000;
 

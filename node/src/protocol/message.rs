@@ -316,3 +316,17 @@ impl OutboxEntry {
         self.prev_seq.unwrap_or(seq.saturating_sub(1))
     }
 }
+
+/// Encoded size of a case with its history (`earlier` then `appended`), as a transfer
+/// carries it (envelope aside): what `domain::validate::CASE_MAX_BYTES` bounds.
+pub fn case_bytes(case: &Case, earlier: &[Event], appended: &[Event]) -> usize {
+    use crate::convert::{case_to_proto, event_to_proto};
+    use prost::Message as _;
+    let record = case_to_proto(case, true, case.updated_at).encoded_len();
+    let events: usize = earlier
+        .iter()
+        .chain(appended)
+        .map(|e| event_to_proto(e).encoded_len() + 4)
+        .sum();
+    record + events
+}

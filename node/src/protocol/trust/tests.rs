@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::Timestamp;
 use crate::domain::alert::{Alert, AlertKind};
 use crate::domain::machine::tests::{parties, sample_case};
-use crate::federation::message::{CaseCopy, Order, OrderKind, Sighting, Transfer};
+use crate::protocol::message::{CaseCopy, Order, OrderKind, Sighting, Transfer};
 
 fn c(s: &str) -> NodeCode {
     NodeCode::parse(s).unwrap()
