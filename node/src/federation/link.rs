@@ -104,7 +104,7 @@ fn describe(s: &tonic::Status) -> String {
 }
 
 /// A batch read from the outbox and encoded for the wire.
-struct Prepared {
+pub struct Prepared {
     /// The link seq it was read after, and that of its last message.
     after: u64,
     last: u64,
@@ -196,7 +196,7 @@ async fn failed(fed: &SharedFederation, parent: &NodeCode, status: &tonic::Statu
 /// The parent applied this node's messages only through `pushed` (as it says in a pull):
 /// below what it acknowledged before, it was restored from an older copy, and the push loop
 /// sends again what is kept after `pushed`.
-async fn rewind_if_behind(fed: &SharedFederation, parent: &NodeCode, pushed: u64) {
+pub async fn rewind_if_behind(fed: &SharedFederation, parent: &NodeCode, pushed: u64) {
     let acked = match fed.store.outbox_acked(parent) {
         Ok(a) => a,
         Err(e) => {
@@ -215,6 +215,161 @@ async fn rewind_if_behind(fed: &SharedFederation, parent: &NodeCode, pushed: u64
     }
 }
 
+/// The child's side of pushing: what the parent acknowledged, and what to tell it with the
+/// next push. The push loop (and the simulation, `fqsim`) drive it: [`ChildPush::batch`]
+/// reads the next batch, [`ChildPush::request`] makes it a request, [`ChildPush::answered`]
+/// takes the parent's answer.
+pub struct ChildPush {
+    /// What the parent reported applied: the next batch starts after it (after a restart:
+    /// what the store says was acknowledged).
+    pub acked: u64,
+    /// What to tell the parent with the next push (see `PushRequest.resync`).
+    resync: String,
+}
+
+/// What a push sent, for its answer.
+pub struct PushSent {
+    from: u64,
+    last: u64,
+    withheld: Vec<(u64, Refusal)>,
+}
+
+/// What the parent's answer to a push means for the push loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The parent holds less than it acknowledged: sending again from `acked` (any batch read
+    /// ahead is stale).
+    Rewound,
+    /// Taken: what the parent applied may be deleted here (`delete_through`); `partial` when it
+    /// applied less than was sent (the rest goes again after a pause).
+    Taken { delete_through: u64, partial: bool },
+    /// The refusals could not be dealt with: the batch goes again after a pause.
+    Retry,
+}
+
+impl ChildPush {
+    pub fn new(fed: &SharedFederation, parent: &NodeCode) -> ChildPush {
+        let acked = match fed.store.outbox_acked(parent) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read what the parent acknowledged; starting over");
+                0
+            }
+        };
+        ChildPush {
+            acked,
+            resync: String::new(),
+        }
+    }
+
+    /// Takes a rewind the pull side asked for ([`rewind_if_behind`]); true when the push goes
+    /// back (a batch read ahead is then stale).
+    pub fn take_rewind(&mut self, fed: &SharedFederation, parent: &NodeCode) -> bool {
+        let Some(to) = fed.take_parent_rewind().filter(|to| *to < self.acked) else {
+            return false;
+        };
+        self.resync = format!(
+            "{parent}此前已确认收到{}的第{}条消息，现只有第{to}条（可能从旧备份恢复或换机）：已重新发送保留的消息",
+            fed.me, self.acked
+        );
+        self.acked = to;
+        true
+    }
+
+    /// The next batch to push (after what the parent acknowledged), if any.
+    pub fn batch(
+        &self,
+        fed: &SharedFederation,
+        parent: &NodeCode,
+    ) -> Result<Option<Prepared>, crate::storage::StorageError> {
+        prepare(fed, parent, self.acked)
+    }
+
+    /// The request carrying `batch` (call once it is durable).
+    pub fn request(
+        &self,
+        fed: &SharedFederation,
+        parent: &NodeCode,
+        batch: Prepared,
+    ) -> (pb::PushRequest, PushSent) {
+        let depth = fed.store.outbox_stats(parent).map_or(0, |s| s.len);
+        let req = pb::PushRequest {
+            messages: batch.messages,
+            queue_depth: depth,
+            from_seq: Some(batch.after),
+            resync: self.resync.clone(),
+        };
+        let sent = PushSent {
+            from: batch.after,
+            last: batch.last,
+            withheld: batch.withheld,
+        };
+        (req, sent)
+    }
+
+    /// Takes the parent's answer to the push `sent`.
+    pub async fn answered(
+        &mut self,
+        fed: &SharedFederation,
+        parent: &NodeCode,
+        sent: PushSent,
+        resp: pb::PushResponse,
+    ) -> PushOutcome {
+        let PushSent {
+            from,
+            last,
+            withheld,
+        } = sent;
+        fed.heard(parent, resp.queue_depth).await;
+        failpoint::hit("push-acked");
+        self.resync.clear();
+        if !resp.resync.is_empty() {
+            fed.told_resync(parent, from, &resp.resync).await;
+        }
+        if resp.applied_through < from {
+            // The parent holds less than it acknowledged (restored from an older copy, or
+            // replaced): send again what is kept since.
+            fed.peer_rewound(parent, from, resp.applied_through).await;
+            if let Err(e) = fed.store.ack(parent, resp.applied_through).await {
+                tracing::error!(error = %e, "cannot record the parent's watermark");
+            }
+            self.acked = resp.applied_through;
+            return PushOutcome::Rewound;
+        }
+        if resp.applied_through < last {
+            tracing::warn!(
+                applied_through = resp.applied_through,
+                sent_through = last,
+                "the parent applied less than was sent; resending the rest"
+            );
+        }
+        // What the parent refused, and what was withheld, gets its outcome before the
+        // acknowledgement deletes it.
+        let acked = self.acked;
+        let mut refused: Vec<_> = resp
+            .refused
+            .into_iter()
+            .take(fed.config.batch_max)
+            .map(wire::refusal_from_proto)
+            .filter(|(seq, _)| *seq > acked && *seq <= resp.applied_through)
+            .collect();
+        refused.extend(
+            withheld
+                .into_iter()
+                .filter(|(seq, _)| *seq <= resp.applied_through),
+        );
+        if let Err(e) = fed.refused_by_peer(parent, refused).await {
+            tracing::error!(error = %e, "cannot deal with refused messages; resending");
+            return PushOutcome::Retry;
+        }
+        self.acked = self.acked.max(resp.applied_through);
+        PushOutcome::Taken {
+            delete_through: self.acked,
+            partial: resp.applied_through < last,
+        }
+    }
+}
+
 async fn push_loop(
     fed: SharedFederation,
     mut client: FederationServiceClient<Channel>,
@@ -223,38 +378,22 @@ async fn push_loop(
 ) {
     let mut backoff = Backoff::new(fed.config.backoff_min, fed.config.backoff_max);
     let mut changes = fed.store.outbox_changes();
-    // What the parent reported applied in this run: the next batch starts after it while the
-    // deletion of acknowledged messages runs in the background (after a restart: 0, and the
-    // outbox starts at its lowest entry).
-    let mut acked: u64 = match fed.store.outbox_acked(&parent) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read what the parent acknowledged; starting over");
-            0
-        }
-    };
+    let mut state = ChildPush::new(&fed, &parent);
     // The batch after the one in flight, read and encoded while the parent applies that one
     // (a queue drains at the pace of the parent's writes, not of both ends' in turn). Used
     // only if the parent applied everything before it.
     let mut next: Option<Prepared> = None;
-    // What to tell the parent with the next push (see `PushRequest.resync`).
-    let mut resync = String::new();
     while !*shutdown.borrow() {
         changes.borrow_and_update();
-        // The pull loop found the parent holding less than it acknowledged
-        // (`rewind_if_behind`): send again from there.
-        if let Some(to) = fed.take_parent_rewind().filter(|to| *to < acked) {
-            resync = format!(
-                "{parent}此前已确认收到{}的第{acked}条消息，现只有第{to}条（可能从旧备份恢复或换机）：已重新发送保留的消息",
-                fed.me
-            );
-            acked = to;
+        // The pull loop found the parent holding less than it acknowledged: send again from
+        // there.
+        if state.take_rewind(&fed, &parent) {
             next = None;
         }
-        let ready = next.take().filter(|p| p.after == acked);
+        let ready = next.take().filter(|p| p.after == state.acked);
         let batch = match ready {
             Some(p) => p,
-            None => match prepare(&fed, &parent, acked) {
+            None => match state.batch(&fed, &parent) {
                 Ok(Some(p)) => p,
                 Ok(None) => {
                     tokio::select! {
@@ -277,15 +416,8 @@ async fn push_loop(
             break;
         }
         let last = batch.last;
-        let from = batch.after;
-        let withheld = batch.withheld;
-        let depth = fed.store.outbox_stats(&parent).map_or(0, |s| s.len);
-        let mut req = tonic::Request::new(pb::PushRequest {
-            messages: batch.messages,
-            queue_depth: depth,
-            from_seq: Some(from),
-            resync: resync.clone(),
-        });
+        let (req, sent) = state.request(&fed, &parent, batch);
+        let mut req = tonic::Request::new(req);
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
         let push = client.push(req);
         let read_ahead = async {
@@ -299,68 +431,31 @@ async fn push_loop(
             _ = shutdown.wait_for(|s| *s) => break,
         };
         match result {
-            Ok(resp) => {
-                let resp = resp.into_inner();
-                fed.heard(&parent, resp.queue_depth).await;
-                failpoint::hit("push-acked");
-                resync.clear();
-                if !resp.resync.is_empty() {
-                    fed.told_resync(&parent, from, &resp.resync).await;
-                }
-                if resp.applied_through < from {
-                    // The parent holds less than it acknowledged (restored from an older copy,
-                    // or replaced): send again what is kept since.
-                    fed.peer_rewound(&parent, from, resp.applied_through).await;
-                    if let Err(e) = fed.store.ack(&parent, resp.applied_through).await {
-                        tracing::error!(error = %e, "cannot record the parent's watermark");
-                    }
-                    acked = resp.applied_through;
-                    next = None;
-                    continue;
-                }
-                if resp.applied_through < last {
-                    tracing::warn!(
-                        applied_through = resp.applied_through,
-                        sent_through = last,
-                        "the parent applied less than was sent; resending the rest"
-                    );
-                }
-                // What the parent refused, and what was withheld, gets its outcome before
-                // the acknowledgement deletes it.
-                let mut refused: Vec<_> = resp
-                    .refused
-                    .into_iter()
-                    .take(fed.config.batch_max)
-                    .map(wire::refusal_from_proto)
-                    .filter(|(seq, _)| *seq > acked && *seq <= resp.applied_through)
-                    .collect();
-                refused.extend(
-                    withheld
-                        .into_iter()
-                        .filter(|(seq, _)| *seq <= resp.applied_through),
-                );
-                if let Err(e) = fed.refused_by_peer(&parent, refused).await {
-                    tracing::error!(error = %e, "cannot deal with refused messages; resending");
+            Ok(resp) => match state.answered(&fed, &parent, sent, resp.into_inner()).await {
+                PushOutcome::Rewound => next = None,
+                PushOutcome::Retry => {
                     if !pause(backoff.next_delay(), &mut shutdown).await {
                         break;
                     }
-                    continue;
                 }
-                acked = acked.max(resp.applied_through);
-                // A failed read-ahead is simply read again.
-                next = ahead.ok().flatten();
-                let (store, peer, through) = (fed.store.clone(), parent.clone(), acked);
-                tokio::spawn(async move {
-                    if let Err(e) = store.ack(&peer, through).await {
-                        tracing::error!(error = %e, "cannot delete acknowledged messages");
+                PushOutcome::Taken {
+                    delete_through,
+                    partial,
+                } => {
+                    // A failed read-ahead is simply read again.
+                    next = ahead.ok().flatten();
+                    let (store, peer) = (fed.store.clone(), parent.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.ack(&peer, delete_through).await {
+                            tracing::error!(error = %e, "cannot delete acknowledged messages");
+                        }
+                    });
+                    backoff.reset();
+                    if partial && !pause(backoff.next_delay(), &mut shutdown).await {
+                        break;
                     }
-                });
-                backoff.reset();
-                if resp.applied_through < last && !pause(backoff.next_delay(), &mut shutdown).await
-                {
-                    break;
                 }
-            }
+            },
             Err(status) => {
                 tracing::debug!(error = %describe(&status), "push to the parent failed");
                 failed(&fed, &parent, &status).await;
@@ -368,6 +463,95 @@ async fn push_loop(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// The child's side of pulling: what it refused of the last batch, told with the next poll.
+/// The pull loop (and `fqsim`) drive it: [`ChildPull::request`], then
+/// [`ChildPull::answered`].
+#[derive(Default)]
+pub struct ChildPull {
+    refused: Vec<pb::Refusal>,
+}
+
+impl ChildPull {
+    /// The next poll (waiting up to `wait_ms` for messages), and the watermark it carries.
+    pub fn request(
+        &self,
+        fed: &SharedFederation,
+        parent: &NodeCode,
+        wait_ms: u32,
+    ) -> Result<(pb::PullRequest, u64), crate::storage::StorageError> {
+        let through = fed.store.applied_through(parent)?;
+        let req = pb::PullRequest {
+            applied_through: through,
+            max_messages: u32::try_from(fed.config.batch_max).unwrap_or(u32::MAX),
+            wait_ms,
+            queue_depth: fed.store.outbox_stats(parent).map_or(0, |s| s.len),
+            refused: self.refused.clone(),
+            crl_number: fed.tls.get().map_or(0, |t| t.crl_number()),
+        };
+        Ok((req, through))
+    }
+
+    /// Takes the parent's answer to a poll that carried watermark `through`: applies its
+    /// messages durably. `Err` says what failed (the poll goes again after a pause).
+    pub async fn answered(
+        &mut self,
+        fed: &SharedFederation,
+        parent: &NodeCode,
+        through: u64,
+        resp: pb::PullResponse,
+    ) -> Result<(), String> {
+        fed.heard(parent, resp.queue_depth).await;
+        if let (false, Some(tls)) = (resp.crl.is_empty(), fed.tls.get()) {
+            let (tls, der) = (tls.clone(), resp.crl.clone());
+            match tokio::task::spawn_blocking(move || tls.offer_crl(&der)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "refused the CRL the parent sent")
+                }
+                Err(e) => tracing::warn!(error = %e, "taking the parent's CRL failed"),
+            }
+        }
+        if !resp.resync.is_empty() {
+            fed.told_resync(parent, through, &resp.resync).await;
+        }
+        if let Some(pushed) = resp.pushed_through {
+            rewind_if_behind(fed, parent, pushed).await;
+        }
+        // Told with this poll's success.
+        self.refused.clear();
+        let batch: Result<Vec<_>, _> = resp
+            .messages
+            .into_iter()
+            .map(|e| wire::received_from_proto(e, fed.batch_bytes.saturating_mul(4)))
+            .collect();
+        match batch {
+            Ok(batch) if batch.is_empty() => Ok(()),
+            Ok(batch) => {
+                let last = batch.last().map_or(0, |(s, _, _)| *s);
+                match fed.apply(parent, batch).await {
+                    Ok(applied) if applied.through < last && applied.through == through => Err(
+                        format!("gap in the parent's messages after {through}: nothing applied"),
+                    ),
+                    Ok(applied) => {
+                        self.refused = applied
+                            .refused
+                            .iter()
+                            .map(|(seq, r)| wire::refusal_to_proto(*seq, r))
+                            .collect();
+                        failpoint::hit("pull-applied");
+                        if applied.forwarded {
+                            failpoint::hit("forward-queued");
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("applying the parent's messages: {e}")),
+                }
+            }
+            Err(e) => Err(format!("malformed message from the parent: {e}")),
         }
     }
 }
@@ -383,11 +567,10 @@ async fn pull_loop(
     // The first poll, and the first after a failure, returns at once: the link is known to be
     // up (or down) within a round trip instead of a whole wait.
     let mut wait_ms = 0;
-    // What this node refused of the last batch, told to the parent with the next poll.
-    let mut refused: Vec<pb::Refusal> = Vec::new();
+    let mut state = ChildPull::default();
     while !*shutdown.borrow() {
-        let through = match fed.store.applied_through(&parent) {
-            Ok(t) => t,
+        let (req, through) = match state.request(&fed, &parent, wait_ms) {
+            Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the inbox watermark of the parent link");
                 if !pause(backoff.next_delay(), &mut shutdown).await {
@@ -396,74 +579,17 @@ async fn pull_loop(
                 continue;
             }
         };
-        let mut req = tonic::Request::new(pb::PullRequest {
-            applied_through: through,
-            max_messages: u32::try_from(fed.config.batch_max).unwrap_or(u32::MAX),
-            wait_ms,
-            queue_depth: fed.store.outbox_stats(&parent).map_or(0, |s| s.len),
-            refused: refused.clone(),
-            crl_number: fed.tls.get().map_or(0, |t| t.crl_number()),
-        });
+        let mut req = tonic::Request::new(req);
         req.set_timeout(fed.config.pull_wait + PULL_MARGIN);
         let result = tokio::select! {
             r = client.pull(req) => r,
             _ = shutdown.wait_for(|s| *s) => break,
         };
         let failure = match result {
-            Ok(resp) => {
-                let resp = resp.into_inner();
-                fed.heard(&parent, resp.queue_depth).await;
-                if let (false, Some(tls)) = (resp.crl.is_empty(), fed.tls.get()) {
-                    let (tls, der) = (tls.clone(), resp.crl.clone());
-                    match tokio::task::spawn_blocking(move || tls.offer_crl(&der)).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "refused the CRL the parent sent")
-                        }
-                        Err(e) => tracing::warn!(error = %e, "taking the parent's CRL failed"),
-                    }
-                }
-                if !resp.resync.is_empty() {
-                    fed.told_resync(&parent, through, &resp.resync).await;
-                }
-                if let Some(pushed) = resp.pushed_through {
-                    rewind_if_behind(&fed, &parent, pushed).await;
-                }
-                // Told with this poll's success.
-                refused.clear();
-                let batch: Result<Vec<_>, _> = resp
-                    .messages
-                    .into_iter()
-                    .map(|e| wire::received_from_proto(e, fed.batch_bytes.saturating_mul(4)))
-                    .collect();
-                match batch {
-                    Ok(batch) if batch.is_empty() => None,
-                    Ok(batch) => {
-                        let last = batch.last().map_or(0, |(s, _, _)| *s);
-                        match fed.apply(&parent, batch).await {
-                            Ok(applied) if applied.through < last && applied.through == through => {
-                                Some(format!(
-                                    "gap in the parent's messages after {through}: nothing applied"
-                                ))
-                            }
-                            Ok(applied) => {
-                                refused = applied
-                                    .refused
-                                    .iter()
-                                    .map(|(seq, r)| wire::refusal_to_proto(*seq, r))
-                                    .collect();
-                                failpoint::hit("pull-applied");
-                                if applied.forwarded {
-                                    failpoint::hit("forward-queued");
-                                }
-                                None
-                            }
-                            Err(e) => Some(format!("applying the parent's messages: {e}")),
-                        }
-                    }
-                    Err(e) => Some(format!("malformed message from the parent: {e}")),
-                }
-            }
+            Ok(resp) => state
+                .answered(&fed, &parent, through, resp.into_inner())
+                .await
+                .err(),
             Err(status) => {
                 failed(&fed, &parent, &status).await;
                 Some(String::new())
