@@ -474,10 +474,17 @@ impl Change<'_> {
             } else {
                 Vec::new()
             };
-            enqueue(
-                tx,
-                &supervision::messages(&plan, case, &earlier, self.events),
-            )?;
+            // A supervisor above the top of this federation (no link leads up) is not sent
+            // copies it could never receive (as alerts for it stay here, see `raise`).
+            let messages: Vec<Outgoing> = supervision::messages(&plan, case, &earlier, self.events)
+                .into_iter()
+                .filter(|m| {
+                    route::next_hop(tx.node, tx.uplink, &m.message.destination)
+                        .peer()
+                        .is_some()
+                })
+                .collect();
+            enqueue(tx, &messages)?;
         }
         stats::on_case_change(tx, self.before, case)
     }

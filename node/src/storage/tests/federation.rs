@@ -191,7 +191,14 @@ async fn incoming_messages_apply_once_and_in_order() {
 #[tokio::test]
 async fn every_change_of_a_supervised_case_sends_a_copy_and_dropping_one_closes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = Store::open_again(
+        dir.path(),
+        &StoreOptions {
+            uplink: Some(code(PARENT)),
+            ..super::options()
+        },
+    )
+    .unwrap();
     let case = register_shaped(&store, "k1", |c| {
         c.supervising_nodes = vec![PARENT.into()];
     })
@@ -234,6 +241,20 @@ async fn every_change_of_a_supervised_case_sends_a_copy_and_dropping_one_closes_
         .unwrap();
     assert_eq!(store.outbox_stats(&parent).unwrap().len, 3);
     assert_index_consistency(&store);
+}
+
+/// Found by `fqsim`: at the top of a federation (no link leads up) a red case's supervisor
+/// by rule is a tier that is not there; its copies piled up in an outbox nothing drains.
+#[tokio::test]
+async fn a_node_without_a_parent_link_queues_no_copies_for_supervisors_above_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    register_shaped(&store, "k1", |c| {
+        c.supervising_nodes = vec![PARENT.into()];
+    })
+    .await;
+    assert_eq!(store.outbox_stats(&code(PARENT)).unwrap().len, 0);
+    assert!(store.outbox_peers().unwrap().is_empty());
 }
 
 #[tokio::test]
