@@ -578,11 +578,21 @@ fn receive_sync(node: &Node, msg: &Message, copy: &CaseCopy, local: &Local) -> E
 /// An order at a node holding the case: carried out by the owner, passed on by a tombstone.
 fn deliver_order(node: &Node, msg: &Message, order: &Order, local: &Local) -> Effects {
     if let Some(tomb) = tombstone(local) {
-        let Some(moved_to) = tomb
-            .moved_to
-            .as_deref()
-            .and_then(|m| NodeCode::parse(m).ok())
-        else {
+        // Where the case went from here last: the tombstone's destination, unless this node
+        // passed the case on again since (it relayed a later move: `holders` has the newer
+        // epoch). Following the older pointer sent orders round in a loop until they were
+        // dropped (found by `fqsim`).
+        let newer = local
+            .holders
+            .first()
+            .cloned()
+            .flatten()
+            .filter(|h| h != node.me);
+        let Some(moved_to) = newer.or_else(|| {
+            tomb.moved_to
+                .as_deref()
+                .and_then(|m| NodeCode::parse(m).ok())
+        }) else {
             return Effects::note(
                 true,
                 format!("dropped order {}: tombstone without destination", msg.id()),

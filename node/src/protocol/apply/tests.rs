@@ -353,6 +353,38 @@ fn a_transfer_order_moves_the_case_sideways() {
     assert!(e.send.is_empty());
 }
 
+/// Found by `fqsim`: a node that moved a case on and later relayed a further move of it
+/// followed its own older tombstone, and orders went round a loop until they were dropped.
+#[test]
+fn a_tombstone_follows_the_newest_move_this_node_passed_on() {
+    let msg = order(
+        "6101",
+        "610111003",
+        OrderKind::Supervise {
+            instruction: "i".into(),
+            due_at: None,
+        },
+    );
+    // The county moved the case to a township, then relayed its move to a village of another
+    // township: the order goes down to the village, not to the township.
+    let county = At::new("610111");
+    let (mut tomb, _) = owned("610111");
+    tomb.status = CaseStatus::Transferred;
+    tomb.moved_to = Some("610111003".into());
+    let e = deliver(
+        &county.node(),
+        &msg,
+        &Local {
+            case: Some(tomb),
+            holders: vec![Some(c("610111001003"))],
+            ..Local::default()
+        },
+    );
+    assert_eq!(e.send[0].message.destination, c("610111001003"));
+    assert_eq!(e.send[0].next_hop, c("610111001"));
+    assert!(matches!(e.send[0].message.body, Body::Order(_)));
+}
+
 #[test]
 fn a_tombstone_passes_orders_down_or_back_to_the_issuer() {
     let msg = order(
@@ -372,7 +404,9 @@ fn a_tombstone_passes_orders_down_or_back_to_the_issuer() {
         &village.node(),
         &msg,
         &Local {
-            case: Some(tomb),
+            case: Some(tomb.clone()),
+            // As the store knows it: where the village sent the case.
+            holders: vec![Some(c("610116001"))],
             ..Local::default()
         },
     );
