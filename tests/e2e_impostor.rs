@@ -143,6 +143,7 @@ async fn a_village_cannot_link_straight_to_a_county() {
             queue_depth: 0,
             refused: Vec::new(),
             crl_number: 0,
+            poll_seq: 0,
         })
         .await
         .unwrap_err();

@@ -36,8 +36,12 @@ pub(crate) const LOOKUP_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 /// 12 symbols of 31: about 59 bits, unguessable.
 pub(crate) const LOOKUP_LEN: usize = 12;
 
+/// A fresh lookup code (from [`crate::random`]).
 pub(crate) fn new_lookup_code() -> String {
-    let mut rng = rand::rng();
+    crate::random::with(|rng| lookup_code_from(rng))
+}
+
+fn lookup_code_from(rng: &mut dyn rand::RngCore) -> String {
     let mut s = String::with_capacity(LOOKUP_LEN + 2);
     for i in 0..LOOKUP_LEN {
         if i > 0 && i % 4 == 0 {

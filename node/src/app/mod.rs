@@ -42,6 +42,12 @@ impl App {
         App { state }
     }
 
+    /// The node's state (its store, clock, federation), for what drives a node from outside
+    /// the handlers: the server's tasks, tests, the simulation.
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
     /// The node's time.
     pub fn now(&self) -> Timestamp {
         self.state.clock.now()

@@ -194,11 +194,19 @@ async fn failed(fed: &SharedFederation, parent: &NodeCode, status: &tonic::Statu
 }
 
 /// The parent applied this node's messages only through `pushed` (as it says in a pull):
-/// below what it acknowledged before, it was restored from an older copy, and the push loop
-/// sends again what is kept after `pushed`.
-pub async fn rewind_if_behind(fed: &SharedFederation, parent: &NodeCode, pushed: u64) {
+/// below what it had acknowledged when the poll was sent (`acked_before`), it was restored
+/// from an older copy, and the push loop sends again what is kept after `pushed`. (Only what
+/// was acknowledged before the poll counts: a push answered while the poll was out may have
+/// been applied after the parent wrote its answer, which then says less without anything
+/// lost — `fqsim` found the false alarm.)
+pub async fn rewind_if_behind(
+    fed: &SharedFederation,
+    parent: &NodeCode,
+    pushed: u64,
+    acked_before: u64,
+) {
     let acked = match fed.store.outbox_acked(parent) {
-        Ok(a) => a,
+        Ok(a) => a.min(acked_before),
         Err(e) => {
             tracing::error!(error = %e, "cannot read what the parent acknowledged");
             return;
@@ -473,17 +481,26 @@ async fn push_loop(
 #[derive(Default)]
 pub struct ChildPull {
     refused: Vec<pb::Refusal>,
+    /// What the parent had acknowledged of this node's messages when the poll went out.
+    acked_at_request: u64,
+    /// The last poll's number (`PullRequest.poll_seq`).
+    poll_seq: u64,
 }
 
 impl ChildPull {
     /// The next poll (waiting up to `wait_ms` for messages), and the watermark it carries.
     pub fn request(
-        &self,
+        &mut self,
         fed: &SharedFederation,
         parent: &NodeCode,
         wait_ms: u32,
     ) -> Result<(pb::PullRequest, u64), crate::storage::StorageError> {
         let through = fed.store.applied_through(parent)?;
+        self.acked_at_request = fed.store.outbox_acked(parent)?;
+        let floor = u64::try_from(fed.clock.now().millis())
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        self.poll_seq = (self.poll_seq + 1).max(floor);
         let req = pb::PullRequest {
             applied_through: through,
             max_messages: u32::try_from(fed.config.batch_max).unwrap_or(u32::MAX),
@@ -491,6 +508,7 @@ impl ChildPull {
             queue_depth: fed.store.outbox_stats(parent).map_or(0, |s| s.len),
             refused: self.refused.clone(),
             crl_number: fed.tls.get().map_or(0, |t| t.crl_number()),
+            poll_seq: self.poll_seq,
         };
         Ok((req, through))
     }
@@ -519,7 +537,7 @@ impl ChildPull {
             fed.told_resync(parent, through, &resp.resync).await;
         }
         if let Some(pushed) = resp.pushed_through {
-            rewind_if_behind(fed, parent, pushed).await;
+            rewind_if_behind(fed, parent, pushed, self.acked_at_request).await;
         }
         // Told with this poll's success.
         self.refused.clear();

@@ -35,7 +35,15 @@ pub struct Federation {
     /// The node's TLS material, when it serves (not in tests in process): the CRL in force
     /// goes down to children that hold an older one, and one from the parent is taken here.
     pub tls: std::sync::OnceLock<Arc<crate::live_tls::LiveTls>>,
+    /// Batches answered as applied but not applied yet: only with the planted fault
+    /// [`crate::faults::Fault::AckBeforeDurable`] (`fqsim --self-test`), never otherwise.
+    deferred: std::sync::Mutex<Vec<(NodeCode, Batch)>>,
+    /// The highest `PullRequest.poll_seq` taken from each child (since this start).
+    polls: std::sync::Mutex<std::collections::BTreeMap<NodeCode, u64>>,
 }
+
+/// A batch of a link as it came off the wire: link seq, the seq before it, the message.
+pub type Batch = Vec<(u64, Option<u64>, Received)>;
 
 pub type SharedFederation = Arc<Federation>;
 
@@ -96,6 +104,8 @@ impl Federation {
             batch_bytes: max_message_bytes.max(4096),
             parent_rewind: std::sync::Mutex::new(None),
             tls: std::sync::OnceLock::new(),
+            deferred: std::sync::Mutex::new(Vec::new()),
+            polls: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -253,6 +263,38 @@ impl Federation {
         self.alert_not_received(peer, &applied, now).await;
         self.alert_resyncs(peer, &applied.resyncs, now).await;
         Ok(applied)
+    }
+
+    /// Takes poll number `seq` of `child`: false when a later poll was taken already (this one
+    /// is stale: delayed or sent again), true otherwise (and for 0, an older child's).
+    pub fn take_poll(&self, child: &NodeCode, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        let mut polls = self.polls.lock().unwrap_or_else(|p| p.into_inner());
+        let last = polls.entry(child.clone()).or_default();
+        if seq < *last {
+            return false;
+        }
+        *last = seq;
+        true
+    }
+
+    /// Keeps `batch` to apply later (see `deferred`): the planted fault of acknowledging
+    /// before the apply is durable.
+    pub fn defer(&self, peer: &NodeCode, batch: Batch) {
+        let mut held = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+        held.push((peer.clone(), batch));
+    }
+
+    /// Applies what [`Federation::defer`] kept (nothing unless that fault is planted).
+    pub async fn apply_deferred(&self) {
+        let held = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        for (peer, batch) in held {
+            if let Err(e) = self.apply(&peer, batch).await {
+                tracing::error!(error = %e, "cannot apply a deferred batch");
+            }
+        }
     }
 
     /// Deals with `peer`'s refusals of messages this node queued for it

@@ -159,6 +159,10 @@ pub async fn push_received(
     }
     let (applied, refused, resync) = if batch.is_empty() {
         (through, Vec::new(), String::new())
+    } else if crate::faults::planted(crate::faults::Fault::AckBeforeDurable) {
+        let last = batch.last().map_or(through, |(seq, _, _)| *seq);
+        fed.defer(child, batch);
+        (last.max(through), Vec::new(), String::new())
     } else {
         let applied = fed.apply(child, batch).await?;
         failpoint::hit("push-applied");
@@ -209,12 +213,15 @@ impl FederationService for FederationApi {
         tracing::Span::current().record("child", child.as_str());
         let prep = pull_received(&self.fed, &child, req.into_inner()).await?;
         // Recording the acknowledgement need not hold up the next batch.
-        let (store, peer, through) = (self.fed.store.clone(), child.clone(), prep.applied_through);
-        tokio::spawn(async move {
-            if let Err(e) = store.ack(&peer, through).await {
-                tracing::error!(error = %e, "cannot record acknowledged messages");
-            }
-        });
+        if prep.acknowledge {
+            let (store, peer, through) =
+                (self.fed.store.clone(), child.clone(), prep.applied_through);
+            tokio::spawn(async move {
+                if let Err(e) = store.ack(&peer, through).await {
+                    tracing::error!(error = %e, "cannot record acknowledged messages");
+                }
+            });
+        }
         let fed = &self.fed;
         let deadline = tokio::time::Instant::now() + prep.wait;
         let mut changes = fed.store.outbox_changes();
@@ -242,6 +249,8 @@ pub struct PullPrep {
     /// The child's watermark: what it applied of this node's messages (acknowledge them, then
     /// send what follows).
     pub applied_through: u64,
+    /// Whether to acknowledge through `applied_through` (not for a stale poll).
+    pub acknowledge: bool,
     max: usize,
     /// How long the poll may wait for messages.
     pub wait: Duration,
@@ -265,6 +274,7 @@ pub async fn pull_received(
         queue_depth,
         refused,
         crl_number,
+        poll_seq,
     } = req;
     // A newer CRL goes down with the answer, whatever it carries.
     let crl = fed
@@ -273,6 +283,25 @@ pub async fn pull_received(
         .and_then(|t| t.crl_for_children(crl_number))
         .unwrap_or_default();
     fed.heard(child, queue_depth).await;
+    let max = match max_messages {
+        0 => fed.config.batch_max,
+        n => (n as usize).min(fed.config.batch_max),
+    };
+    let wait = Duration::from_millis(u64::from(wait_ms)).min(fed.config.pull_wait);
+    if !fed.take_poll(child, poll_seq) {
+        // A stale poll (a later one was taken): what it says the child applied is old news.
+        // It is answered from the watermark it carries (the child skips what it has) and
+        // acknowledges nothing: the acknowledgement stays where the later poll put it.
+        tracing::debug!(child = %child, poll_seq, "stale poll");
+        return Ok(PullPrep {
+            applied_through,
+            acknowledge: false,
+            max,
+            wait: Duration::ZERO,
+            resync: String::new(),
+            crl,
+        });
+    }
     // The child refused some of what it applied: deal with each before it is deleted.
     let refused: Vec<_> = refused
         .into_iter()
@@ -293,13 +322,9 @@ pub async fn pull_received(
     } else {
         String::new()
     };
-    let max = match max_messages {
-        0 => fed.config.batch_max,
-        n => (n as usize).min(fed.config.batch_max),
-    };
-    let wait = Duration::from_millis(u64::from(wait_ms)).min(fed.config.pull_wait);
     Ok(PullPrep {
         applied_through,
+        acknowledge: true,
         max,
         wait,
         resync,

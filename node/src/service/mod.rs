@@ -66,11 +66,28 @@ impl NodeState {
     ) -> NodeState {
         use crate::clock::Clock;
         let code = NodeCode::parse(code).expect("a division code");
-        let store = Store::open_again(
-            &dir.join("data"),
-            &crate::storage::StoreOptions::new(code.clone(), clock.now()),
-        )
-        .expect("a store");
+        let opts = crate::storage::StoreOptions::new(code.clone(), clock.now());
+        let mut state =
+            NodeState::in_process(dir, opts, code.parent(), clock, Deadlines::default())
+                .expect("a store");
+        state.policy = policy;
+        state.report_cadence = report_cadence;
+        state
+    }
+
+    /// A node's state over a real store in `dir` (`dir/data`, reports in `dir/reports`)
+    /// opened with `opts`, linked to `parent`, with `deadlines` and default federation and
+    /// statistics settings, without certificates or listeners: for tests in process and the
+    /// simulation (`fqsim`), which carry messages between such nodes themselves.
+    pub fn in_process(
+        dir: &std::path::Path,
+        opts: crate::storage::StoreOptions,
+        parent: Option<NodeCode>,
+        clock: SharedClock,
+        deadlines: Deadlines,
+    ) -> Result<NodeState, crate::storage::StorageError> {
+        let code = opts.node.clone();
+        let store = Store::open_again(&dir.join("data"), &opts)?;
         let stats = Arc::new(StatsNode::new(
             code.clone(),
             store.clone(),
@@ -79,29 +96,29 @@ impl NodeState {
         ));
         let federation = Arc::new(crate::federation::Federation::new(
             code.clone(),
-            code.parent(),
+            parent,
             crate::config::FederationConfig::default(),
             store.clone(),
             clock.clone(),
-            Deadlines::default(),
+            deadlines.clone(),
             1 << 20,
         ));
-        NodeState {
+        Ok(NodeState {
             code,
             store,
             clock,
-            deadlines: Deadlines::default(),
+            deadlines,
             federation,
-            policy,
+            policy: Policy::default(),
             sweep_every: Duration::from_secs(30),
-            report_cadence,
+            report_cadence: None,
             reports_dir: dir.join("reports"),
             stats,
             name: String::new(),
             web: crate::config::WebConfig::default(),
             backup_dir: dir.join("data").join("backup-tmp"),
             backing_up: Default::default(),
-        }
+        })
     }
 
     /// The cadence of a report asked for without a period: the scheduled one, else the tier's

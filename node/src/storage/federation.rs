@@ -19,6 +19,8 @@
 //! senders call [`Store::wait_durable`] after reading and before sending.
 
 use serde::{Deserialize, Serialize};
+
+use crate::faults::{Fault, planted};
 use tokio::sync::watch;
 
 use super::change::{self, Change, Tx, TxResult, abort};
@@ -159,7 +161,7 @@ impl Store {
                         ..Applied::default()
                     };
                     for (seq, prev, msg) in &batch {
-                        if *seq <= applied.through {
+                        if *seq <= applied.through && !planted(Fault::SkipIdempotency) {
                             continue;
                         }
                         let through = applied.through;
@@ -641,6 +643,9 @@ fn seen_row(key: &[u8], value: &[u8]) -> Result<Seen, StorageError> {
 
 /// Moves the watermark of `peer` to `seq` (a message skipped or refused as it came).
 fn move_watermark(tx: &Tx<'_>, peer: &NodeCode, seq: u64) -> TxResult<()> {
+    if planted(Fault::DropWatermark) {
+        return Ok(());
+    }
     tx.insert_encoded(
         TreeId::Inbox,
         ValueKind::Sequence,
@@ -737,7 +742,7 @@ where
     let through: u64 = tx
         .get_decoded(TreeId::Inbox, ValueKind::Sequence, peer.as_str().as_bytes())?
         .unwrap_or(0);
-    if seq <= through {
+    if seq <= through && !planted(Fault::SkipIdempotency) {
         return Err(abort(StorageError::InvalidRecord(format!(
             "message {seq} from {peer} applied out of order (watermark {through})"
         ))));

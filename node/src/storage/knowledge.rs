@@ -8,8 +8,6 @@
 //! or an ordered move, a repeat-person risk raise) and are kept for good; where a case went
 //! is one small value per case that ever crossed this node.
 
-use rand::Rng;
-
 use super::change::{Tx, TxResult};
 use super::codec::ValueKind;
 use super::keys::TreeId;
@@ -27,7 +25,7 @@ pub(crate) fn note_outgoing(tx: &Tx<'_>, message: &mut Message) -> TxResult<()> 
         Body::Refused(r) => locate(tx, &r.case.id, &message.destination, r.epoch),
         Body::Order(order) if message.origin == me => {
             if order.id == 0 {
-                order.id = rand::rng().random_range(1..=u64::MAX);
+                order.id = crate::random::nonzero_u64();
             }
             tx.insert_encoded(
                 TreeId::IssuedOrders,

@@ -345,11 +345,11 @@ impl Store {
         })
     }
 
-    /// [`Store::open`] for tests that reopen a store in the same process: sled 0.34 frees some
-    /// of its state (and with it the directory lock) through epoch-deferred destruction, a
-    /// moment after the last handle is dropped, so the lock is retried for up to 5 seconds.
-    #[cfg(test)]
-    pub(crate) fn open_again(dir: &Path, opts: &StoreOptions) -> Result<Store, StorageError> {
+    /// [`Store::open`] for a process that reopens a store it closed (tests, the simulation's
+    /// restarted nodes): sled 0.34 frees some of its state (and with it the directory lock)
+    /// through epoch-deferred destruction, a moment after the last handle is dropped, so the
+    /// lock is retried for up to 5 seconds.
+    pub fn open_again(dir: &Path, opts: &StoreOptions) -> Result<Store, StorageError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match Store::open(dir, opts) {
