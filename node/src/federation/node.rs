@@ -39,7 +39,29 @@ pub struct Federation {
     /// [`crate::faults::Fault::AckBeforeDurable`] (`fqsim --self-test`), never otherwise.
     deferred: std::sync::Mutex<Vec<(NodeCode, Batch)>>,
     /// The highest `PullRequest.poll_seq` taken from each child (since this start).
-    polls: std::sync::Mutex<std::collections::BTreeMap<NodeCode, u64>>,
+    polls: Polls,
+}
+
+/// The highest poll number (`PullRequest.poll_seq`) taken from each child since this start.
+#[derive(Default)]
+pub struct Polls(std::sync::Mutex<std::collections::BTreeMap<NodeCode, u64>>);
+
+impl Polls {
+    /// Takes poll number `seq` of `child`: false when a later poll was taken already (this
+    /// one is stale: delayed, or sent again), true otherwise — and always for 0, an older
+    /// child's.
+    pub fn take(&self, child: &NodeCode, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        let mut polls = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let last = polls.entry(child.clone()).or_default();
+        if seq < *last {
+            return false;
+        }
+        *last = seq;
+        true
+    }
 }
 
 /// A batch of a link as it came off the wire: link seq, the seq before it, the message.
@@ -105,7 +127,7 @@ impl Federation {
             parent_rewind: std::sync::Mutex::new(None),
             tls: std::sync::OnceLock::new(),
             deferred: std::sync::Mutex::new(Vec::new()),
-            polls: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            polls: Polls::default(),
         }
     }
 
@@ -265,19 +287,9 @@ impl Federation {
         Ok(applied)
     }
 
-    /// Takes poll number `seq` of `child`: false when a later poll was taken already (this one
-    /// is stale: delayed or sent again), true otherwise (and for 0, an older child's).
+    /// Takes poll number `seq` of `child` (see [`Polls::take`]).
     pub fn take_poll(&self, child: &NodeCode, seq: u64) -> bool {
-        if seq == 0 {
-            return true;
-        }
-        let mut polls = self.polls.lock().unwrap_or_else(|p| p.into_inner());
-        let last = polls.entry(child.clone()).or_default();
-        if seq < *last {
-            return false;
-        }
-        *last = seq;
-        true
+        self.polls.take(child, seq)
     }
 
     /// Keeps `batch` to apply later (see `deferred`): the planted fault of acknowledging
@@ -431,5 +443,25 @@ fn log_notes(peer: &NodeCode, notes: &[(String, apply::Note)]) {
         } else {
             tracing::info!(message = %id, peer = %peer, "{}", note.text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_older_than_one_taken_is_stale_and_each_child_counts_alone() {
+        let polls = Polls::default();
+        let (a, b) = (
+            NodeCode::parse("610116001001").unwrap(),
+            NodeCode::parse("610116001002").unwrap(),
+        );
+        assert!(polls.take(&a, 10));
+        assert!(polls.take(&a, 10), "the same poll again is not older");
+        assert!(polls.take(&a, 12));
+        assert!(!polls.take(&a, 11), "delayed behind a later one");
+        assert!(polls.take(&b, 1), "another child's numbers are its own");
+        assert!(polls.take(&a, 0), "an older child's polls carry no number");
     }
 }
