@@ -342,7 +342,10 @@ async fn run(seed: u64, shape: Shape, knobs: Knobs, verbose: bool) -> Outcome {
     if violation.is_none() {
         let step = w.step + 1;
         let result = match quiesce(&mut w).await {
-            Ok(()) => check::settled(&w, &t),
+            Ok(()) => match check::settled(&w, &t) {
+                Ok(()) => check::subtree_figures(&w).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err(v) = result {
@@ -400,7 +403,9 @@ async fn one_step(w: &mut World, t: &mut Truth) -> Result<String, String> {
         }
         55..=89 => {
             if w.net.is_empty() {
-                return Ok("idle".into());
+                // Nothing in flight: someone at a center does something instead.
+                w.count("act");
+                return Ok(ops::act(w, t).await);
             }
             let i = w.rng.random_range(0..w.net.len());
             if w.cut.contains(w.net[i].child()) {

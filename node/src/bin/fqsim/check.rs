@@ -423,6 +423,98 @@ pub fn forged_nowhere(w: &World, t: &Truth) -> Result<(), String> {
     Ok(())
 }
 
+/// At quiescence: each node's figures, as its statistics push carries them up (the real
+/// exchange: every child's entries pushed to its parent, children first), equal a recount
+/// over every case record held in its subtree.
+pub async fn subtree_figures(w: &World) -> Result<(), String> {
+    use fengqiao_node::stats::figures::{self, Figures};
+    use fengqiao_node::stats::node::Push;
+    use fengqiao_node::stats::query::Period;
+    use fengqiao_node::storage::{CaseQuery, Incoming};
+
+    for code in &w.order {
+        let state = w.node(code).state();
+        state
+            .store
+            .refresh_overdue(state.clock.now())
+            .await
+            .map_err(|e| format!("{code}: overdue: {e}"))?;
+    }
+    for code in w.order.iter().rev() {
+        let Some(parent) = code.parent().filter(|p| w.nodes.contains_key(p)) else {
+            continue;
+        };
+        let child = &w.node(code).state().stats;
+        let rows = w
+            .node(code)
+            .state()
+            .store
+            .stats_changed_since(0, usize::MAX)
+            .map_err(|e| format!("{code}: figures: {e}"))?;
+        let up = &w.node(&parent).state().stats;
+        let push = Push {
+            full: true,
+            entries: rows
+                .into_iter()
+                .map(|r| Incoming {
+                    kind: r.kind,
+                    node: r.node,
+                    bucket: r.bucket,
+                    version: r.version,
+                    cells: r.cells,
+                })
+                .collect(),
+            liveness: child
+                .report_for_parent(Some(up.config().retention_depth))
+                .map_err(|e| format!("{code}: liveness: {e}"))?,
+            sent_at: child.now(),
+        };
+        up.receive(code, push)
+            .await
+            .map_err(|e| format!("{parent}: taking {code}'s figures: {e}"))?;
+    }
+    for code in &w.order {
+        let mut expected = Figures::default();
+        for n in w
+            .order
+            .iter()
+            .filter(|n| *n == code || code.is_ancestor_of(n))
+        {
+            let state = w.node(n).state();
+            let mut q = CaseQuery {
+                page_size: 500,
+                ..Default::default()
+            };
+            let mut cases = Vec::new();
+            loop {
+                let page = state.store.list_cases(&q).map_err(|e| e.to_string())?;
+                cases.extend(page.cases);
+                match page.next_page_token {
+                    Some(t) => q.page_token = Some(t),
+                    None => break,
+                }
+            }
+            for cells in figures::recount(n, &cases).values() {
+                expected.add(&cells.total);
+            }
+            expected.add(&figures::overdue_snapshot(&cases, state.clock.now()).total);
+        }
+        let got = w
+            .node(code)
+            .state()
+            .stats
+            .answer(None, Period::default(), &[])
+            .map_err(|e| format!("{code}: figures: {e}"))?
+            .totals;
+        if got != expected {
+            return Err(format!(
+                "{code}'s figures differ from a recount of its subtree: {got:?} against {expected:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Folds every node's final state into the trace.
 pub fn fold_state(w: &mut World) -> Result<(), String> {
     let mut out = Vec::new();

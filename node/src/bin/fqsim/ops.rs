@@ -124,13 +124,13 @@ pub async fn act(w: &mut World, t: &mut Truth) -> String {
     let code = w.pick(&codes).cloned().expect("nodes");
     let roll = w.rng.random_range(0..100);
     let cases = owned(w, &code);
-    if cases.is_empty() || roll < 22 {
+    if cases.is_empty() || roll < 12 {
         return register(w, t, &code).await;
     }
     let case = w.pick(&cases).cloned().expect("a case");
     match roll {
-        22..=69 => command(w, t, &code, &case).await,
-        70..=79 => escalate(w, t, &code, &case).await,
+        12..=71 => command(w, t, &code, &case).await,
+        72..=79 => escalate(w, t, &code, &case).await,
         80..=87 => transfer_down(w, t, &code, &case).await,
         _ => order_from_above(w, t, &case).await,
     }
@@ -181,7 +181,21 @@ async fn register(w: &mut World, t: &mut Truth, code: &NodeCode) -> String {
 async fn command(w: &mut World, t: &mut Truth, code: &NodeCode, case: &Case) -> String {
     let token = t.token();
     let now = w.node(code).clock.now();
-    let (cmd, kind) = match w.rng.random_range(0..10) {
+    // Mostly what the case's status admits, so that cases go through their whole life; now
+    // and then anything (refused, as a careless operator's would be).
+    let fits: &[u32] = match case.status {
+        CaseStatus::Registered => &[0, 0, 0, 5, 7, 8],
+        CaseStatus::Accepted => &[1, 2, 2, 5, 6, 7, 8],
+        CaseStatus::InMediation => &[2, 3, 3, 3, 5, 6, 8],
+        CaseStatus::Resolved | CaseStatus::Unresolved => &[4, 4, 4, 8],
+        _ => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+    };
+    let pick_kind = if w.rng.random_bool(0.85) {
+        fits[w.rng.random_range(0..fits.len())]
+    } else {
+        w.rng.random_range(0..10)
+    };
+    let (cmd, kind) = match pick_kind {
         0 => (
             Command::Review {
                 accept: w.rng.random_bool(0.85),
