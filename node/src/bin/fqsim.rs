@@ -548,7 +548,7 @@ async fn quiesce(w: &mut World) -> Result<(), String> {
     w.align_clocks();
     w.trace.note("quiesce");
     let children: Vec<NodeCode> = w.order[1..].to_vec();
-    // Each round every child pushes and polls and every packet is delivered. Ten rounds
+    // Each round every child pushes and polls and every packet is delivered. Forty rounds
     // without fewer messages queued than ever before mean the links are blocked.
     let mut least = usize::MAX;
     let mut stalled = 0;
@@ -573,7 +573,7 @@ async fn quiesce(w: &mut World) -> Result<(), String> {
             stalled = 0;
         } else {
             stalled += 1;
-            if stalled >= 10 {
+            if stalled >= 40 {
                 break;
             }
         }
