@@ -17,9 +17,10 @@ use sled::IVec;
 use sled::transaction::ConflictableTransactionError;
 
 use super::codec::{self, ValueKind};
-use super::keys::{self, TreeId, Trees};
+use super::keys::{self, TreeId};
 use super::overlay::{Write, WriteSet};
 use super::secret::Secret;
+use super::trees::Trees;
 use super::{Registered, StorageError, WriteError, stats};
 use crate::code::NodeCode;
 use crate::domain::CaseStatus;

@@ -59,7 +59,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::keys::Trees;
+use super::trees::Trees;
 use super::{StorageError, WriteError};
 
 /// Most requests committed under one sync.

@@ -25,8 +25,9 @@ use tokio::sync::watch;
 
 use super::change::{self, Change, Tx, TxResult, abort};
 use super::codec::{self, ValueKind};
-use super::keys::{self, TreeId, Trees};
+use super::keys::{self, TreeId};
 use super::knowledge;
+use super::trees::Trees;
 use super::{StorageError, Store, WriteError};
 use crate::code::NodeCode;
 use crate::domain::alert::Alert;

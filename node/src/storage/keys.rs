@@ -41,8 +41,6 @@
 //! Index trees store empty values: the key is the whole entry.
 
 use super::secret::{HASH_LEN, Secret};
-use super::space::{STORE_TREE, Space};
-use crate::code::NodeCode;
 use crate::domain::alert::Alert;
 use crate::domain::{Case, PartyRole, Timestamp};
 
@@ -54,7 +52,7 @@ macro_rules! trees {
         pub(crate) enum TreeId { $($(#[$doc])* $variant,)+ }
 
         impl TreeId {
-            /// Every tree, in declaration order (which is also the order of [`Trees`]).
+            /// Every tree, in declaration order.
             pub(crate) const ALL: &'static [TreeId] = &[$(TreeId::$variant,)+];
 
             /// The tree's name: in errors, and the name of the sled tree that held it before
@@ -155,70 +153,6 @@ trees! {
     /// event this node wrote, by time, for the figures of a report without reading the cases
     /// (store format 8; built at open of older stores).
     ByActivity => "at_kind_caseid_seq_amount" = 0x20,
-}
-
-/// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
-/// raises about it. Cheap to clone (a sled tree is a handle).
-///
-/// Also carries the code of the node the store belongs to, which derived data (statistics)
-/// depends on, and, in the writer thread's copy only, the writes of the batch in progress
-/// that are not in sled yet, with its unsettled statistics deltas (see `overlay`).
-#[derive(Clone)]
-pub(crate) struct Trees {
-    tree: sled::Tree,
-    pub(crate) signals: std::sync::Arc<super::signals::Signals>,
-    node: NodeCode,
-    pub(crate) pending: Option<std::sync::Arc<super::overlay::Pending>>,
-    /// The parent this node links to (see `StoreOptions::uplink`).
-    pub(crate) uplink: Option<NodeCode>,
-}
-
-impl Trees {
-    /// The trees of the store's sled tree ([`STORE_TREE`]) in `db`.
-    pub(crate) fn open(db: &sled::Db, node: NodeCode) -> sled::Result<Trees> {
-        Ok(Trees {
-            tree: db.open_tree(STORE_TREE)?,
-            signals: Default::default(),
-            node,
-            pending: None,
-            uplink: None,
-        })
-    }
-
-    /// The writer thread's copy: transactions collect their writes in the batch in progress
-    /// instead of writing to sled at once. `secret` is the store's, for settling statistics.
-    pub(crate) fn for_writer(&self, secret: &super::secret::Secret) -> Trees {
-        Trees {
-            pending: Some(std::sync::Arc::new(super::overlay::Pending::new(
-                secret.clone(),
-            ))),
-            ..self.clone()
-        }
-    }
-
-    /// The node this store belongs to.
-    pub(crate) fn node(&self) -> &NodeCode {
-        &self.node
-    }
-
-    /// One tree, for direct reads (range scans). On the writer thread this first settles and
-    /// writes out the batch in progress, so that the scan sees every write before it.
-    pub(crate) fn get(&self, id: TreeId) -> Space<'_> {
-        if let Some(pending) = &self.pending {
-            pending.write_out_quietly(&self.tree, &|batch| self.settle_for_write_out(batch));
-        }
-        Space::new(&self.tree, id)
-    }
-
-    /// One tree, without writing out the batch in progress.
-    pub(crate) fn space(&self, id: TreeId) -> Space<'_> {
-        Space::new(&self.tree, id)
-    }
-
-    /// The store's sled tree, holding every tree.
-    pub(crate) fn sled(&self) -> &sled::Tree {
-        &self.tree
-    }
 }
 
 /// Meta key of the store format version.

@@ -3,7 +3,7 @@
 //! # What it owns
 //!
 //! One sled database per node, holding in one sled tree (`space`) the trees declared in
-//! `keys`: the cases, their append-only histories, the idempotency and lookup-code maps, the
+//! `keys` (the handle on them is `trees::Trees`): the cases, their append-only histories, the idempotency and lookup-code maps, the
 //! secondary indexes (status, risk, category, open deadline, and the early-warning indexes of
 //! people and respondents under keyed hashes, see `secret`), the alerts with their time index,
 //! the statistics entries (`stats`: this node's contribution and those received from
@@ -90,6 +90,7 @@ mod space;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod trees;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -102,8 +103,9 @@ use crate::stats::{Bucket, Cells, Dim, Kind};
 
 use codec::ValueKind;
 pub use federation::{Applied, LinkRecord, QueueStats, Resync};
-use keys::{TreeId, Trees};
+use keys::TreeId;
 use secret::Secret;
+use trees::Trees;
 
 pub use rules::{PersonMatch, RespondentMatch};
 pub use secret::PersonKey;

@@ -31,7 +31,8 @@
 
 use std::ops::Bound;
 
-use super::keys::{self, TreeId, Trees};
+use super::keys::{self, TreeId};
+use super::trees::Trees;
 use super::{CasePage, CaseQuery, StorageError, read_case};
 use crate::domain::{Case, CaseStatus, Category, RiskLevel};
 

@@ -23,7 +23,8 @@ use ring::hmac;
 
 use super::StorageError;
 use super::codec::{self, ValueKind};
-use super::keys::{self, TreeId, Trees};
+use super::keys::{self, TreeId};
+use super::trees::Trees;
 use crate::domain::rules::{normalize_id_number, normalize_respondent};
 
 /// Bytes of a hash kept in an index key.

@@ -53,8 +53,9 @@ mod rebuild;
 
 use super::change::{Tx, TxResult, abort};
 use super::codec::{self, ValueKind};
-use super::keys::{self, TreeId, Trees};
+use super::keys::{self, TreeId};
 use super::secret::Secret;
+use super::trees::Trees;
 use super::{StorageError, WriteError};
 use crate::code::NodeCode;
 use crate::domain::{Case, Timestamp};

@@ -2,8 +2,9 @@
 //! statistics yet (or an older format of them).
 
 use super::super::codec::{self, ValueKind};
-use super::super::keys::{self, TreeId, Trees};
+use super::super::keys::{self, TreeId};
 use super::super::secret::Secret;
+use super::super::trees::Trees;
 use super::super::{StorageError, WriteError};
 use super::{STATS_FORMAT, StoredEntry, entry_key, last_seq, write_entry};
 use crate::domain::{Case, Timestamp};

@@ -10,9 +10,9 @@ use crate::stats::Dim;
 use crate::stats::figures::{self, Buckets};
 use crate::stats::workload::{self, START};
 use crate::storage::change::{Change, abort};
-use crate::storage::keys::Trees as StoreTrees;
 use crate::storage::secret::Secret;
 use crate::storage::stats as store_stats;
+use crate::storage::trees::Trees as StoreTrees;
 
 const VILLAGE: &str = "610116001001";
 const TOWNSHIP: &str = "610116001";
