@@ -14,7 +14,6 @@ use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 
 use sled::IVec;
-use sled::transaction::ConflictableTransactionError;
 
 use super::codec::{self, ValueKind};
 use super::keys::{self, TreeId};
@@ -32,10 +31,13 @@ use crate::protocol::route;
 use crate::protocol::supervision;
 use crate::stats::figures::Buckets;
 
-pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<WriteError>>;
+/// What a transaction body returns: an error ends the transaction, and nothing it wrote is
+/// kept.
+pub(crate) type TxResult<T> = Result<T, WriteError>;
 
-pub(crate) fn abort(e: impl Into<WriteError>) -> ConflictableTransactionError<WriteError> {
-    ConflictableTransactionError::Abort(e.into())
+/// Ends a transaction with `e`.
+pub(crate) fn abort(e: impl Into<WriteError>) -> WriteError {
+    e.into()
 }
 
 /// A transaction: reads see its own writes, then those of the batch it runs in, then sled;
@@ -340,14 +342,8 @@ impl Trees {
             uplink: self.uplink.as_ref(),
             settles_base,
         };
-        match body(&tx) {
-            Ok(value) => Ok((value, tx.writes.into_inner())),
-            Err(ConflictableTransactionError::Abort(e)) => Err(e),
-            Err(ConflictableTransactionError::Storage(e)) => Err(WriteError::Storage(e.into())),
-            Err(ConflictableTransactionError::Conflict) => Err(WriteError::Storage(
-                StorageError::InvalidRecord("a transaction reported a conflict".into()),
-            )),
-        }
+        let value = body(&tx)?;
+        Ok((value, tx.writes.into_inner()))
     }
 }
 

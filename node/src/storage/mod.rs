@@ -294,6 +294,12 @@ pub enum WriteError {
     Storage(#[from] StorageError),
 }
 
+impl From<sled::Error> for WriteError {
+    fn from(e: sled::Error) -> Self {
+        WriteError::Storage(e.into())
+    }
+}
+
 /// Checks that a case id received from elsewhere can serve as a key: 1–128 bytes, no NUL.
 pub fn check_message_case_id(id: &str) -> Result<(), DomainError> {
     keys::check_case_id(id).map_err(|m| DomainError::invalid("case_id", m))
