@@ -41,10 +41,9 @@
 //! metadata nor flushes the disk cache, and its background fsync runs only every
 //! `flush_every_ms`. So the writer thread group-commits: it takes every queued request (at
 //! most 256), runs each as its own transaction, writes the batch to sled in one atomic sled
-//! batch, then calls `flush()` and `fdatasync`s sled's
-//! files itself (the `db` log, new or grown files in `blobs/`, and the directories when their
-//! entries change; `conf` and the directories once at open), and only then answers the
-//! requests of the batch.
+//! batch, then calls `flush()` and `fdatasync`s sled's files itself (`db::Syncer`: the `db`
+//! log, new or grown files in `blobs/`, and the directories when their entries change; `conf`
+//! and the directories once at open), and only then answers the requests of the batch.
 //!
 //! * An acknowledged write (the async call returned `Ok`) survives `kill -9`, a crash of the
 //!   machine or a power loss, to the extent the disk honours fsync.
@@ -76,6 +75,7 @@ pub mod backup;
 mod change;
 mod codec;
 mod commit;
+mod db;
 mod federation;
 mod keys;
 mod knowledge;
@@ -331,7 +331,7 @@ impl Store {
             .cache_capacity(opts.cache_capacity_bytes)
             .flush_every_ms(Some(FLUSH_EVERY_MS))
             .open()?;
-        let mut syncer = commit::Syncer::open(dir, created)?;
+        let mut syncer = db::Syncer::open(dir, created)?;
         space::adopt_older_layout(&db, &mut syncer)?;
         let mut trees = Trees::open(&db, opts.node.clone())?;
         trees.uplink = opts.uplink.clone();

@@ -12,7 +12,7 @@ use std::ops::{Bound, RangeBounds};
 use sled::IVec;
 
 use super::codec;
-use super::commit::Syncer;
+use super::db::Syncer;
 use super::keys::{self, TreeId};
 use super::{STORE_FORMAT, StorageError};
 
