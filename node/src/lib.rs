@@ -2,7 +2,7 @@
 //!
 //! Module map (each module's doc states what it owns and its invariants):
 //! * [`domain`] — pure case model and state machine (no I/O).
-//! * [`storage`] — the only module that touches sled.
+//! * [`storage`] — the only module that touches sled (through its `db` layer alone).
 //! * [`stats`] — figures for higher tiers: contributions, their exchange, aggregate queries.
 //! * [`code`], [`identity`], [`pki`], [`tls`] — division codes, certificates, SPIFFE
 //!   identities, roles and permissions.

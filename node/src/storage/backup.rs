@@ -31,6 +31,7 @@ use ring::digest;
 use serde::{Deserialize, Serialize};
 
 use super::StorageError;
+use super::db::{self, Batch, Db};
 
 /// The first bytes of every backup file.
 pub const MAGIC: &[u8; 16] = b"FENGQIAO-BACKUP\n";
@@ -96,7 +97,7 @@ impl<W: Write> Write for Hashing<W> {
 /// Writes every entry of `tree` to a new file at `path` (written to `path.partial`, synced,
 /// then renamed), and answers what it wrote.
 pub(crate) fn write(
-    tree: &sled::Tree,
+    tree: &db::Tree,
     path: &Path,
     header: &BackupHeader,
 ) -> Result<BackupSummary, StorageError> {
@@ -304,9 +305,9 @@ pub fn restore(path: &Path, dir: &Path) -> Result<BackupSummary, StorageError> {
         }
     }
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    let db = sled::Config::new().path(dir).open()?;
+    let db = Db::open_default(dir)?;
     let tree = db.open_tree(super::space::STORE_TREE)?;
-    let mut batch = sled::Batch::default();
+    let mut batch = Batch::default();
     let mut in_batch = 0usize;
     let written = read(path, |k, v| {
         batch.insert(k, v);
@@ -346,12 +347,12 @@ pub fn restore(path: &Path, dir: &Path) -> Result<BackupSummary, StorageError> {
 mod tests {
     use super::*;
 
-    /// Opens a sled folder, waiting for a handle dropped a moment ago to release its lock
+    /// Opens a database folder, waiting for a handle dropped a moment ago to release its lock
     /// (sled frees it through epoch-deferred destruction).
-    fn tree(dir: &Path) -> (sled::Db, sled::Tree) {
+    fn tree(dir: &Path) -> (Db, db::Tree) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let db = loop {
-            match sled::Config::new().path(dir).open() {
+            match Db::open_default(dir) {
                 Ok(db) => break db,
                 Err(e) if std::time::Instant::now() < deadline => {
                     assert!(e.to_string().contains("lock"), "{e}");

@@ -13,9 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 
-use sled::IVec;
-
 use super::codec::{self, ValueKind};
+use super::db::Bytes;
 use super::keys::{self, TreeId};
 use super::overlay::{Write, WriteSet};
 use super::secret::Secret;
@@ -69,7 +68,7 @@ impl Tx<'_> {
             || (!self.settles_base && !self.base.stats.is_empty())
     }
 
-    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
+    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<Bytes>> {
         if let Some(value) = self.writes.borrow().get(tree, key) {
             return Ok(value.cloned());
         }
@@ -96,7 +95,7 @@ impl Tx<'_> {
     pub(crate) fn insert(&self, tree: TreeId, key: &[u8], value: Vec<u8>) -> TxResult<()> {
         self.writes
             .borrow_mut()
-            .put(tree, key, Write::Put(IVec::from(value)));
+            .put(tree, key, Write::Put(Bytes::from(value)));
         Ok(())
     }
 
@@ -135,7 +134,7 @@ impl Tx<'_> {
         &self,
         tree: TreeId,
         prefix: &[u8],
-    ) -> TxResult<Vec<(Vec<u8>, IVec)>> {
+    ) -> TxResult<Vec<(Vec<u8>, Bytes)>> {
         let mut found = std::collections::BTreeMap::new();
         for item in self.trees.space(tree).scan_prefix(prefix) {
             let (k, v) = item?;
@@ -154,7 +153,7 @@ impl Tx<'_> {
         &self,
         tree: TreeId,
         prefix: &[u8],
-        found: &mut std::collections::BTreeMap<Vec<u8>, Option<IVec>>,
+        found: &mut std::collections::BTreeMap<Vec<u8>, Option<Bytes>>,
     ) {
         for set in [self.base, &*self.writes.borrow()] {
             for (k, w) in set.with_prefix(tree, prefix) {
@@ -176,7 +175,7 @@ impl Tx<'_> {
         prefix: &[u8],
         at: &[u8],
         around: usize,
-    ) -> TxResult<Vec<(Vec<u8>, IVec)>> {
+    ) -> TxResult<Vec<(Vec<u8>, Bytes)>> {
         let mut found = std::collections::BTreeMap::new();
         for (k, v) in self.trees.space(tree).around(prefix, at, around)? {
             found.insert(k.to_vec(), Some(v));
@@ -268,7 +267,7 @@ impl Trees {
                     stats::settle(tx, &deltas)?;
                     Ok(value)
                 })?;
-                writes.write_to(self.sled())?;
+                writes.write_to(self.store_tree())?;
                 Ok(value)
             }
         }
@@ -306,7 +305,7 @@ impl Trees {
     pub(crate) fn write_out(&self) -> Result<usize, StorageError> {
         match &self.pending {
             Some(pending) => {
-                pending.write_out(self.sled(), &|batch| self.settle_for_write_out(batch))
+                pending.write_out(self.store_tree(), &|batch| self.settle_for_write_out(batch))
             }
             None => Ok(0),
         }

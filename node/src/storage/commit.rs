@@ -56,7 +56,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::db::{BEFORE_SYNC_OPS, Syncer};
+use super::db::{BEFORE_SYNC_OPS, Db, Syncer};
 use super::trees::Trees;
 use super::{StorageError, WriteError};
 
@@ -180,11 +180,7 @@ pub(crate) struct Writer {
 pub type CommitObserver = Box<dyn Fn(usize, std::time::Duration) + Send + Sync>;
 
 impl Writer {
-    pub(crate) fn spawn(
-        db: sled::Db,
-        trees: Trees,
-        syncer: Syncer,
-    ) -> Result<Writer, StorageError> {
+    pub(crate) fn spawn(db: Db, trees: Trees, syncer: Syncer) -> Result<Writer, StorageError> {
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
         let failed = Arc::new(OnceLock::new());
         let observer: Arc<OnceLock<CommitObserver>> = Arc::new(OnceLock::new());
@@ -272,7 +268,7 @@ impl Drop for Writer {
 
 struct WriterThread {
     rx: mpsc::Receiver<Msg>,
-    db: sled::Db,
+    db: Db,
     trees: Trees,
     syncer: Syncer,
     failed: Arc<OnceLock<String>>,
@@ -490,6 +486,7 @@ impl WriterThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::db::Error;
 
     fn io_err(op: &'static str, errno: i32) -> StorageError {
         StorageError::Io {
@@ -516,7 +513,7 @@ mod tests {
             );
         }
         // sled's flush failed: its own sync_file_range or pwrite, recorded as a global error.
-        let sled_io = StorageError::Sled(sled::Error::Io(std::io::Error::from_raw_os_error(24)));
+        let sled_io = StorageError::Engine(Error::from_io(std::io::Error::from_raw_os_error(24)));
         assert_eq!(classify(&sled_io), Verdict::Latch);
         let other = StorageError::Corrupt {
             tree: "cases",
@@ -531,7 +528,7 @@ mod tests {
         for errno in [24, 23, 12, 11] {
             assert!(io_err("syncing", errno).is_transient(), "{errno}");
             let sled_io =
-                StorageError::Sled(sled::Error::Io(std::io::Error::from_raw_os_error(errno)));
+                StorageError::Engine(Error::from_io(std::io::Error::from_raw_os_error(errno)));
             assert!(sled_io.is_transient(), "{errno}");
         }
         assert!(StorageError::Unavailable("x".into()).is_transient());

@@ -1,17 +1,21 @@
-//! Durable storage of cases on sled: the only module that touches sled.
+//! Durable storage of cases on sled: the only module that touches sled, and within it only
+//! `db` (`storage/db/`), a thin layer over the engine: opening the database, its one tree,
+//! batches, reads and iteration, flush and the fsyncs of sled's files (`db::sync`), its byte
+//! and error types. The rest of storage is written against that layer alone, so the engine
+//! can be replaced there.
 //!
 //! # What it owns
 //!
-//! One sled database per node, holding in one sled tree (`space`) the trees declared in
-//! `keys` (the handle on them is `trees::Trees`): the cases, their append-only histories, the idempotency and lookup-code maps, the
-//! secondary indexes (status, risk, category, open deadline, and the early-warning indexes of
-//! people and respondents under keyed hashes, see `secret`), the alerts with their time index,
-//! the statistics entries (`stats`: this node's contribution and those received from
-//! descendants), the federation's outboxes, inbox watermarks, supervised copies and link
-//! records (`federation`), and the store metadata (format version, the node's code, per-day
-//! sequence counters, the index secret, cursors). Every value is wrapped in the checksummed, versioned envelope of `codec`; old
-//! formats are read through `migrate`. A store belongs to one node: opening it as another node
-//! is refused.
+//! One sled database per node, holding in one sled tree (`space`) the trees declared in `keys`
+//! (the handle on them is `trees::Trees`): the cases, their append-only histories, the
+//! idempotency and lookup-code maps, the secondary indexes (status, risk, category, open
+//! deadline, and the early-warning indexes of people and respondents under keyed hashes, see
+//! `secret`), the alerts with their time index, the statistics entries (`stats`: this node's
+//! contribution and those received from descendants), the federation's outboxes, inbox
+//! watermarks, supervised copies and link records (`federation`), and the store metadata
+//! (format version, the node's code, per-day sequence counters, the index secret, cursors).
+//! Every value is wrapped in the checksummed, versioned envelope of `codec`; old formats are
+//! read through `migrate`. A store belongs to one node: opening it as another node is refused.
 //!
 //! # Invariants
 //!
@@ -212,8 +216,9 @@ pub struct CasePage {
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
+    /// The storage engine failed (`db`); displayed as `sled: ...`.
+    #[error(transparent)]
+    Engine(#[from] db::Error),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -269,7 +274,10 @@ impl StorageError {
         let io = match self {
             StorageError::Unavailable(_) => return true,
             StorageError::Io { source, .. } => source,
-            StorageError::Sled(sled::Error::Io(source)) => source,
+            StorageError::Engine(e) => match e.io() {
+                Some(source) => source,
+                None => return false,
+            },
             _ => return false,
         };
         // EAGAIN 11, ENOMEM 12, ENFILE 23, EMFILE 24 (the same on every Linux architecture).
@@ -294,8 +302,8 @@ pub enum WriteError {
     Storage(#[from] StorageError),
 }
 
-impl From<sled::Error> for WriteError {
-    fn from(e: sled::Error) -> Self {
+impl From<db::Error> for WriteError {
+    fn from(e: db::Error) -> Self {
         WriteError::Storage(e.into())
     }
 }
@@ -326,11 +334,7 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_capacity_bytes)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .open()?;
+        let db = db::Db::open(dir, opts.cache_capacity_bytes, FLUSH_EVERY_MS)?;
         let mut syncer = db::Syncer::open(dir, created)?;
         space::adopt_older_layout(&db, &mut syncer)?;
         let mut trees = Trees::open(&db, opts.node.clone())?;
@@ -361,9 +365,8 @@ impl Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match Store::open(dir, opts) {
-                Err(StorageError::Sled(sled::Error::Io(e)))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
+                Err(StorageError::Engine(e))
+                    if e.is_locked() && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -522,7 +525,7 @@ impl Store {
             .submit(move |trees| {
                 // Writes out the batch in progress, so the scan sees every write before it.
                 let _ = trees.get(TreeId::Meta);
-                Ok(backup::write(trees.sled(), &path, &header)?)
+                Ok(backup::write(trees.store_tree(), &path, &header)?)
             })
             .await
     }
@@ -680,7 +683,7 @@ fn check_format(trees: &Trees) -> Result<u32, StorageError> {
             }
             Ok(found)
         }
-        None if trees.sled().is_empty() => {
+        None if trees.store_tree().is_empty() => {
             meta.insert(keys::META_FORMAT, codec::encode_format(STORE_FORMAT)?)?;
             Ok(STORE_FORMAT)
         }
@@ -836,7 +839,7 @@ fn reindex(trees: &Trees, secret: &Secret, format: u32) -> Result<(), StorageErr
     for older in [TreeId::ByStatus, TreeId::ByRisk, TreeId::ByCategory] {
         let space = trees.get(older);
         loop {
-            let keys: Vec<sled::IVec> = space
+            let keys: Vec<db::Bytes> = space
                 .iter()
                 .take(10_000)
                 .map(|entry| entry.map(|(key, _)| key))

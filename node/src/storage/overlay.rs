@@ -5,8 +5,9 @@
 //! it carries. The writer thread therefore runs each write of a group-commit batch against
 //! a [`WriteSet`] of its own, layered over the writes of the batch's earlier requests
 //! ([`Pending`]) and over sled; a request that succeeds adds its set to the batch's, one that
-//! fails drops it, and the whole batch then goes to sled as one batch (`Tree::apply_batch` on
-//! the store's one sled tree, see `space`) just before the sync ([`Pending::write_out`]). A request therefore reads every write of the requests before
+//! fails drops it, and the whole batch then goes to sled as one batch
+//! (`db::Tree::apply_batch` on the store's one sled tree, see `space`) just before the sync
+//! ([`Pending::write_out`]). A request therefore reads every write of the requests before
 //! it, and sled (and with it every reader on another thread) sees a batch whole or not at all.
 //!
 //! A write set also carries the statistics deltas of the case changes it made
@@ -20,9 +21,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use sled::IVec;
-
 use super::StorageError;
+use super::db::{self, Batch, Bytes};
 use super::keys::TreeId;
 use super::secret::Secret;
 use super::space::full_key;
@@ -31,7 +31,7 @@ use crate::stats::figures::Buckets;
 /// One write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Write {
-    Put(IVec),
+    Put(Bytes),
     Remove,
     /// Undo the put of a set below this one: the key is not in sled, so there is nothing to
     /// remove there (a key written and deleted within one batch never reaches sled).
@@ -61,7 +61,7 @@ impl Default for WriteSet {
 
 impl WriteSet {
     /// `None`: the set does not touch the key. `Some(None)`: it removes it.
-    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<&IVec>> {
+    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<&Bytes>> {
         self.write(tree, key).map(|w| match w {
             Write::Put(value) => Some(value),
             Write::Remove | Write::Forget => None,
@@ -139,13 +139,13 @@ impl WriteSet {
     /// Writes the set to the store's sled tree atomically, as one sled batch (see `space`).
     /// A set whose statistics deltas are not settled is refused: its case changes would reach
     /// sled without their statistics.
-    pub(crate) fn write_to(&self, tree: &sled::Tree) -> Result<(), StorageError> {
+    pub(crate) fn write_to(&self, tree: &db::Tree) -> Result<(), StorageError> {
         if !self.stats.is_empty() {
             return Err(StorageError::InvalidRecord(
                 "a write-out with statistics deltas not settled".into(),
             ));
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let mut any = false;
         for (&id, writes) in TreeId::ALL.iter().zip(&self.trees) {
             for (key, write) in writes {
@@ -202,7 +202,7 @@ impl Pending {
     /// of keys written. Fails if this or an earlier write-out of the batch failed.
     pub(crate) fn write_out(
         &self,
-        tree: &sled::Tree,
+        tree: &db::Tree,
         settle: Settle<'_>,
     ) -> Result<usize, StorageError> {
         if let Some(reason) = self.take_failure() {
@@ -221,7 +221,7 @@ impl Pending {
     /// [`Pending::write_out`] for a request about to read sled directly (a range scan), which
     /// must see the writes of the requests before it. A failure (of the settle or of the
     /// write) is kept for the batch's own write-out to report, and nothing is written.
-    pub(crate) fn write_out_quietly(&self, tree: &sled::Tree, settle: Settle<'_>) {
+    pub(crate) fn write_out_quietly(&self, tree: &db::Tree, settle: Settle<'_>) {
         let mut writes = self.lock();
         if writes.is_empty() {
             return;
@@ -247,16 +247,16 @@ impl Pending {
 mod tests {
     use super::*;
 
-    fn temp_tree() -> (tempfile::TempDir, sled::Tree) {
+    fn temp_tree() -> (tempfile::TempDir, db::Tree) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = db::Db::open_default(dir.path()).unwrap();
         let tree = db.open_tree(crate::storage::space::STORE_TREE).unwrap();
         (dir, tree)
     }
 
     #[test]
     fn later_writes_win_and_removals_are_kept() {
-        let put = |v: &[u8]| Write::Put(IVec::from(v));
+        let put = |v: &[u8]| Write::Put(Bytes::from(v));
         let mut first = WriteSet::default();
         first.put(TreeId::Cases, b"a", put(b"1"));
         first.put(TreeId::Cases, b"b", put(b"1"));
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(first.get(TreeId::Cases, b"a"), Some(None));
         assert_eq!(
             first.get(TreeId::Cases, b"b"),
-            Some(Some(&IVec::from(b"1")))
+            Some(Some(&Bytes::from(b"1")))
         );
         assert_eq!(first.get(TreeId::Cases, b"c"), None);
         // A forgotten put leaves no trace.
@@ -290,8 +290,8 @@ mod tests {
         {
             let mut w = pending.lock();
             w.put(TreeId::Cases, b"gone", Write::Remove);
-            w.put(TreeId::Cases, b"new", Write::Put(IVec::from(b"c")));
-            w.put(TreeId::ByStatus, b"idx", Write::Put(IVec::from(b"")));
+            w.put(TreeId::Cases, b"new", Write::Put(Bytes::from(b"c")));
+            w.put(TreeId::ByStatus, b"idx", Write::Put(Bytes::from(b"")));
             w.put(TreeId::ByRisk, b"never", Write::Forget);
         }
         assert_eq!(pending.write_out(&tree, settled).unwrap(), 3);
@@ -335,7 +335,7 @@ mod tests {
         assert!(!batch.is_empty(), "deltas alone make a set non-empty");
 
         let (_dir, tree) = temp_tree();
-        batch.put(TreeId::Cases, b"c", Write::Put(IVec::from(b"v")));
+        batch.put(TreeId::Cases, b"c", Write::Put(Bytes::from(b"v")));
         assert!(batch.write_to(&tree).is_err(), "unsettled deltas");
         assert!(tree.is_empty());
 

@@ -1,18 +1,16 @@
-//! The store's trees as key spaces of one sled tree.
+//! The store's trees as key spaces of one engine tree.
 //!
 //! Since store format 3 every tree of `keys` lives in one sled tree (`STORE_TREE`), each
 //! under its own prefix byte ([`TreeId::prefix`]). A group commit then reaches sled as one
 //! `apply_batch` on that tree: atomic like a transaction over several trees, but without what
 //! a sled 0.34 transaction adds to each write (a read of the old value through the tree before
 //! every insert or removal, and two hash maps of copies), and in key order. A [`Space`] reads
-//! one tree the way a `sled::Tree` would: the keys it takes and returns have no prefix.
+//! one tree the way a [`db::Tree`] would: the keys it takes and returns have no prefix.
 
 use std::ops::{Bound, RangeBounds};
 
-use sled::IVec;
-
 use super::codec;
-use super::db::Syncer;
+use super::db::{self, Batch, Bytes, Db, Syncer};
 use super::keys::{self, TreeId};
 use super::{STORE_FORMAT, StorageError};
 
@@ -39,7 +37,7 @@ const ONE_TREE_FORMAT: u32 = 3;
 /// A store of format 3 or later is in the store tree already: only the format in the old meta
 /// tree moves up to the current one, so that the builds that read its older format refuse it
 /// from now on (the store's own format follows when it is upgraded, see `storage::upgrade`).
-pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(), StorageError> {
+pub(crate) fn adopt_older_layout(db: &Db, syncer: &mut Syncer) -> Result<(), StorageError> {
     let legacy_meta = db.open_tree(TreeId::Meta.name())?;
     let marker: Option<u32> = legacy_meta
         .get(keys::META_FORMAT)?
@@ -61,17 +59,16 @@ pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(
         }
         _ => {}
     }
-    let names = db.tree_names();
     let older: Vec<TreeId> = TreeId::ALL
         .iter()
         .copied()
-        .filter(|t| names.iter().any(|n| n == t.name().as_bytes()))
+        .filter(|t| db.has_tree(t.name()))
         .collect();
     let store = db.open_tree(STORE_TREE)?;
     let mut copied = 0;
     for &id in &older {
         let tree = db.open_tree(id.name())?;
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let mut in_batch = 0;
         for item in tree.iter() {
             let (key, value) = item?;
@@ -102,19 +99,18 @@ pub(crate) fn adopt_older_layout(db: &sled::Db, syncer: &mut Syncer) -> Result<(
 
 /// Drops what is left of the trees of format 1 or 2 once their keys are in the store tree.
 fn drop_older_trees(
-    db: &sled::Db,
-    legacy_meta: &sled::Tree,
+    db: &Db,
+    legacy_meta: &db::Tree,
     syncer: &mut Syncer,
 ) -> Result<(), StorageError> {
-    let names = db.tree_names();
     let mut changed = false;
     for id in TreeId::ALL.iter().filter(|&&t| t != TreeId::Meta) {
-        if names.iter().any(|n| n == id.name().as_bytes()) {
+        if db.has_tree(id.name()) {
             db.drop_tree(id.name())?;
             changed = true;
         }
     }
-    let mut batch = sled::Batch::default();
+    let mut batch = Batch::default();
     for key in legacy_meta.iter().keys() {
         let key = key?;
         if key != keys::META_FORMAT {
@@ -129,10 +125,10 @@ fn drop_older_trees(
     Ok(())
 }
 
-/// One tree of the store: the keys of the store's sled tree under one prefix byte.
+/// One tree of the store: the keys of the store's engine tree under one prefix byte.
 #[derive(Clone, Copy)]
 pub(crate) struct Space<'a> {
-    tree: &'a sled::Tree,
+    tree: &'a db::Tree,
     prefix: u8,
 }
 
@@ -149,7 +145,7 @@ fn prefixed(prefix: u8, key: &[u8]) -> Vec<u8> {
 }
 
 impl<'a> Space<'a> {
-    pub(crate) fn new(tree: &'a sled::Tree, id: TreeId) -> Space<'a> {
+    pub(crate) fn new(tree: &'a db::Tree, id: TreeId) -> Space<'a> {
         Space {
             tree,
             prefix: id.prefix(),
@@ -160,11 +156,11 @@ impl<'a> Space<'a> {
         prefixed(self.prefix, key)
     }
 
-    pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> sled::Result<Option<IVec>> {
+    pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> db::Result<Option<Bytes>> {
         self.tree.get(self.full(key.as_ref()))
     }
 
-    pub(crate) fn contains_key(&self, key: impl AsRef<[u8]>) -> sled::Result<bool> {
+    pub(crate) fn contains_key(&self, key: impl AsRef<[u8]>) -> db::Result<bool> {
         self.tree.contains_key(self.full(key.as_ref()))
     }
 
@@ -173,8 +169,8 @@ impl<'a> Space<'a> {
     pub(crate) fn insert(
         &self,
         key: impl AsRef<[u8]>,
-        value: impl Into<IVec>,
-    ) -> sled::Result<Option<IVec>> {
+        value: impl Into<Bytes>,
+    ) -> db::Result<Option<Bytes>> {
         self.tree.insert(self.full(key.as_ref()), value)
     }
 
@@ -183,12 +179,9 @@ impl<'a> Space<'a> {
     pub(crate) fn insert_new(
         &self,
         key: impl AsRef<[u8]>,
-        value: impl Into<IVec>,
-    ) -> sled::Result<bool> {
-        let swapped =
-            self.tree
-                .compare_and_swap(self.full(key.as_ref()), None::<&[u8]>, Some(value))?;
-        Ok(swapped.is_ok())
+        value: impl Into<Bytes>,
+    ) -> db::Result<bool> {
+        self.tree.insert_new(self.full(key.as_ref()), value)
     }
 
     /// Every key of the tree, in order.
@@ -221,12 +214,12 @@ impl<'a> Space<'a> {
         prefix: &[u8],
         at: &[u8],
         around: usize,
-    ) -> sled::Result<Vec<(IVec, IVec)>> {
+    ) -> db::Result<Vec<(Bytes, Bytes)>> {
         let mut rows = self
             .range(prefix..at)
             .rev()
             .take(around)
-            .collect::<sled::Result<Vec<_>>>()?;
+            .collect::<db::Result<Vec<_>>>()?;
         rows.reverse();
         let after = match keys::prefix_end(prefix) {
             Some(end) => self.range(at..end.as_slice()),
@@ -243,10 +236,10 @@ impl<'a> Space<'a> {
         Iter(self.tree.scan_prefix(self.full(prefix.as_ref())))
     }
 
-    /// Removes `keys` at once, in one sled batch: for the writer thread, after the batch in
+    /// Removes `keys` at once, in one engine batch: for the writer thread, after the batch in
     /// progress was written out (see `Trees::get`).
-    pub(crate) fn remove_keys(&self, keys: impl IntoIterator<Item = IVec>) -> sled::Result<()> {
-        let mut batch = sled::Batch::default();
+    pub(crate) fn remove_keys(&self, keys: impl IntoIterator<Item = Bytes>) -> db::Result<()> {
+        let mut batch = Batch::default();
         for key in keys {
             batch.remove(self.full(&key));
         }
@@ -259,14 +252,14 @@ impl<'a> Space<'a> {
     }
 
     #[cfg(test)]
-    pub(crate) fn remove(&self, key: impl AsRef<[u8]>) -> sled::Result<Option<IVec>> {
+    pub(crate) fn remove(&self, key: impl AsRef<[u8]>) -> db::Result<Option<Bytes>> {
         self.tree.remove(self.full(key.as_ref()))
     }
 
     /// Removes every key of the tree at once.
     #[cfg(test)]
-    pub(crate) fn clear(&self) -> sled::Result<()> {
-        let mut batch = sled::Batch::default();
+    pub(crate) fn clear(&self) -> db::Result<()> {
+        let mut batch = Batch::default();
         for item in self.tree.scan_prefix([self.prefix]).keys() {
             batch.remove(item?);
         }
@@ -275,12 +268,12 @@ impl<'a> Space<'a> {
 }
 
 /// An iterator over a [`Space`]: `(key without prefix, value)`.
-pub(crate) struct Iter(sled::Iter);
+pub(crate) struct Iter(db::Iter);
 
-fn strip((key, value): (IVec, IVec)) -> (IVec, IVec) {
+fn strip((key, value): (Bytes, Bytes)) -> (Bytes, Bytes) {
     let len = key.len().saturating_sub(1);
     let key = if len == 0 {
-        IVec::default()
+        Bytes::default()
     } else {
         key.subslice(1, len)
     };
@@ -288,7 +281,7 @@ fn strip((key, value): (IVec, IVec)) -> (IVec, IVec) {
 }
 
 impl Iterator for Iter {
-    type Item = sled::Result<(IVec, IVec)>;
+    type Item = db::Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next().map(|r| r.map(strip))
@@ -308,7 +301,7 @@ mod tests {
     #[test]
     fn spaces_see_only_their_own_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = Db::open_default(dir.path()).unwrap();
         let tree = db.open_tree(STORE_TREE).unwrap();
         let cases = Space::new(&tree, TreeId::Cases);
         let events = Space::new(&tree, TreeId::Events);
@@ -319,7 +312,7 @@ mod tests {
             last.insert(k, b"l".as_slice()).unwrap();
         }
         events.insert("", b"empty key".as_slice()).unwrap();
-        fn keys(it: impl Iterator<Item = sled::Result<(IVec, IVec)>>) -> Vec<Vec<u8>> {
+        fn keys(it: impl Iterator<Item = db::Result<(Bytes, Bytes)>>) -> Vec<Vec<u8>> {
             it.map(|r| r.unwrap().0.to_vec()).collect()
         }
         assert_eq!(keys(cases.iter()), [b"a", b"b", b"c"]);

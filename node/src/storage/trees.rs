@@ -1,8 +1,9 @@
-//! The handle every part of storage works through: the store's one sled tree, read tree by
+//! The handle every part of storage works through: the store's one engine tree, read tree by
 //! tree (the key spaces of `keys`) through [`Space`]s, and what travels with it.
 
 use std::sync::Arc;
 
+use super::db::{self, Db};
 use super::keys::TreeId;
 use super::overlay::Pending;
 use super::secret::Secret;
@@ -10,15 +11,15 @@ use super::signals::Signals;
 use super::space::{STORE_TREE, Space};
 use crate::code::NodeCode;
 
-/// The store's sled tree, read tree by tree through [`Space`]s, and the signals the writer
-/// raises about it. Cheap to clone (a sled tree is a handle).
+/// The store's engine tree, read tree by tree through [`Space`]s, and the signals the writer
+/// raises about it. Cheap to clone (the engine tree is a handle).
 ///
 /// Also carries the code of the node the store belongs to, which derived data (statistics)
 /// depends on, and, in the writer thread's copy only, the writes of the batch in progress
-/// that are not in sled yet, with its unsettled statistics deltas (see `overlay`).
+/// that are not in the engine yet, with its unsettled statistics deltas (see `overlay`).
 #[derive(Clone)]
 pub(crate) struct Trees {
-    tree: sled::Tree,
+    tree: db::Tree,
     pub(crate) signals: Arc<Signals>,
     node: NodeCode,
     pub(crate) pending: Option<Arc<Pending>>,
@@ -27,8 +28,8 @@ pub(crate) struct Trees {
 }
 
 impl Trees {
-    /// The trees of the store's sled tree ([`STORE_TREE`]) in `db`.
-    pub(crate) fn open(db: &sled::Db, node: NodeCode) -> sled::Result<Trees> {
+    /// The trees of the store's engine tree ([`STORE_TREE`]) in `db`.
+    pub(crate) fn open(db: &Db, node: NodeCode) -> db::Result<Trees> {
         Ok(Trees {
             tree: db.open_tree(STORE_TREE)?,
             signals: Default::default(),
@@ -39,7 +40,8 @@ impl Trees {
     }
 
     /// The writer thread's copy: transactions collect their writes in the batch in progress
-    /// instead of writing to sled at once. `secret` is the store's, for settling statistics.
+    /// instead of writing to the engine at once. `secret` is the store's, for settling
+    /// statistics.
     pub(crate) fn for_writer(&self, secret: &Secret) -> Trees {
         Trees {
             pending: Some(Arc::new(Pending::new(secret.clone()))),
@@ -66,8 +68,8 @@ impl Trees {
         Space::new(&self.tree, id)
     }
 
-    /// The store's sled tree, holding every tree under its prefix byte.
-    pub(crate) fn sled(&self) -> &sled::Tree {
+    /// The store's engine tree, holding every tree under its prefix byte.
+    pub(crate) fn store_tree(&self) -> &db::Tree {
         &self.tree
     }
 }

@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use super::Db;
 use crate::storage::StorageError;
 
 /// The `op`s of the errors of [`Syncer`] met before any fsync: the named file or directory
@@ -54,7 +55,7 @@ impl Syncer {
     }
 
     /// Flushes sled's buffers and fsyncs every file and directory they reached.
-    pub(crate) fn sync(&mut self, db: &sled::Db) -> Result<(), StorageError> {
+    pub(crate) fn sync(&mut self, db: &Db) -> Result<(), StorageError> {
         db.flush()?;
         // fdatasync also persists the file size, which sync_file_range does not.
         self.db_file

@@ -2,6 +2,7 @@
 //! statistics yet (or an older format of them).
 
 use super::super::codec::{self, ValueKind};
+use super::super::db::Bytes;
 use super::super::keys::{self, TreeId};
 use super::super::secret::Secret;
 use super::super::trees::Trees;
@@ -58,7 +59,7 @@ fn rebuild(trees: &Trees, secret: &Secret, opened_at: Timestamp) -> Result<(), S
         let case: Case = codec::decode_case(TreeId::Cases, &key, &bytes)?;
         figures::apply_case(&mut own, &node, &case, true);
     }
-    let stale_keys = |tree: TreeId| -> Result<Vec<sled::IVec>, StorageError> {
+    let stale_keys = |tree: TreeId| -> Result<Vec<Bytes>, StorageError> {
         trees
             .get(tree)
             .iter()

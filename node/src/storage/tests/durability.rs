@@ -317,7 +317,7 @@ async fn open_checks_the_store_format() {
     );
 
     let store = {
-        let db = super::sled_again(dir.path());
+        let db = super::db_again(dir.path());
         db.open_tree(TreeId::Meta.name())
             .unwrap()
             .insert(keys::META_FORMAT, b"FQ\x05\x01\0\0\0\0\x01".as_slice())
@@ -344,7 +344,7 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
     super::to_older_layout(dir.path(), 2);
     {
         // An earlier move that stopped part-way: some keys already in the store tree.
-        let db = super::sled_again(dir.path());
+        let db = super::db_again(dir.path());
         let store_tree = db.open_tree(space::STORE_TREE).unwrap();
         let cases = db.open_tree(TreeId::Cases.name()).unwrap();
         let (key, value) = cases.iter().next().unwrap().unwrap();
@@ -361,13 +361,9 @@ async fn a_format_2_store_is_moved_into_one_tree_at_open() {
 
     // Only the store tree is left, and the old meta tree holds the format alone, so that an
     // older binary refuses the store instead of starting an empty one in it.
-    let db = super::sled_again(dir.path());
+    let db = super::db_again(dir.path());
     for id in TreeId::ALL.iter().filter(|&&t| t != TreeId::Meta) {
-        assert!(
-            !db.tree_names().iter().any(|n| n == id.name().as_bytes()),
-            "{} left behind",
-            id.name()
-        );
+        assert!(!db.has_tree(id.name()), "{} left behind", id.name());
     }
     let meta = db.open_tree(TreeId::Meta.name()).unwrap();
     assert_eq!(meta.len(), 1);
@@ -423,7 +419,7 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     {
         // The old meta tree of a format-3 store holds that format; a stray key in it must not
         // be taken for the metadata of a store still to be moved into the store tree.
-        let db = super::sled_again(dir.path());
+        let db = super::db_again(dir.path());
         let legacy = db.open_tree(TreeId::Meta.name()).unwrap();
         legacy.insert(keys::META_FORMAT, format_3.clone()).unwrap();
         legacy.insert(b"stray", b"x".as_slice()).unwrap();
@@ -469,7 +465,7 @@ async fn histories_of_single_events_and_of_runs_read_alike() {
     drop(store);
 
     // Builds that read format 3 now refuse the store: the old meta tree says the current one.
-    let db = super::sled_again(dir.path());
+    let db = super::db_again(dir.path());
     let legacy = db.open_tree(TreeId::Meta.name()).unwrap();
     let bytes = legacy.get(keys::META_FORMAT).unwrap().unwrap();
     let format: u32 = codec::decode_format(keys::META_FORMAT, &bytes).unwrap();

@@ -35,21 +35,18 @@ fn options() -> StoreOptions {
     StoreOptions::new(NodeCode::parse(NODE).unwrap(), Timestamp(0))
 }
 
-/// Opens the sled database in `dir` directly, as tests that simulate damage or older layouts
-/// do. After a handle on the same folder was dropped, sled's background I/O threads may hold its
-/// file lock for a moment longer: a lock error is retried for up to 5 seconds, as in
-/// [`Store::open_again`].
-fn sled_again(dir: &Path) -> sled::Db {
+/// Opens the database in `dir` directly (through `db`, with the engine's default settings),
+/// as tests that simulate damage or older layouts do. After a handle on the same folder was
+/// dropped, sled's background I/O threads may hold its file lock for a moment longer: a lock
+/// error is retried for up to 5 seconds, as in [`Store::open_again`].
+fn db_again(dir: &Path) -> db::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match sled::open(dir) {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
+        match db::Db::open_default(dir) {
+            Err(e) if e.is_locked() && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => return other.expect("open sled"),
+            other => return other.expect("open the database"),
         }
     }
 }
@@ -69,7 +66,7 @@ fn single_events(key: &[u8], run: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Every key and value of one tree of the store, read directly.
-fn raw_entries(store: &Store, tree: TreeId) -> Vec<(sled::IVec, sled::IVec)> {
+fn raw_entries(store: &Store, tree: TreeId) -> Vec<(db::Bytes, db::Bytes)> {
     store
         .inner
         .trees
@@ -93,7 +90,7 @@ fn legacy_index_entries(facets: &[u8]) -> Vec<(TreeId, Vec<u8>)> {
 /// tree, named after it, each event under its own key, separate status, risk and category
 /// indexes, and `format` in the meta tree.
 fn to_older_layout(dir: &Path, format: u32) {
-    let db = sled_again(dir);
+    let db = db_again(dir);
     let store = db.open_tree(space::STORE_TREE).unwrap();
     for item in store.iter() {
         let (key, value) = item.unwrap();

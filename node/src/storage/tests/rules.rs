@@ -278,7 +278,7 @@ async fn a_format_1_store_is_upgraded_at_open() {
     // What a version-1 store looks like: a sled tree per tree, no person index, format 1.
     super::to_older_layout(dir.path(), 1);
     {
-        let db = super::sled_again(dir.path());
+        let db = super::db_again(dir.path());
         db.drop_tree(TreeId::ByPerson.name()).unwrap();
         db.flush().unwrap();
     }
@@ -383,7 +383,7 @@ async fn the_activity_index_is_built_for_a_format_7_store() {
     drop(store);
     {
         // What format 7 wrote: no activity entries.
-        let db = super::sled_again(dir.path());
+        let db = super::db_again(dir.path());
         let tree = db.open_tree(space::STORE_TREE).unwrap();
         let prefix = [TreeId::ByActivity.prefix()];
         for item in tree.scan_prefix(prefix) {

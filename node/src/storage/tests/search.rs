@@ -51,7 +51,7 @@ async fn phones_ids_handlers_and_supervision_find_their_cases() {
         [a.id.as_str()]
     );
     // No phone or ID number in clear in any key of the store.
-    for item in store.inner.trees.sled().iter() {
+    for item in store.inner.trees.store_tree().iter() {
         let (key, _) = item.unwrap();
         let key = String::from_utf8_lossy(&key);
         assert!(!key.contains("13812345678") && !key.contains("610102199001011231"));
