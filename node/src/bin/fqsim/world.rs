@@ -655,7 +655,19 @@ impl World {
     /// Stops `code` and starts it on a new folder restored from one of its older copies
     /// (`fqnode restore`). Returns when that copy was taken.
     pub async fn restore(&mut self, code: &NodeCode) -> Result<Option<Timestamp>, String> {
-        let backups = self.nodes[code].backups.clone();
+        // Neighbours keep what this node acknowledged for `federation.keep_delivered` (7
+        // days) so that it gets them again: the federation's promises hold for a copy younger
+        // than that (a nightly backup), with a day to spare for clocks that disagree. An older
+        // copy loses what was relayed through the node since, and says so (`link_resync`).
+        let now = self.nodes[code].clock.now();
+        let window = fengqiao_node::config::FederationConfig::default().keep_delivered;
+        let youngest = Timestamp(now.0 - window.as_millis() as i64 + 86_400_000);
+        let backups: Vec<(PathBuf, Timestamp)> = self.nodes[code]
+            .backups
+            .iter()
+            .filter(|(_, at)| *at >= youngest)
+            .cloned()
+            .collect();
         let Some((file, at)) = self.pick(&backups).cloned() else {
             return Ok(None);
         };
