@@ -162,6 +162,9 @@ impl App {
         view: &View,
         kind: OrderKind,
     ) -> Result<(), Error> {
+        // The owner refuses an order about an id no case can have: refused here, before it
+        // is queued and the caller told it is on its way.
+        crate::storage::check_message_case_id(id)?;
         let fed = &self.state.federation;
         let Some(target) = self
             .known_owner(id, view)
@@ -331,5 +334,64 @@ impl App {
             .federation
             .links
             .report(&self.state.store, self.now())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::Policy;
+    use crate::service::NodeState;
+
+    const TOWNSHIP: &str = "610116001";
+    const VILLAGE: &str = "610116001001";
+
+    /// Found by fuzzing the operator API: an order about a case id the owner refuses on
+    /// arrival (over 128 bytes, or with a NUL) was queued, and the caller told it was on its
+    /// way.
+    #[tokio::test]
+    async fn an_order_about_a_case_id_no_node_accepts_is_invalid_and_not_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(Timestamp(1_714_521_600_000)));
+        let state = NodeState::for_tests(dir.path(), TOWNSHIP, clock, Policy::default(), None);
+        let village = NodeCode::parse(VILLAGE).unwrap();
+        state
+            .federation
+            .links
+            .heard(&village, Timestamp(1_714_521_600_000), 0);
+        let app = App::new(Arc::new(state));
+        let director =
+            Identity::operator(NodeCode::parse(TOWNSHIP).unwrap(), Role::Director, "wang").unwrap();
+        for id in [
+            format!("{VILLAGE}-{}", "x".repeat(200)),
+            format!("{VILLAGE}-a\0b"),
+        ] {
+            let e = app
+                .supervise(&director, id.clone(), "请尽快办理".into(), None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, Error::Domain(DomainError::InvalidArgument { .. })),
+                "{e}"
+            );
+            let e = app
+                .transfer(&director, id, VILLAGE, "交村办理".into())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, Error::Domain(DomainError::InvalidArgument { .. })),
+                "{e}"
+            );
+        }
+        assert_eq!(app.state.store.outbox_stats(&village).unwrap().len, 0);
+        // A well-formed id of a case below is ordered as before.
+        let ok = format!("{VILLAGE}-20240501-000001");
+        app.supervise(&director, ok, "请尽快办理".into(), None)
+            .await
+            .unwrap();
+        assert_eq!(app.state.store.outbox_stats(&village).unwrap().len, 1);
     }
 }

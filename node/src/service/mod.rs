@@ -5,6 +5,8 @@
 pub mod backup;
 pub mod case;
 pub mod exchange;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 mod moves;
 pub mod stats;
 pub mod users;
@@ -56,7 +58,7 @@ impl NodeState {
 
     /// A node's state over a real store in `dir` (`dir/data`, reports in `dir/reports`), with
     /// default deadlines and federation settings, for tests in process.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn for_tests(
         dir: &std::path::Path,
         code: &str,

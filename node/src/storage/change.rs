@@ -761,6 +761,12 @@ where
             return Err(abort(WriteError::NotFound(case_id.to_owned())));
         };
         let (after, events, alerts) = f(&before).map_err(abort)?;
+        // A change that changes nothing (a command given the current values, supervision
+        // asked for again) writes nothing: in particular it owes the case's supervisors no
+        // copy, which writing the same case again would queue.
+        if events.is_empty() && alerts.is_empty() && after == before {
+            return Ok(Some(after));
+        }
         check_size(tx, &before, &after, &events)?;
         let change = Change {
             before: Some(&before),

@@ -81,6 +81,8 @@ mod codec;
 mod commit;
 mod db;
 mod federation;
+#[cfg(any(test, feature = "fuzzing"))]
+mod fingerprint;
 mod keys;
 mod knowledge;
 mod migrate;
@@ -107,6 +109,8 @@ use crate::stats::{Bucket, Cells, Dim, Kind};
 
 use codec::ValueKind;
 pub use federation::{Applied, LinkRecord, QueueStats, Resync};
+#[cfg(any(test, feature = "fuzzing"))]
+pub use fingerprint::{Change, Fingerprint, Written};
 use keys::TreeId;
 use secret::Secret;
 use trees::Trees;

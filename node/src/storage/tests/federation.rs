@@ -257,6 +257,33 @@ async fn a_node_without_a_parent_link_queues_no_copies_for_supervisors_above_it(
     assert!(store.outbox_peers().unwrap().is_empty());
 }
 
+/// Found by the fuzzing of the operator API: a command that changed nothing (ChangeRisk to
+/// the colour the case has) queued a copy for the case's supervisors all the same.
+#[tokio::test]
+async fn an_update_that_changes_nothing_writes_nothing_and_owes_no_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_again(
+        dir.path(),
+        &StoreOptions {
+            uplink: Some(code(PARENT)),
+            ..super::options()
+        },
+    )
+    .unwrap();
+    let case = register_shaped(&store, "k1", |c| {
+        c.supervising_nodes = vec![PARENT.into()];
+    })
+    .await;
+    let before = store.fingerprint();
+    let same = store
+        .update(case.id.clone(), |c| Ok((c.clone(), Vec::new())))
+        .await
+        .unwrap();
+    assert_eq!(same, case);
+    assert_eq!(before.changes(&store.fingerprint()), Vec::new());
+    assert_eq!(store.outbox_stats(&code(PARENT)).unwrap().len, 1);
+}
+
 #[tokio::test]
 async fn link_records_keep_the_last_word_and_the_first_start_across_a_restart() {
     use crate::storage::LinkRecord;
