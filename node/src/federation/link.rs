@@ -131,19 +131,7 @@ fn prepare(
     let messages = queued
         .iter()
         .map(|(seq, e)| {
-            // The message's federation-wide id follows it across tiers in every node's log:
-            // "message sent" where it was made, "passed on" at each node between, "applied"
-            // where it was for (relays are logged as they arrive).
-            if e.message.origin == fed.me {
-                tracing::info!(
-                    trace_id = %e.message.id(),
-                    case_id = e.message.case_id(),
-                    kind = e.message.kind(),
-                    link_seq = *seq,
-                    to = %parent,
-                    "message sent"
-                );
-            }
+            fed.log_sent(*seq, e, parent);
             let envelope = wire::queued_envelope(*seq, e);
             let size = prost::Message::encoded_len(&envelope);
             if size <= fed.batch_bytes {

@@ -287,6 +287,22 @@ impl Federation {
         Ok(applied)
     }
 
+    /// Logs "message sent" for an entry this node made, queued at link seq `seq` for `to`:
+    /// the message's federation-wide id follows it across tiers in every node's log ("sent"
+    /// where it was made, "passed on" at each node between, "applied" where it was for).
+    pub fn log_sent(&self, seq: u64, e: &crate::protocol::message::OutboxEntry, to: &NodeCode) {
+        if e.message.origin == self.me {
+            tracing::info!(
+                trace_id = %e.message.id(),
+                case_id = e.message.case_id(),
+                kind = e.message.kind(),
+                link_seq = seq,
+                to = %to,
+                "message sent"
+            );
+        }
+    }
+
     /// Takes poll number `seq` of `child` (see [`Polls::take`]).
     pub fn take_poll(&self, child: &NodeCode, seq: u64) -> bool {
         self.polls.take(child, seq)

@@ -349,16 +349,7 @@ pub async fn pull_batch(
     let messages = queued
         .iter()
         .map(|(seq, e)| {
-            if e.message.origin == fed.me {
-                tracing::info!(
-                    trace_id = %e.message.id(),
-                    case_id = e.message.case_id(),
-                    kind = e.message.kind(),
-                    link_seq = *seq,
-                    to = %child,
-                    "message sent"
-                );
-            }
+            fed.log_sent(*seq, e, child);
             wire::queued_envelope(*seq, e)
         })
         .collect();
